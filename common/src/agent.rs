@@ -1,0 +1,341 @@
+//! The HTTP protocol layer both agents share (DESIGN.md section 3).
+//!
+//! `command(f)` turns `async fn(State, Request) -> Result<Reply, ApiError>`
+//! into an axum POST handler that:
+//! * decodes the body leniently (missing fields take defaults, unknown fields
+//!   are ignored, Go-style capitalised keys are accepted) and answers 400 naming
+//!   the JSON path when a value has the wrong type;
+//! * with `callbackurl` + `taskuuid` headers (async mode, what ZStack sends)
+//!   answers 200 at once, runs `f`, and POSTs the reply to the callback;
+//! * without `callbackurl` (sync mode) answers with the reply itself:
+//!   200, or 400/409/500 by the error's kind.
+//!
+//! `f` always runs in its own task, so a client that disconnects cannot
+//! cancel an apply half-way.
+
+use std::future::Future;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, post};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::callback;
+
+pub const HEADER_TASK_UUID: &str = "taskuuid";
+pub const HEADER_CALLBACK_URL: &str = "callbackurl";
+
+/// Largest request body accepted: a `/refreshDhcpServer` or `/synceip` for a
+/// big network carries every entry in one request.
+pub const MAX_BODY: usize = 64 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or names something that does not exist.
+    BadRequest,
+    /// The request contradicts the current state (e.g. a VIP already used).
+    Conflict,
+    /// Applying failed on the box.
+    Internal,
+}
+
+/// A failed command: the message goes into the reply's `error` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorKind::BadRequest,
+            message: m.into(),
+        }
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorKind::Conflict,
+            message: m.into(),
+        }
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorKind::Internal,
+            message: m.into(),
+        }
+    }
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// An empty successful reply (`{"success":true,"error":""}`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Ok {}
+
+/// The reply envelope: the reply's own fields plus `success` and `error`,
+/// which are always present (a failure is never reported as success).
+pub fn envelope<R: Serialize>(result: &Result<R, ApiError>) -> Value {
+    let mut obj = Map::new();
+    match result {
+        Result::Ok(r) => {
+            if let Ok(Value::Object(fields)) = serde_json::to_value(r) {
+                obj = fields;
+            }
+            obj.insert("success".into(), Value::Bool(true));
+            obj.insert("error".into(), Value::String(String::new()));
+        }
+        Err(e) => {
+            obj.insert("success".into(), Value::Bool(false));
+            obj.insert("error".into(), Value::String(e.message.clone()));
+        }
+    }
+    strip_nulls(&mut obj);
+    Value::Object(obj)
+}
+
+fn strip_nulls(obj: &mut Map<String, Value>) {
+    obj.retain(|_, v| !v.is_null());
+    for v in obj.values_mut() {
+        if let Value::Object(o) = v {
+            strip_nulls(o);
+        }
+    }
+}
+
+/// Go's encoding/json matches keys case-insensitively and some zvr structs
+/// use capitalised keys (`Mac`, `Ip6`); accept those by lowering the first
+/// letter of every key that starts with an uppercase one.
+fn normalize_keys(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.keys().any(|k| k.starts_with(|c: char| c.is_ascii_uppercase())) {
+                let old = std::mem::take(map);
+                for (k, mut val) in old {
+                    normalize_keys(&mut val);
+                    let mut chars = k.chars();
+                    let key = match chars.next() {
+                        Some(c) if c.is_ascii_uppercase() => {
+                            c.to_ascii_lowercase().to_string() + chars.as_str()
+                        }
+                        _ => k,
+                    };
+                    // An exact camelCase key wins over a case variant.
+                    map.entry(key).or_insert(val);
+                }
+            } else {
+                map.values_mut().for_each(normalize_keys);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(normalize_keys),
+        _ => {}
+    }
+}
+
+/// Decode a command body; the error names the JSON path of the bad value.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body).unwrap_or("");
+    let mut v: Value = if text.trim().is_empty() {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?
+    };
+    if v.is_null() {
+        v = Value::Object(Map::new());
+    }
+    normalize_keys(&mut v);
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::bad_request(format!("field {path}: {}", e.into_inner()))
+    })
+}
+
+/// An axum POST route for one protocol command.
+pub fn command<S, Req, Rsp, F, Fut>(f: F) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Req: DeserializeOwned + Send + 'static,
+    Rsp: Serialize + Send + 'static,
+    F: Fn(S, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Rsp, ApiError>> + Send + 'static,
+{
+    post(
+        move |State(state): State<S>, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let f = f.clone();
+            async move {
+                let path = uri.path().to_string();
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                        .filter(|s| !s.is_empty())
+                };
+                let callback = header(HEADER_CALLBACK_URL);
+                let task = header(HEADER_TASK_UUID);
+                if callback.is_some() && task.is_none() {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        "callbackurl given without taskuuid header",
+                    )
+                        .into_response();
+                }
+                let req: Req = match decode(&body) {
+                    Result::Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(%path, error = %e, "rejected request body");
+                        return (e.status(), axum::Json(envelope::<Ok>(&Err(e)))).into_response();
+                    }
+                };
+                let run = tokio::spawn(async move {
+                    let result = f(state, req).await;
+                    if let Err(e) = &result {
+                        tracing::warn!(%path, error = %e, "command failed");
+                    }
+                    (result.as_ref().err().map(ApiError::status), envelope(&result))
+                });
+                match (callback, task) {
+                    (Some(url), Some(task)) => {
+                        tokio::spawn(async move {
+                            if let Result::Ok((_, body)) = run.await {
+                                callback::deliver(&url, &task, &body).await;
+                            }
+                        });
+                        (StatusCode::OK, "\"\"").into_response()
+                    }
+                    _ => match run.await {
+                        Result::Ok((status, body)) => {
+                            (status.unwrap_or(StatusCode::OK), axum::Json(body)).into_response()
+                        }
+                        Err(e) => (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(envelope::<Ok>(&Err(ApiError::internal(format!(
+                                "command task failed: {e}"
+                            ))))),
+                        )
+                            .into_response(),
+                    },
+                }
+            }
+        },
+    )
+}
+
+/// Unknown paths answer 404 with a text body, as zvr does; controllers use it
+/// to detect agents that lack a feature.
+pub async fn not_found(uri: Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("no plugin registered the path[{}]", uri.path()),
+    )
+        .into_response()
+}
+
+/// Finish a router: unknown paths 404, large bodies allowed.
+pub fn finish<S: Clone + Send + Sync + 'static>(router: Router<S>, state: S) -> Router {
+    router
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde::Deserialize;
+    use tower::ServiceExt;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Cmd {
+        mac: String,
+        is_default_route: bool,
+        mtu: Option<i64>,
+    }
+
+    #[test]
+    fn decode_is_lenient() {
+        let c: Cmd = decode(br#"{"Mac":"aa","isDefaultRoute":true,"extra":1}"#).unwrap();
+        assert_eq!(c.mac, "aa");
+        assert!(c.is_default_route);
+        assert_eq!(c.mtu, None);
+        let c: Cmd = decode(b"").unwrap();
+        assert_eq!(c.mac, "");
+        let e = decode::<Cmd>(br#"{"mtu":"x"}"#).unwrap_err();
+        assert!(e.message.contains("field mtu"), "{}", e.message);
+    }
+
+    #[test]
+    fn envelope_always_has_success_and_error() {
+        #[derive(Serialize)]
+        struct R {
+            uuid: String,
+            gone: Option<String>,
+        }
+        let v = envelope(&Result::Ok(R {
+            uuid: "u".into(),
+            gone: None,
+        }));
+        assert_eq!(v, serde_json::json!({"uuid":"u","success":true,"error":""}));
+        let v = envelope::<Ok>(&Err(ApiError::conflict("boom")));
+        assert_eq!(v, serde_json::json!({"success":false,"error":"boom"}));
+    }
+
+    fn app() -> Router {
+        async fn h(_: (), c: Cmd) -> Result<Ok, ApiError> {
+            if c.mac == "bad" {
+                Err(ApiError::conflict("mac bad"))
+            } else {
+                Result::Ok(Ok {})
+            }
+        }
+        finish(Router::new().route("/x", command(h)), ())
+    }
+
+    async fn call(req: Request<Body>) -> (StatusCode, String) {
+        let rsp = app().oneshot(req).await.unwrap();
+        let status = rsp.status();
+        let b = axum::body::to_bytes(rsp.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&b).to_string())
+    }
+
+    #[tokio::test]
+    async fn sync_mode_status_codes() {
+        let ok = Request::post("/x").body(Body::from(r#"{"mac":"a"}"#)).unwrap();
+        assert_eq!(call(ok).await.0, StatusCode::OK);
+        let conflict = Request::post("/x").body(Body::from(r#"{"mac":"bad"}"#)).unwrap();
+        let (s, b) = call(conflict).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert!(b.contains("mac bad"));
+        let bad = Request::post("/x").body(Body::from("{nope")).unwrap();
+        assert_eq!(call(bad).await.0, StatusCode::BAD_REQUEST);
+        let missing = Request::post("/nosuchpath").body(Body::empty()).unwrap();
+        let (s, b) = call(missing).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(b, "no plugin registered the path[/nosuchpath]");
+        let half = Request::post("/x")
+            .header("callbackurl", "http://127.0.0.1:1/cb")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(half).await.0, StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,8 @@
+//! Shared by both agents: validation newtypes (`net`), the ZStack wire types
+//! (`vr`), and the HTTP protocol layer (`agent`, `callback`) that gives every
+//! command the async-callback and sync modes of DESIGN.md section 3.
+
+pub mod agent;
+pub mod callback;
+pub mod net;
+pub mod vr;
