@@ -1,1 +1,83 @@
+//! vr-agent: the agent inside the virtual router.
+//!
+//! * `api/`    HTTP routes (ZStack's VR protocol) -> model edits
+//! * `model/`  the desired state and the edits commands make to it
+//! * `engine`  the single writer that applies edits to the box
+//! * `plan/`   pure functions: desired state -> nft text, link operations
+//! * `sys/`    side effects, one trait each (nft, netlink, conntrack, store)
 
+pub mod api;
+pub mod engine;
+pub mod model;
+pub mod plan;
+pub mod sys;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use crate::engine::Engine;
+use crate::sys::Sys;
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    /// How often our nft table is compared with the desired state.
+    pub drift_check: Duration,
+}
+
+/// The real side-effect implementations.
+pub fn real_sys(state_dir: &std::path::Path) -> anyhow::Result<Sys> {
+    Ok(Sys {
+        firewall: Arc::new(sys::firewall::Nft),
+        netlink: Arc::new(sys::netlink::RtNetlink::new()?),
+        conntrack: Arc::new(sys::conntrack::ConntrackTool),
+        store: Arc::new(sys::store::FileStore::new(state_dir)?),
+    })
+}
+
+/// Routing is the router's job; a new network namespace starts with it off.
+fn enable_forwarding() {
+    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+        tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
+    }
+}
+
+/// Re-apply the persisted state, then serve until `shutdown` resolves.
+pub async fn run(
+    cfg: Config,
+    sys: Sys,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    enable_forwarding();
+    let engine = Arc::new(Mutex::new(Engine::start(sys, cfg.listen.port()).await?));
+    let state = api::AppState {
+        engine: engine.clone(),
+        uuid: Arc::new(RwLock::new(String::new())),
+    };
+    let drift = tokio::spawn(drift_loop(engine, cfg.drift_check));
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    tracing::info!(listen = %cfg.listen, state_dir = %cfg.state_dir.display(), "vr-agent serving");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    drift.abort();
+    Ok(())
+}
+
+async fn drift_loop(engine: Arc<Mutex<Engine>>, every: Duration) {
+    if every.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = engine.lock().await.check_drift().await {
+            tracing::warn!(error = %e, "drift check failed");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! HTTP routes: ZStack's VR paths plus `/healthz` and `/state`.
+//!
+//! Every mutating handler converts the protocol body into an [`Edit`]
+//! (a malformed entry is a 400 naming the entry and field), then hands it
+//! to the engine, which applies it under its lock.
+
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use common::agent::{self, ApiError, Ok, command};
+use common::vr;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::engine::Engine;
+use crate::model::{Edit, from_wire};
+
+/// Protocol level reported to the controller as `zvrVersion`: the ZStack
+/// controller wants four numeric parts and redeploys agents it finds older
+/// than its own, so this names the zvr protocol level we implement.
+pub const ZVR_VERSION: &str = "5.2.0.0";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Mutex<Engine>>,
+    /// Set by `/init`; `/ping` reads it without waiting for the engine.
+    pub uuid: Arc<RwLock<String>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let r = Router::new()
+        .route("/echo", command(echo))
+        .route("/type", command(type_))
+        .route("/test", command(test))
+        .route("/init", command(init))
+        .route("/ping", command(ping))
+        .route("/configurenic", command(configure_nic))
+        .route("/removenic", command(remove_nic))
+        .route("/configurenicdefaultaction", command(nic_default_action))
+        .route("/setsnat", command(set_snat))
+        .route("/removesnat", command(remove_snat))
+        .route("/syncsnat", command(sync_snat))
+        .route("/setsnatservicestate", command(set_snat_state))
+        .route("/createvip", command(create_vip))
+        .route("/removevip", command(remove_vip))
+        .route("/createportforwarding", command(create_pf))
+        .route("/revokeportforwarding", command(revoke_pf))
+        .route("/syncportforwarding", command(sync_pf))
+        .route("/createeip", command(create_eip))
+        .route("/removeeip", command(remove_eip))
+        .route("/synceip", command(sync_eip))
+        .route("/healthz", get(healthz))
+        .route("/state", get(state_json));
+    agent::finish(r, state)
+}
+
+fn bad(e: from_wire::FieldError) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+async fn apply(s: &AppState, edit: Edit) -> Result<Ok, ApiError> {
+    s.engine.lock().await.apply(edit).await?;
+    Result::Ok(Ok {})
+}
+
+async fn echo(_: AppState, _: serde_json::Value) -> Result<Ok, ApiError> {
+    Result::Ok(Ok {})
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeRsp {
+    is_vyos: bool,
+}
+
+async fn type_(_: AppState, _: vr::UuidCmd) -> Result<TypeRsp, ApiError> {
+    Result::Ok(TypeRsp { is_vyos: false })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TestRsp {
+    zvr_version: &'static str,
+}
+
+async fn test(_: AppState, _: vr::UuidCmd) -> Result<TestRsp, ApiError> {
+    Result::Ok(TestRsp {
+        zvr_version: ZVR_VERSION,
+    })
+}
+
+fn kernel_version() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
+    if let Some(range) = cmd.parms.get("ipv4LocalPortRange") {
+        set_local_port_range(range)?;
+    }
+    *s.uuid.write().unwrap() = cmd.uuid.clone();
+    tracing::info!(uuid = %cmd.uuid, "initialised by the controller");
+    Result::Ok(vr::InitRsp {
+        uuid: cmd.uuid,
+        zvr_version: ZVR_VERSION.into(),
+        vyos_version: String::new(),
+        kernel_version: kernel_version(),
+        ipsec_current_version: String::new(),
+        ipsec_latest_version: String::new(),
+    })
+}
+
+/// `ipv4LocalPortRange` ("1024-65000"); like zvr, values with a zero are
+/// ignored, and the low end must be at least 1024.
+fn set_local_port_range(range: &str) -> Result<(), ApiError> {
+    let bad = || ApiError::bad_request(format!("parms.ipv4LocalPortRange: {range:?} is not LOW-HIGH with 1024 <= LOW < HIGH <= 65535"));
+    let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
+    let (lo, hi): (u32, u32) = (lo.trim().parse().map_err(|_| bad())?, hi.trim().parse().map_err(|_| bad())?);
+    if lo == 0 || hi == 0 {
+        return Result::Ok(());
+    }
+    if lo < 1024 || hi > 65535 || lo >= hi {
+        return Err(bad());
+    }
+    std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", format!("{lo} {hi}"))
+        .map_err(|e| ApiError::internal(format!("cannot set ip_local_port_range: {e}")))
+}
+
+async fn ping(s: AppState, _: vr::UuidCmd) -> Result<vr::PingRsp, ApiError> {
+    let mut services = std::collections::BTreeMap::new();
+    services.insert("IPsec".to_string(), Default::default());
+    Result::Ok(vr::PingRsp {
+        uuid: s.uuid.read().unwrap().clone(),
+        version: ZVR_VERSION.into(),
+        ha_status: "NoHa".into(),
+        healthy: true,
+        health_detail: String::new(),
+        service_health_list: services,
+    })
+}
+
+async fn configure_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::ConfigureNics(from_wire::nics(&c.nics).map_err(bad)?)).await
+}
+
+async fn remove_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::RemoveNics(from_wire::nic_macs(&c.nics).map_err(bad)?)).await
+}
+
+async fn nic_default_action(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::SetDefaultActions(from_wire::default_actions(&c.nics).map_err(bad)?)).await
+}
+
+async fn set_snat(s: AppState, c: vr::SetSnatCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::SetSnat(from_wire::snat("snat", &c.snat).map_err(bad)?)).await
+}
+
+async fn remove_snat(s: AppState, c: vr::RemoveSnatCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::RemoveSnats(from_wire::snats("natInfo", &c.nat_info).map_err(bad)?)).await
+}
+
+async fn sync_snat(s: AppState, c: vr::SyncSnatCmd) -> Result<Ok, ApiError> {
+    let snats = from_wire::snats("snats", &c.snats).map_err(bad)?;
+    apply(&s, Edit::SyncSnats { snats, enable: c.enable }).await
+}
+
+async fn set_snat_state(s: AppState, c: vr::SetSnatServiceStateCmd) -> Result<vr::SnatServiceStateRsp, ApiError> {
+    let snats = from_wire::snats("snats", &c.snats).map_err(bad)?;
+    apply(&s, Edit::SetSnatState { snats, enabled: c.enabled }).await?;
+    Result::Ok(vr::SnatServiceStateRsp {
+        service_status: if c.enabled { "enable" } else { "disable" }.into(),
+    })
+}
+
+async fn create_vip(s: AppState, c: vr::CreateVipCmd) -> Result<Ok, ApiError> {
+    let vips = from_wire::vips(&c.vips).map_err(bad)?;
+    let primaries = if c.sync_vip {
+        from_wire::nic_ips(&c.nic_ips).map_err(bad)?
+    } else {
+        vec![]
+    };
+    apply(&s, Edit::CreateVips { vips, primaries }).await
+}
+
+async fn remove_vip(s: AppState, c: vr::RemoveVipCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::RemoveVips(from_wire::vip_ips(&c.vips).map_err(bad)?)).await
+}
+
+async fn create_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::CreatePortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?)).await
+}
+
+async fn revoke_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
+    let uuids = c.rules.iter().map(|r| r.uuid.trim().to_string()).collect();
+    apply(&s, Edit::RevokePortForwards(uuids)).await
+}
+
+async fn sync_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::SyncPortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?)).await
+}
+
+async fn create_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::CreateEip(from_wire::eip("eip", &c.eip).map_err(bad)?)).await
+}
+
+async fn remove_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
+    let vip = from_wire::eip("eip", &c.eip).map_err(bad)?.vip;
+    apply(&s, Edit::RemoveEip(vip)).await
+}
+
+async fn sync_eip(s: AppState, c: vr::SyncEipCmd) -> Result<Ok, ApiError> {
+    apply(&s, Edit::SyncEips(from_wire::eips(&c.eips).map_err(bad)?)).await
+}
+
+async fn healthz(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
+    let initialised = !s.uuid.read().unwrap().is_empty();
+    axum::Json(serde_json::json!({"status": "ok", "initialised": initialised}))
+}
+
+async fn state_json(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
+    let e = s.engine.lock().await;
+    axum::Json(serde_json::json!({
+        "generation": e.generation(),
+        "model": e.model(),
+        "stats": e.stats,
+    }))
+}

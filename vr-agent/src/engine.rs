@@ -1,0 +1,305 @@
+//! The single writer: owns the desired state and every side effect.
+//!
+//! Each command is one [`Edit`]: applied to a copy of the model, validated as
+//! a whole, rendered, applied to the box (nft transaction, then links), and
+//! only then kept and persisted. A failure anywhere leaves the previous state
+//! in force; nothing of a bad batch is applied.
+
+use std::time::Instant;
+
+use common::agent::ApiError;
+
+use crate::model::{Edit, Model};
+use crate::plan::links::{self, LinkOp};
+use crate::plan::nat::{self, Observed, Ruleset};
+use crate::sys::Sys;
+use crate::sys::firewall::census;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Apply(String),
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        match e {
+            EngineError::BadRequest(m) => ApiError::bad_request(m),
+            EngineError::Conflict(m) => ApiError::conflict(m),
+            EngineError::Apply(m) => ApiError::internal(m),
+        }
+    }
+}
+
+fn apply_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Apply(e.to_string())
+}
+
+pub struct Engine {
+    sys: Sys,
+    model: Model,
+    generation: u64,
+    /// What our nft table holds; None when unknown (then the next change
+    /// replaces the whole table).
+    applied: Option<Ruleset>,
+    agent_port: u16,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Stats {
+    pub applies: u64,
+    pub failures: u64,
+    pub full_renders: u64,
+    pub drift_repairs: u64,
+    pub conntrack_deleted: u64,
+}
+
+impl Engine {
+    /// Load the persisted state and put it back on the box, so a restarted
+    /// agent serves its networks before the controller says anything.
+    pub async fn start(sys: Sys, agent_port: u16) -> Result<Engine, EngineError> {
+        let (generation, model) = sys.store.load().map_err(apply_err)?.unwrap_or_default();
+        let mut engine = Engine {
+            sys,
+            model,
+            generation,
+            applied: None,
+            agent_port,
+            stats: Stats::default(),
+        };
+        let t = Instant::now();
+        match engine.reconcile().await {
+            Ok(()) => tracing::info!(
+                generation,
+                ms = t.elapsed().as_millis() as u64,
+                "persisted state re-applied"
+            ),
+            // Keep serving: the controller's resync will fix or report it.
+            Err(e) => tracing::error!(generation, error = %e, "re-applying persisted state failed"),
+        }
+        Ok(engine)
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub async fn apply(&mut self, edit: Edit) -> Result<(), EngineError> {
+        let t = Instant::now();
+        let r = self.apply_inner(&edit).await;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        match &r {
+            Ok(()) => {
+                self.stats.applies += 1;
+                tracing::info!(edit = edit_name(&edit), generation = self.generation, ms, "applied");
+            }
+            Err(e) => {
+                self.stats.failures += 1;
+                tracing::warn!(edit = edit_name(&edit), error = %e, ms, "not applied");
+            }
+        }
+        r
+    }
+
+    async fn apply_inner(&mut self, edit: &Edit) -> Result<(), EngineError> {
+        let invalid = |m: String| {
+            if edit.is_sync() {
+                EngineError::BadRequest(m)
+            } else {
+                EngineError::Conflict(m)
+            }
+        };
+        let mut next = self.model.clone();
+        next.apply(edit).map_err(|e| invalid(e.0))?;
+        next.validate().map_err(|e| invalid(e.0))?;
+        let links = self.sys.netlink.links().await.map_err(apply_err)?;
+        let obs = Observed {
+            links: &links,
+            agent_port: self.agent_port,
+        };
+        let ruleset = nat::render(&next, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
+        let ops = links::plan(Some(&self.model), &next, Some(edit), &links)
+            .map_err(|e| EngineError::BadRequest(e.0))?;
+
+        let change = nat::change(self.applied.as_ref(), &ruleset);
+        if let Some(c) = &change {
+            self.apply_nft(c, &ruleset).await?;
+        }
+        if let Err(e) = self.run_link_ops(&ops).await {
+            // Put the firewall back as it was before this edit.
+            if change.is_some() {
+                let old = nat::render(&self.model, &obs).ok();
+                let restored = match &old {
+                    Some(o) => self.sys.firewall.apply(&nat::full(None, o).script).await.is_ok(),
+                    None => false,
+                };
+                self.applied = if restored { old } else { None };
+            }
+            return Err(e);
+        }
+        self.applied = Some(ruleset);
+        if let Some(c) = change {
+            self.clean_conntrack(&c.stale).await;
+        }
+        self.model = next;
+        self.generation += 1;
+        self.sys
+            .store
+            .record(self.generation, edit, &self.model)
+            .map_err(|e| EngineError::Apply(format!("applied, but not persisted: {e}")))
+    }
+
+    /// Apply a change; an incremental change that the kernel refuses means
+    /// our table drifted, so replace it whole.
+    async fn apply_nft(&mut self, c: &nat::Change, ruleset: &Ruleset) -> Result<(), EngineError> {
+        match self.sys.firewall.apply(&c.script).await {
+            Ok(()) => {
+                if c.full {
+                    self.stats.full_renders += 1;
+                }
+                Ok(())
+            }
+            Err(e) if !c.full => {
+                tracing::warn!(error = %e, "incremental nft change refused; replacing the table");
+                self.stats.drift_repairs += 1;
+                self.stats.full_renders += 1;
+                self.sys
+                    .firewall
+                    .apply(&nat::full(None, ruleset).script)
+                    .await
+                    .map_err(apply_err)
+            }
+            Err(e) => Err(apply_err(e)),
+        }
+    }
+
+    async fn run_link_ops(&self, ops: &[LinkOp]) -> Result<(), EngineError> {
+        let nl = &self.sys.netlink;
+        let mut announce = vec![];
+        for op in ops {
+            match op {
+                LinkOp::Up { ifname, mtu } => nl.up(ifname, *mtu).await,
+                LinkOp::AddAddr { ifname, ip, prefix } => nl.add_addr(ifname, *ip, *prefix).await,
+                LinkOp::DelAddr { ifname, ip, prefix } => nl.del_addr(ifname, *ip, *prefix).await,
+                LinkOp::DefaultRoute { ifname, gateway } => nl.default_route(ifname, *gateway).await,
+                LinkOp::PrimaryFirst { ifname, ip, prefix } => {
+                    let addrs = nl.addrs(ifname).await.map_err(apply_err)?;
+                    if addrs.first() == Some(&(*ip, *prefix)) {
+                        Ok(())
+                    } else {
+                        tracing::info!(%ifname, %ip, "re-ordering addresses so the NIC's own IP is first");
+                        for (a, p) in &addrs {
+                            nl.del_addr(ifname, *a, *p).await.map_err(apply_err)?;
+                        }
+                        nl.add_addr(ifname, *ip, *prefix).await.map_err(apply_err)?;
+                        for (a, p) in addrs.iter().filter(|x| **x != (*ip, *prefix)) {
+                            nl.add_addr(ifname, *a, *p).await.map_err(apply_err)?;
+                        }
+                        Ok(())
+                    }
+                }
+                LinkOp::Announce { ifname, ip } => {
+                    announce.push((ifname, *ip));
+                    Ok(())
+                }
+            }
+            .map_err(apply_err)?;
+        }
+        for (ifname, ip) in announce {
+            nl.announce(ifname, ip);
+        }
+        Ok(())
+    }
+
+    async fn clean_conntrack(&mut self, stale: &std::collections::BTreeSet<nat::FlowMatch>) {
+        match self.sys.conntrack.delete(stale).await {
+            Ok(n) => {
+                self.stats.conntrack_deleted += n as u64;
+                if n > 0 {
+                    tracing::info!(flows = n, "removed stale conntrack entries");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not clean conntrack"),
+        }
+    }
+
+    /// Put the whole desired state on the box (start, drift repair).
+    pub async fn reconcile(&mut self) -> Result<(), EngineError> {
+        let links = self.sys.netlink.links().await.map_err(apply_err)?;
+        let obs = Observed {
+            links: &links,
+            agent_port: self.agent_port,
+        };
+        let ops = links::plan(None, &self.model, None, &links).map_err(|e| EngineError::BadRequest(e.0))?;
+        self.run_link_ops(&ops).await?;
+        let ruleset = nat::render(&self.model, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
+        self.applied = None;
+        self.sys
+            .firewall
+            .apply(&nat::full(None, &ruleset).script)
+            .await
+            .map_err(apply_err)?;
+        self.stats.full_renders += 1;
+        self.applied = Some(ruleset);
+        Ok(())
+    }
+
+    /// Compare our table in the kernel with what we applied; replace it when
+    /// someone flushed or edited it. Returns true when it had drifted.
+    pub async fn check_drift(&mut self) -> Result<bool, EngineError> {
+        let Some(expected) = &self.applied else {
+            return Ok(false);
+        };
+        let listing = self.sys.firewall.list().await.map_err(apply_err)?;
+        let drifted = match &listing {
+            None => true,
+            Some(l) => {
+                let (sets, chains) = census(l);
+                let want_sets = expected.elements.iter().map(|(k, v)| (k.to_string(), v.len()));
+                let want_chains = expected.chain_rules.iter().map(|(k, v)| (k.to_string(), *v));
+                sets != want_sets.collect() || chains != want_chains.collect()
+            }
+        };
+        if drifted {
+            tracing::warn!("our nft table differs from the desired state; replacing it");
+            self.stats.drift_repairs += 1;
+            let ruleset = expected.clone();
+            self.sys
+                .firewall
+                .apply(&nat::full(None, &ruleset).script)
+                .await
+                .map_err(apply_err)?;
+            self.stats.full_renders += 1;
+        }
+        Ok(drifted)
+    }
+}
+
+fn edit_name(e: &Edit) -> &'static str {
+    match e {
+        Edit::ConfigureNics(_) => "configure-nics",
+        Edit::RemoveNics(_) => "remove-nics",
+        Edit::SetDefaultActions(_) => "nic-default-actions",
+        Edit::SetSnat(_) => "set-snat",
+        Edit::RemoveSnats(_) => "remove-snats",
+        Edit::SyncSnats { .. } => "sync-snats",
+        Edit::SetSnatState { .. } => "snat-service-state",
+        Edit::CreateVips { .. } => "create-vips",
+        Edit::RemoveVips(_) => "remove-vips",
+        Edit::CreatePortForwards(_) => "create-port-forwards",
+        Edit::RevokePortForwards(_) => "revoke-port-forwards",
+        Edit::SyncPortForwards(_) => "sync-port-forwards",
+        Edit::CreateEip(_) => "create-eip",
+        Edit::RemoveEip(_) => "remove-eip",
+        Edit::SyncEips(_) => "sync-eips",
+    }
+}

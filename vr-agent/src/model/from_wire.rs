@@ -1,0 +1,292 @@
+//! Protocol bodies -> validated model entries. Each error names the entry
+//! (list position and its identity) and the field, in the protocol's names.
+
+use std::net::Ipv4Addr;
+
+use common::net::{Ipv4Net, Mac, PortRange, Proto, netmask_prefix, parse_ipv4};
+use common::vr;
+
+use super::{DefaultAction, Eip, Nic, NicCategory, PortForward, Snat, Vip};
+
+/// A field-level validation error: "<entry>: <field>: <reason>".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{entry}: {field}: {reason}")]
+pub struct FieldError {
+    pub entry: String,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+struct Entry(String);
+
+impl Entry {
+    fn err(&self, field: &'static str, reason: impl ToString) -> FieldError {
+        FieldError {
+            entry: self.0.clone(),
+            field,
+            reason: reason.to_string(),
+        }
+    }
+    fn mac(&self, field: &'static str, s: &str) -> Result<Mac, FieldError> {
+        if s.is_empty() {
+            return Err(self.err(field, "is missing"));
+        }
+        s.parse().map_err(|e| self.err(field, e))
+    }
+    fn ip(&self, field: &'static str, s: &str) -> Result<Ipv4Addr, FieldError> {
+        if s.is_empty() {
+            return Err(self.err(field, "is missing"));
+        }
+        parse_ipv4(s).map_err(|e| self.err(field, e))
+    }
+    fn opt_ip(&self, field: &'static str, s: &Option<String>) -> Result<Option<Ipv4Addr>, FieldError> {
+        match s.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => self.ip(field, s).map(Some),
+        }
+    }
+    fn netmask(&self, field: &'static str, s: &str) -> Result<u8, FieldError> {
+        if s.is_empty() {
+            return Err(self.err(field, "is missing"));
+        }
+        netmask_prefix(s).map_err(|e| self.err(field, e))
+    }
+}
+
+pub fn nic(i: usize, n: &vr::NicInfo) -> Result<Nic, FieldError> {
+    let e = Entry(format!("nics[{i}] (mac {})", n.mac));
+    let mac = e.mac("mac", &n.mac)?;
+    let ip = match n.ip.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(ip) => {
+            let ip = e.ip("ip", ip)?;
+            let mask = n.netmask.as_deref().unwrap_or("");
+            Some((ip, e.netmask("netmask", mask)?))
+        }
+    };
+    let category = match n.category.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("public") => NicCategory::Public,
+        Some("management") => NicCategory::Management,
+        Some("private") | None | Some("") => NicCategory::Private,
+        Some(other) => {
+            return Err(e.err("category", format!("{other:?} is not Public, Private or Management")));
+        }
+    };
+    let mtu = match n.mtu {
+        None | Some(0) => None,
+        Some(m) if (68..=65535).contains(&m) => Some(m as u32),
+        Some(m) => return Err(e.err("mtu", format!("{m} is outside 68-65535"))),
+    };
+    Ok(Nic {
+        mac,
+        ip,
+        gateway: e.opt_ip("gateway", &n.gateway)?,
+        is_default_route: n.is_default_route,
+        category,
+        mtu,
+        default_action: default_action(&e, &n.firewall_default_action)?,
+    })
+}
+
+fn default_action(e: &Entry, s: &Option<String>) -> Result<Option<DefaultAction>, FieldError> {
+    match s.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => Ok(None),
+        Some("accept") => Ok(Some(DefaultAction::Accept)),
+        Some("reject") | Some("drop") => Ok(Some(DefaultAction::Reject)),
+        Some(other) => Err(e.err("firewallDefaultAction", format!("{other:?} is not accept or reject"))),
+    }
+}
+
+pub fn nics(list: &[vr::NicInfo]) -> Result<Vec<Nic>, FieldError> {
+    list.iter().enumerate().map(|(i, n)| nic(i, n)).collect()
+}
+
+pub fn nic_macs(list: &[vr::NicInfo]) -> Result<Vec<Mac>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, n)| Entry(format!("nics[{i}]")).mac("mac", &n.mac))
+        .collect()
+}
+
+pub fn default_actions(list: &[vr::NicInfo]) -> Result<Vec<(Mac, DefaultAction)>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let e = Entry(format!("nics[{i}] (mac {})", n.mac));
+            let mac = e.mac("mac", &n.mac)?;
+            let action = default_action(&e, &n.firewall_default_action)?
+                .ok_or_else(|| e.err("firewallDefaultAction", "is missing"))?;
+            Ok((mac, action))
+        })
+        .collect()
+}
+
+pub fn snat(name: &str, s: &vr::SnatInfo) -> Result<Snat, FieldError> {
+    let e = Entry(format!("{name} (privateNicMac {})", s.private_nic_mac));
+    let private_ip = e.ip("privateNicIp", &s.private_nic_ip)?;
+    Ok(Snat {
+        public_mac: e.mac("publicNicMac", &s.public_nic_mac)?,
+        public_ip: e.ip("publicIp", &s.public_ip)?,
+        private_mac: e.mac("privateNicMac", &s.private_nic_mac)?,
+        private_net: Ipv4Net::containing(private_ip, e.netmask("snatNetmask", &s.snat_netmask)?),
+        enabled: s.state.unwrap_or(true),
+    })
+}
+
+pub fn snats(key: &str, list: &[vr::SnatInfo]) -> Result<Vec<Snat>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| snat(&format!("{key}[{i}]"), s))
+        .collect()
+}
+
+pub fn vip(i: usize, v: &vr::VipInfo) -> Result<Vip, FieldError> {
+    let e = Entry(format!("vips[{i}] (ip {})", v.ip));
+    let ip = e.ip("ip", &v.ip)?;
+    let prefix = if v.netmask.is_empty() {
+        32
+    } else {
+        e.netmask("netmask", &v.netmask)?
+    };
+    Ok(Vip {
+        ip,
+        prefix,
+        mac: e.mac("ownerEthernetMac", &v.owner_ethernet_mac)?,
+        is_system: v.is_system,
+        uuid: v.vip_uuid.clone().filter(|u| !u.is_empty()),
+    })
+}
+
+pub fn vips(list: &[vr::VipInfo]) -> Result<Vec<Vip>, FieldError> {
+    list.iter().enumerate().map(|(i, v)| vip(i, v)).collect()
+}
+
+pub fn vip_ips(list: &[vr::VipInfo]) -> Result<Vec<Ipv4Addr>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| Entry(format!("vips[{i}]")).ip("ip", &v.ip))
+        .collect()
+}
+
+pub fn nic_ips(list: &[vr::NicIpInfo]) -> Result<Vec<(Mac, Ipv4Addr, u8)>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let e = Entry(format!("nicIps[{i}] (ip {})", n.ip));
+            Ok((
+                e.mac("ownerEthernetMac", &n.owner_ethernet_mac)?,
+                e.ip("ip", &n.ip)?,
+                e.netmask("netmask", &n.netmask)?,
+            ))
+        })
+        .collect()
+}
+
+pub fn port_forward(i: usize, r: &vr::PortForwardingRule) -> Result<PortForward, FieldError> {
+    let e = Entry(format!("rules[{i}] (uuid {})", r.uuid));
+    if r.uuid.trim().is_empty() {
+        return Err(e.err("uuid", "is missing"));
+    }
+    let vip_ports = PortRange::new(r.vip_port_start, r.vip_port_end)
+        .map_err(|x| e.err("vipPortStart/vipPortEnd", x))?;
+    let private_ports = PortRange::new(r.private_port_start, r.private_port_end)
+        .map_err(|x| e.err("privatePortStart/privatePortEnd", x))?;
+    if !(private_ports.is_single() || private_ports.len() == vip_ports.len()) {
+        return Err(e.err(
+            "privatePortStart/privatePortEnd",
+            format!(
+                "private ports {private_ports} must be one port or as many as vip ports {vip_ports}"
+            ),
+        ));
+    }
+    let allowed = match r.allowed_cidr.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => {
+            let net: Ipv4Net = c.parse().map_err(|x| e.err("allowedCidr", x))?;
+            (!net.is_any()).then_some(net)
+        }
+    };
+    Ok(PortForward {
+        uuid: r.uuid.trim().to_string(),
+        proto: r.protocol_type.parse::<Proto>().map_err(|x| e.err("protocolType", x))?,
+        vip: e.ip("vipIp", &r.vip_ip)?,
+        vip_ports,
+        private_ip: e.ip("privateIp", &r.private_ip)?,
+        private_ports,
+        public_mac: e.mac("publicMac", &r.public_mac)?,
+        private_mac: e.mac("privateMac", &r.private_mac)?,
+        allowed,
+        snat_inbound: r.snat_inbound_traffic,
+    })
+}
+
+pub fn port_forwards(list: &[vr::PortForwardingRule]) -> Result<Vec<PortForward>, FieldError> {
+    list.iter().enumerate().map(|(i, r)| port_forward(i, r)).collect()
+}
+
+pub fn eip(name: &str, x: &vr::EipInfo) -> Result<Eip, FieldError> {
+    let e = Entry(format!("{name} (vipIp {})", x.vip_ip));
+    Ok(Eip {
+        vip: e.ip("vipIp", &x.vip_ip)?,
+        guest: e.ip("guestIp", &x.guest_ip)?,
+        public_mac: e.mac("publicMac", &x.public_mac)?,
+        private_mac: e.mac("privateMac", &x.private_mac)?,
+        snat_inbound: x.snat_inbound_traffic,
+    })
+}
+
+pub fn eips(list: &[vr::EipInfo]) -> Result<Vec<Eip>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, x)| eip(&format!("eips[{i}]"), x))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_entry_and_field() {
+        let r = vr::PortForwardingRule {
+            uuid: "u1".into(),
+            vip_port_start: 80,
+            vip_port_end: 80,
+            private_port_start: 80,
+            private_port_end: 80,
+            protocol_type: "TCP".into(),
+            vip_ip: "172.20.10.300".into(),
+            public_mac: "fa:26:9c:aa:00:02".into(),
+            private_ip: "192.168.100.10".into(),
+            private_mac: "fa:26:9c:aa:00:03".into(),
+            ..Default::default()
+        };
+        let e = port_forwards(&[r.clone()]).unwrap_err().to_string();
+        assert_eq!(e, "rules[0] (uuid u1): vipIp: \"172.20.10.300\" is not an IPv4 address");
+        let mut r2 = r;
+        r2.vip_ip = "172.20.10.100".into();
+        r2.vip_port_end = 90;
+        r2.private_port_end = 85;
+        let e = port_forwards(&[r2]).unwrap_err().to_string();
+        assert!(e.contains("privatePortStart/privatePortEnd"), "{e}");
+    }
+
+    #[test]
+    fn allowed_cidr_any_means_everyone() {
+        let r = vr::PortForwardingRule {
+            uuid: "u1".into(),
+            vip_port_start: 80,
+            vip_port_end: 80,
+            private_port_start: 80,
+            private_port_end: 80,
+            protocol_type: "udp".into(),
+            vip_ip: "172.20.10.100".into(),
+            public_mac: "fa:26:9c:aa:00:02".into(),
+            private_ip: "192.168.100.10".into(),
+            private_mac: "fa:26:9c:aa:00:03".into(),
+            allowed_cidr: Some("0.0.0.0/0".into()),
+            ..Default::default()
+        };
+        assert_eq!(port_forward(0, &r).unwrap().allowed, None);
+    }
+}

@@ -1,0 +1,393 @@
+//! The desired state of the router: what the controller asked for, validated.
+//!
+//! Every command becomes one [`Edit`] of the [`Model`]; the engine applies the
+//! edit to a copy, validates the copy as a whole, renders and applies it, and
+//! only then keeps it. `from_wire` turns protocol bodies into edits, naming
+//! the entry and field of anything malformed.
+
+pub mod from_wire;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use common::net::{Ipv4Net, Mac, PortRange, Proto};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NicCategory {
+    Public,
+    Private,
+    Management,
+}
+
+/// What the forward filter does with new, non-NAT connections into the
+/// network behind a private NIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    Accept,
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nic {
+    pub mac: Mac,
+    /// Primary address and prefix; None for a NIC only known by its MAC.
+    pub ip: Option<(Ipv4Addr, u8)>,
+    pub gateway: Option<Ipv4Addr>,
+    pub is_default_route: bool,
+    pub category: NicCategory,
+    pub mtu: Option<u32>,
+    pub default_action: Option<DefaultAction>,
+}
+
+impl Nic {
+    pub fn network(&self) -> Option<Ipv4Net> {
+        self.ip.map(|(ip, len)| Ipv4Net::containing(ip, len))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snat {
+    pub public_mac: Mac,
+    pub public_ip: Ipv4Addr,
+    pub private_mac: Mac,
+    /// The guest network, from `privateNicIp` and `snatNetmask`.
+    pub private_net: Ipv4Net,
+    pub enabled: bool,
+}
+
+impl Snat {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.private_mac, self.private_net)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vip {
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: Mac,
+    pub is_system: bool,
+    pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForward {
+    pub uuid: String,
+    pub proto: Proto,
+    pub vip: Ipv4Addr,
+    pub vip_ports: PortRange,
+    pub private_ip: Ipv4Addr,
+    pub private_ports: PortRange,
+    pub public_mac: Mac,
+    pub private_mac: Mac,
+    /// Sources allowed to use the rule; None means everyone.
+    pub allowed: Option<Ipv4Net>,
+    pub snat_inbound: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Eip {
+    pub vip: Ipv4Addr,
+    pub guest: Ipv4Addr,
+    pub public_mac: Mac,
+    pub private_mac: Mac,
+    pub snat_inbound: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Model {
+    pub nics: BTreeMap<Mac, Nic>,
+    /// `/syncsnat enable` and `/setsnatservicestate` switch SNAT as a whole.
+    pub snat_enabled: bool,
+    pub snats: BTreeMap<String, Snat>,
+    pub vips: BTreeMap<Ipv4Addr, Vip>,
+    pub port_forwards: BTreeMap<String, PortForward>,
+    pub eips: BTreeMap<Ipv4Addr, Eip>,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            nics: BTreeMap::new(),
+            snat_enabled: true,
+            snats: BTreeMap::new(),
+            vips: BTreeMap::new(),
+            port_forwards: BTreeMap::new(),
+            eips: BTreeMap::new(),
+        }
+    }
+}
+
+/// One command's change to the desired state. Serialisable: the engine
+/// journals edits so a restart replays them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Edit {
+    ConfigureNics(Vec<Nic>),
+    RemoveNics(Vec<Mac>),
+    SetDefaultActions(Vec<(Mac, DefaultAction)>),
+    SetSnat(Snat),
+    RemoveSnats(Vec<Snat>),
+    SyncSnats { snats: Vec<Snat>, enable: bool },
+    SetSnatState { snats: Vec<Snat>, enabled: bool },
+    CreateVips { vips: Vec<Vip>, primaries: Vec<(Mac, Ipv4Addr, u8)> },
+    RemoveVips(Vec<Ipv4Addr>),
+    CreatePortForwards(Vec<PortForward>),
+    RevokePortForwards(Vec<String>),
+    SyncPortForwards(Vec<PortForward>),
+    CreateEip(Eip),
+    RemoveEip(Ipv4Addr),
+    SyncEips(Vec<Eip>),
+}
+
+impl Edit {
+    /// Sync edits replace a whole section: a conflict inside them is the
+    /// request's fault (400); for the others it is a clash with what the
+    /// router already has (409).
+    pub fn is_sync(&self) -> bool {
+        matches!(
+            self,
+            Edit::SyncSnats { .. } | Edit::SyncPortForwards(_) | Edit::SyncEips(_)
+        )
+    }
+
+    /// True when the edit is big enough that a snapshot is cheaper to keep
+    /// than a journal line.
+    pub fn is_bulk(&self) -> bool {
+        match self {
+            Edit::SyncPortForwards(v) | Edit::CreatePortForwards(v) => v.len() > 64,
+            Edit::SyncEips(v) => v.len() > 64,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Model {
+    /// Apply an edit. Fails only for a clash the edit itself makes (e.g. an
+    /// EIP VIP bound to another guest); whole-model checks are in `validate`.
+    pub fn apply(&mut self, edit: &Edit) -> Result<(), Invalid> {
+        match edit {
+            Edit::ConfigureNics(nics) => {
+                for n in nics {
+                    let mut n = n.clone();
+                    if n.default_action.is_none() {
+                        n.default_action = self.nics.get(&n.mac).and_then(|o| o.default_action);
+                    }
+                    self.nics.insert(n.mac, n);
+                }
+            }
+            Edit::RemoveNics(macs) => macs.iter().for_each(|m| {
+                self.nics.remove(m);
+            }),
+            Edit::SetDefaultActions(list) => {
+                for (mac, action) in list {
+                    let nic = self.nics.entry(*mac).or_insert_with(|| Nic {
+                        mac: *mac,
+                        ip: None,
+                        gateway: None,
+                        is_default_route: false,
+                        category: NicCategory::Private,
+                        mtu: None,
+                        default_action: None,
+                    });
+                    nic.default_action = Some(*action);
+                }
+            }
+            Edit::SetSnat(s) => {
+                self.snats.insert(s.key(), s.clone());
+            }
+            Edit::RemoveSnats(list) => list.iter().for_each(|s| {
+                self.snats.remove(&s.key());
+            }),
+            Edit::SyncSnats { snats, enable } => {
+                self.snats = snats.iter().map(|s| (s.key(), s.clone())).collect();
+                self.snat_enabled = *enable;
+            }
+            Edit::SetSnatState { snats, enabled } => {
+                if snats.is_empty() {
+                    self.snat_enabled = *enabled;
+                }
+                for s in snats {
+                    let mut s = s.clone();
+                    s.enabled = *enabled;
+                    self.snats.insert(s.key(), s);
+                }
+                if *enabled {
+                    self.snat_enabled = true;
+                }
+            }
+            Edit::CreateVips { vips, .. } => {
+                for v in vips {
+                    self.vips.insert(v.ip, v.clone());
+                }
+            }
+            Edit::RemoveVips(ips) => ips.iter().for_each(|ip| {
+                self.vips.remove(ip);
+            }),
+            Edit::CreatePortForwards(rules) => {
+                for r in rules {
+                    self.port_forwards.insert(r.uuid.clone(), r.clone());
+                }
+            }
+            Edit::RevokePortForwards(uuids) => uuids.iter().for_each(|u| {
+                self.port_forwards.remove(u);
+            }),
+            Edit::SyncPortForwards(rules) => {
+                self.port_forwards = rules.iter().map(|r| (r.uuid.clone(), r.clone())).collect();
+            }
+            Edit::CreateEip(e) => {
+                if let Some(old) = self.eips.get(&e.vip) {
+                    if old.guest != e.guest {
+                        return Err(Invalid(format!(
+                            "eip: vipIp {} is already the EIP of guest {}, not {}",
+                            e.vip, old.guest, e.guest
+                        )));
+                    }
+                }
+                self.eips.insert(e.vip, e.clone());
+            }
+            Edit::RemoveEip(vip) => {
+                self.eips.remove(vip);
+            }
+            Edit::SyncEips(eips) => {
+                let mut map = BTreeMap::new();
+                for (i, e) in eips.iter().enumerate() {
+                    if let Some(old) = map.insert(e.vip, e.clone()) {
+                        if old != *e {
+                            return Err(Invalid(format!(
+                                "eips[{i}]: vipIp {} is listed twice with different guests ({} and {})",
+                                e.vip, old.guest, e.guest
+                            )));
+                        }
+                    }
+                }
+                self.eips = map;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whole-model checks that no single entry can make alone.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        // Port ranges on one VIP and protocol must not overlap.
+        let mut by_key: BTreeMap<(Ipv4Addr, Proto), Vec<&PortForward>> = BTreeMap::new();
+        for r in self.port_forwards.values() {
+            by_key.entry((r.vip, r.proto)).or_default().push(r);
+        }
+        for ((vip, proto), mut rules) in by_key {
+            rules.sort_by_key(|r| r.vip_ports.start);
+            for w in rules.windows(2) {
+                if w[0].vip_ports.overlaps(&w[1].vip_ports) {
+                    return Err(Invalid(format!(
+                        "port forwarding rule {}: {proto} ports {} on vipIp {vip} overlap rule {} ({})",
+                        w[1].uuid, w[1].vip_ports, w[0].uuid, w[0].vip_ports
+                    )));
+                }
+            }
+        }
+        // A VIP is either an EIP (all ports) or carries port forwards.
+        for r in self.port_forwards.values() {
+            if let Some(e) = self.eips.get(&r.vip) {
+                return Err(Invalid(format!(
+                    "port forwarding rule {}: vipIp {} is the EIP of guest {}",
+                    r.uuid, r.vip, e.guest
+                )));
+            }
+        }
+        // Outbound EIP traffic is keyed by (public NIC, guest): one EIP each.
+        let mut seen = BTreeMap::new();
+        for e in self.eips.values() {
+            if let Some(other) = seen.insert((e.public_mac, e.guest), e.vip) {
+                return Err(Invalid(format!(
+                    "eip {}: guest {} already has EIP {} on the same public NIC {}",
+                    e.vip, e.guest, other, e.public_mac
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(s: &str) -> Mac {
+        s.parse().unwrap()
+    }
+
+    pub fn pf(uuid: &str, vip: &str, start: u16, end: u16) -> PortForward {
+        PortForward {
+            uuid: uuid.into(),
+            proto: Proto::Tcp,
+            vip: vip.parse().unwrap(),
+            vip_ports: PortRange { start, end },
+            private_ip: "192.168.100.10".parse().unwrap(),
+            private_ports: PortRange { start, end },
+            public_mac: mac("fa:26:9c:aa:00:02"),
+            private_mac: mac("fa:26:9c:aa:00:03"),
+            allowed: None,
+            snat_inbound: false,
+        }
+    }
+
+    fn eip(vip: &str, guest: &str) -> Eip {
+        Eip {
+            vip: vip.parse().unwrap(),
+            guest: guest.parse().unwrap(),
+            public_mac: mac("fa:26:9c:aa:00:02"),
+            private_mac: mac("fa:26:9c:aa:00:03"),
+            snat_inbound: false,
+        }
+    }
+
+    #[test]
+    fn overlapping_ranges_are_named() {
+        let mut m = Model::default();
+        m.apply(&Edit::CreatePortForwards(vec![
+            pf("a", "172.20.10.100", 8000, 8100),
+            pf("b", "172.20.10.100", 8100, 8200),
+        ]))
+        .unwrap();
+        let e = m.validate().unwrap_err().0;
+        assert!(e.contains("rule b") && e.contains("rule a"), "{e}");
+        // Different VIP: fine.
+        let mut m = Model::default();
+        m.apply(&Edit::CreatePortForwards(vec![
+            pf("a", "172.20.10.100", 8000, 8100),
+            pf("b", "172.20.10.101", 8000, 8100),
+        ]))
+        .unwrap();
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn eip_vip_bound_to_other_guest_is_refused() {
+        let mut m = Model::default();
+        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10"))).unwrap();
+        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10"))).unwrap();
+        let e = m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.11"))).unwrap_err();
+        assert!(e.0.contains("already the EIP of guest 192.168.100.10"), "{e}");
+    }
+
+    #[test]
+    fn eip_and_pf_cannot_share_a_vip() {
+        let mut m = Model::default();
+        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10"))).unwrap();
+        m.apply(&Edit::CreatePortForwards(vec![pf("x", "172.20.10.101", 80, 80)])).unwrap();
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn sync_replaces_section() {
+        let mut m = Model::default();
+        m.apply(&Edit::CreatePortForwards(vec![pf("a", "172.20.10.100", 80, 80)])).unwrap();
+        m.apply(&Edit::SyncPortForwards(vec![pf("b", "172.20.10.100", 81, 81)])).unwrap();
+        assert_eq!(m.port_forwards.keys().collect::<Vec<_>>(), vec!["b"]);
+    }
+}

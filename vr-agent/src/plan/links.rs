@@ -1,0 +1,100 @@
+//! NIC and VIP plan: which links to set up and which addresses to add or
+//! remove, from the difference between two desired states.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use common::net::{IfName, Mac};
+
+use super::nat::PlanError;
+use crate::model::{Edit, Model, Nic};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOp {
+    /// Bring the link up, with this MTU if given.
+    Up { ifname: IfName, mtu: Option<u32> },
+    AddAddr { ifname: IfName, ip: Ipv4Addr, prefix: u8 },
+    DelAddr { ifname: IfName, ip: Ipv4Addr, prefix: u8 },
+    DefaultRoute { ifname: IfName, gateway: Ipv4Addr },
+    /// Make `ip` the NIC's first address (ZStack's syncVip ordering).
+    PrimaryFirst { ifname: IfName, ip: Ipv4Addr, prefix: u8 },
+    /// Announce an address with gratuitous ARP.
+    Announce { ifname: IfName, ip: Ipv4Addr },
+}
+
+type Addrs = BTreeSet<(Mac, Ipv4Addr, u8)>;
+
+/// Addresses the model wants on the box: NIC primaries and VIPs.
+fn addresses(m: &Model) -> Addrs {
+    let nics = m.nics.values().filter_map(|n| n.ip.map(|(ip, p)| (n.mac, ip, p)));
+    let vips = m.vips.values().map(|v| (v.mac, v.ip, v.prefix));
+    nics.chain(vips).collect()
+}
+
+/// Ops that take the box from `old` to `new`; `old` None means "unknown,
+/// ensure everything" (agent start). `edit` adds what only the command says
+/// (syncVip primaries).
+pub fn plan(
+    old: Option<&Model>,
+    new: &Model,
+    edit: Option<&Edit>,
+    links: &BTreeMap<Mac, IfName>,
+) -> Result<Vec<LinkOp>, PlanError> {
+    let name = |mac: &Mac, what: &str| {
+        links
+            .get(mac)
+            .cloned()
+            .ok_or_else(|| PlanError(format!("{what}: {mac} matches no NIC on this router")))
+    };
+    let mut ops = vec![];
+    let old_addrs = old.map(addresses).unwrap_or_default();
+    let new_addrs = addresses(new);
+    let changed = |n: &Nic| old.and_then(|o| o.nics.get(&n.mac)) != Some(n);
+
+    for nic in new.nics.values().filter(|n| changed(n)) {
+        let ifname = name(&nic.mac, &format!("nic {}: mac", nic.mac))?;
+        ops.push(LinkOp::Up {
+            ifname: ifname.clone(),
+            mtu: nic.mtu,
+        });
+    }
+    for (mac, ip, prefix) in old_addrs.difference(&new_addrs) {
+        // A NIC that is gone from the box has no address to remove.
+        if let Some(ifname) = links.get(mac) {
+            ops.push(LinkOp::DelAddr {
+                ifname: ifname.clone(),
+                ip: *ip,
+                prefix: *prefix,
+            });
+        }
+    }
+    for (mac, ip, prefix) in new_addrs.difference(&old_addrs) {
+        let ifname = name(mac, &format!("address {ip}: owner mac"))?;
+        ops.push(LinkOp::AddAddr {
+            ifname: ifname.clone(),
+            ip: *ip,
+            prefix: *prefix,
+        });
+        if new.vips.contains_key(ip) {
+            ops.push(LinkOp::Announce { ifname, ip: *ip });
+        }
+    }
+    for nic in new.nics.values().filter(|n| changed(n) && n.is_default_route) {
+        if let Some(gateway) = nic.gateway {
+            ops.push(LinkOp::DefaultRoute {
+                ifname: name(&nic.mac, "nic")?,
+                gateway,
+            });
+        }
+    }
+    if let Some(Edit::CreateVips { primaries, .. }) = edit {
+        for (mac, ip, prefix) in primaries {
+            ops.push(LinkOp::PrimaryFirst {
+                ifname: name(mac, &format!("nicIps {ip}: ownerEthernetMac"))?,
+                ip: *ip,
+                prefix: *prefix,
+            });
+        }
+    }
+    Ok(ops)
+}

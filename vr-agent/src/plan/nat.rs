@@ -1,0 +1,374 @@
+//! The NAT and filter ruleset of the router as one nftables table.
+//!
+//! Per-entry data (EIPs, port forwards, SNAT networks) lives in maps and sets,
+//! so a packet's lookup cost does not grow with the number of rules and one
+//! added rule is one element added. The table's skeleton (maps, sets, chains)
+//! only changes when NICs change; then the whole table is replaced in one
+//! transaction. Everything is rendered in nft's text syntax because nft 1.0.6
+//! cannot declare concatenated-data maps in JSON (PLATFORM.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use common::net::{IfName, Ipv4Net, Mac, PortRange, Proto};
+
+use crate::model::{DefaultAction, Model, NicCategory, PortForward};
+
+pub const FAMILY: &str = "ip";
+pub const TABLE: &str = "vragent";
+
+/// Which flows a changed element may have left stale in conntrack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FlowMatch {
+    /// Original destination address.
+    Dst(Ipv4Addr),
+    /// Original source address.
+    Src(Ipv4Addr),
+    /// Original destination address, protocol and port range.
+    DstPorts(Ipv4Addr, Proto, PortRange),
+    /// Original source inside a network.
+    SrcNet(Ipv4Net),
+}
+
+/// The whole desired table: a skeleton plus the elements of each set/map.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ruleset {
+    pub skeleton: String,
+    /// set name -> element text -> flows it affects.
+    pub elements: BTreeMap<&'static str, BTreeMap<String, Option<FlowMatch>>>,
+    /// chain name -> number of rules, for drift checks.
+    pub chain_rules: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanError(pub String);
+
+/// Facts the plan needs from the box.
+pub struct Observed<'a> {
+    /// NIC MAC -> interface name.
+    pub links: &'a BTreeMap<Mac, IfName>,
+    /// The agent's TCP port, opened on the management NIC only.
+    pub agent_port: u16,
+}
+
+/// Declarations of every set and map: (name, declaration body).
+const SETS: &[(&str, &str)] = &[
+    ("eip_dnat", "type ipv4_addr : ipv4_addr;"),
+    ("eip_snat", "type ifname . ipv4_addr : ipv4_addr;"),
+    ("eip_inbound", "type ifname . ipv4_addr;"),
+    (
+        "pf_exact",
+        "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;",
+    ),
+    (
+        "pf_range_keep",
+        "type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;",
+    ),
+    (
+        "pf_range_one",
+        "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval;",
+    ),
+    (
+        "pf_restricted",
+        "type ipv4_addr . inet_proto . inet_service; flags interval;",
+    ),
+    (
+        "pf_allowed",
+        "type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval;",
+    ),
+    (
+        "pf_inbound",
+        "type ifname . ipv4_addr . inet_proto . inet_service; flags interval;",
+    ),
+    ("snat_out", "type ifname . ipv4_addr : ipv4_addr; flags interval;"),
+    ("hairpin_nets", "type ifname . ipv4_addr; flags interval;"),
+    ("reject_into", "type ifname;"),
+];
+
+/// Offset-shifted port ranges (vip 8000-8010 -> private 9000-9010) become one
+/// exact element per port; beyond this many ports the rule is refused.
+pub const MAX_SHIFTED_PORTS: u32 = 4096;
+
+pub fn render(model: &Model, obs: &Observed) -> Result<Ruleset, PlanError> {
+    let ifname = |mac: &Mac, what: &dyn Fn() -> String| {
+        obs.links
+            .get(mac)
+            .cloned()
+            .ok_or_else(|| PlanError(format!("{}: {mac} matches no NIC on this router", what())))
+    };
+    let mut el: BTreeMap<&'static str, BTreeMap<String, Option<FlowMatch>>> =
+        SETS.iter().map(|(n, _)| (*n, BTreeMap::new())).collect();
+    let mut add = |set: &'static str, e: String, f: Option<FlowMatch>| {
+        el.get_mut(set).expect("declared set").insert(e, f);
+    };
+
+    // NICs: hairpin networks, default actions, the management interface.
+    let mut mgmt = None;
+    for nic in model.nics.values() {
+        let name = ifname(&nic.mac, &|| format!("nic {}: mac", nic.mac))?;
+        if nic.category == NicCategory::Management && mgmt.is_none() {
+            mgmt = Some(name.clone());
+        }
+        if nic.category == NicCategory::Private {
+            if let Some(net) = nic.network() {
+                add("hairpin_nets", format!("\"{name}\" . {net}"), None);
+            }
+            if nic.default_action == Some(DefaultAction::Reject) {
+                add("reject_into", format!("\"{name}\""), None);
+            }
+        }
+    }
+
+    if model.snat_enabled {
+        for s in model.snats.values().filter(|s| s.enabled) {
+            let what = || format!("snat {}: publicNicMac", s.key());
+            let pub_if = ifname(&s.public_mac, &what)?;
+            ifname(&s.private_mac, &|| format!("snat {}: privateNicMac", s.key()))?;
+            add(
+                "snat_out",
+                format!("\"{pub_if}\" . {} : {}", s.private_net, s.public_ip),
+                Some(FlowMatch::SrcNet(s.private_net)),
+            );
+        }
+    }
+
+    for e in model.eips.values() {
+        let pub_if = ifname(&e.public_mac, &|| format!("eip {}: publicMac", e.vip))?;
+        let priv_if = ifname(&e.private_mac, &|| format!("eip {}: privateMac", e.vip))?;
+        add("eip_dnat", format!("{} : {}", e.vip, e.guest), Some(FlowMatch::Dst(e.vip)));
+        add(
+            "eip_snat",
+            format!("\"{pub_if}\" . {} : {}", e.guest, e.vip),
+            Some(FlowMatch::Src(e.guest)),
+        );
+        if e.snat_inbound {
+            add("eip_inbound", format!("\"{priv_if}\" . {}", e.guest), None);
+        }
+    }
+
+    for r in model.port_forwards.values() {
+        ifname(&r.public_mac, &|| format!("port forwarding rule {}: publicMac", r.uuid))?;
+        let priv_if = ifname(&r.private_mac, &|| format!("port forwarding rule {}: privateMac", r.uuid))?;
+        let flow = Some(FlowMatch::DstPorts(r.vip, r.proto, r.vip_ports));
+        let (vip, p, pip) = (r.vip, r.proto, r.private_ip);
+        let key = format!("{vip} . {p} . {}", range(r.vip_ports));
+        if r.vip_ports.is_single() {
+            add("pf_exact", format!("{key} : {pip} . {}", r.private_ports.start), flow);
+        } else if r.private_ports.is_single() {
+            add("pf_range_one", format!("{key} : {pip} . {}", r.private_ports.start), flow);
+        } else if r.private_ports.start == r.vip_ports.start {
+            add("pf_range_keep", format!("{key} : {pip}"), flow);
+        } else {
+            shifted(r, &mut add)?;
+        }
+        if let Some(cidr) = r.allowed {
+            add("pf_restricted", key.clone(), None);
+            add("pf_allowed", format!("{key} . {cidr}"), None);
+        }
+        if r.snat_inbound {
+            add(
+                "pf_inbound",
+                format!("\"{priv_if}\" . {pip} . {p} . {}", range(r.private_ports)),
+                None,
+            );
+        }
+    }
+
+    let (skeleton, chain_rules) = skeleton(mgmt.as_ref(), obs.agent_port);
+    Ok(Ruleset {
+        skeleton,
+        elements: el,
+        chain_rules,
+    })
+}
+
+fn range(r: PortRange) -> String {
+    if r.is_single() {
+        r.start.to_string()
+    } else {
+        format!("{}-{}", r.start, r.end)
+    }
+}
+
+fn shifted(
+    r: &PortForward,
+    add: &mut impl FnMut(&'static str, String, Option<FlowMatch>),
+) -> Result<(), PlanError> {
+    if r.vip_ports.len() > MAX_SHIFTED_PORTS {
+        return Err(PlanError(format!(
+            "port forwarding rule {}: vip ports {} map to private ports {} at another offset; \
+             at most {MAX_SHIFTED_PORTS} ports are supported for that",
+            r.uuid, r.vip_ports, r.private_ports
+        )));
+    }
+    let flow = Some(FlowMatch::DstPorts(r.vip, r.proto, r.vip_ports));
+    for i in 0..r.vip_ports.len() as u16 {
+        add(
+            "pf_exact",
+            format!(
+                "{} . {} . {} : {} . {}",
+                r.vip,
+                r.proto,
+                r.vip_ports.start + i,
+                r.private_ip,
+                r.private_ports.start + i
+            ),
+            flow,
+        );
+    }
+    Ok(())
+}
+
+/// The table's structure. Chains read the maps and sets; only the management
+/// interface is spelled out, because an empty set would match everything.
+fn skeleton(mgmt: Option<&IfName>, agent_port: u16) -> (String, BTreeMap<&'static str, usize>) {
+    let mut s = format!("table {FAMILY} {TABLE} {{\n");
+    for (name, decl) in SETS {
+        let kind = if decl.contains(" : ") { "map" } else { "set" };
+        let _ = writeln!(s, "  {kind} {name} {{ {decl} }}");
+    }
+    let mut input = vec![];
+    if let Some(m) = mgmt {
+        input.push(format!("tcp dport {agent_port} iifname != \"{m}\" reject with tcp reset"));
+    }
+    let l4 = "meta l4proto { tcp, udp }";
+    let key = "ip daddr . meta l4proto . th dport";
+    let chains: Vec<(&'static str, &str, Vec<String>)> = vec![
+        (
+            "pf_acl",
+            "type filter hook prerouting priority dstnat - 10; policy accept;",
+            vec![format!(
+                "{l4} {key} @pf_restricted {key} . ip saddr != @pf_allowed reject with icmp type admin-prohibited"
+            )],
+        ),
+        (
+            "prerouting",
+            "type nat hook prerouting priority dstnat; policy accept;",
+            vec![
+                "dnat to ip daddr map @eip_dnat".into(),
+                format!("{l4} dnat to {key} map @pf_exact"),
+                format!("{l4} dnat to {key} map @pf_range_one"),
+                format!("{l4} dnat to {key} map @pf_range_keep"),
+            ],
+        ),
+        (
+            "forward",
+            "type filter hook forward priority filter; policy accept;",
+            vec![
+                "ct state established,related accept".into(),
+                "ct status dnat accept".into(),
+                "ct state new oifname @reject_into reject with icmp type admin-prohibited".into(),
+            ],
+        ),
+        ("input", "type filter hook input priority filter; policy accept;", input),
+        (
+            "postrouting",
+            "type nat hook postrouting priority srcnat; policy accept;",
+            vec![
+                "snat to oifname . ip saddr map @eip_snat".into(),
+                "ct status dnat oifname . ip daddr @eip_inbound masquerade".into(),
+                "ct status dnat oifname . ip daddr . meta l4proto . th dport @pf_inbound masquerade"
+                    .into(),
+                "ct status dnat oifname . ip saddr @hairpin_nets masquerade".into(),
+                "ip daddr != 224.0.0.0/4 snat to oifname . ip saddr map @snat_out".into(),
+            ],
+        ),
+    ];
+    let mut counts = BTreeMap::new();
+    for (name, head, rules) in chains {
+        let _ = writeln!(s, "  chain {name} {{\n    {head}");
+        for r in &rules {
+            let _ = writeln!(s, "    {r}");
+        }
+        s.push_str("  }\n");
+        counts.insert(name, rules.len());
+    }
+    s.push_str("}\n");
+    (s, counts)
+}
+
+/// One transaction that moves the table from `old` to `new`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// nft text for `nft -f -`.
+    pub script: String,
+    /// True when the whole table is replaced.
+    pub full: bool,
+    /// Flows to remove from conntrack once the change is in.
+    pub stale: BTreeSet<FlowMatch>,
+}
+
+/// The change from `old` (what the kernel has, None if unknown) to `new`.
+/// None when nothing changes.
+pub fn change(old: Option<&Ruleset>, new: &Ruleset) -> Option<Change> {
+    let Some(old) = old.filter(|o| o.skeleton == new.skeleton) else {
+        return Some(full(old, new));
+    };
+    let mut dels = String::new();
+    let mut adds = String::new();
+    let mut stale = BTreeSet::new();
+    for (set, new_el) in &new.elements {
+        let empty = BTreeMap::new();
+        let old_el = old.elements.get(set).unwrap_or(&empty);
+        let gone: Vec<&String> = old_el.keys().filter(|k| !new_el.contains_key(*k)).collect();
+        let came: Vec<&String> = new_el.keys().filter(|k| !old_el.contains_key(*k)).collect();
+        stale.extend(gone.iter().filter_map(|k| old_el[*k]));
+        stale.extend(came.iter().filter_map(|k| new_el[*k]));
+        element_cmd(&mut dels, "delete", set, gone.into_iter());
+        element_cmd(&mut adds, "add", set, came.into_iter());
+    }
+    if dels.is_empty() && adds.is_empty() {
+        return None;
+    }
+    Some(Change {
+        script: dels + &adds,
+        full: false,
+        stale,
+    })
+}
+
+/// Replace the whole table: declare it (so delete cannot fail), delete it,
+/// then add it back with every element, all in one transaction.
+pub fn full(old: Option<&Ruleset>, new: &Ruleset) -> Change {
+    let mut s = format!("table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n");
+    s.push_str(&new.skeleton);
+    let mut stale = BTreeSet::new();
+    for (set, el) in &new.elements {
+        element_cmd(&mut s, "add", set, el.keys());
+        if let Some(old) = old {
+            let empty = BTreeMap::new();
+            let old_el = old.elements.get(set).unwrap_or(&empty);
+            stale.extend(old_el.iter().filter(|(k, _)| !el.contains_key(*k)).filter_map(|(_, f)| *f));
+            stale.extend(el.iter().filter(|(k, _)| !old_el.contains_key(*k)).filter_map(|(_, f)| *f));
+        }
+    }
+    Change {
+        script: s,
+        full: true,
+        stale,
+    }
+}
+
+fn element_cmd<'a>(out: &mut String, verb: &str, set: &str, items: impl Iterator<Item = &'a String>) {
+    let mut first = true;
+    for item in items {
+        if first {
+            let _ = write!(out, "{verb} element {FAMILY} {TABLE} {set} {{ ");
+            first = false;
+        } else {
+            out.push_str(", ");
+        }
+        out.push_str(item);
+    }
+    if !first {
+        out.push_str(" }\n");
+    }
+}
+
+/// A script that removes our table (used when the agent is told to stop NAT
+/// entirely, and by tests).
+pub fn delete_table() -> String {
+    format!("table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n")
+}

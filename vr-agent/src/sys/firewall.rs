@@ -1,0 +1,99 @@
+//! nftables: apply one transaction to our table, read our table back.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::runner::{self, RunError};
+use crate::plan::nat::{FAMILY, TABLE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    #[error("nft rejected the change: {0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Run(RunError),
+    #[error("cannot parse nft output: {0}")]
+    Parse(String),
+}
+
+#[async_trait]
+pub trait Firewall: Send + Sync {
+    /// Apply an nft text script as one transaction (all or nothing).
+    async fn apply(&self, script: &str) -> Result<(), FirewallError>;
+    /// Our table as nft JSON, or None when it does not exist.
+    async fn list(&self) -> Result<Option<Value>, FirewallError>;
+}
+
+pub struct Nft;
+
+#[async_trait]
+impl Firewall for Nft {
+    async fn apply(&self, script: &str) -> Result<(), FirewallError> {
+        match runner::run("nft", &["-f", "-"], Some(script)).await {
+            Ok(_) => Ok(()),
+            Err(RunError::Failed { stderr, .. }) => Err(FirewallError::Rejected(stderr)),
+            Err(e) => Err(FirewallError::Run(e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Option<Value>, FirewallError> {
+        match runner::run("nft", &["-j", "list", "table", FAMILY, TABLE], None).await {
+            Ok(out) => serde_json::from_str(&out)
+                .map(Some)
+                .map_err(|e| FirewallError::Parse(e.to_string())),
+            Err(RunError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => {
+                Ok(None)
+            }
+            Err(e) => Err(FirewallError::Run(e)),
+        }
+    }
+}
+
+/// Records scripts; `fail_next` makes the next apply fail.
+#[derive(Default)]
+pub struct FakeFirewall {
+    pub applied: Mutex<Vec<String>>,
+    pub fail_next: Mutex<bool>,
+}
+
+#[async_trait]
+impl Firewall for FakeFirewall {
+    async fn apply(&self, script: &str) -> Result<(), FirewallError> {
+        if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
+            return Err(FirewallError::Rejected("injected failure".into()));
+        }
+        self.applied.lock().unwrap().push(script.to_string());
+        Ok(())
+    }
+    async fn list(&self) -> Result<Option<Value>, FirewallError> {
+        Ok(None)
+    }
+}
+
+/// Number of elements in each set/map and rules in each chain of a
+/// `nft -j list table` answer, for comparing with what we rendered.
+pub fn census(listing: &Value) -> (std::collections::BTreeMap<String, usize>, std::collections::BTreeMap<String, usize>) {
+    let mut sets = std::collections::BTreeMap::new();
+    let mut chains = std::collections::BTreeMap::new();
+    let objects = listing.get("nftables").and_then(Value::as_array).cloned().unwrap_or_default();
+    for o in objects {
+        for kind in ["set", "map"] {
+            if let Some(s) = o.get(kind) {
+                let name = s.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+                let n = s.get("elem").and_then(Value::as_array).map_or(0, Vec::len);
+                sets.insert(name, n);
+            }
+        }
+        if let Some(c) = o.get("chain") {
+            let name = c.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            chains.entry(name).or_insert(0);
+        }
+        if let Some(r) = o.get("rule") {
+            let name = r.get("chain").and_then(Value::as_str).unwrap_or("").to_string();
+            *chains.entry(name).or_insert(0) += 1;
+        }
+    }
+    (sets, chains)
+}

@@ -1,0 +1,19 @@
+//! Side effects, one trait each, with a real implementation and a fake that
+//! records calls (for tests that run without root).
+
+pub mod conntrack;
+pub mod firewall;
+pub mod netlink;
+pub mod runner;
+pub mod store;
+
+use std::sync::Arc;
+
+/// Every side effect the engine performs.
+#[derive(Clone)]
+pub struct Sys {
+    pub firewall: Arc<dyn firewall::Firewall>,
+    pub netlink: Arc<dyn netlink::Netlink>,
+    pub conntrack: Arc<dyn conntrack::Conntrack>,
+    pub store: Arc<dyn store::Store>,
+}
