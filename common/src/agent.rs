@@ -125,7 +125,10 @@ fn strip_nulls(obj: &mut Map<String, Value>) {
 fn normalize_keys(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            if map.keys().any(|k| k.starts_with(|c: char| c.is_ascii_uppercase())) {
+            if map
+                .keys()
+                .any(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
+            {
                 let old = std::mem::take(map);
                 for (k, mut val) in old {
                     normalize_keys(&mut val);
@@ -209,7 +212,10 @@ where
                     if let Err(e) = &result {
                         tracing::warn!(%path, error = %e, "command failed");
                     }
-                    (result.as_ref().err().map(ApiError::status), envelope(&result))
+                    (
+                        result.as_ref().err().map(ApiError::status),
+                        envelope(&result),
+                    )
                 });
                 match (callback, task) {
                     (Some(url), Some(task)) => {
@@ -314,15 +320,21 @@ mod tests {
     async fn call(req: Request<Body>) -> (StatusCode, String) {
         let rsp = app().oneshot(req).await.unwrap();
         let status = rsp.status();
-        let b = axum::body::to_bytes(rsp.into_body(), 1 << 20).await.unwrap();
+        let b = axum::body::to_bytes(rsp.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, String::from_utf8_lossy(&b).to_string())
     }
 
     #[tokio::test]
     async fn sync_mode_status_codes() {
-        let ok = Request::post("/x").body(Body::from(r#"{"mac":"a"}"#)).unwrap();
+        let ok = Request::post("/x")
+            .body(Body::from(r#"{"mac":"a"}"#))
+            .unwrap();
         assert_eq!(call(ok).await.0, StatusCode::OK);
-        let conflict = Request::post("/x").body(Body::from(r#"{"mac":"bad"}"#)).unwrap();
+        let conflict = Request::post("/x")
+            .body(Body::from(r#"{"mac":"bad"}"#))
+            .unwrap();
         let (s, b) = call(conflict).await;
         assert_eq!(s, StatusCode::CONFLICT);
         assert!(b.contains("mac bad"));

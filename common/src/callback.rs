@@ -55,7 +55,11 @@ pub async fn deliver(url: &str, task: &str, body: &Value) -> Outcome {
                 return Outcome::Delivered;
             }
             Ok(rsp) if rsp.status() == reqwest::StatusCode::NOT_FOUND => {
-                tracing::info!(task, url, "controller no longer waits for this task (404); not retrying");
+                tracing::info!(
+                    task,
+                    url,
+                    "controller no longer waits for this task (404); not retrying"
+                );
                 return Outcome::Gone;
             }
             Ok(rsp) => format!("HTTP {}", rsp.status()),
@@ -65,7 +69,14 @@ pub async fn deliver(url: &str, task: &str, body: &Value) -> Outcome {
             tracing::error!(task, url, attempt, problem, "giving up on callback");
             return Outcome::GaveUp;
         }
-        tracing::warn!(task, url, attempt, problem, retry_in_ms = delay.as_millis() as u64, "callback failed");
+        tracing::warn!(
+            task,
+            url,
+            attempt,
+            problem,
+            retry_in_ms = delay.as_millis() as u64,
+            "callback failed"
+        );
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(MAX_DELAY);
     }

@@ -23,7 +23,11 @@ pub struct Mac(pub [u8; 6]);
 impl FromStr for Mac {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        let bad = || err(format!("{s:?} is not a MAC address (expected aa:bb:cc:dd:ee:ff)"));
+        let bad = || {
+            err(format!(
+                "{s:?} is not a MAC address (expected aa:bb:cc:dd:ee:ff)"
+            ))
+        };
         let parts: Vec<&str> = s.split([':', '-']).collect();
         if parts.len() != 6 {
             return Err(bad());
@@ -87,7 +91,8 @@ impl FromStr for IfName {
             && s.len() <= 15
             && s != "."
             && s != ".."
-            && s.bytes().all(|b| b.is_ascii_graphic() && !b"/\"'\\:,".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"/\"'\\:,".contains(&b));
         if ok {
             Ok(IfName(s.to_string()))
         } else {
@@ -130,10 +135,10 @@ pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, ParseError> {
 /// Prefix length of a dotted netmask ("255.255.255.0" -> 24); a bare number is accepted too.
 pub fn netmask_prefix(s: &str) -> Result<u8, ParseError> {
     let s = s.trim();
-    if let Ok(n) = s.parse::<u8>() {
-        if n <= 32 {
-            return Ok(n);
-        }
+    if let Ok(n) = s.parse::<u8>()
+        && n <= 32
+    {
+        return Ok(n);
     }
     let bad = || err(format!("{s:?} is not a netmask"));
     let m = u32::from(s.parse::<Ipv4Addr>().map_err(|_| bad())?);
@@ -165,7 +170,7 @@ impl Ipv4Net {
     pub fn addr(&self) -> Ipv4Addr {
         self.addr
     }
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
@@ -232,14 +237,17 @@ impl PortRange {
             return Err(err(format!("port range {start}-{end} is outside 1-65535")));
         }
         if end < start {
-            return Err(err(format!("port range {start}-{end} ends before it starts")));
+            return Err(err(format!(
+                "port range {start}-{end} ends before it starts"
+            )));
         }
         Ok(PortRange {
             start: start as u16,
             end: end as u16,
         })
     }
-    pub fn len(&self) -> u32 {
+    /// Number of ports in the range.
+    pub fn count(&self) -> u32 {
         u32::from(self.end) - u32::from(self.start) + 1
     }
     pub fn is_single(&self) -> bool {
@@ -330,7 +338,10 @@ mod tests {
         assert_eq!(n.to_string(), "192.168.100.0/24");
         assert!(n.contains("192.168.100.200".parse().unwrap()));
         assert!(!n.contains("192.168.101.1".parse().unwrap()));
-        assert_eq!("10.0.0.1".parse::<Ipv4Net>().unwrap().to_string(), "10.0.0.1/32");
+        assert_eq!(
+            "10.0.0.1".parse::<Ipv4Net>().unwrap().to_string(),
+            "10.0.0.1/32"
+        );
         assert!("10.0.0.1/33".parse::<Ipv4Net>().is_err());
         assert!("0.0.0.0/0".parse::<Ipv4Net>().unwrap().is_any());
     }
@@ -343,7 +354,7 @@ mod tests {
         let a = PortRange::new(100, 200).unwrap();
         assert!(a.overlaps(&PortRange::new(200, 300).unwrap()));
         assert!(!a.overlaps(&PortRange::new(201, 300).unwrap()));
-        assert_eq!(a.len(), 101);
+        assert_eq!(a.count(), 101);
     }
 
     #[test]

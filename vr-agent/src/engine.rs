@@ -100,7 +100,12 @@ impl Engine {
         match &r {
             Ok(()) => {
                 self.stats.applies += 1;
-                tracing::info!(edit = edit_name(&edit), generation = self.generation, ms, "applied");
+                tracing::info!(
+                    edit = edit_name(&edit),
+                    generation = self.generation,
+                    ms,
+                    "applied"
+                );
             }
             Err(e) => {
                 self.stats.failures += 1;
@@ -139,7 +144,12 @@ impl Engine {
             if change.is_some() {
                 let old = nat::render(&self.model, &obs).ok();
                 let restored = match &old {
-                    Some(o) => self.sys.firewall.apply(&nat::full(None, o).script).await.is_ok(),
+                    Some(o) => self
+                        .sys
+                        .firewall
+                        .apply(&nat::full(None, o).script)
+                        .await
+                        .is_ok(),
                     None => false,
                 };
                 self.applied = if restored { old } else { None };
@@ -239,7 +249,8 @@ impl Engine {
             links: &links,
             agent_port: self.agent_port,
         };
-        let ops = links::plan(None, &self.model, None, &links).map_err(|e| EngineError::BadRequest(e.0))?;
+        let ops = links::plan(None, &self.model, None, &links)
+            .map_err(|e| EngineError::BadRequest(e.0))?;
         self.run_link_ops(&ops).await?;
         let ruleset = nat::render(&self.model, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
         self.applied = None;
@@ -264,8 +275,14 @@ impl Engine {
             None => true,
             Some(l) => {
                 let (sets, chains) = census(l);
-                let want_sets = expected.elements.iter().map(|(k, v)| (k.to_string(), v.len()));
-                let want_chains = expected.chain_rules.iter().map(|(k, v)| (k.to_string(), *v));
+                let want_sets = expected
+                    .elements
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.len()));
+                let want_chains = expected
+                    .chain_rules
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v));
                 sets != want_sets.collect() || chains != want_chains.collect()
             }
         };

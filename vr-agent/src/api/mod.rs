@@ -116,17 +116,27 @@ async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
 /// `ipv4LocalPortRange` ("1024-65000"); like zvr, values with a zero are
 /// ignored, and the low end must be at least 1024.
 fn set_local_port_range(range: &str) -> Result<(), ApiError> {
-    let bad = || ApiError::bad_request(format!("parms.ipv4LocalPortRange: {range:?} is not LOW-HIGH with 1024 <= LOW < HIGH <= 65535"));
+    let bad = || {
+        ApiError::bad_request(format!(
+            "parms.ipv4LocalPortRange: {range:?} is not LOW-HIGH with 1024 <= LOW < HIGH <= 65535"
+        ))
+    };
     let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
-    let (lo, hi): (u32, u32) = (lo.trim().parse().map_err(|_| bad())?, hi.trim().parse().map_err(|_| bad())?);
+    let (lo, hi): (u32, u32) = (
+        lo.trim().parse().map_err(|_| bad())?,
+        hi.trim().parse().map_err(|_| bad())?,
+    );
     if lo == 0 || hi == 0 {
         return Result::Ok(());
     }
     if lo < 1024 || hi > 65535 || lo >= hi {
         return Err(bad());
     }
-    std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", format!("{lo} {hi}"))
-        .map_err(|e| ApiError::internal(format!("cannot set ip_local_port_range: {e}")))
+    std::fs::write(
+        "/proc/sys/net/ipv4/ip_local_port_range",
+        format!("{lo} {hi}"),
+    )
+    .map_err(|e| ApiError::internal(format!("cannot set ip_local_port_range: {e}")))
 }
 
 async fn ping(s: AppState, _: vr::UuidCmd) -> Result<vr::PingRsp, ApiError> {
@@ -143,33 +153,70 @@ async fn ping(s: AppState, _: vr::UuidCmd) -> Result<vr::PingRsp, ApiError> {
 }
 
 async fn configure_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::ConfigureNics(from_wire::nics(&c.nics).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::ConfigureNics(from_wire::nics(&c.nics).map_err(bad)?),
+    )
+    .await
 }
 
 async fn remove_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::RemoveNics(from_wire::nic_macs(&c.nics).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::RemoveNics(from_wire::nic_macs(&c.nics).map_err(bad)?),
+    )
+    .await
 }
 
 async fn nic_default_action(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::SetDefaultActions(from_wire::default_actions(&c.nics).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::SetDefaultActions(from_wire::default_actions(&c.nics).map_err(bad)?),
+    )
+    .await
 }
 
 async fn set_snat(s: AppState, c: vr::SetSnatCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::SetSnat(from_wire::snat("snat", &c.snat).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::SetSnat(from_wire::snat("snat", &c.snat).map_err(bad)?),
+    )
+    .await
 }
 
 async fn remove_snat(s: AppState, c: vr::RemoveSnatCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::RemoveSnats(from_wire::snats("natInfo", &c.nat_info).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::RemoveSnats(from_wire::snats("natInfo", &c.nat_info).map_err(bad)?),
+    )
+    .await
 }
 
 async fn sync_snat(s: AppState, c: vr::SyncSnatCmd) -> Result<Ok, ApiError> {
     let snats = from_wire::snats("snats", &c.snats).map_err(bad)?;
-    apply(&s, Edit::SyncSnats { snats, enable: c.enable }).await
+    apply(
+        &s,
+        Edit::SyncSnats {
+            snats,
+            enable: c.enable,
+        },
+    )
+    .await
 }
 
-async fn set_snat_state(s: AppState, c: vr::SetSnatServiceStateCmd) -> Result<vr::SnatServiceStateRsp, ApiError> {
+async fn set_snat_state(
+    s: AppState,
+    c: vr::SetSnatServiceStateCmd,
+) -> Result<vr::SnatServiceStateRsp, ApiError> {
     let snats = from_wire::snats("snats", &c.snats).map_err(bad)?;
-    apply(&s, Edit::SetSnatState { snats, enabled: c.enabled }).await?;
+    apply(
+        &s,
+        Edit::SetSnatState {
+            snats,
+            enabled: c.enabled,
+        },
+    )
+    .await?;
     Result::Ok(vr::SnatServiceStateRsp {
         service_status: if c.enabled { "enable" } else { "disable" }.into(),
     })
@@ -186,11 +233,19 @@ async fn create_vip(s: AppState, c: vr::CreateVipCmd) -> Result<Ok, ApiError> {
 }
 
 async fn remove_vip(s: AppState, c: vr::RemoveVipCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::RemoveVips(from_wire::vip_ips(&c.vips).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::RemoveVips(from_wire::vip_ips(&c.vips).map_err(bad)?),
+    )
+    .await
 }
 
 async fn create_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::CreatePortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::CreatePortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?),
+    )
+    .await
 }
 
 async fn revoke_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
@@ -199,11 +254,19 @@ async fn revoke_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError
 }
 
 async fn sync_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::SyncPortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::SyncPortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?),
+    )
+    .await
 }
 
 async fn create_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
-    apply(&s, Edit::CreateEip(from_wire::eip("eip", &c.eip).map_err(bad)?)).await
+    apply(
+        &s,
+        Edit::CreateEip(from_wire::eip("eip", &c.eip).map_err(bad)?),
+    )
+    .await
 }
 
 async fn remove_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {

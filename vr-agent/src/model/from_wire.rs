@@ -39,7 +39,11 @@ impl Entry {
         }
         parse_ipv4(s).map_err(|e| self.err(field, e))
     }
-    fn opt_ip(&self, field: &'static str, s: &Option<String>) -> Result<Option<Ipv4Addr>, FieldError> {
+    fn opt_ip(
+        &self,
+        field: &'static str,
+        s: &Option<String>,
+    ) -> Result<Option<Ipv4Addr>, FieldError> {
         match s.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
             Some(s) => self.ip(field, s).map(Some),
@@ -64,12 +68,20 @@ pub fn nic(i: usize, n: &vr::NicInfo) -> Result<Nic, FieldError> {
             Some((ip, e.netmask("netmask", mask)?))
         }
     };
-    let category = match n.category.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let category = match n
+        .category
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("public") => NicCategory::Public,
         Some("management") => NicCategory::Management,
         Some("private") | None | Some("") => NicCategory::Private,
         Some(other) => {
-            return Err(e.err("category", format!("{other:?} is not Public, Private or Management")));
+            return Err(e.err(
+                "category",
+                format!("{other:?} is not Public, Private or Management"),
+            ));
         }
     };
     let mtu = match n.mtu {
@@ -93,7 +105,10 @@ fn default_action(e: &Entry, s: &Option<String>) -> Result<Option<DefaultAction>
         None | Some("") => Ok(None),
         Some("accept") => Ok(Some(DefaultAction::Accept)),
         Some("reject") | Some("drop") => Ok(Some(DefaultAction::Reject)),
-        Some(other) => Err(e.err("firewallDefaultAction", format!("{other:?} is not accept or reject"))),
+        Some(other) => Err(e.err(
+            "firewallDefaultAction",
+            format!("{other:?} is not accept or reject"),
+        )),
     }
 }
 
@@ -191,7 +206,7 @@ pub fn port_forward(i: usize, r: &vr::PortForwardingRule) -> Result<PortForward,
         .map_err(|x| e.err("vipPortStart/vipPortEnd", x))?;
     let private_ports = PortRange::new(r.private_port_start, r.private_port_end)
         .map_err(|x| e.err("privatePortStart/privatePortEnd", x))?;
-    if !(private_ports.is_single() || private_ports.len() == vip_ports.len()) {
+    if !(private_ports.is_single() || private_ports.count() == vip_ports.count()) {
         return Err(e.err(
             "privatePortStart/privatePortEnd",
             format!(
@@ -208,7 +223,10 @@ pub fn port_forward(i: usize, r: &vr::PortForwardingRule) -> Result<PortForward,
     };
     Ok(PortForward {
         uuid: r.uuid.trim().to_string(),
-        proto: r.protocol_type.parse::<Proto>().map_err(|x| e.err("protocolType", x))?,
+        proto: r
+            .protocol_type
+            .parse::<Proto>()
+            .map_err(|x| e.err("protocolType", x))?,
         vip: e.ip("vipIp", &r.vip_ip)?,
         vip_ports,
         private_ip: e.ip("privateIp", &r.private_ip)?,
@@ -221,7 +239,10 @@ pub fn port_forward(i: usize, r: &vr::PortForwardingRule) -> Result<PortForward,
 }
 
 pub fn port_forwards(list: &[vr::PortForwardingRule]) -> Result<Vec<PortForward>, FieldError> {
-    list.iter().enumerate().map(|(i, r)| port_forward(i, r)).collect()
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| port_forward(i, r))
+        .collect()
 }
 
 pub fn eip(name: &str, x: &vr::EipInfo) -> Result<Eip, FieldError> {
@@ -261,8 +282,13 @@ mod tests {
             private_mac: "fa:26:9c:aa:00:03".into(),
             ..Default::default()
         };
-        let e = port_forwards(&[r.clone()]).unwrap_err().to_string();
-        assert_eq!(e, "rules[0] (uuid u1): vipIp: \"172.20.10.300\" is not an IPv4 address");
+        let e = port_forwards(std::slice::from_ref(&r))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "rules[0] (uuid u1): vipIp: \"172.20.10.300\" is not an IPv4 address"
+        );
         let mut r2 = r;
         r2.vip_ip = "172.20.10.100".into();
         r2.vip_port_end = 90;

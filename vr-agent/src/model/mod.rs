@@ -129,9 +129,18 @@ pub enum Edit {
     SetDefaultActions(Vec<(Mac, DefaultAction)>),
     SetSnat(Snat),
     RemoveSnats(Vec<Snat>),
-    SyncSnats { snats: Vec<Snat>, enable: bool },
-    SetSnatState { snats: Vec<Snat>, enabled: bool },
-    CreateVips { vips: Vec<Vip>, primaries: Vec<(Mac, Ipv4Addr, u8)> },
+    SyncSnats {
+        snats: Vec<Snat>,
+        enable: bool,
+    },
+    SetSnatState {
+        snats: Vec<Snat>,
+        enabled: bool,
+    },
+    CreateVips {
+        vips: Vec<Vip>,
+        primaries: Vec<(Mac, Ipv4Addr, u8)>,
+    },
     RemoveVips(Vec<Ipv4Addr>),
     CreatePortForwards(Vec<PortForward>),
     RevokePortForwards(Vec<String>),
@@ -241,13 +250,13 @@ impl Model {
                 self.port_forwards = rules.iter().map(|r| (r.uuid.clone(), r.clone())).collect();
             }
             Edit::CreateEip(e) => {
-                if let Some(old) = self.eips.get(&e.vip) {
-                    if old.guest != e.guest {
-                        return Err(Invalid(format!(
-                            "eip: vipIp {} is already the EIP of guest {}, not {}",
-                            e.vip, old.guest, e.guest
-                        )));
-                    }
+                if let Some(old) = self.eips.get(&e.vip)
+                    && old.guest != e.guest
+                {
+                    return Err(Invalid(format!(
+                        "eip: vipIp {} is already the EIP of guest {}, not {}",
+                        e.vip, old.guest, e.guest
+                    )));
                 }
                 self.eips.insert(e.vip, e.clone());
             }
@@ -257,13 +266,13 @@ impl Model {
             Edit::SyncEips(eips) => {
                 let mut map = BTreeMap::new();
                 for (i, e) in eips.iter().enumerate() {
-                    if let Some(old) = map.insert(e.vip, e.clone()) {
-                        if old != *e {
-                            return Err(Invalid(format!(
-                                "eips[{i}]: vipIp {} is listed twice with different guests ({} and {})",
-                                e.vip, old.guest, e.guest
-                            )));
-                        }
+                    if let Some(old) = map.insert(e.vip, e.clone())
+                        && old != *e
+                    {
+                        return Err(Invalid(format!(
+                            "eips[{i}]: vipIp {} is listed twice with different guests ({} and {})",
+                            e.vip, old.guest, e.guest
+                        )));
                     }
                 }
                 self.eips = map;
@@ -369,25 +378,51 @@ mod tests {
     #[test]
     fn eip_vip_bound_to_other_guest_is_refused() {
         let mut m = Model::default();
-        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10"))).unwrap();
-        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10"))).unwrap();
-        let e = m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.11"))).unwrap_err();
-        assert!(e.0.contains("already the EIP of guest 192.168.100.10"), "{e}");
+        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10")))
+            .unwrap();
+        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10")))
+            .unwrap();
+        let e = m
+            .apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.11")))
+            .unwrap_err();
+        assert!(
+            e.0.contains("already the EIP of guest 192.168.100.10"),
+            "{e}"
+        );
     }
 
     #[test]
     fn eip_and_pf_cannot_share_a_vip() {
         let mut m = Model::default();
-        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10"))).unwrap();
-        m.apply(&Edit::CreatePortForwards(vec![pf("x", "172.20.10.101", 80, 80)])).unwrap();
+        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10")))
+            .unwrap();
+        m.apply(&Edit::CreatePortForwards(vec![pf(
+            "x",
+            "172.20.10.101",
+            80,
+            80,
+        )]))
+        .unwrap();
         assert!(m.validate().is_err());
     }
 
     #[test]
     fn sync_replaces_section() {
         let mut m = Model::default();
-        m.apply(&Edit::CreatePortForwards(vec![pf("a", "172.20.10.100", 80, 80)])).unwrap();
-        m.apply(&Edit::SyncPortForwards(vec![pf("b", "172.20.10.100", 81, 81)])).unwrap();
+        m.apply(&Edit::CreatePortForwards(vec![pf(
+            "a",
+            "172.20.10.100",
+            80,
+            80,
+        )]))
+        .unwrap();
+        m.apply(&Edit::SyncPortForwards(vec![pf(
+            "b",
+            "172.20.10.100",
+            81,
+            81,
+        )]))
+        .unwrap();
         assert_eq!(m.port_forwards.keys().collect::<Vec<_>>(), vec!["b"]);
     }
 }

@@ -12,21 +12,45 @@ use crate::model::{Edit, Model, Nic};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkOp {
     /// Bring the link up, with this MTU if given.
-    Up { ifname: IfName, mtu: Option<u32> },
-    AddAddr { ifname: IfName, ip: Ipv4Addr, prefix: u8 },
-    DelAddr { ifname: IfName, ip: Ipv4Addr, prefix: u8 },
-    DefaultRoute { ifname: IfName, gateway: Ipv4Addr },
+    Up {
+        ifname: IfName,
+        mtu: Option<u32>,
+    },
+    AddAddr {
+        ifname: IfName,
+        ip: Ipv4Addr,
+        prefix: u8,
+    },
+    DelAddr {
+        ifname: IfName,
+        ip: Ipv4Addr,
+        prefix: u8,
+    },
+    DefaultRoute {
+        ifname: IfName,
+        gateway: Ipv4Addr,
+    },
     /// Make `ip` the NIC's first address (ZStack's syncVip ordering).
-    PrimaryFirst { ifname: IfName, ip: Ipv4Addr, prefix: u8 },
+    PrimaryFirst {
+        ifname: IfName,
+        ip: Ipv4Addr,
+        prefix: u8,
+    },
     /// Announce an address with gratuitous ARP.
-    Announce { ifname: IfName, ip: Ipv4Addr },
+    Announce {
+        ifname: IfName,
+        ip: Ipv4Addr,
+    },
 }
 
 type Addrs = BTreeSet<(Mac, Ipv4Addr, u8)>;
 
 /// Addresses the model wants on the box: NIC primaries and VIPs.
 fn addresses(m: &Model) -> Addrs {
-    let nics = m.nics.values().filter_map(|n| n.ip.map(|(ip, p)| (n.mac, ip, p)));
+    let nics = m
+        .nics
+        .values()
+        .filter_map(|n| n.ip.map(|(ip, p)| (n.mac, ip, p)));
     let vips = m.vips.values().map(|v| (v.mac, v.ip, v.prefix));
     nics.chain(vips).collect()
 }
@@ -79,7 +103,11 @@ pub fn plan(
             ops.push(LinkOp::Announce { ifname, ip: *ip });
         }
     }
-    for nic in new.nics.values().filter(|n| changed(n) && n.is_default_route) {
+    for nic in new
+        .nics
+        .values()
+        .filter(|n| changed(n) && n.is_default_route)
+    {
         if let Some(gateway) = nic.gateway {
             ops.push(LinkOp::DefaultRoute {
                 ifname: name(&nic.mac, "nic")?,

@@ -82,7 +82,10 @@ const SETS: &[(&str, &str)] = &[
         "pf_inbound",
         "type ifname . ipv4_addr . inet_proto . inet_service; flags interval;",
     ),
-    ("snat_out", "type ifname . ipv4_addr : ipv4_addr; flags interval;"),
+    (
+        "snat_out",
+        "type ifname . ipv4_addr : ipv4_addr; flags interval;",
+    ),
     ("hairpin_nets", "type ifname . ipv4_addr; flags interval;"),
     ("reject_into", "type ifname;"),
 ];
@@ -125,7 +128,9 @@ pub fn render(model: &Model, obs: &Observed) -> Result<Ruleset, PlanError> {
         for s in model.snats.values().filter(|s| s.enabled) {
             let what = || format!("snat {}: publicNicMac", s.key());
             let pub_if = ifname(&s.public_mac, &what)?;
-            ifname(&s.private_mac, &|| format!("snat {}: privateNicMac", s.key()))?;
+            ifname(&s.private_mac, &|| {
+                format!("snat {}: privateNicMac", s.key())
+            })?;
             add(
                 "snat_out",
                 format!("\"{pub_if}\" . {} : {}", s.private_net, s.public_ip),
@@ -137,7 +142,11 @@ pub fn render(model: &Model, obs: &Observed) -> Result<Ruleset, PlanError> {
     for e in model.eips.values() {
         let pub_if = ifname(&e.public_mac, &|| format!("eip {}: publicMac", e.vip))?;
         let priv_if = ifname(&e.private_mac, &|| format!("eip {}: privateMac", e.vip))?;
-        add("eip_dnat", format!("{} : {}", e.vip, e.guest), Some(FlowMatch::Dst(e.vip)));
+        add(
+            "eip_dnat",
+            format!("{} : {}", e.vip, e.guest),
+            Some(FlowMatch::Dst(e.vip)),
+        );
         add(
             "eip_snat",
             format!("\"{pub_if}\" . {} : {}", e.guest, e.vip),
@@ -149,15 +158,27 @@ pub fn render(model: &Model, obs: &Observed) -> Result<Ruleset, PlanError> {
     }
 
     for r in model.port_forwards.values() {
-        ifname(&r.public_mac, &|| format!("port forwarding rule {}: publicMac", r.uuid))?;
-        let priv_if = ifname(&r.private_mac, &|| format!("port forwarding rule {}: privateMac", r.uuid))?;
+        ifname(&r.public_mac, &|| {
+            format!("port forwarding rule {}: publicMac", r.uuid)
+        })?;
+        let priv_if = ifname(&r.private_mac, &|| {
+            format!("port forwarding rule {}: privateMac", r.uuid)
+        })?;
         let flow = Some(FlowMatch::DstPorts(r.vip, r.proto, r.vip_ports));
         let (vip, p, pip) = (r.vip, r.proto, r.private_ip);
         let key = format!("{vip} . {p} . {}", range(r.vip_ports));
         if r.vip_ports.is_single() {
-            add("pf_exact", format!("{key} : {pip} . {}", r.private_ports.start), flow);
+            add(
+                "pf_exact",
+                format!("{key} : {pip} . {}", r.private_ports.start),
+                flow,
+            );
         } else if r.private_ports.is_single() {
-            add("pf_range_one", format!("{key} : {pip} . {}", r.private_ports.start), flow);
+            add(
+                "pf_range_one",
+                format!("{key} : {pip} . {}", r.private_ports.start),
+                flow,
+            );
         } else if r.private_ports.start == r.vip_ports.start {
             add("pf_range_keep", format!("{key} : {pip}"), flow);
         } else {
@@ -196,7 +217,7 @@ fn shifted(
     r: &PortForward,
     add: &mut impl FnMut(&'static str, String, Option<FlowMatch>),
 ) -> Result<(), PlanError> {
-    if r.vip_ports.len() > MAX_SHIFTED_PORTS {
+    if r.vip_ports.count() > MAX_SHIFTED_PORTS {
         return Err(PlanError(format!(
             "port forwarding rule {}: vip ports {} map to private ports {} at another offset; \
              at most {MAX_SHIFTED_PORTS} ports are supported for that",
@@ -204,7 +225,7 @@ fn shifted(
         )));
     }
     let flow = Some(FlowMatch::DstPorts(r.vip, r.proto, r.vip_ports));
-    for i in 0..r.vip_ports.len() as u16 {
+    for i in 0..r.vip_ports.count() as u16 {
         add(
             "pf_exact",
             format!(
@@ -231,7 +252,9 @@ fn skeleton(mgmt: Option<&IfName>, agent_port: u16) -> (String, BTreeMap<&'stati
     }
     let mut input = vec![];
     if let Some(m) = mgmt {
-        input.push(format!("tcp dport {agent_port} iifname != \"{m}\" reject with tcp reset"));
+        input.push(format!(
+            "tcp dport {agent_port} iifname != \"{m}\" reject with tcp reset"
+        ));
     }
     let l4 = "meta l4proto { tcp, udp }";
     let key = "ip daddr . meta l4proto . th dport";
@@ -262,7 +285,11 @@ fn skeleton(mgmt: Option<&IfName>, agent_port: u16) -> (String, BTreeMap<&'stati
                 "ct state new oifname @reject_into reject with icmp type admin-prohibited".into(),
             ],
         ),
-        ("input", "type filter hook input priority filter; policy accept;", input),
+        (
+            "input",
+            "type filter hook input priority filter; policy accept;",
+            input,
+        ),
         (
             "postrouting",
             "type nat hook postrouting priority srcnat; policy accept;",
@@ -340,8 +367,17 @@ pub fn full(old: Option<&Ruleset>, new: &Ruleset) -> Change {
         if let Some(old) = old {
             let empty = BTreeMap::new();
             let old_el = old.elements.get(set).unwrap_or(&empty);
-            stale.extend(old_el.iter().filter(|(k, _)| !el.contains_key(*k)).filter_map(|(_, f)| *f));
-            stale.extend(el.iter().filter(|(k, _)| !old_el.contains_key(*k)).filter_map(|(_, f)| *f));
+            stale.extend(
+                old_el
+                    .iter()
+                    .filter(|(k, _)| !el.contains_key(*k))
+                    .filter_map(|(_, f)| *f),
+            );
+            stale.extend(
+                el.iter()
+                    .filter(|(k, _)| !old_el.contains_key(*k))
+                    .filter_map(|(_, f)| *f),
+            );
         }
     }
     Change {
@@ -351,7 +387,12 @@ pub fn full(old: Option<&Ruleset>, new: &Ruleset) -> Change {
     }
 }
 
-fn element_cmd<'a>(out: &mut String, verb: &str, set: &str, items: impl Iterator<Item = &'a String>) {
+fn element_cmd<'a>(
+    out: &mut String,
+    verb: &str,
+    set: &str,
+    items: impl Iterator<Item = &'a String>,
+) {
     let mut first = true;
     for item in items {
         if first {

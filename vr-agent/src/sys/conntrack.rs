@@ -64,12 +64,27 @@ pub fn matches(f: &Flow, m: &FlowMatch) -> bool {
 }
 
 fn delete_args(f: &Flow) -> Vec<String> {
-    let mut a: Vec<String> = ["-D", "-f", "ipv4", "-p", &f.proto, "-s", &f.src.to_string(), "-d", &f.dst.to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut a: Vec<String> = [
+        "-D",
+        "-f",
+        "ipv4",
+        "-p",
+        &f.proto,
+        "-s",
+        &f.src.to_string(),
+        "-d",
+        &f.dst.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     if let (Some(s), Some(d)) = (f.sport, f.dport) {
-        a.extend(["--sport".into(), s.to_string(), "--dport".into(), d.to_string()]);
+        a.extend([
+            "--sport".into(),
+            s.to_string(),
+            "--dport".into(),
+            d.to_string(),
+        ]);
     }
     if let Some((t, c, i)) = &f.icmp {
         a.extend([
@@ -134,13 +149,32 @@ mod tests {
         assert_eq!(f.proto, "tcp");
         assert_eq!(f.dst, "172.20.10.100".parse::<Ipv4Addr>().unwrap());
         assert_eq!(f.dport, Some(8080));
-        let m = FlowMatch::DstPorts(f.dst, Proto::Tcp, PortRange { start: 8000, end: 9000 });
+        let m = FlowMatch::DstPorts(
+            f.dst,
+            Proto::Tcp,
+            PortRange {
+                start: 8000,
+                end: 9000,
+            },
+        );
         assert!(matches(&f, &m));
-        assert!(!matches(&f, &FlowMatch::DstPorts(f.dst, Proto::Udp, PortRange { start: 8000, end: 9000 })));
+        assert!(!matches(
+            &f,
+            &FlowMatch::DstPorts(
+                f.dst,
+                Proto::Udp,
+                PortRange {
+                    start: 8000,
+                    end: 9000
+                }
+            )
+        ));
         let icmp = "icmp     1 29 src=10.0.0.1 dst=172.20.10.101 type=8 code=0 id=77 src=192.168.100.10 dst=10.0.0.1 type=0 code=0 id=77 mark=0 use=1";
         let f = parse(icmp).unwrap();
         assert_eq!(f.icmp, Some(("8".into(), "0".into(), "77".into())));
         assert!(delete_args(&f).contains(&"--icmp-id".to_string()));
-        assert!(parse("conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.").is_none());
+        assert!(
+            parse("conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.").is_none()
+        );
     }
 }

@@ -34,9 +34,11 @@ pub trait Netlink: Send + Sync {
     /// IPv4 addresses in kernel order (the primary first).
     async fn addrs(&self, ifname: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError>;
     /// Add an address; already present is fine.
-    async fn add_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError>;
+    async fn add_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8)
+    -> Result<(), NetlinkError>;
     /// Remove an address; already absent is fine.
-    async fn del_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError>;
+    async fn del_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8)
+    -> Result<(), NetlinkError>;
     async fn default_route(&self, ifname: &IfName, gateway: Ipv4Addr) -> Result<(), NetlinkError>;
     /// Announce an address with gratuitous ARP, in the background.
     fn announce(&self, ifname: &IfName, ip: Ipv4Addr);
@@ -56,7 +58,12 @@ impl RtNetlink {
     }
 
     async fn index(&self, ifname: &IfName) -> Result<u32, NetlinkError> {
-        let mut s = self.handle.link().get().match_name(ifname.to_string()).execute();
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(ifname.to_string())
+            .execute();
         match s.try_next().await {
             Ok(Some(m)) => Ok(m.header.index),
             _ => Err(NetlinkError::NoLink(ifname.clone())),
@@ -81,7 +88,11 @@ impl Netlink for RtNetlink {
     async fn links(&self) -> Result<BTreeMap<Mac, IfName>, NetlinkError> {
         let mut out = BTreeMap::new();
         let mut s = self.handle.link().get().execute();
-        while let Some(m) = s.try_next().await.map_err(kernel("list links", &"*".parse().unwrap()))? {
+        while let Some(m) = s
+            .try_next()
+            .await
+            .map_err(kernel("list links", &"*".parse().unwrap()))?
+        {
             let mut name = None;
             let mut mac = None;
             for a in &m.attributes {
@@ -95,12 +106,12 @@ impl Netlink for RtNetlink {
                     _ => {}
                 }
             }
-            if let (Some(n), Some(m)) = (name, mac) {
-                if m.0 != [0; 6] {
-                    // Bridges and VLANs can share a MAC with their port; the
-                    // first (lowest index, the physical NIC) wins.
-                    out.entry(m).or_insert(n);
-                }
+            // Bridges and VLANs can share a MAC with their port; the first
+            // (lowest index, the physical NIC) wins.
+            if let (Some(n), Some(m)) = (name, mac)
+                && m.0 != [0; 6]
+            {
+                out.entry(m).or_insert(n);
             }
         }
         Ok(out)
@@ -122,9 +133,18 @@ impl Netlink for RtNetlink {
 
     async fn addrs(&self, ifname: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {
         let index = self.index(ifname).await?;
-        let mut s = self.handle.address().get().set_link_index_filter(index).execute();
+        let mut s = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
         let mut out = vec![];
-        while let Some(m) = s.try_next().await.map_err(kernel("list addresses", ifname))? {
+        while let Some(m) = s
+            .try_next()
+            .await
+            .map_err(kernel("list addresses", ifname))?
+        {
             for a in &m.attributes {
                 if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
                     out.push((*ip, m.header.prefix_len));
@@ -134,15 +154,31 @@ impl Netlink for RtNetlink {
         Ok(out)
     }
 
-    async fn add_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
+    async fn add_addr(
+        &self,
+        ifname: &IfName,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), NetlinkError> {
         let index = self.index(ifname).await?;
-        match self.handle.address().add(index, IpAddr::V4(ip), prefix).execute().await {
+        match self
+            .handle
+            .address()
+            .add(index, IpAddr::V4(ip), prefix)
+            .execute()
+            .await
+        {
             Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
             r => r.map_err(kernel("add address", ifname)),
         }
     }
 
-    async fn del_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
+    async fn del_addr(
+        &self,
+        ifname: &IfName,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), NetlinkError> {
         let index = match self.index(ifname).await {
             Ok(i) => i,
             Err(NetlinkError::NoLink(_)) => return Ok(()),
@@ -202,9 +238,20 @@ impl Netlink for FakeNetlink {
         Ok(())
     }
     async fn addrs(&self, ifname: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {
-        Ok(self.addrs.lock().unwrap().get(ifname).cloned().unwrap_or_default())
+        Ok(self
+            .addrs
+            .lock()
+            .unwrap()
+            .get(ifname)
+            .cloned()
+            .unwrap_or_default())
     }
-    async fn add_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
+    async fn add_addr(
+        &self,
+        ifname: &IfName,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), NetlinkError> {
         let mut a = self.addrs.lock().unwrap();
         let list = a.entry(ifname.clone()).or_default();
         if !list.contains(&(ip, prefix)) {
@@ -212,7 +259,12 @@ impl Netlink for FakeNetlink {
         }
         Ok(())
     }
-    async fn del_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
+    async fn del_addr(
+        &self,
+        ifname: &IfName,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), NetlinkError> {
         if let Some(list) = self.addrs.lock().unwrap().get_mut(ifname) {
             list.retain(|x| *x != (ip, prefix));
         }

@@ -198,7 +198,10 @@ mod tests {
         }
         assert!(dir.join("journal.jsonl").exists());
         // A torn line at the end is ignored.
-        let mut f = OpenOptions::new().append(true).open(dir.join("journal.jsonl")).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join("journal.jsonl"))
+            .unwrap();
         f.write_all(b"{\"generation\":9,\"ed").unwrap();
         let again = FileStore::new(&dir).unwrap();
         assert_eq!(again.load().unwrap(), Some((3, m)));
