@@ -50,6 +50,9 @@ impl Lab {
         testbed::addr(&public, "eth0", "172.20.0.1/16")?;
         testbed::addr(&tenant, "eth0", "192.168.100.10/24")?;
         testbed::route(&tenant, "default via 192.168.100.1")?;
+        // The outside can route to the private network, so only the VR's
+        // firewall keeps it out.
+        testbed::route(&public, "192.168.100.0/24 via 172.20.10.5")?;
         let state = TempDir::new("vrstate")?;
         let mut lab = Lab {
             agent: None,
