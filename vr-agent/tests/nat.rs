@@ -338,3 +338,42 @@ fn async_mode_delivers_callbacks_and_stops_on_404() {
         .unwrap();
     assert_eq!(code, 400);
 }
+
+/// A UDP flow that started before its port forward existed would keep
+/// bypassing the DNAT (conntrack remembers "no NAT"); the agent deletes it.
+#[test]
+fn stale_conntrack_entries_are_removed() {
+    testbed::require_privileged!();
+    let lab = Lab::new().unwrap();
+    lab.base_config();
+    lab.ok("/createvip", json!({"vips": [vip("172.20.10.100")]}));
+    let _dns = UdpServer::start(&lab.tenant, "0.0.0.0:53").unwrap();
+    let sock = lab.public.run(|| {
+        let s = std::net::UdpSocket::bind("0.0.0.0:40000").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s.connect("172.20.10.100:5353").unwrap();
+        s
+    });
+    let exchange = |s: &std::net::UdpSocket| {
+        s.send(b"hi").unwrap();
+        let mut buf = [0u8; 128];
+        s.recv(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).to_string())
+    };
+    assert!(exchange(&sock).is_err(), "nothing forwards 5353 yet");
+    let flows = lab
+        .vr
+        .sh("conntrack -L -p udp --dport 5353 2>/dev/null")
+        .unwrap();
+    assert!(
+        flows.contains("dport=5353"),
+        "the un-NATed flow is tracked: {flows}"
+    );
+    lab.ok(
+        "/createportforwarding",
+        json!({"rules": [pf("u", "172.20.10.100", "UDP", 5353, 5353, 53, 53, None)]}),
+    );
+    let seen = exchange(&sock).expect("same flow is forwarded once its stale entry is gone");
+    assert_eq!(source(&seen), "172.20.0.1");
+}

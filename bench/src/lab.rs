@@ -1,0 +1,238 @@
+//! The VR topology of the vr-agent's NAT tests, in namespaces, with the real
+//! release vr-agent binary (copied in small from vr-agent/tests/common):
+//!
+//! ```text
+//!  ctl (10.0.0.2) --eth0-- vr --eth1-- pub (172.20.0.1, the outside)
+//!                           |
+//!                          eth2
+//!                           |
+//!                  tenant (192.168.100.10, gw .1)
+//! ```
+//! `pub` routes the benchmark VIP ranges (172.21/16, 172.22/16, 172.23/16)
+//! to the router's public address, so no VIP needs to be an address.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use testbed::{Netns, Proc, TempDir};
+
+pub const MGMT_MAC: &str = "fa:26:9c:aa:00:01";
+pub const PUB_MAC: &str = "fa:26:9c:aa:00:02";
+pub const PRIV_MAC: &str = "fa:26:9c:aa:00:03";
+pub const AGENT: &str = "10.0.0.25:7272";
+pub const GUEST: &str = "192.168.100.10";
+
+/// Field order matters for Drop: the agent dies before its namespaces go.
+pub struct Lab {
+    agent: Proc,
+    _state: TempDir,
+    pub tenant: Netns,
+    pub public: Netns,
+    pub ctl: Netns,
+    pub vr: Netns,
+}
+
+impl Lab {
+    pub fn new(agent_bin: &Path) -> Result<Lab> {
+        let vr = Netns::new("vr")?;
+        let ctl = Netns::new("ctl")?;
+        let public = Netns::new("pub")?;
+        let tenant = Netns::new("ten")?;
+        testbed::veth(&vr, "eth0", &ctl, "eth0")?;
+        testbed::veth(&vr, "eth1", &public, "eth0")?;
+        testbed::veth(&vr, "eth2", &tenant, "eth0")?;
+        testbed::set_mac(&vr, "eth0", MGMT_MAC)?;
+        testbed::set_mac(&vr, "eth1", PUB_MAC)?;
+        testbed::set_mac(&vr, "eth2", PRIV_MAC)?;
+        testbed::addr(&vr, "eth0", "10.0.0.25/24")?;
+        testbed::addr(&ctl, "eth0", "10.0.0.2/24")?;
+        testbed::addr(&public, "eth0", "172.20.0.1/16")?;
+        testbed::addr(&tenant, "eth0", &format!("{GUEST}/24"))?;
+        testbed::route(&tenant, "default via 192.168.100.1")?;
+        for net in ["172.21.0.0/16", "172.22.0.0/16", "172.23.0.0/16"] {
+            testbed::route(&public, &format!("{net} via 172.20.10.5"))?;
+        }
+        // Many short connections: use every port, not just the default range.
+        public.sysctl("net.ipv4.ip_local_port_range", "1024 65535")?;
+        let state = TempDir::new("vrstate")?;
+        let mut cmd = vr.command(
+            agent_bin.to_str().context("agent path is not UTF-8")?,
+            &[
+                "--listen",
+                AGENT,
+                "--state-dir",
+                state.path().to_str().context("temp path is not UTF-8")?,
+                "--drift-check-secs",
+                "0",
+            ],
+        );
+        cmd.env("VR_AGENT_LOG", "info").env("NO_COLOR", "1");
+        let agent = Proc::start(cmd)?;
+        let lab = Lab {
+            agent,
+            _state: state,
+            tenant,
+            public,
+            ctl,
+            vr,
+        };
+        let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            lab.post("/echo", "{}").is_ok_and(|r| r.status == 200)
+        });
+        if !up {
+            bail!("vr-agent did not answer /echo:\n{}", lab.log());
+        }
+        Ok(lab)
+    }
+
+    pub fn agent_pid(&self) -> u32 {
+        self.agent.pid()
+    }
+
+    pub fn log(&self) -> String {
+        self.agent.log()
+    }
+
+    /// One sync-mode POST from the ctl namespace over a fresh connection
+    /// (`connection: close`), timed from connect to the last byte.
+    pub fn post(&self, path: &str, body: &str) -> Result<Reply> {
+        let target: SocketAddr = AGENT.parse()?;
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nhost: {AGENT}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (raw, elapsed) = self.ctl.run(|| -> Result<(Vec<u8>, Duration)> {
+            let t = Instant::now();
+            let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(60)))?;
+            s.set_nodelay(true)?;
+            s.write_all(req.as_bytes())?;
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw)?;
+            Ok((raw, t.elapsed()))
+        })?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .with_context(|| format!("{path}: odd HTTP reply {text:?}"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .with_context(|| format!("{path}: odd status line in {head:?}"))?;
+        Ok(Reply {
+            status,
+            body: body.to_string(),
+            elapsed,
+        })
+    }
+
+    /// A command that must answer 200 with `success: true`; returns its time.
+    pub fn ok(&self, path: &str, body: &Value) -> Result<Duration> {
+        let r = self.post(path, &body.to_string())?;
+        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        if r.status != 200 || v["success"] != true {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            bail!(
+                "{path} answered {}: {}\nagent log tail:\n{}",
+                r.status,
+                r.body.chars().take(2000).collect::<String>(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        Ok(r.elapsed)
+    }
+
+    /// NICs and SNAT as in the fixtures.
+    pub fn base_config(&self) -> Result<()> {
+        self.ok("/init", &json!({"uuid": "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"}))?;
+        self.ok(
+            "/configurenic",
+            &json!({"nics": [
+                {"ip": "10.0.0.25", "mac": MGMT_MAC, "netmask": "255.255.255.0", "category": "Management"},
+                {"ip": "172.20.10.5", "mac": PUB_MAC, "netmask": "255.255.0.0", "gateway": "172.20.0.1",
+                 "isDefaultRoute": true, "category": "Public"},
+                {"ip": "192.168.100.1", "mac": PRIV_MAC, "netmask": "255.255.255.0", "category": "Private",
+                 "firewallDefaultAction": "reject"}
+            ]}),
+        )?;
+        self.ok(
+            "/syncsnat",
+            &json!({"snats": [{"publicNicMac": PUB_MAC, "publicIp": "172.20.10.5",
+                "privateNicMac": PRIV_MAC, "privateNicIp": "192.168.100.1",
+                "privateGatewayIp": "192.168.100.1", "snatNetmask": "255.255.255.0", "state": true}],
+                "enable": true}),
+        )?;
+        Ok(())
+    }
+
+    /// The `ms=` of the agent's last `applied edit="<edit>"` log line.
+    pub fn last_applied_ms(&self, edit: &str) -> Option<f64> {
+        let needle = format!("edit=\"{edit}\"");
+        let log = strip_ansi(&self.log());
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains(": applied ") && l.contains(&needle))?;
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("ms="))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// VmRSS and VmHWM of the agent, in kB.
+    pub fn agent_memory_kb(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.agent_pid()))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("no {name} in /proc/<agent>/status"))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub elapsed: Duration,
+}
+
+/// A TCP port forward in the protocol's shape, to the guest.
+pub fn pf(uuid: &str, vip: &str, port: u16, private_port: u16) -> Value {
+    json!({"uuid": uuid, "vipPortStart": port, "vipPortEnd": port,
+        "privatePortStart": private_port, "privatePortEnd": private_port,
+        "protocolType": "TCP", "vipIp": vip, "publicMac": PUB_MAC,
+        "privateIp": GUEST, "privateMac": PRIV_MAC, "snatInboundTraffic": false})
+}
+
+pub fn eip(vip: &str, guest: &str) -> Value {
+    json!({"vipIp": vip, "privateMac": PRIV_MAC, "publicMac": PUB_MAC, "guestIp": guest,
+           "snatInboundTraffic": false})
+}
+
+/// Removes terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

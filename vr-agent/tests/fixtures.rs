@@ -1,0 +1,186 @@
+//! The protocol reference's fixture bodies (section 4: F1-F3, F7-F10) are
+//! accepted, through the real router and engine with fake side effects (no
+//! root needed), and what they render is checked.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use vr_agent::api::{AppState, router};
+use vr_agent::engine::Engine;
+use vr_agent::sys::Sys;
+use vr_agent::sys::conntrack::FakeConntrack;
+use vr_agent::sys::firewall::FakeFirewall;
+use vr_agent::sys::netlink::FakeNetlink;
+use vr_agent::sys::store::FileStore;
+
+struct Box {
+    app: axum::Router,
+    firewall: Arc<FakeFirewall>,
+    netlink: Arc<FakeNetlink>,
+    _dir: testbed::TempDir,
+}
+
+async fn vr() -> Box {
+    let dir = testbed::TempDir::new("fixtures").unwrap();
+    let netlink = Arc::new(FakeNetlink::default());
+    *netlink.links.lock().unwrap() = BTreeMap::from([
+        (
+            "fa:26:9c:aa:00:01".parse().unwrap(),
+            "eth0".parse().unwrap(),
+        ),
+        (
+            "fa:26:9c:aa:00:02".parse().unwrap(),
+            "eth1".parse().unwrap(),
+        ),
+        (
+            "fa:26:9c:aa:00:03".parse().unwrap(),
+            "eth2".parse().unwrap(),
+        ),
+    ]);
+    let firewall = Arc::new(FakeFirewall::default());
+    let sys = Sys {
+        firewall: firewall.clone(),
+        netlink: netlink.clone(),
+        conntrack: Arc::new(FakeConntrack::default()),
+        store: Arc::new(FileStore::new(dir.path()).unwrap()),
+    };
+    let engine = Engine::start(sys, 7272).await.unwrap();
+    let state = AppState {
+        engine: Arc::new(tokio::sync::Mutex::new(engine)),
+        uuid: Default::default(),
+    };
+    Box {
+        app: router(state),
+        firewall,
+        netlink,
+        _dir: dir,
+    }
+}
+
+async fn post(b: &Box, path: &str, body: &str) -> (u16, Value) {
+    let req = Request::post(path)
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let rsp = b.app.clone().oneshot(req).await.unwrap();
+    let status = rsp.status().as_u16();
+    let bytes = axum::body::to_bytes(rsp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+const F1: &str = r#"{"uuid":"4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11","restartDnsmasqAfterNumberOfSIGUSER1":0,
+ "mgtCidr":"10.0.0.0/16","logLevel":"info","timeServers":["10.0.0.2"],
+ "parms":{"ipv4LocalPortRange":"0-0"}}"#;
+const F2: &str = r#"{"uuid":"4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"}"#;
+const F3: &str = r#"{"nics":[{"ip":"192.168.100.1","mac":"fa:26:9c:aa:00:03","gateway":"192.168.100.1",
+ "netmask":"255.255.255.0","isDefaultRoute":false,"category":"Private",
+ "physicalInterface":"eth0","l2type":"L2VlanNetwork","vni":100,
+ "firewallDefaultAction":"reject","mtu":1500}]}"#;
+const F7: &str = r#"{"snats":[{"publicNicMac":"fa:26:9c:aa:00:02","publicIp":"172.20.10.5",
+ "privateNicMac":"fa:26:9c:aa:00:03","privateNicIp":"192.168.100.1",
+ "privateGatewayIp":"192.168.100.1","snatNetmask":"255.255.255.0","state":true}],
+ "enable":true}"#;
+const F8: &str = r#"{"syncVip":true,
+ "vips":[{"ip":"172.20.10.100","netmask":"255.255.0.0","gateway":"172.20.0.1",
+   "prefixLength":0,"ownerEthernetMac":"fa:26:9c:aa:00:02",
+   "vipUuid":"a3c9e0b1d2f34a5b8c7d6e5f4a3b2c1d","isSystem":false}],
+ "nicIps":[{"ip":"172.20.10.5","netmask":"255.255.0.0","ownerEthernetMac":"fa:26:9c:aa:00:02"},
+   {"ip":"192.168.100.1","netmask":"255.255.255.0","ownerEthernetMac":"fa:26:9c:aa:00:03"}]}"#;
+const F9: &str = r#"{"rules":[{"uuid":"0e5c7a1f2b3d4e6f8091a2b3c4d5e6f7","vipPortStart":8080,"vipPortEnd":8080,
+ "privatePortStart":80,"privatePortEnd":80,"protocolType":"TCP","vipIp":"172.20.10.100",
+ "publicMac":"fa:26:9c:aa:00:02","privateIp":"192.168.100.10",
+ "privateMac":"fa:26:9c:aa:00:03","allowedCidr":"203.0.113.0/24",
+ "snatInboundTraffic":false}]}"#;
+const F10_ONE: &str = r#"{"eip":{"vipIp":"172.20.10.101","privateMac":"fa:26:9c:aa:00:03","publicMac":"fa:26:9c:aa:00:02",
+ "guestIp":"192.168.100.10","snatInboundTraffic":false,"needCleanGuestIp":false}}"#;
+const F10_SYNC: &str = r#"{"eips":[{"vipIp":"172.20.10.101","privateMac":"fa:26:9c:aa:00:03",
+ "publicMac":"fa:26:9c:aa:00:02","guestIp":"192.168.100.10",
+ "snatInboundTraffic":false,"needCleanGuestIp":false}]}"#;
+
+#[tokio::test]
+async fn reference_fixtures_are_accepted() {
+    let b = vr().await;
+    let (s, v) = post(&b, "/init", F1).await;
+    assert_eq!((s, &v["success"]), (200, &json!(true)), "{v}");
+    assert_eq!(v["uuid"], "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11");
+    assert_eq!(v["zvrVersion"].as_str().unwrap().split('.').count(), 4);
+    let (_, v) = post(&b, "/ping", F2).await;
+    assert_eq!(v["uuid"], "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11");
+    assert_eq!(v["haStatus"], "NoHa");
+    for (path, body) in [
+        ("/configurenic", F3),
+        ("/syncsnat", F7),
+        (
+            "/setsnat",
+            &*format!(r#"{{"snat":{}}}"#, &F7[10..F7.find("}]").unwrap() + 1]),
+        ),
+        ("/createvip", F8),
+        ("/createportforwarding", F9),
+        ("/syncportforwarding", F9),
+        ("/revokeportforwarding", F9),
+        ("/createeip", F10_ONE),
+        ("/removeeip", F10_ONE),
+        ("/synceip", F10_SYNC),
+    ] {
+        let (s, v) = post(&b, path, body).await;
+        assert_eq!(s, 200, "{path}: {v}");
+        assert_eq!(v["success"], true, "{path}: {v}");
+        assert_eq!(v["error"], "", "{path}: {v}");
+    }
+    // What F3/F7/F8/F10 rendered: the whole table once, then element changes.
+    let scripts = b.firewall.applied.lock().unwrap().clone();
+    let all = scripts.join("");
+    assert!(
+        all.contains("add element ip vragent reject_into { \"eth2\" }"),
+        "{all}"
+    );
+    assert!(
+        all.contains("\"eth1\" . 192.168.100.0/24 : 172.20.10.5"),
+        "{all}"
+    );
+    assert!(
+        all.contains("172.20.10.100 . tcp . 8080 : 192.168.10"),
+        "{all}"
+    );
+    assert!(all.contains("add element ip vragent eip_dnat { 172.20.10.101 : 192.168.100.10 }"));
+    assert!(all.contains(
+        "delete element ip vragent pf_exact { 172.20.10.100 . tcp . 8080 : 192.168.100.10 . 80 }"
+    ));
+    // F8 put the VIP on eth1 after the NIC's own address.
+    let addrs = b.netlink.addrs.lock().unwrap().clone();
+    let eth1: common::net::IfName = "eth1".parse().unwrap();
+    assert!(
+        addrs[&eth1].contains(&("172.20.10.100".parse().unwrap(), 16)),
+        "{addrs:?}"
+    );
+    assert_eq!(b.netlink.announced.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn negative_fixtures() {
+    let b = vr().await;
+    let (s, _) = post(&b, "/nosuchpath", "{}").await;
+    assert_eq!(s, 404);
+    let (s, v) = post(
+        &b,
+        "/createeip",
+        r#"{"eip":{"vipIp":"172.20.10.101","privateMac":"fa:26:9c:aa:00:03","publicMac":"fa:26:9c:aa:00:99","guestIp":"192.168.100.10"}}"#,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["success"], false);
+    assert!(v["error"].as_str().unwrap().contains("publicMac"), "{v}");
+    assert!(
+        b.firewall.applied.lock().unwrap().len() == 1,
+        "only the start-up table"
+    );
+}
