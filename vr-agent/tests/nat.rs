@@ -288,6 +288,12 @@ fn drift_is_repaired() {
         lab.table_text() == before
     });
     assert!(repaired, "table deleted by someone: {}", lab.log());
+    let (_, metrics) = testbed::http_get(&lab.ctl, &format!("{AGENT}/metrics")).unwrap();
+    let repairs = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vr_agent_nft_drift_repairs_total "))
+        .unwrap();
+    assert!(repairs.parse::<u64>().unwrap() >= 2, "{metrics}");
 }
 
 #[test]
@@ -376,4 +382,40 @@ fn stale_conntrack_entries_are_removed() {
     );
     let seen = exchange(&sock).expect("same flow is forwarded once its stale entry is gone");
     assert_eq!(source(&seen), "172.20.0.1");
+}
+
+#[test]
+fn vips_are_added_announced_ordered_and_removed() {
+    testbed::require_privileged!();
+    let lab = Lab::new().unwrap();
+    lab.base_config();
+    let addrs = || {
+        lab.vr
+            .sh("ip -4 -o addr show dev eth1 | awk '{print $4}'")
+            .unwrap()
+    };
+    // A VIP added before the NIC's own address must not become primary after sync.
+    lab.vr.sh("ip addr flush dev eth1 && ip addr add 172.20.10.100/16 dev eth1 && ip addr add 172.20.10.5/16 dev eth1").unwrap();
+    lab.ok(
+        "/createvip",
+        json!({"syncVip": true, "vips": [vip("172.20.10.100"), vip("172.20.10.102")],
+               "nicIps": [{"ip": "172.20.10.5", "netmask": "255.255.0.0", "ownerEthernetMac": PUB_MAC}]}),
+    );
+    let list = addrs();
+    assert!(
+        list.starts_with("172.20.10.5/16\n"),
+        "NIC's own IP first: {list}"
+    );
+    assert!(
+        list.contains("172.20.10.100/16") && list.contains("172.20.10.102/16"),
+        "{list}"
+    );
+    // The outside learns the new VIP's MAC from the gratuitous ARP / answers ARP.
+    assert!(testbed::ping(&lab.public, "172.20.10.102", 2));
+    let neigh = lab.public.sh("ip neigh show 172.20.10.102").unwrap();
+    assert!(neigh.contains(PUB_MAC), "{neigh}");
+    lab.ok("/removevip", json!({"vips": [vip("172.20.10.102")]}));
+    let list = addrs();
+    assert!(!list.contains("172.20.10.102"), "{list}");
+    assert!(list.contains("172.20.10.100"), "{list}");
 }

@@ -52,7 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/removeeip", command(remove_eip))
         .route("/synceip", command(sync_eip))
         .route("/healthz", get(healthz))
-        .route("/state", get(state_json));
+        .route("/state", get(state_json))
+        .route("/metrics", get(metrics));
     agent::finish(r, state)
 }
 
@@ -290,4 +291,50 @@ async fn state_json(State(s): State<AppState>) -> axum::Json<serde_json::Value> 
         "model": e.model(),
         "stats": e.stats,
     }))
+}
+
+/// Prometheus text: the engine's counters.
+async fn metrics(State(s): State<AppState>) -> String {
+    let e = s.engine.lock().await;
+    let st = &e.stats;
+    let m = e.model();
+    let mut out = String::new();
+    for (name, help, value) in [
+        ("vr_agent_applies_total", "Edits applied.", st.applies),
+        (
+            "vr_agent_apply_failures_total",
+            "Edits refused or failed.",
+            st.failures,
+        ),
+        (
+            "vr_agent_nft_full_renders_total",
+            "Whole-table nft transactions.",
+            st.full_renders,
+        ),
+        (
+            "vr_agent_nft_drift_repairs_total",
+            "Times our table was found edited and replaced.",
+            st.drift_repairs,
+        ),
+        (
+            "vr_agent_conntrack_deleted_total",
+            "Stale conntrack entries removed.",
+            st.conntrack_deleted,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    }
+    for (kind, n) in [
+        ("port_forward", m.port_forwards.len()),
+        ("eip", m.eips.len()),
+        ("vip", m.vips.len()),
+        ("snat", m.snats.len()),
+        ("nic", m.nics.len()),
+    ] {
+        out.push_str(&format!("vr_agent_entries{{kind=\"{kind}\"}} {n}\n"));
+    }
+    out.push_str(&format!("vr_agent_generation {}\n", e.generation()));
+    out
 }
