@@ -1,1 +1,23 @@
+//! kvm-agent: the compute-host agent. Bridges over physical NICs moving the
+//! host's addresses and routes make-before-break (DESIGN.md section 5), and
+//! the host endpoints of ZStack's kvmagent protocol.
 
+pub mod api;
+pub mod bridge;
+pub mod netstate;
+pub mod plan;
+pub mod sys;
+pub mod wire;
+
+use std::future::Future;
+
+/// Serve the agent on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: api::AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -193,17 +193,44 @@ impl Observed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// A bridge with STP off and forward delay 0, up, with this MAC.
-    CreateBridge { name: String, mac: Option<Mac> },
+    CreateBridge {
+        name: String,
+        mac: Option<Mac>,
+    },
     /// STP state first, then forward delay (the kernel refuses delay 0 with STP on).
-    SetBridgeOpts { name: String, opts: BridgeOpts },
-    AddVlan { name: String, parent: String, id: u16 },
-    DeleteLink { name: String },
-    SetUp { name: String, up: bool },
-    SetMtu { name: String, mtu: u32 },
-    SetMac { name: String, mac: Mac },
-    SetMaster { name: String, master: Option<String> },
+    SetBridgeOpts {
+        name: String,
+        opts: BridgeOpts,
+    },
+    AddVlan {
+        name: String,
+        parent: String,
+        id: u16,
+    },
+    DeleteLink {
+        name: String,
+    },
+    SetUp {
+        name: String,
+        up: bool,
+    },
+    SetMtu {
+        name: String,
+        mtu: u32,
+    },
+    SetMac {
+        name: String,
+        mac: Mac,
+    },
+    SetMaster {
+        name: String,
+        master: Option<String>,
+    },
     /// An empty alias removes it.
-    SetAlias { name: String, alias: String },
+    SetAlias {
+        name: String,
+        alias: String,
+    },
     AddAddr(Addr),
     DelAddr(Addr),
     /// Add or atomically replace the route with the same key (NLM_F_REPLACE).

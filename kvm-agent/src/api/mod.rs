@@ -1,0 +1,108 @@
+//! HTTP routes on `common::agent`: one handler per endpoint,
+//! validate -> lock -> act -> map the error.
+
+mod host;
+mod network;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::MethodRouter;
+
+use crate::bridge;
+use crate::sys::hostinfo::HostProbe;
+use crate::sys::netlink::Netlink;
+use crate::sys::sysctl::Sysctl;
+
+/// What `/host/connect` told us; lives in memory only (see `host::connect`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub host_uuid: String,
+    pub send_command_url: String,
+    pub version: String,
+}
+
+pub struct Agent {
+    pub netlink: Arc<dyn Netlink>,
+    pub sysctl: Arc<dyn Sysctl>,
+    pub host: HostProbe,
+    pub state_dir: PathBuf,
+    pub bridge_options: bridge::Options,
+    /// ZStack's process-wide `bridge` lock: bridge commands run one at a time.
+    pub bridge_lock: tokio::sync::Mutex<()>,
+    pub session: std::sync::Mutex<Session>,
+}
+
+impl Agent {
+    pub fn new(netlink: Arc<dyn Netlink>, sysctl: Arc<dyn Sysctl>, state_dir: PathBuf) -> Self {
+        Agent {
+            netlink,
+            sysctl,
+            host: HostProbe::default(),
+            state_dir,
+            bridge_options: bridge::Options::default(),
+            bridge_lock: tokio::sync::Mutex::new(()),
+            session: std::sync::Mutex::new(Session::default()),
+        }
+    }
+}
+
+pub type AppState = Arc<Agent>;
+
+/// ZStack registers every path with and without a trailing slash.
+fn both(r: Router<AppState>, path: &str, m: MethodRouter<AppState>) -> Router<AppState> {
+    r.route(path, m.clone()).route(&format!("{path}/"), m)
+}
+
+pub fn router(state: AppState) -> Router {
+    use common::agent::command;
+    let mut r = Router::new();
+    r = both(r, "/host/echo", axum::routing::post(host::echo));
+    r = both(r, "/host/connect", command(host::connect));
+    r = both(r, "/host/ping", command(host::ping));
+    r = both(r, "/host/capacity", command(host::capacity));
+    r = both(r, "/host/fact", command(host::fact));
+    r = both(
+        r,
+        "/network/checkphysicalnetworkinterface",
+        axum::routing::post(host::check_physical_interfaces),
+    );
+    r = both(
+        r,
+        "/network/l2novlan/createbridge",
+        command(network::create_novlan),
+    );
+    r = both(
+        r,
+        "/network/l2vlan/createbridge",
+        command(network::create_vlan),
+    );
+    r = both(
+        r,
+        "/network/l2novlan/checkbridge",
+        command(network::check_novlan),
+    );
+    r = both(
+        r,
+        "/network/l2vlan/checkbridge",
+        command(network::check_vlan),
+    );
+    r = both(
+        r,
+        "/network/l2novlan/deletebridge",
+        command(network::delete_novlan),
+    );
+    r = both(
+        r,
+        "/network/l2vlan/deletebridge",
+        command(network::delete_vlan),
+    );
+    r = both(r, "/network/bridge/addif", command(network::add_if));
+    r = r.route("/healthz", axum::routing::get(|| async { "ok" }));
+    common::agent::finish(r, state)
+}
+
+#[cfg(test)]
+mod tests;

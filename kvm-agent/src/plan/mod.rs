@@ -1,0 +1,3 @@
+//! Pure planners: observed state in, ordered kernel operations out.
+
+pub mod bridge;
