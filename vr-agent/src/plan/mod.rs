@@ -1,5 +1,6 @@
 //! Pure planning: desired state (plus observed facts) in, artifacts out.
 //! Nothing here touches the system; `sys/` applies what these functions make.
 
+pub mod dnsmasq;
 pub mod links;
 pub mod nat;

@@ -1,0 +1,958 @@
+//! DHCP and DNS of the router through one dnsmasq instance: the validated
+//! desired state, the protocol bodies that edit it, and the files it renders.
+//!
+//! The main config (interfaces, ranges, paths) only changes when NICs with
+//! DHCP or DNS change; it needs a restart. Per-host data lives in side files
+//! that a SIGHUP re-reads (`dhcp-hostsfile`, `dhcp-optsfile`, `addn-hosts`,
+//! and `servers-file` for the upstreams of `/setdns`), so adding or removing
+//! a VM never restarts dnsmasq and leases survive. Every string written to a
+//! file is validated here, so no value can inject a directive.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use common::net::{IfName, Ipv4Net, Mac, netmask_prefix, parse_ipv4};
+use common::vr;
+use serde::{Deserialize, Serialize};
+
+use crate::model::from_wire::FieldError;
+
+/// The DHCP server on one VR NIC (`DhcpServerInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpServer {
+    pub nic_mac: Mac,
+    /// The guest network; its address and mask make the static `dhcp-range`.
+    pub subnet: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns_domain: Option<String>,
+    pub dns_server: Option<Ipv4Addr>,
+    pub mtu: Option<u32>,
+}
+
+/// One static lease: a guest NIC behind a VR NIC (`DhcpInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpEntry {
+    pub vr_nic_mac: Mac,
+    pub mac: Mac,
+    pub ip: Ipv4Addr,
+    pub hostname: Option<String>,
+    /// Only the VM's default network hands out a router, DNS and hostname.
+    pub is_default_l3: bool,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    /// Prefix length.
+    pub netmask: Option<u8>,
+    pub mtu: Option<u32>,
+}
+
+impl DhcpEntry {
+    pub fn key(&self) -> (Mac, Mac) {
+        (self.vr_nic_mac, self.mac)
+    }
+    /// The dnsmasq tag of this entry: the MAC without colons (as zstack's agent).
+    pub fn tag(&self) -> String {
+        self.mac.to_string().replace(':', "")
+    }
+}
+
+/// DNS forwarding (`/setdns`): upstream servers and the NICs DNS listens on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DnsConfig {
+    /// In the controller's order, without duplicates.
+    pub upstreams: Vec<Ipv4Addr>,
+    pub listen: BTreeSet<Mac>,
+}
+
+/// Everything dnsmasq serves. Entries are keyed by (VR NIC MAC, guest MAC).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DnsmasqState {
+    pub servers: BTreeMap<Mac, DhcpServer>,
+    #[serde(with = "entry_list")]
+    pub entries: BTreeMap<(Mac, Mac), DhcpEntry>,
+    pub dns: DnsConfig,
+}
+
+/// Serialized as a list: JSON map keys cannot be tuples.
+mod entry_list {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<(Mac, Mac), DhcpEntry>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.values())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<(Mac, Mac), DhcpEntry>, D::Error> {
+        let v: Vec<DhcpEntry> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|e| (e.key(), e)).collect())
+    }
+}
+
+/// A lease to release at once (`dhcp_release <ifname of vr_nic_mac> <ip> <mac>`)
+/// because its entry was removed or replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Release {
+    pub vr_nic_mac: Mac,
+    pub ip: Ipv4Addr,
+    pub mac: Mac,
+}
+
+impl From<&DhcpEntry> for Release {
+    fn from(e: &DhcpEntry) -> Release {
+        Release {
+            vr_nic_mac: e.vr_nic_mac,
+            ip: e.ip,
+            mac: e.mac,
+        }
+    }
+}
+
+/// One command's change to [`DnsmasqState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhcpEdit {
+    /// `/adddhcp`. With `rebuild`, the entries of every VR NIC named in the
+    /// list are replaced by the list's; otherwise they are merged.
+    Add {
+        entries: Vec<DhcpEntry>,
+        rebuild: bool,
+    },
+    /// `/removedhcp`: (VR NIC MAC, guest MAC) keys.
+    Remove(Vec<(Mac, Mac)>),
+    /// `/refreshDhcpServer`: the complete set of servers and their entries.
+    Refresh(Vec<(DhcpServer, Vec<DhcpEntry>)>),
+    /// `/startDhcpServer`: one server (re)started with its entries.
+    Start(Vec<(DhcpServer, Vec<DhcpEntry>)>),
+    /// `/stopDhcpServer`: servers and their entries dropped, by VR NIC MAC.
+    Stop(Vec<Mac>),
+    /// `/setdns` and `/setvpcdns`: the complete upstream and listen sets.
+    SetDns(DnsConfig),
+    /// `/removedns`: upstream addresses dropped.
+    RemoveDns(Vec<Ipv4Addr>),
+}
+
+impl DnsmasqState {
+    /// Applies `edit`; returns the leases to release (entries removed, or
+    /// replaced by one with another IP or MAC).
+    pub fn apply(&mut self, edit: &DhcpEdit) -> Vec<Release> {
+        let mut gone = Vec::new();
+        match edit {
+            DhcpEdit::Add { entries, rebuild } => {
+                if *rebuild {
+                    let nics: BTreeSet<Mac> = entries.iter().map(|e| e.vr_nic_mac).collect();
+                    gone.extend(self.drop_entries(|k| nics.contains(&k.0)));
+                }
+                gone.extend(upsert(&mut self.entries, entries.iter().cloned()));
+            }
+            DhcpEdit::Remove(keys) => {
+                gone.extend(keys.iter().filter_map(|k| self.entries.remove(k)));
+            }
+            DhcpEdit::Refresh(servers) => {
+                let keep: BTreeSet<(Mac, Mac)> = servers
+                    .iter()
+                    .flat_map(|(_, es)| es.iter().map(DhcpEntry::key))
+                    .collect();
+                gone.extend(self.drop_entries(|k| !keep.contains(k)));
+                self.servers.clear();
+                self.put_servers(servers, &mut gone);
+            }
+            DhcpEdit::Start(servers) => self.put_servers(servers, &mut gone),
+            DhcpEdit::Stop(nics) => {
+                for nic in nics {
+                    self.servers.remove(nic);
+                }
+                gone.extend(self.drop_entries(|k| nics.contains(&k.0)));
+            }
+            DhcpEdit::SetDns(cfg) => self.dns = cfg.clone(),
+            DhcpEdit::RemoveDns(ips) => self.dns.upstreams.retain(|u| !ips.contains(u)),
+        }
+        let mut out: Vec<Release> = gone.iter().map(Release::from).collect();
+        // An entry replaced by itself (same IP and MAC) keeps its lease.
+        out.retain(|r| {
+            self.entries
+                .get(&(r.vr_nic_mac, r.mac))
+                .is_none_or(|e| e.ip != r.ip)
+        });
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn put_servers(&mut self, servers: &[(DhcpServer, Vec<DhcpEntry>)], gone: &mut Vec<DhcpEntry>) {
+        for (s, es) in servers {
+            self.servers.insert(s.nic_mac, s.clone());
+            gone.extend(upsert(&mut self.entries, es.iter().cloned()));
+        }
+    }
+
+    fn drop_entries(&mut self, mut pred: impl FnMut(&(Mac, Mac)) -> bool) -> Vec<DhcpEntry> {
+        let keys: Vec<(Mac, Mac)> = self.entries.keys().filter(|k| pred(k)).copied().collect();
+        keys.iter().filter_map(|k| self.entries.remove(k)).collect()
+    }
+}
+
+/// Inserts or replaces entries. An entry whose IP another guest MAC holds on
+/// the same VR NIC replaces that entry (zstack pain point P6). Returns the
+/// entries removed or replaced.
+pub fn upsert(
+    entries: &mut BTreeMap<(Mac, Mac), DhcpEntry>,
+    new: impl IntoIterator<Item = DhcpEntry>,
+) -> Vec<DhcpEntry> {
+    let mut gone = Vec::new();
+    for e in new {
+        let clash: Vec<(Mac, Mac)> = entries
+            .values()
+            .filter(|o| o.vr_nic_mac == e.vr_nic_mac && o.ip == e.ip && o.mac != e.mac)
+            .map(DhcpEntry::key)
+            .collect();
+        gone.extend(clash.iter().filter_map(|k| entries.remove(k)));
+        if let Some(old) = entries.insert(e.key(), e) {
+            gone.push(old);
+        }
+    }
+    gone
+}
+
+// ---------------------------------------------------------------- wire -> model
+
+struct Entry(String);
+
+impl Entry {
+    fn err(&self, field: &'static str, reason: impl ToString) -> FieldError {
+        FieldError {
+            entry: self.0.clone(),
+            field,
+            reason: reason.to_string(),
+        }
+    }
+    fn mac(&self, field: &'static str, s: &str) -> Result<Mac, FieldError> {
+        if s.trim().is_empty() {
+            return Err(self.err(field, "is missing"));
+        }
+        s.trim().parse().map_err(|e| self.err(field, e))
+    }
+    fn ip(&self, field: &'static str, s: &str) -> Result<Ipv4Addr, FieldError> {
+        if s.trim().is_empty() {
+            return Err(self.err(field, "is missing"));
+        }
+        parse_ipv4(s).map_err(|e| self.err(field, e))
+    }
+    fn opt_ip(
+        &self,
+        field: &'static str,
+        s: &Option<String>,
+    ) -> Result<Option<Ipv4Addr>, FieldError> {
+        match s.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => self.ip(field, s).map(Some),
+        }
+    }
+    fn opt_netmask(
+        &self,
+        field: &'static str,
+        s: &Option<String>,
+    ) -> Result<Option<u8>, FieldError> {
+        match s.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => netmask_prefix(s).map(Some).map_err(|e| self.err(field, e)),
+        }
+    }
+    fn mtu(&self, field: &'static str, m: Option<i64>) -> Result<Option<u32>, FieldError> {
+        match m {
+            None | Some(0) => Ok(None),
+            Some(m) if (68..=65535).contains(&m) => Ok(Some(m as u32)),
+            Some(m) => Err(self.err(field, format!("{m} is outside 68-65535"))),
+        }
+    }
+    /// A host or domain name: dot-separated labels of letters, digits, '-'
+    /// and '_', 1-63 bytes each, 253 in all. Anything else (newline, comma,
+    /// '#', whitespace, control characters) could inject a directive.
+    fn name(&self, field: &'static str, s: &Option<String>) -> Result<Option<String>, FieldError> {
+        let s = match s.as_deref().map(str::trim) {
+            None | Some("") => return Ok(None),
+            Some(s) => s.trim_end_matches('.'),
+        };
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(self.err(
+                field,
+                format!("{s:?} contains {c:?}, not allowed in a name"),
+            ));
+        }
+        if s.len() > 253 || s.split('.').any(|l| l.is_empty() || l.len() > 63) {
+            return Err(self.err(field, format!("{s:?} is not a valid DNS name")));
+        }
+        Ok(Some(s.to_ascii_lowercase()))
+    }
+}
+
+/// One `DhcpInfo`. Inside a server (`/refreshDhcpServer`) the VR NIC and any
+/// missing netmask, gateway, DNS, domain and MTU come from the server.
+pub fn entry(
+    what: String,
+    d: &vr::DhcpInfo,
+    server: Option<&DhcpServer>,
+) -> Result<DhcpEntry, FieldError> {
+    let e = Entry(format!("{what} (mac {})", d.mac));
+    let vr_nic_mac = match server {
+        Some(s) if d.vr_nic_mac.trim().is_empty() => s.nic_mac,
+        _ => e.mac("vrNicMac", &d.vr_nic_mac)?,
+    };
+    let dns = d
+        .dns
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| e.ip("dns", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = DhcpEntry {
+        vr_nic_mac,
+        mac: e.mac("mac", &d.mac)?,
+        ip: e.ip("ip", &d.ip)?,
+        hostname: e.name("hostname", &d.hostname)?,
+        is_default_l3: d.is_default_l3_network,
+        gateway: e.opt_ip("gateway", &d.gateway)?,
+        dns,
+        domain: e.name("dnsDomain", &d.dns_domain)?,
+        netmask: e.opt_netmask("netmask", &d.netmask)?,
+        mtu: e.mtu("mtu", d.mtu)?,
+    };
+    if let Some(s) = server.filter(|s| s.nic_mac == vr_nic_mac) {
+        out.gateway = out.gateway.or(s.gateway);
+        if out.dns.is_empty() {
+            out.dns.extend(s.dns_server);
+        }
+        out.domain = out.domain.or_else(|| s.dns_domain.clone());
+        out.netmask = out.netmask.or(Some(s.subnet.prefix_len()));
+        out.mtu = out.mtu.or(s.mtu);
+        if !s.subnet.contains(out.ip) {
+            return Err(e.err("ip", format!("{} is outside subnet {}", out.ip, s.subnet)));
+        }
+    }
+    Ok(out)
+}
+
+/// `dhcpEntries` of `/adddhcp` or `/removedhcp`.
+pub fn entries(list: &[vr::DhcpInfo]) -> Result<Vec<DhcpEntry>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, d)| entry(format!("dhcpEntries[{i}]"), d, None))
+        .collect()
+}
+
+/// Keys of `/removedhcp` entries: only `vrNicMac` and `mac` are needed.
+pub fn entry_keys(list: &[vr::DhcpInfo]) -> Result<Vec<(Mac, Mac)>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let e = Entry(format!("dhcpEntries[{i}] (mac {})", d.mac));
+            Ok((e.mac("vrNicMac", &d.vr_nic_mac)?, e.mac("mac", &d.mac)?))
+        })
+        .collect()
+}
+
+/// One `DhcpServerInfo` with its `dhcpInfos`.
+pub fn server(
+    i: usize,
+    s: &vr::DhcpServerInfo,
+) -> Result<(DhcpServer, Vec<DhcpEntry>), FieldError> {
+    let e = Entry(format!("dhcpServers[{i}] (nicMac {})", s.nic_mac));
+    let nic_mac = e.mac("nicMac", &s.nic_mac)?;
+    let gateway = e.opt_ip("gateway", &s.gateway)?;
+    let mask = e.opt_netmask("netmask", &s.netmask)?;
+    let subnet = match s.subnet.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => {
+            let net: Ipv4Net = c.parse().map_err(|err| e.err("subnet", err))?;
+            if mask.is_some_and(|m| m != net.prefix_len()) {
+                return Err(e.err("netmask", format!("does not match subnet {net}")));
+            }
+            net
+        }
+        _ => match (gateway, mask) {
+            (Some(gw), Some(m)) => Ipv4Net::containing(gw, m),
+            _ => return Err(e.err("subnet", "is missing (and no gateway with netmask)")),
+        },
+    };
+    let server = DhcpServer {
+        nic_mac,
+        subnet,
+        gateway,
+        dns_domain: e.name("dnsDomain", &s.dns_domain)?,
+        dns_server: e.opt_ip("dnsServer", &s.dns_server)?,
+        mtu: e.mtu("mtu", s.mtu)?,
+    };
+    let list = s
+        .dhcp_infos
+        .iter()
+        .enumerate()
+        .map(|(j, d)| entry(format!("dhcpServers[{i}].dhcpInfos[{j}]"), d, Some(&server)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((server, list))
+}
+
+/// `dhcpServers` of `/refreshDhcpServer`, `/startDhcpServer`, `/stopDhcpServer`.
+pub fn servers(cmd: &vr::DhcpServersCmd) -> Result<Vec<(DhcpServer, Vec<DhcpEntry>)>, FieldError> {
+    cmd.dhcp_servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| server(i, s))
+        .collect()
+}
+
+/// `/stopDhcpServer`: only `nicMac` matters.
+pub fn server_macs(cmd: &vr::DhcpServersCmd) -> Result<Vec<Mac>, FieldError> {
+    cmd.dhcp_servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Entry(format!("dhcpServers[{i}]")).mac("nicMac", &s.nic_mac))
+        .collect()
+}
+
+/// `/setdns` (the complete list) and the addresses of `/removedns`.
+pub fn dns(cmd: &vr::DnsCmd) -> Result<DnsConfig, FieldError> {
+    let mut cfg = DnsConfig::default();
+    for (i, d) in cmd.dns.iter().enumerate() {
+        let e = Entry(format!("dns[{i}] (dnsAddress {})", d.dns_address));
+        let ip = e.ip("dnsAddress", &d.dns_address)?;
+        if !cfg.upstreams.contains(&ip) {
+            cfg.upstreams.push(ip);
+        }
+        if let Some(m) = d.nic_mac.as_deref().filter(|m| !m.trim().is_empty()) {
+            cfg.listen.insert(e.mac("nicMac", m)?);
+        }
+    }
+    Ok(cfg)
+}
+
+/// `/setvpcdns`.
+pub fn vpc_dns(cmd: &vr::SetVpcDnsCmd) -> Result<DnsConfig, FieldError> {
+    let mut cfg = DnsConfig::default();
+    for (i, d) in cmd.dns.iter().enumerate() {
+        let ip = Entry(format!("dns[{i}]")).ip("dns", d)?;
+        if !cfg.upstreams.contains(&ip) {
+            cfg.upstreams.push(ip);
+        }
+    }
+    for (i, m) in cmd.nic_mac.iter().enumerate() {
+        cfg.listen
+            .insert(Entry(format!("nicMac[{i}]")).mac("nicMac", m)?);
+    }
+    Ok(cfg)
+}
+
+// ---------------------------------------------------------------- render
+
+/// Where the files live; dnsmasq reads them by these absolute paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: impl Into<PathBuf>) -> Paths {
+        Paths { dir: dir.into() }
+    }
+    pub fn conf(&self) -> PathBuf {
+        self.dir.join("dnsmasq.conf")
+    }
+    pub fn hosts(&self) -> PathBuf {
+        self.dir.join("dhcp-hosts")
+    }
+    pub fn opts(&self) -> PathBuf {
+        self.dir.join("dhcp-opts")
+    }
+    pub fn addn_hosts(&self) -> PathBuf {
+        self.dir.join("addn-hosts")
+    }
+    pub fn servers(&self) -> PathBuf {
+        self.dir.join("servers")
+    }
+    pub fn leases(&self) -> PathBuf {
+        self.dir.join("dnsmasq.leases")
+    }
+}
+
+/// The rendered files.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Files {
+    /// `dnsmasq.conf`: read only at start.
+    pub conf: String,
+    /// `dhcp-hostsfile`, `dhcp-optsfile`, `addn-hosts`, `servers-file`:
+    /// re-read on SIGHUP.
+    pub hosts: String,
+    pub opts: String,
+    pub addn_hosts: String,
+    pub servers: String,
+}
+
+impl Files {
+    /// (path, contents) of every file, the main config last.
+    pub fn by_path(&self, p: &Paths) -> [(PathBuf, &str); 5] {
+        [
+            (p.hosts(), &self.hosts),
+            (p.opts(), &self.opts),
+            (p.addn_hosts(), &self.addn_hosts),
+            (p.servers(), &self.servers),
+            (p.conf(), &self.conf),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub files: Files,
+    /// NICs with DHCP or DNS that no interface has (yet); left out.
+    pub missing_nics: BTreeSet<Mac>,
+}
+
+/// What going from `old` to `new` files takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    Nothing,
+    /// Side files changed: write them, SIGHUP.
+    Reload,
+    /// The main config changed (interfaces, ranges, domains): check, write, restart.
+    Restart,
+}
+
+/// `old` is None when dnsmasq is not running with known files.
+pub fn action(old: Option<&Files>, new: &Files) -> Action {
+    match old {
+        None => Action::Restart,
+        Some(o) if o.conf != new.conf => Action::Restart,
+        Some(o) if o != new => Action::Reload,
+        Some(_) => Action::Nothing,
+    }
+}
+
+fn dotted(prefix: u8) -> Ipv4Addr {
+    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0))
+}
+
+/// Renders every file. `links` maps NIC MACs to interface names.
+pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths) -> Rendered {
+    let mut missing = BTreeSet::new();
+    let mut ifname = |mac: &Mac| {
+        let n = links.get(mac).cloned();
+        if n.is_none() {
+            missing.insert(*mac);
+        }
+        n
+    };
+    // Ranges: one per server, plus the network of entries on a NIC without
+    // a server (`/adddhcp` before `/startDhcpServer`).
+    let mut ranges: BTreeSet<(IfName, Ipv4Net)> = BTreeSet::new();
+    let mut domains: BTreeSet<(String, Ipv4Net)> = BTreeSet::new();
+    for s in state.servers.values() {
+        if let Some(n) = ifname(&s.nic_mac) {
+            ranges.insert((n, s.subnet));
+            if let Some(d) = &s.dns_domain {
+                domains.insert((d.clone(), s.subnet));
+            }
+        }
+    }
+    for e in state.entries.values() {
+        if state.servers.contains_key(&e.vr_nic_mac) {
+            continue;
+        }
+        if let (Some(n), Some(len)) = (ifname(&e.vr_nic_mac), e.netmask) {
+            ranges.insert((n, Ipv4Net::containing(e.ip, len)));
+        }
+    }
+    let mut interfaces: BTreeSet<IfName> = ranges.iter().map(|(n, _)| n.clone()).collect();
+    interfaces.extend(state.dns.listen.iter().filter_map(&mut ifname));
+
+    let p = paths;
+    let mut conf = String::from("# Rendered by vr-agent; do not edit.\n");
+    let lines = [
+        "keep-in-foreground".to_string(),
+        "log-facility=-".to_string(),
+        "pid-file=".to_string(),
+        "user=root".to_string(),
+        "bind-dynamic".to_string(),
+        "interface=lo".to_string(),
+    ];
+    for l in lines {
+        let _ = writeln!(conf, "{l}");
+    }
+    for n in &interfaces {
+        let _ = writeln!(conf, "interface={n}");
+    }
+    for l in ["no-resolv", "no-hosts", "domain-needed", "bogus-priv"] {
+        let _ = writeln!(conf, "{l}");
+    }
+    let _ = writeln!(conf, "servers-file={}", p.servers().display());
+    let _ = writeln!(conf, "addn-hosts={}", p.addn_hosts().display());
+    for (d, net) in &domains {
+        let _ = writeln!(conf, "domain={d},{net}");
+        let _ = writeln!(conf, "local=/{d}/");
+    }
+    for l in ["dhcp-authoritative", "dhcp-lease-max=65535"] {
+        let _ = writeln!(conf, "{l}");
+    }
+    let _ = writeln!(conf, "dhcp-leasefile={}", p.leases().display());
+    let _ = writeln!(conf, "dhcp-hostsfile={}", p.hosts().display());
+    let _ = writeln!(conf, "dhcp-optsfile={}", p.opts().display());
+    for (_, net) in &ranges {
+        let _ = writeln!(
+            conf,
+            "dhcp-range={},static,{},infinite",
+            net.addr(),
+            dotted(net.prefix_len())
+        );
+    }
+
+    let (mut hosts, mut opts, mut addn) = (String::new(), String::new(), String::new());
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for e in state.entries.values() {
+        let tag = e.tag();
+        let server = state.servers.get(&e.vr_nic_mac);
+        // Duplicate hostnames become <ip-dashes>-<mac-without-colons> (as zvr);
+        // the first entry in key order keeps the name.
+        let hostname = e.hostname.as_ref().filter(|_| e.is_default_l3).map(|h| {
+            if names.insert(h.clone()) {
+                h.clone()
+            } else {
+                format!("{}-{tag}", e.ip.to_string().replace('.', "-"))
+            }
+        });
+        let _ = writeln!(
+            hosts,
+            "{},set:{tag},{},{},infinite",
+            e.mac,
+            e.ip,
+            hostname.as_deref().unwrap_or("")
+        );
+        if e.is_default_l3 {
+            if let Some(gw) = e.gateway {
+                let _ = writeln!(opts, "tag:{tag},option:router,{gw}");
+            }
+            if !e.dns.is_empty() {
+                let dns: Vec<String> = e.dns.iter().map(Ipv4Addr::to_string).collect();
+                let _ = writeln!(opts, "tag:{tag},option:dns-server,{}", dns.join(","));
+            }
+            if let Some(d) = &e.domain {
+                let _ = writeln!(opts, "tag:{tag},option:domain-name,{d}");
+            }
+            if let Some(h) = &hostname {
+                let _ = writeln!(addn, "{} {h}", e.ip);
+            }
+        } else {
+            let _ = writeln!(opts, "tag:{tag},3");
+            let _ = writeln!(opts, "tag:{tag},6");
+            if server.is_some_and(|s| s.dns_domain.is_some()) {
+                let _ = writeln!(opts, "tag:{tag},15");
+            }
+        }
+        if let Some(m) = e.netmask.or(server.map(|s| s.subnet.prefix_len())) {
+            let _ = writeln!(opts, "tag:{tag},option:netmask,{}", dotted(m));
+        }
+        if let Some(mtu) = e.mtu.or(server.and_then(|s| s.mtu)) {
+            let _ = writeln!(opts, "tag:{tag},option:mtu,{mtu}");
+        }
+    }
+    let mut servers = String::new();
+    for u in &state.dns.upstreams {
+        let _ = writeln!(servers, "server={u}");
+    }
+    Rendered {
+        files: Files {
+            conf,
+            hosts,
+            opts,
+            addn_hosts: addn,
+            servers,
+        },
+        missing_nics: missing,
+    }
+}
+
+/// The leases in a dnsmasq lease file: (mac, ip, hostname) per line of
+/// `expiry mac ip hostname|* client-id|*`; `duid` lines are skipped.
+pub fn parse_leases(text: &str) -> Vec<(Mac, Ipv4Addr, Option<String>)> {
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if w.len() < 4 {
+                return None;
+            }
+            let mac = w[1].parse().ok()?;
+            let ip = w[2].parse().ok()?;
+            let host = (w[3] != "*").then(|| w[3].to_string());
+            Some((mac, ip, host))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F4: &str = r#"{"dhcpServers":[{"nicMac":"fa:26:9c:aa:00:03","subnet":"192.168.100.0/24",
+ "netmask":"255.255.255.0","gateway":"192.168.100.1","dnsDomain":"zstack.local",
+ "dnsServer":"192.168.100.1","mtu":1500,
+ "dhcpInfos":[{"ip":"192.168.100.10","mac":"fa:a1:5e:12:34:56",
+   "hostname":"web-01.zstack.local","isDefaultL3Network":true},
+  {"ip":"192.168.100.11","mac":"fa:a1:5e:12:34:57",
+   "hostname":"192-168-100-11","isDefaultL3Network":false}]}]}"#;
+
+    const F5: &str = r#"{"dhcpEntries":[{"ip":"192.168.100.10","mac":"fa:a1:5e:12:34:56","netmask":"255.255.255.0",
+ "gateway":"192.168.100.1","dns":["192.168.100.1"],"hostname":"web-01.zstack.local",
+ "vrNicMac":"fa:26:9c:aa:00:03","dnsDomain":"zstack.local","isDefaultL3Network":true,
+ "mtu":1500}],"rebuild":false}"#;
+
+    const F6: &str = r#"{"dns":[{"dnsAddress":"223.5.5.5","nicMac":"fa:26:9c:aa:00:03"},
+        {"dnsAddress":"8.8.8.8","nicMac":"fa:26:9c:aa:00:03"}]}"#;
+
+    fn mac(s: &str) -> Mac {
+        s.parse().unwrap()
+    }
+
+    fn links() -> BTreeMap<Mac, IfName> {
+        [
+            ("fa:26:9c:aa:00:01", "eth0"),
+            ("fa:26:9c:aa:00:02", "eth1"),
+            ("fa:26:9c:aa:00:03", "eth2"),
+        ]
+        .into_iter()
+        .map(|(m, n)| (mac(m), n.parse().unwrap()))
+        .collect()
+    }
+
+    fn fixtures_state() -> DnsmasqState {
+        let f4: vr::DhcpServersCmd = serde_json::from_str(F4).unwrap();
+        let f5: vr::AddDhcpCmd = serde_json::from_str(F5).unwrap();
+        let f6: vr::DnsCmd = serde_json::from_str(F6).unwrap();
+        let mut st = DnsmasqState::default();
+        assert!(
+            st.apply(&DhcpEdit::Refresh(servers(&f4).unwrap()))
+                .is_empty()
+        );
+        let add = DhcpEdit::Add {
+            entries: entries(&f5.dhcp_entries).unwrap(),
+            rebuild: f5.rebuild,
+        };
+        assert!(
+            st.apply(&add).is_empty(),
+            "same entry again keeps its lease"
+        );
+        st.apply(&DhcpEdit::SetDns(dns(&f6).unwrap()));
+        st
+    }
+
+    fn golden(name: &str, got: &str) {
+        let path = format!("{}/src/plan/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, got).unwrap();
+        }
+        assert_eq!(got, std::fs::read_to_string(&path).unwrap(), "{path}");
+    }
+
+    /// F4 + F5 + F6 rendered, against golden files
+    /// (`UPDATE_GOLDEN=1 cargo test` rewrites them after a deliberate change).
+    #[test]
+    fn fixtures_render_matches_golden() {
+        let r = render(
+            &fixtures_state(),
+            &links(),
+            &Paths::new("/run/vr-agent/dnsmasq"),
+        );
+        assert!(r.missing_nics.is_empty());
+        golden("dnsmasq_conf", &r.files.conf);
+        golden("dnsmasq_hosts", &r.files.hosts);
+        golden("dnsmasq_opts", &r.files.opts);
+        golden("dnsmasq_addn_hosts", &r.files.addn_hosts);
+        golden("dnsmasq_servers", &r.files.servers);
+        // The reference's expected hostsfile line for F5.
+        assert!(r.files.hosts.lines().any(|l| l
+            == "fa:a1:5e:12:34:56,set:faa15e123456,192.168.100.10,web-01.zstack.local,infinite"));
+    }
+
+    #[test]
+    fn host_changes_reload_nic_changes_restart() {
+        let p = Paths::new("/d");
+        let st = fixtures_state();
+        let old = render(&st, &links(), &p).files;
+        assert_eq!(action(Some(&old), &old), Action::Nothing);
+        assert_eq!(action(None, &old), Action::Restart);
+
+        let mut st2 = st.clone();
+        let mut e = st.entries.values().next().unwrap().clone();
+        e.mac = mac("fa:a1:5e:00:00:01");
+        e.ip = "192.168.100.20".parse().unwrap();
+        e.hostname = Some("db-01".into());
+        assert!(
+            st2.apply(&DhcpEdit::Add {
+                entries: vec![e],
+                rebuild: false
+            })
+            .is_empty()
+        );
+        st2.apply(&DhcpEdit::RemoveDns(vec!["8.8.8.8".parse().unwrap()]));
+        assert_eq!(
+            action(Some(&old), &render(&st2, &links(), &p).files),
+            Action::Reload
+        );
+
+        let mut st3 = st.clone();
+        let mut cfg = st.dns.clone();
+        cfg.listen.insert(mac("fa:26:9c:aa:00:01"));
+        st3.apply(&DhcpEdit::SetDns(cfg));
+        assert_eq!(
+            action(Some(&old), &render(&st3, &links(), &p).files),
+            Action::Restart
+        );
+
+        let mut st4 = st.clone();
+        let rel = st4.apply(&DhcpEdit::Stop(vec![mac("fa:26:9c:aa:00:03")]));
+        assert_eq!(rel.len(), 2);
+        assert_eq!(
+            action(Some(&old), &render(&st4, &links(), &p).files),
+            Action::Restart
+        );
+    }
+
+    #[test]
+    fn same_ip_new_mac_replaces_old_entry() {
+        let mut st = fixtures_state();
+        let mut e = st.entries[&(mac("fa:26:9c:aa:00:03"), mac("fa:a1:5e:12:34:56"))].clone();
+        e.mac = mac("fa:a1:5e:99:99:99");
+        let rel = st.apply(&DhcpEdit::Add {
+            entries: vec![e],
+            rebuild: false,
+        });
+        assert_eq!(
+            rel,
+            vec![Release {
+                vr_nic_mac: mac("fa:26:9c:aa:00:03"),
+                ip: "192.168.100.10".parse().unwrap(),
+                mac: mac("fa:a1:5e:12:34:56"),
+            }]
+        );
+        assert_eq!(st.entries.len(), 2);
+        let ips: Vec<_> = st.entries.values().map(|e| (e.mac, e.ip)).collect();
+        assert!(ips.contains(&(mac("fa:a1:5e:99:99:99"), "192.168.100.10".parse().unwrap())));
+
+        // A new IP for the same MAC releases the old lease.
+        let mut e2 = st.entries[&(mac("fa:26:9c:aa:00:03"), mac("fa:a1:5e:12:34:57"))].clone();
+        e2.ip = "192.168.100.12".parse().unwrap();
+        let rel = st.apply(&DhcpEdit::Add {
+            entries: vec![e2],
+            rebuild: false,
+        });
+        assert_eq!(rel[0].ip, "192.168.100.11".parse::<Ipv4Addr>().unwrap());
+
+        let rel = st.apply(&DhcpEdit::Remove(vec![(
+            mac("fa:26:9c:aa:00:03"),
+            mac("fa:a1:5e:12:34:57"),
+        )]));
+        assert_eq!(rel.len(), 1);
+        assert_eq!(st.entries.len(), 1);
+    }
+
+    #[test]
+    fn rebuild_replaces_the_entries_of_named_nics() {
+        let mut st = fixtures_state();
+        let f5: vr::AddDhcpCmd = serde_json::from_str(F5).unwrap();
+        let rel = st.apply(&DhcpEdit::Add {
+            entries: entries(&f5.dhcp_entries).unwrap(),
+            rebuild: true,
+        });
+        assert_eq!(rel.len(), 1, "the .11 entry is gone: {rel:?}");
+        assert_eq!(st.entries.len(), 1);
+    }
+
+    #[test]
+    fn injection_is_refused_naming_entry_and_field() {
+        for (field, bad) in [
+            ("hostname", "web\nserver=1.2.3.4"),
+            ("hostname", "a,b"),
+            ("hostname", "a#b"),
+            ("hostname", "a b"),
+            ("hostname", "a\u{7}b"),
+            ("dnsDomain", "zstack.local\ndhcp-range=x"),
+        ] {
+            let mut d: vr::AddDhcpCmd = serde_json::from_str(F5).unwrap();
+            if field == "hostname" {
+                d.dhcp_entries[0].hostname = Some(bad.into());
+            } else {
+                d.dhcp_entries[0].dns_domain = Some(bad.into());
+            }
+            let err = entries(&d.dhcp_entries).unwrap_err();
+            assert_eq!(err.field, field, "{bad:?}");
+            assert_eq!(err.entry, "dhcpEntries[0] (mac fa:a1:5e:12:34:56)");
+        }
+        let mut d: vr::AddDhcpCmd = serde_json::from_str(F5).unwrap();
+        d.dhcp_entries[0].mac = "fa:a1:5e:12:34:56\nx".into();
+        assert_eq!(entries(&d.dhcp_entries).unwrap_err().field, "mac");
+        let mut d: vr::AddDhcpCmd = serde_json::from_str(F5).unwrap();
+        d.dhcp_entries[0].dns = vec!["8.8.8.8,1.1.1.1".into()];
+        assert_eq!(entries(&d.dhcp_entries).unwrap_err().field, "dns");
+        let mut f4: vr::DhcpServersCmd = serde_json::from_str(F4).unwrap();
+        f4.dhcp_servers[0].dhcp_infos[1].ip = "10.9.9.9".into();
+        let err = servers(&f4).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dhcpServers[0].dhcpInfos[1] (mac fa:a1:5e:12:34:57): ip: 10.9.9.9 is outside subnet 192.168.100.0/24"
+        );
+        let bad_dns = vr::DnsCmd {
+            dns: vec![vr::DnsInfo {
+                dns_address: "8.8.8.8\nserver=6.6.6.6".into(),
+                nic_mac: None,
+            }],
+        };
+        assert_eq!(dns(&bad_dns).unwrap_err().field, "dnsAddress");
+    }
+
+    #[test]
+    fn unknown_nics_are_left_out_and_reported() {
+        let st = fixtures_state();
+        let r = render(&st, &BTreeMap::new(), &Paths::new("/d"));
+        assert_eq!(r.missing_nics, [mac("fa:26:9c:aa:00:03")].into());
+        assert!(!r.files.conf.contains("dhcp-range"));
+        assert!(!r.files.conf.contains("interface=eth"));
+    }
+
+    #[test]
+    fn duplicate_hostnames_are_renamed() {
+        let mut st = fixtures_state();
+        let mut e = st.entries.values().next().unwrap().clone();
+        e.mac = mac("fa:a1:5e:ff:00:09");
+        e.ip = "192.168.100.30".parse().unwrap();
+        st.apply(&DhcpEdit::Add {
+            entries: vec![e],
+            rebuild: false,
+        });
+        let r = render(&st, &links(), &Paths::new("/d")).files;
+        assert!(
+            r.addn_hosts
+                .contains("192.168.100.30 192-168-100-30-faa15eff0009\n"),
+            "{}",
+            r.addn_hosts
+        );
+    }
+
+    #[test]
+    fn state_roundtrips_through_json() {
+        let st = fixtures_state();
+        let json = serde_json::to_string(&st).unwrap();
+        assert_eq!(serde_json::from_str::<DnsmasqState>(&json).unwrap(), st);
+    }
+
+    #[test]
+    fn lease_file_parses() {
+        let l = parse_leases(
+            "0 fa:a1:5e:12:34:56 192.168.100.10 web-01 01:fa:a1:5e:12:34:56\n\
+             duid 00:01\n0 fa:a1:5e:12:34:57 192.168.100.11 * *\n",
+        );
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].2.as_deref(), Some("web-01"));
+        assert_eq!(l[1].2, None);
+    }
+}

@@ -1,0 +1,437 @@
+//! The one dnsmasq of the router: a foreground child of the agent, restarted
+//! with backoff when it dies, reloaded with SIGHUP when only per-host files
+//! change (leases stay in memory and in the lease file of the state dir).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use common::net::{IfName, Mac};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::runner::{self, RunError};
+use crate::plan::dnsmasq::{Action, Files, Paths};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsmasqError {
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("dnsmasq refused the new config: {0}")]
+    Check(RunError),
+    #[error("cannot start dnsmasq: {0}")]
+    Start(std::io::Error),
+    #[error("cannot signal dnsmasq (pid {pid}): {source}")]
+    Signal { pid: u32, source: nix::Error },
+    #[error("dhcp_release: {0}")]
+    Release(RunError),
+}
+
+#[async_trait]
+pub trait Dnsmasq: Send + Sync {
+    /// The directory the files are rendered for.
+    fn paths(&self) -> &Paths;
+    /// `dnsmasq --test` on a main config, before it is used.
+    async fn check(&self, conf: &str) -> Result<(), DnsmasqError>;
+    /// Writes every file atomically (temp file + rename), main config last.
+    async fn write(&self, files: &Files) -> Result<(), DnsmasqError>;
+    /// SIGHUP: re-read hosts, opts, addn-hosts and servers files. Starts
+    /// dnsmasq if it is not running.
+    async fn reload(&self) -> Result<(), DnsmasqError>;
+    /// (Re)start with the main config on disk.
+    async fn restart(&self) -> Result<(), DnsmasqError>;
+    /// Stops dnsmasq (and its supervision) until the next restart.
+    async fn stop(&self) -> Result<(), DnsmasqError>;
+    /// Drops a lease at once: `dhcp_release <ifname> <ip> <mac>`.
+    async fn release(&self, ifname: &IfName, ip: Ipv4Addr, mac: Mac) -> Result<(), DnsmasqError>;
+}
+
+/// Brings dnsmasq from `old` to `new` files: nothing, write + SIGHUP, or
+/// check + write + restart. Returns what it did.
+pub async fn apply(
+    d: &dyn Dnsmasq,
+    old: Option<&Files>,
+    new: &Files,
+) -> Result<Action, DnsmasqError> {
+    let action = crate::plan::dnsmasq::action(old, new);
+    match action {
+        Action::Nothing => {}
+        Action::Reload => {
+            d.write(new).await?;
+            d.reload().await?;
+        }
+        Action::Restart => {
+            d.check(&new.conf).await?;
+            d.write(new).await?;
+            d.restart().await?;
+        }
+    }
+    Ok(action)
+}
+
+// ---------------------------------------------------------------- real
+
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A child that ran this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(30);
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+struct Shared {
+    /// Pid of the running child, 0 when none.
+    pid: AtomicU32,
+    /// Unplanned exits (crashes) since creation.
+    restarts: AtomicU64,
+}
+
+struct Supervisor {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Supervises one `dnsmasq --keep-in-foreground --conf-file=<dir>/dnsmasq.conf`.
+pub struct DnsmasqProcess {
+    paths: Paths,
+    binary: String,
+    shared: Arc<Shared>,
+    sup: tokio::sync::Mutex<Option<Supervisor>>,
+}
+
+impl DnsmasqProcess {
+    /// Files live in `dir` (created if missing); nothing starts until
+    /// [`Dnsmasq::restart`] or [`Dnsmasq::reload`].
+    pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<DnsmasqProcess> {
+        let paths = Paths::new(dir);
+        std::fs::create_dir_all(&paths.dir)?;
+        Ok(DnsmasqProcess {
+            paths,
+            binary: "dnsmasq".to_string(),
+            shared: Arc::default(),
+            sup: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Pid of the running dnsmasq, if any.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.shared.pid.load(Ordering::SeqCst)).filter(|p| *p != 0)
+    }
+
+    /// How often dnsmasq died and was restarted by the supervisor.
+    pub fn restarts(&self) -> u64 {
+        self.shared.restarts.load(Ordering::SeqCst)
+    }
+
+    async fn stop_supervisor(&self, sup: &mut Option<Supervisor>) {
+        if let Some(s) = sup.take() {
+            let _ = s.stop.send(());
+            let _ = s.task.await;
+        }
+    }
+}
+
+impl Drop for DnsmasqProcess {
+    fn drop(&mut self) {
+        // Aborting the task drops the Child, whose kill_on_drop kills dnsmasq.
+        if let Some(s) = self.sup.get_mut().take() {
+            s.task.abort();
+        }
+    }
+}
+
+fn command(binary: &str, conf: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.arg("--keep-in-foreground")
+        .arg(format!("--conf-file={}", conf.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn spawn_child(mut cmd: Command, shared: &Shared) -> std::io::Result<Child> {
+    let mut child = cmd.spawn()?;
+    shared.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+    if let Some(err) = child.stderr.take() {
+        let pid = child.id().unwrap_or(0);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(err).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                tracing::info!(target: "dnsmasq", pid, "{l}");
+            }
+        });
+    }
+    Ok(child)
+}
+
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+/// Keeps dnsmasq running until `stop` fires: a child that exits is
+/// restarted after a backoff that doubles up to [`BACKOFF_MAX`].
+async fn supervise(
+    first: Child,
+    make: impl Fn() -> Command + Send + 'static,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut child = Some(first);
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let mut c = match child.take() {
+            Some(c) => c,
+            None => match spawn_child(make(), &shared) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start dnsmasq; retrying in {backoff:?}");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        let started = Instant::now();
+        tokio::select! {
+            _ = &mut stop => {
+                terminate(&mut c).await;
+                shared.pid.store(0, Ordering::SeqCst);
+                return;
+            }
+            status = c.wait() => {
+                shared.pid.store(0, Ordering::SeqCst);
+                let n = shared.restarts.fetch_add(1, Ordering::SeqCst) + 1;
+                if started.elapsed() >= STABLE {
+                    backoff = BACKOFF_MIN;
+                }
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                tracing::warn!(%status, restarts = n, "dnsmasq exited; restarting in {backoff:?}");
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+async fn write_atomic(path: &Path, contents: &str) -> Result<(), DnsmasqError> {
+    let err = |source| DnsmasqError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if tokio::fs::read_to_string(path).await.ok().as_deref() == Some(contents) {
+        return Ok(());
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    tokio::fs::write(&tmp, contents).await.map_err(err)?;
+    tokio::fs::rename(&tmp, path).await.map_err(err)
+}
+
+#[async_trait]
+impl Dnsmasq for DnsmasqProcess {
+    fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    async fn check(&self, conf: &str) -> Result<(), DnsmasqError> {
+        let path = self.paths.dir.join("dnsmasq.conf.check");
+        tokio::fs::write(&path, conf)
+            .await
+            .map_err(|source| DnsmasqError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        let arg = format!("--conf-file={}", path.display());
+        let res = runner::run(&self.binary, &["--test", &arg], None).await;
+        let _ = tokio::fs::remove_file(&path).await;
+        res.map(drop).map_err(DnsmasqError::Check)
+    }
+
+    async fn write(&self, files: &Files) -> Result<(), DnsmasqError> {
+        for (path, contents) in files.by_path(&self.paths) {
+            write_atomic(&path, contents).await?;
+        }
+        Ok(())
+    }
+
+    async fn reload(&self) -> Result<(), DnsmasqError> {
+        match self.pid() {
+            Some(pid) => kill(Pid::from_raw(pid as i32), Signal::SIGHUP)
+                .map_err(|source| DnsmasqError::Signal { pid, source }),
+            None => self.restart().await,
+        }
+    }
+
+    async fn restart(&self) -> Result<(), DnsmasqError> {
+        let mut sup = self.sup.lock().await;
+        self.stop_supervisor(&mut sup).await;
+        let child = spawn_child(command(&self.binary, &self.paths.conf()), &self.shared)
+            .map_err(DnsmasqError::Start)?;
+        tracing::info!(pid = child.id(), conf = %self.paths.conf().display(), "dnsmasq started");
+        let (tx, rx) = oneshot::channel();
+        let (binary, conf) = (self.binary.clone(), self.paths.conf());
+        let make = move || command(&binary, &conf);
+        let task = tokio::spawn(supervise(child, make, self.shared.clone(), rx));
+        *sup = Some(Supervisor { stop: tx, task });
+        Ok(())
+    }
+
+    async fn stop(&self) -> Result<(), DnsmasqError> {
+        let mut sup = self.sup.lock().await;
+        self.stop_supervisor(&mut sup).await;
+        Ok(())
+    }
+
+    async fn release(&self, ifname: &IfName, ip: Ipv4Addr, mac: Mac) -> Result<(), DnsmasqError> {
+        let (ip, mac) = (ip.to_string(), mac.to_string());
+        runner::run("dhcp_release", &[ifname.as_str(), &ip, &mac], None)
+            .await
+            .map(drop)
+            .map_err(DnsmasqError::Release)
+    }
+}
+
+// ---------------------------------------------------------------- fake
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Check(String),
+    Write(Files),
+    Reload,
+    Restart,
+    Stop,
+    Release(IfName, Ipv4Addr, Mac),
+}
+
+/// Records calls; `check` fails for a config containing `fail_check_on`.
+pub struct FakeDnsmasq {
+    paths: Paths,
+    pub calls: Mutex<Vec<Call>>,
+    pub fail_check_on: Mutex<Option<String>>,
+}
+
+impl FakeDnsmasq {
+    pub fn new() -> FakeDnsmasq {
+        FakeDnsmasq {
+            paths: Paths::new("/fake/dnsmasq"),
+            calls: Mutex::default(),
+            fail_check_on: Mutex::default(),
+        }
+    }
+    pub fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+    fn record(&self, c: Call) {
+        self.calls.lock().unwrap().push(c);
+    }
+}
+
+impl Default for FakeDnsmasq {
+    fn default() -> Self {
+        FakeDnsmasq::new()
+    }
+}
+
+#[async_trait]
+impl Dnsmasq for FakeDnsmasq {
+    fn paths(&self) -> &Paths {
+        &self.paths
+    }
+    async fn check(&self, conf: &str) -> Result<(), DnsmasqError> {
+        self.record(Call::Check(conf.to_string()));
+        match &*self.fail_check_on.lock().unwrap() {
+            Some(s) if conf.contains(s.as_str()) => Err(DnsmasqError::Check(RunError::Failed {
+                program: "dnsmasq".into(),
+                status: "exit status: 1".into(),
+                stderr: format!("bad option {s}"),
+            })),
+            _ => Ok(()),
+        }
+    }
+    async fn write(&self, files: &Files) -> Result<(), DnsmasqError> {
+        self.record(Call::Write(files.clone()));
+        Ok(())
+    }
+    async fn reload(&self) -> Result<(), DnsmasqError> {
+        self.record(Call::Reload);
+        Ok(())
+    }
+    async fn restart(&self) -> Result<(), DnsmasqError> {
+        self.record(Call::Restart);
+        Ok(())
+    }
+    async fn stop(&self) -> Result<(), DnsmasqError> {
+        self.record(Call::Stop);
+        Ok(())
+    }
+    async fn release(&self, ifname: &IfName, ip: Ipv4Addr, mac: Mac) -> Result<(), DnsmasqError> {
+        self.record(Call::Release(ifname.clone(), ip, mac));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(conf: &str, hosts: &str) -> Files {
+        Files {
+            conf: conf.into(),
+            hosts: hosts.into(),
+            ..Files::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_reloads_for_hosts_and_restarts_for_config() {
+        let d = FakeDnsmasq::new();
+        let a = files("c1", "h1");
+        assert_eq!(apply(&d, None, &a).await.unwrap(), Action::Restart);
+        assert_eq!(
+            d.take_calls(),
+            vec![
+                Call::Check("c1".into()),
+                Call::Write(a.clone()),
+                Call::Restart
+            ]
+        );
+        let b = files("c1", "h2");
+        assert_eq!(apply(&d, Some(&a), &b).await.unwrap(), Action::Reload);
+        assert_eq!(d.take_calls(), vec![Call::Write(b.clone()), Call::Reload]);
+        assert_eq!(apply(&d, Some(&b), &b).await.unwrap(), Action::Nothing);
+        assert!(d.take_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_config_is_not_written() {
+        let d = FakeDnsmasq::new();
+        *d.fail_check_on.lock().unwrap() = Some("bogus".into());
+        let err = apply(&d, None, &files("bogus", "h")).await.unwrap_err();
+        assert!(err.to_string().contains("bad option bogus"), "{err}");
+        assert_eq!(d.take_calls(), vec![Call::Check("bogus".into())]);
+    }
+}
