@@ -1,12 +1,17 @@
 //! DHCP and DNS of the router through one dnsmasq instance: the validated
 //! desired state, the protocol bodies that edit it, and the files it renders.
 //!
-//! The main config (interfaces, ranges, paths) only changes when NICs with
-//! DHCP or DNS change; it needs a restart. Per-host data lives in side files
-//! that a SIGHUP re-reads (`dhcp-hostsfile`, `dhcp-optsfile`, `addn-hosts`,
-//! and `servers-file` for the upstreams of `/setdns`), so adding or removing
-//! a VM never restarts dnsmasq and leases survive. Every string written to a
-//! file is validated here, so no value can inject a directive.
+//! The main config (interfaces, ranges, each NIC's DHCP options) changes
+//! when NICs with DHCP or DNS change; it needs a restart. Guests that take
+//! their NIC's options live in side files that a SIGHUP re-reads
+//! (`dhcp-hostsfile`, `addn-hosts`, and `servers-file` for the upstreams of
+//! `/setdns`), so adding or removing such a VM never restarts dnsmasq and
+//! leases survive. A guest that needs other options (a NIC whose default
+//! network is elsewhere gets no router or DNS) is tagged by a `dhcp-host`
+//! line in the main config, because dnsmasq 2.90 crashes on SIGHUP when the
+//! hosts file carries `set:` tags while a lease exists; changing such a guest
+//! restarts dnsmasq (its leases are kept in the lease file). Every string
+//! written to a file is validated here, so no value can inject a directive.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -464,9 +469,6 @@ impl Paths {
     pub fn hosts(&self) -> PathBuf {
         self.dir.join("dhcp-hosts")
     }
-    pub fn opts(&self) -> PathBuf {
-        self.dir.join("dhcp-opts")
-    }
     pub fn addn_hosts(&self) -> PathBuf {
         self.dir.join("addn-hosts")
     }
@@ -483,20 +485,17 @@ impl Paths {
 pub struct Files {
     /// `dnsmasq.conf`: read only at start.
     pub conf: String,
-    /// `dhcp-hostsfile`, `dhcp-optsfile`, `addn-hosts`, `servers-file`:
-    /// re-read on SIGHUP.
+    /// `dhcp-hostsfile`, `addn-hosts`, `servers-file`: re-read on SIGHUP.
     pub hosts: String,
-    pub opts: String,
     pub addn_hosts: String,
     pub servers: String,
 }
 
 impl Files {
     /// (path, contents) of every file, the main config last.
-    pub fn by_path(&self, p: &Paths) -> [(PathBuf, &str); 5] {
+    pub fn by_path(&self, p: &Paths) -> [(PathBuf, &str); 4] {
         [
             (p.hosts(), &self.hosts),
-            (p.opts(), &self.opts),
             (p.addn_hosts(), &self.addn_hosts),
             (p.servers(), &self.servers),
             (p.conf(), &self.conf),
@@ -548,10 +547,12 @@ pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths
     // Ranges: one per server, plus the network of entries on a NIC without
     // a server (`/adddhcp` before `/startDhcpServer`).
     let mut ranges: BTreeSet<(IfName, Ipv4Net)> = BTreeSet::new();
+    let mut nic_ranges: Vec<(Mac, IfName, Ipv4Net)> = Vec::new();
     let mut domains: BTreeSet<(String, Ipv4Net)> = BTreeSet::new();
     for s in state.servers.values() {
         if let Some(n) = ifname(&s.nic_mac) {
-            ranges.insert((n, s.subnet));
+            ranges.insert((n.clone(), s.subnet));
+            nic_ranges.push((s.nic_mac, n, s.subnet));
             if let Some(d) = &s.dns_domain {
                 domains.insert((d.clone(), s.subnet));
             }
@@ -562,7 +563,10 @@ pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths
             continue;
         }
         if let (Some(n), Some(len)) = (ifname(&e.vr_nic_mac), e.netmask) {
-            ranges.insert((n, Ipv4Net::containing(e.ip, len)));
+            let net = Ipv4Net::containing(e.ip, len);
+            if ranges.insert((n.clone(), net)) {
+                nic_ranges.push((e.vr_nic_mac, n, net));
+            }
         }
     }
     let mut interfaces: BTreeSet<IfName> = ranges.iter().map(|(n, _)| n.clone()).collect();
@@ -598,65 +602,57 @@ pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths
     }
     let _ = writeln!(conf, "dhcp-leasefile={}", p.leases().display());
     let _ = writeln!(conf, "dhcp-hostsfile={}", p.hosts().display());
-    let _ = writeln!(conf, "dhcp-optsfile={}", p.opts().display());
-    for (_, net) in &ranges {
+    for (n, net) in &ranges {
         let _ = writeln!(
             conf,
-            "dhcp-range={},static,{},infinite",
+            "dhcp-range=set:{},{},static,{},infinite",
+            nic_tag(n),
             net.addr(),
             dotted(net.prefix_len())
         );
     }
 
-    let (mut hosts, mut opts, mut addn) = (String::new(), String::new(), String::new());
+    let (mut hosts, mut addn) = (String::new(), String::new());
     let mut names: BTreeSet<String> = BTreeSet::new();
-    for e in state.entries.values() {
-        let tag = e.tag();
-        let server = state.servers.get(&e.vr_nic_mac);
-        // Duplicate hostnames become <ip-dashes>-<mac-without-colons> (as zvr);
-        // the first entry in key order keeps the name.
-        let hostname = e.hostname.as_ref().filter(|_| e.is_default_l3).map(|h| {
-            if names.insert(h.clone()) {
-                h.clone()
-            } else {
-                format!("{}-{tag}", e.ip.to_string().replace('.', "-"))
-            }
-        });
-        let _ = writeln!(
-            hosts,
-            "{},set:{tag},{},{},infinite",
-            e.mac,
-            e.ip,
-            hostname.as_deref().unwrap_or("")
-        );
-        if e.is_default_l3 {
-            if let Some(gw) = e.gateway {
-                let _ = writeln!(opts, "tag:{tag},option:router,{gw}");
-            }
-            if !e.dns.is_empty() {
-                let dns: Vec<String> = e.dns.iter().map(Ipv4Addr::to_string).collect();
-                let _ = writeln!(opts, "tag:{tag},option:dns-server,{}", dns.join(","));
-            }
-            if let Some(d) = &e.domain {
-                let _ = writeln!(opts, "tag:{tag},option:domain-name,{d}");
-            }
+    // Options: the common set of each NIC comes with its range's tag; an
+    // entry that needs other options (a non-default network, another router
+    // ...) is tagged by a dhcp-host line in the main config. dnsmasq 2.90
+    // crashes on SIGHUP when the hosts file carries `set:` tags and a lease
+    // exists, so the re-read hosts file never has tags.
+    let mut special = String::new();
+    for (nic_mac, ifn, net) in &nic_ranges {
+        let common = nic_profile(state, nic_mac, *net);
+        let t = nic_tag(ifn);
+        common.render(&mut conf, &format!("tag:{t},tag:!special"));
+        for e in state.entries.values().filter(|e| e.vr_nic_mac == *nic_mac) {
+            let tag = e.tag();
+            // Duplicate hostnames become <ip-dashes>-<mac-without-colons> (as
+            // zvr); the first entry in key order keeps the name.
+            let hostname = e.hostname.as_ref().filter(|_| e.is_default_l3).map(|h| {
+                if names.insert(h.clone()) {
+                    h.clone()
+                } else {
+                    format!("{}-{tag}", e.ip.to_string().replace('.', "-"))
+                }
+            });
             if let Some(h) = &hostname {
                 let _ = writeln!(addn, "{} {h}", e.ip);
             }
-        } else {
-            let _ = writeln!(opts, "tag:{tag},3");
-            let _ = writeln!(opts, "tag:{tag},6");
-            if server.is_some_and(|s| s.dns_domain.is_some()) {
-                let _ = writeln!(opts, "tag:{tag},15");
+            let name = hostname.as_deref().unwrap_or("");
+            let own = entry_profile(state, e, *net);
+            if own == common {
+                let _ = writeln!(hosts, "{},{},{name},infinite", e.mac, e.ip);
+            } else {
+                let _ = writeln!(
+                    special,
+                    "dhcp-host={},set:special,set:h{tag},{},{name},infinite",
+                    e.mac, e.ip
+                );
+                own.render(&mut special, &format!("tag:h{tag}"));
             }
         }
-        if let Some(m) = e.netmask.or(server.map(|s| s.subnet.prefix_len())) {
-            let _ = writeln!(opts, "tag:{tag},option:netmask,{}", dotted(m));
-        }
-        if let Some(mtu) = e.mtu.or(server.and_then(|s| s.mtu)) {
-            let _ = writeln!(opts, "tag:{tag},option:mtu,{mtu}");
-        }
     }
+    conf.push_str(&special);
     let mut servers = String::new();
     for u in &state.dns.upstreams {
         let _ = writeln!(servers, "server={u}");
@@ -665,12 +661,114 @@ pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths
         files: Files {
             conf,
             hosts,
-            opts,
             addn_hosts: addn,
             servers,
         },
         missing_nics: missing,
     }
+}
+
+/// The DHCP options one guest gets (beyond its address and name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Profile {
+    /// None: the guest's default network is elsewhere, so no router, DNS
+    /// or domain is handed out.
+    routing: Option<(Option<Ipv4Addr>, Vec<Ipv4Addr>, Option<String>)>,
+    netmask: u8,
+    mtu: Option<u32>,
+}
+
+impl Profile {
+    fn render(&self, out: &mut String, tags: &str) {
+        match &self.routing {
+            Some((gw, dns, domain)) => {
+                if let Some(gw) = gw {
+                    let _ = writeln!(out, "dhcp-option={tags},option:router,{gw}");
+                }
+                if !dns.is_empty() {
+                    let dns: Vec<String> = dns.iter().map(Ipv4Addr::to_string).collect();
+                    let _ = writeln!(
+                        out,
+                        "dhcp-option={tags},option:dns-server,{}",
+                        dns.join(",")
+                    );
+                }
+                if let Some(d) = domain {
+                    let _ = writeln!(out, "dhcp-option={tags},option:domain-name,{d}");
+                }
+            }
+            // Empty options: dnsmasq would otherwise offer itself as router/DNS.
+            None => {
+                let _ = writeln!(
+                    out,
+                    "dhcp-option={tags},3\ndhcp-option={tags},6\ndhcp-option={tags},15"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "dhcp-option={tags},option:netmask,{}",
+            dotted(self.netmask)
+        );
+        if let Some(mtu) = self.mtu {
+            let _ = writeln!(out, "dhcp-option={tags},option:mtu,{mtu}");
+        }
+    }
+}
+
+/// The options most guests on a NIC get: from its server, or else from its
+/// first default-network entry.
+fn nic_profile(state: &DnsmasqState, nic: &Mac, net: Ipv4Net) -> Profile {
+    if let Some(s) = state.servers.get(nic) {
+        return Profile {
+            routing: Some((
+                s.gateway,
+                s.dns_server.into_iter().collect(),
+                s.dns_domain.clone(),
+            )),
+            netmask: s.subnet.prefix_len(),
+            mtu: s.mtu,
+        };
+    }
+    match state
+        .entries
+        .values()
+        .find(|e| e.vr_nic_mac == *nic && e.is_default_l3)
+    {
+        Some(e) => entry_profile(state, e, net),
+        None => Profile {
+            routing: None,
+            netmask: net.prefix_len(),
+            mtu: None,
+        },
+    }
+}
+
+fn entry_profile(state: &DnsmasqState, e: &DhcpEntry, net: Ipv4Net) -> Profile {
+    let server = state.servers.get(&e.vr_nic_mac);
+    let routing = e.is_default_l3.then(|| {
+        let gw = e.gateway.or(server.and_then(|s| s.gateway));
+        let dns = if e.dns.is_empty() {
+            server.and_then(|s| s.dns_server).into_iter().collect()
+        } else {
+            e.dns.clone()
+        };
+        let domain = e
+            .domain
+            .clone()
+            .or(server.and_then(|s| s.dns_domain.clone()));
+        (gw, dns, domain)
+    });
+    Profile {
+        routing,
+        netmask: e.netmask.unwrap_or(net.prefix_len()),
+        mtu: e.mtu.or(server.and_then(|s| s.mtu)),
+    }
+}
+
+/// The tag dnsmasq sets for requests in a NIC's range.
+fn nic_tag(ifname: &IfName) -> String {
+    format!("if-{ifname}")
 }
 
 /// The leases in a dnsmasq lease file: (mac, ip, hostname) per line of
@@ -766,12 +864,15 @@ mod tests {
         assert!(r.missing_nics.is_empty());
         golden("dnsmasq_conf", &r.files.conf);
         golden("dnsmasq_hosts", &r.files.hosts);
-        golden("dnsmasq_opts", &r.files.opts);
         golden("dnsmasq_addn_hosts", &r.files.addn_hosts);
         golden("dnsmasq_servers", &r.files.servers);
         // The reference's expected hostsfile line for F5.
-        assert!(r.files.hosts.lines().any(|l| l
-            == "fa:a1:5e:12:34:56,set:faa15e123456,192.168.100.10,web-01.zstack.local,infinite"));
+        assert!(
+            r.files
+                .hosts
+                .lines()
+                .any(|l| l == "fa:a1:5e:12:34:56,192.168.100.10,web-01.zstack.local,infinite")
+        );
     }
 
     #[test]
