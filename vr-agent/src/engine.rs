@@ -10,6 +10,7 @@ use std::time::Instant;
 use common::agent::ApiError;
 
 use crate::model::{Edit, Model};
+use crate::plan::dnsmasq::{self as dhcp, DnsmasqState, Files};
 use crate::plan::links::{self, LinkOp};
 use crate::plan::nat::{self, Observed, Ruleset};
 use crate::sys::Sys;
@@ -47,6 +48,8 @@ pub struct Engine {
     /// replaces the whole table).
     applied: Option<Ruleset>,
     agent_port: u16,
+    /// The dnsmasq files in use; None when dnsmasq is not running.
+    dnsmasq_files: Option<Files>,
     pub stats: Stats,
 }
 
@@ -70,6 +73,7 @@ impl Engine {
             generation,
             applied: None,
             agent_port,
+            dnsmasq_files: None,
             stats: Stats::default(),
         };
         let t = Instant::now();
@@ -134,6 +138,7 @@ impl Engine {
         let ruleset = nat::render(&next, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
         let ops = links::plan(Some(&self.model), &next, Some(edit), &links)
             .map_err(|e| EngineError::BadRequest(e.0))?;
+        let dhcp_files = self.render_dhcp(&next.dhcp, &links)?;
 
         let change = nat::change(self.applied.as_ref(), &ruleset);
         if let Some(c) = &change {
@@ -160,6 +165,8 @@ impl Engine {
         if let Some(c) = change {
             self.clean_conntrack(&c.stale).await;
         }
+        self.sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, dhcp_files, &links)
+            .await?;
         self.model = next;
         self.generation += 1;
         self.sys
@@ -242,6 +249,64 @@ impl Engine {
         }
     }
 
+    /// dnsmasq files for a DHCP/DNS state; None when there is nothing to
+    /// serve. A NIC the state names but the box lacks is an error.
+    fn render_dhcp(
+        &self,
+        state: &DnsmasqState,
+        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+    ) -> Result<Option<Files>, EngineError> {
+        if *state == DnsmasqState::default() {
+            return Ok(None);
+        }
+        let r = dhcp::render(state, links, self.sys.dnsmasq.paths());
+        if let Some(mac) = r.missing_nics.iter().next() {
+            return Err(EngineError::BadRequest(format!(
+                "vrNicMac/nicMac {mac} matches no NIC on this router"
+            )));
+        }
+        Ok(Some(r.files))
+    }
+
+    /// Bring dnsmasq to `files` (reload or restart as needed) and release
+    /// the leases of entries that went away or changed address.
+    async fn sync_dnsmasq(
+        &mut self,
+        old: &DnsmasqState,
+        new: &DnsmasqState,
+        files: Option<Files>,
+        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+    ) -> Result<(), EngineError> {
+        let d = self.sys.dnsmasq.clone();
+        match files {
+            None => {
+                if self.dnsmasq_files.take().is_some() {
+                    d.stop().await.map_err(apply_err)?;
+                    tracing::info!("dnsmasq stopped: nothing to serve");
+                }
+            }
+            Some(files) => {
+                let action =
+                    crate::sys::dnsmasq::apply(d.as_ref(), self.dnsmasq_files.as_ref(), &files)
+                        .await
+                        .map_err(apply_err)?;
+                if action != dhcp::Action::Nothing {
+                    tracing::info!(?action, "dnsmasq updated");
+                }
+                self.dnsmasq_files = Some(files);
+            }
+        }
+        for e in old.entries.values() {
+            let kept = new.entries.get(&e.key()).is_some_and(|n| n.ip == e.ip);
+            if let (false, Some(ifname)) = (kept, links.get(&e.vr_nic_mac))
+                && let Err(err) = d.release(ifname, e.ip, e.mac).await
+            {
+                tracing::warn!(ip = %e.ip, mac = %e.mac, error = %err, "could not release lease");
+            }
+        }
+        Ok(())
+    }
+
     /// Put the whole desired state on the box (start, drift repair).
     pub async fn reconcile(&mut self) -> Result<(), EngineError> {
         let links = self.sys.netlink.links().await.map_err(apply_err)?;
@@ -261,7 +326,10 @@ impl Engine {
             .map_err(apply_err)?;
         self.stats.full_renders += 1;
         self.applied = Some(ruleset);
-        Ok(())
+        let files = self.render_dhcp(&self.model.dhcp, &links)?;
+        self.dnsmasq_files = None;
+        let state = self.model.dhcp.clone();
+        self.sync_dnsmasq(&state, &state, files, &links).await
     }
 
     /// Compare our table in the kernel with what we applied; replace it when
@@ -318,5 +386,6 @@ fn edit_name(e: &Edit) -> &'static str {
         Edit::CreateEip(_) => "create-eip",
         Edit::RemoveEip(_) => "remove-eip",
         Edit::SyncEips(_) => "sync-eips",
+        Edit::Dhcp(_) => "dhcp-dns",
     }
 }

@@ -36,6 +36,9 @@ pub fn real_sys(state_dir: &std::path::Path) -> anyhow::Result<Sys> {
         netlink: Arc::new(sys::netlink::RtNetlink::new()?),
         conntrack: Arc::new(sys::conntrack::ConntrackTool),
         store: Arc::new(sys::store::FileStore::new(state_dir)?),
+        dnsmasq: Arc::new(sys::dnsmasq::DnsmasqProcess::new(
+            state_dir.join("dnsmasq"),
+        )?),
     })
 }
 

@@ -47,6 +47,7 @@ async fn vr() -> Box {
         netlink: netlink.clone(),
         conntrack: Arc::new(FakeConntrack::default()),
         store: Arc::new(FileStore::new(dir.path()).unwrap()),
+        dnsmasq: Arc::new(vr_agent::sys::dnsmasq::FakeDnsmasq::new()),
     };
     let engine = Engine::start(sys, 7272).await.unwrap();
     let state = AppState {
@@ -163,6 +164,37 @@ async fn reference_fixtures_are_accepted() {
         "{addrs:?}"
     );
     assert_eq!(b.netlink.announced.lock().unwrap().len(), 1);
+}
+
+const F4: &str = r#"{"dhcpServers":[{"nicMac":"fa:26:9c:aa:00:03","subnet":"192.168.100.0/24",
+ "netmask":"255.255.255.0","gateway":"192.168.100.1","dnsDomain":"zstack.local",
+ "dnsServer":"192.168.100.1","mtu":1500,
+ "dhcpInfos":[{"ip":"192.168.100.10","mac":"fa:a1:5e:12:34:56",
+   "hostname":"web-01.zstack.local","isDefaultL3Network":true},
+  {"ip":"192.168.100.11","mac":"fa:a1:5e:12:34:57",
+   "hostname":"192-168-100-11","isDefaultL3Network":false}]}]}"#;
+const F5: &str = r#"{"dhcpEntries":[{"ip":"192.168.100.10","mac":"fa:a1:5e:12:34:56","netmask":"255.255.255.0",
+ "gateway":"192.168.100.1","dns":["192.168.100.1"],"hostname":"web-01.zstack.local",
+ "vrNicMac":"fa:26:9c:aa:00:03","dnsDomain":"zstack.local","isDefaultL3Network":true,
+ "mtu":1500}],"rebuild":false}"#;
+const F6: &str = r#"{"dns":[{"dnsAddress":"223.5.5.5","nicMac":"fa:26:9c:aa:00:03"},
+        {"dnsAddress":"8.8.8.8","nicMac":"fa:26:9c:aa:00:03"}]}"#;
+
+#[tokio::test]
+async fn dhcp_and_dns_fixtures_are_accepted() {
+    let b = vr().await;
+    for (path, body) in [
+        ("/refreshDhcpServer", F4),
+        ("/adddhcp", F5),
+        ("/setdns", F6),
+        ("/removedhcp", F5),
+        ("/startDhcpServer", F4),
+        ("/removedns", F6),
+        ("/stopDhcpServer", F4),
+    ] {
+        let (s, v) = post(&b, path, body).await;
+        assert_eq!((s, &v["success"]), (200, &json!(true)), "{path}: {v}");
+    }
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::engine::Engine;
 use crate::model::{Edit, from_wire};
+use crate::plan::dnsmasq::{self as dhcp, DhcpEdit};
 
 /// Protocol level reported to the controller as `zvrVersion`: the ZStack
 /// controller wants four numeric parts and redeploys agents it finds older
@@ -51,6 +52,14 @@ pub fn router(state: AppState) -> Router {
         .route("/createeip", command(create_eip))
         .route("/removeeip", command(remove_eip))
         .route("/synceip", command(sync_eip))
+        .route("/adddhcp", command(add_dhcp))
+        .route("/removedhcp", command(remove_dhcp))
+        .route("/refreshDhcpServer", command(refresh_dhcp))
+        .route("/startDhcpServer", command(start_dhcp))
+        .route("/stopDhcpServer", command(stop_dhcp))
+        .route("/setdns", command(set_dns))
+        .route("/removedns", command(remove_dns))
+        .route("/setvpcdns", command(set_vpc_dns))
         .route("/healthz", get(healthz))
         .route("/state", get(state_json))
         .route("/metrics", get(metrics));
@@ -277,6 +286,53 @@ async fn remove_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
 
 async fn sync_eip(s: AppState, c: vr::SyncEipCmd) -> Result<Ok, ApiError> {
     apply(&s, Edit::SyncEips(from_wire::eips(&c.eips).map_err(bad)?)).await
+}
+
+async fn add_dhcp(s: AppState, c: vr::AddDhcpCmd) -> Result<Ok, ApiError> {
+    let entries = dhcp::entries(&c.dhcp_entries).map_err(bad)?;
+    apply(
+        &s,
+        Edit::Dhcp(DhcpEdit::Add {
+            entries,
+            rebuild: c.rebuild,
+        }),
+    )
+    .await
+}
+
+async fn remove_dhcp(s: AppState, c: vr::RemoveDhcpCmd) -> Result<Ok, ApiError> {
+    let keys = dhcp::entry_keys(&c.dhcp_entries).map_err(bad)?;
+    apply(&s, Edit::Dhcp(DhcpEdit::Remove(keys))).await
+}
+
+async fn refresh_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
+    let servers = dhcp::servers(&c).map_err(bad)?;
+    apply(&s, Edit::Dhcp(DhcpEdit::Refresh(servers))).await
+}
+
+async fn start_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
+    let servers = dhcp::servers(&c).map_err(bad)?;
+    apply(&s, Edit::Dhcp(DhcpEdit::Start(servers))).await
+}
+
+async fn stop_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
+    let macs = dhcp::server_macs(&c).map_err(bad)?;
+    apply(&s, Edit::Dhcp(DhcpEdit::Stop(macs))).await
+}
+
+async fn set_dns(s: AppState, c: vr::DnsCmd) -> Result<Ok, ApiError> {
+    let cfg = dhcp::dns(&c).map_err(bad)?;
+    apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
+}
+
+async fn remove_dns(s: AppState, c: vr::DnsCmd) -> Result<Ok, ApiError> {
+    let cfg = dhcp::dns(&c).map_err(bad)?;
+    apply(&s, Edit::Dhcp(DhcpEdit::RemoveDns(cfg.upstreams))).await
+}
+
+async fn set_vpc_dns(s: AppState, c: vr::SetVpcDnsCmd) -> Result<Ok, ApiError> {
+    let cfg = dhcp::vpc_dns(&c).map_err(bad)?;
+    apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
 }
 
 async fn healthz(State(s): State<AppState>) -> axum::Json<serde_json::Value> {

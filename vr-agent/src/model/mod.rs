@@ -13,6 +13,8 @@ use std::net::Ipv4Addr;
 use common::net::{Ipv4Net, Mac, PortRange, Proto};
 use serde::{Deserialize, Serialize};
 
+use crate::plan::dnsmasq::{DhcpEdit, DnsmasqState};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NicCategory {
     Public,
@@ -105,6 +107,9 @@ pub struct Model {
     pub vips: BTreeMap<Ipv4Addr, Vip>,
     pub port_forwards: BTreeMap<String, PortForward>,
     pub eips: BTreeMap<Ipv4Addr, Eip>,
+    /// DHCP servers and static leases, DNS forwarding (dnsmasq).
+    #[serde(default)]
+    pub dhcp: DnsmasqState,
 }
 
 impl Default for Model {
@@ -116,6 +121,7 @@ impl Default for Model {
             vips: BTreeMap::new(),
             port_forwards: BTreeMap::new(),
             eips: BTreeMap::new(),
+            dhcp: DnsmasqState::default(),
         }
     }
 }
@@ -148,6 +154,7 @@ pub enum Edit {
     CreateEip(Eip),
     RemoveEip(Ipv4Addr),
     SyncEips(Vec<Eip>),
+    Dhcp(DhcpEdit),
 }
 
 impl Edit {
@@ -157,7 +164,10 @@ impl Edit {
     pub fn is_sync(&self) -> bool {
         matches!(
             self,
-            Edit::SyncSnats { .. } | Edit::SyncPortForwards(_) | Edit::SyncEips(_)
+            Edit::SyncSnats { .. }
+                | Edit::SyncPortForwards(_)
+                | Edit::SyncEips(_)
+                | Edit::Dhcp(DhcpEdit::Refresh(_))
         )
     }
 
@@ -167,6 +177,7 @@ impl Edit {
         match self {
             Edit::SyncPortForwards(v) | Edit::CreatePortForwards(v) => v.len() > 64,
             Edit::SyncEips(v) => v.len() > 64,
+            Edit::Dhcp(DhcpEdit::Add { entries, .. }) => entries.len() > 64,
             _ => false,
         }
     }
@@ -276,6 +287,9 @@ impl Model {
                     }
                 }
                 self.eips = map;
+            }
+            Edit::Dhcp(e) => {
+                self.dhcp.apply(e);
             }
         }
         Ok(())

@@ -119,7 +119,7 @@ impl From<&DhcpEntry> for Release {
 }
 
 /// One command's change to [`DnsmasqState`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DhcpEdit {
     /// `/adddhcp`. With `rebuild`, the entries of every VR NIC named in the
     /// list are replaced by the list's; otherwise they are merged.

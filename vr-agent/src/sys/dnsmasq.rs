@@ -237,6 +237,27 @@ async fn supervise(
     }
 }
 
+/// A dnsmasq left running on our config by an agent that was killed (its
+/// children outlive it) holds the DHCP and DNS ports; end it first.
+fn kill_strays(conf: &Path) {
+    let arg = format!("--conf-file={}", conf.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
+            tracing::warn!(pid, "ending a dnsmasq left over from an earlier agent");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
 async fn write_atomic(path: &Path, contents: &str) -> Result<(), DnsmasqError> {
     let err = |source| DnsmasqError::Write {
         path: path.to_path_buf(),
@@ -289,6 +310,7 @@ impl Dnsmasq for DnsmasqProcess {
     async fn restart(&self) -> Result<(), DnsmasqError> {
         let mut sup = self.sup.lock().await;
         self.stop_supervisor(&mut sup).await;
+        kill_strays(&self.paths.conf());
         let child = spawn_child(command(&self.binary, &self.paths.conf()), &self.shared)
             .map_err(DnsmasqError::Start)?;
         tracing::info!(pid = child.id(), conf = %self.paths.conf().display(), "dnsmasq started");

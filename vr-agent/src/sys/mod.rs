@@ -17,4 +17,5 @@ pub struct Sys {
     pub netlink: Arc<dyn netlink::Netlink>,
     pub conntrack: Arc<dyn conntrack::Conntrack>,
     pub store: Arc<dyn store::Store>,
+    pub dnsmasq: Arc<dyn dnsmasq::Dnsmasq>,
 }
