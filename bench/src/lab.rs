@@ -58,6 +58,11 @@ impl Lab {
         }
         // Many short connections: use every port, not just the default range.
         public.sysctl("net.ipv4.ip_local_port_range", "1024 65535")?;
+        // The servers close first; without TIME_WAIT sockets there, a later
+        // run whose client picks a port used before (another VIP, so other
+        // timestamp offsets) is not refused by a lingering TIME_WAIT socket
+        // and left waiting for a SYN retransmission.
+        tenant.sysctl("net.ipv4.tcp_max_tw_buckets", "0")?;
         let state = TempDir::new("vrstate")?;
         let mut cmd = vr.command(
             agent_bin.to_str().context("agent path is not UTF-8")?,
@@ -151,7 +156,10 @@ impl Lab {
 
     /// NICs and SNAT as in the fixtures.
     pub fn base_config(&self) -> Result<()> {
-        self.ok("/init", &json!({"uuid": "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"}))?;
+        self.ok(
+            "/init",
+            &json!({"uuid": "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"}),
+        )?;
         self.ok(
             "/configurenic",
             &json!({"nics": [

@@ -1,1 +1,95 @@
-fn main() {}
+//! Benchmark harness (DESIGN.md section 9). Run as root:
+//!
+//! ```text
+//! cargo run --release -p bench -- nat [--out BENCHMARKS.md] [--no-build]
+//! ```
+//!
+//! It builds `vr-agent` in release (unless `--no-build`), measures in
+//! namespaces of its own, prints the tables and replaces its section of
+//! BENCHMARKS.md (between `<!-- AREA:begin -->` and `<!-- AREA:end -->`).
+//! The exit status is 1 when a budget fails (the file is written anyway).
+
+mod lab;
+mod nat;
+mod report;
+mod traffic;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: bench nat [--out FILE] [--no-build]";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut area = None;
+    let mut out = None;
+    let mut build = true;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--out" => out = Some(PathBuf::from(args.next().context(USAGE)?)),
+            "--no-build" => build = false,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            _ if area.is_none() && !a.starts_with('-') => area = Some(a),
+            _ => bail!("unexpected argument {a:?}\n{USAGE}"),
+        }
+    }
+    let root = workspace_root();
+    let out = out.unwrap_or_else(|| root.join("BENCHMARKS.md"));
+    if let Some(reason) = testbed::unprivileged_reason() {
+        bail!("the benchmarks need root and network namespaces: {reason}");
+    }
+    let section = match area.as_deref() {
+        Some("nat") => {
+            let agent = vr_agent_binary(&root, build)?;
+            nat::run(&agent)?
+        }
+        _ => bail!("{USAGE}"),
+    };
+    let area = area.unwrap_or_default();
+    println!("{}", section.markdown());
+    report::write_section(&out, &area, &section.markdown())?;
+    println!("wrote section {area} of {}", out.display());
+    if section.failed() {
+        eprintln!("some budgets FAILED");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The workspace root: this package's parent directory.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// `target/release/vr-agent`, built first unless told not to.
+fn vr_agent_binary(root: &Path, build: bool) -> Result<PathBuf> {
+    if build {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!("building vr-agent (release)...");
+        let st = Command::new(cargo)
+            .args(["build", "--release", "-p", "vr-agent", "--bin", "vr-agent"])
+            .current_dir(root)
+            .status()
+            .context("running cargo build")?;
+        if !st.success() {
+            bail!("cargo build --release -p vr-agent failed ({st})");
+        }
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("release").join("vr-agent");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: run `cargo build --release -p vr-agent`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
