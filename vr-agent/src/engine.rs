@@ -5,11 +5,16 @@
 //! only then kept and persisted. A failure anywhere leaves the previous state
 //! in force; nothing of a bad batch is applied.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use tokio::sync::mpsc;
 
 use common::agent::ApiError;
 
-use crate::model::{Edit, Model};
+use crate::model::{Edit, Eip, Model, PortForward};
 use crate::plan::dnsmasq::{self as dhcp, DnsmasqState, Files};
 use crate::plan::links::{self, LinkOp};
 use crate::plan::nat::{self, Observed, Ruleset};
@@ -50,6 +55,8 @@ pub struct Engine {
     agent_port: u16,
     /// The dnsmasq files in use; None when dnsmasq is not running.
     dnsmasq_files: Option<Files>,
+    conntrack_tx: mpsc::UnboundedSender<BTreeSet<nat::FlowMatch>>,
+    conntrack_deleted: Arc<AtomicU64>,
     pub stats: Stats,
 }
 
@@ -67,6 +74,13 @@ impl Engine {
     /// agent serves its networks before the controller says anything.
     pub async fn start(sys: Sys, agent_port: u16) -> Result<Engine, EngineError> {
         let (generation, model) = sys.store.load().map_err(apply_err)?.unwrap_or_default();
+        let (conntrack_tx, rx) = mpsc::unbounded_channel();
+        let conntrack_deleted = Arc::new(AtomicU64::new(0));
+        tokio::spawn(conntrack_cleaner(
+            sys.conntrack.clone(),
+            rx,
+            conntrack_deleted.clone(),
+        ));
         let mut engine = Engine {
             sys,
             model,
@@ -74,6 +88,8 @@ impl Engine {
             applied: None,
             agent_port,
             dnsmasq_files: None,
+            conntrack_tx,
+            conntrack_deleted,
             stats: Stats::default(),
         };
         let t = Instant::now();
@@ -119,7 +135,96 @@ impl Engine {
         r
     }
 
+    /// Edits that add or remove single PF/EIP entries change only their own
+    /// elements: check the new entries against the rest, apply their element
+    /// delta, and edit the model in place. None when the edit needs the
+    /// general path.
+    async fn apply_entries(&mut self, edit: &Edit) -> Option<Result<(), EngineError>> {
+        self.applied.as_ref()?;
+        let links = match self.sys.netlink.links().await {
+            Ok(l) => l,
+            Err(e) => return Some(Err(apply_err(e))),
+        };
+        let m = &self.model;
+        let (gone, came): (Vec<&PortForward>, Vec<&PortForward>);
+        let (eips_gone, eips_came): (Vec<&Eip>, Vec<&Eip>);
+        match edit {
+            Edit::CreatePortForwards(rules) => {
+                gone = rules
+                    .iter()
+                    .filter_map(|r| m.port_forwards.get(&r.uuid))
+                    .collect();
+                came = rules.iter().collect();
+                (eips_gone, eips_came) = (vec![], vec![]);
+            }
+            Edit::RevokePortForwards(uuids) => {
+                gone = uuids
+                    .iter()
+                    .filter_map(|u| m.port_forwards.get(u))
+                    .collect();
+                came = vec![];
+                (eips_gone, eips_came) = (vec![], vec![]);
+            }
+            Edit::CreateEip(e) => {
+                (gone, came) = (vec![], vec![]);
+                eips_gone = m.eips.get(&e.vip).into_iter().collect();
+                eips_came = vec![e];
+            }
+            Edit::RemoveEip(vip) => {
+                (gone, came) = (vec![], vec![]);
+                eips_gone = m.eips.get(vip).into_iter().collect();
+                eips_came = vec![];
+            }
+            _ => return None,
+        }
+        let elements = |pfs: &[&PortForward],
+                        eips: &[&Eip]|
+         -> Result<Vec<nat::Element>, EngineError> {
+            let mut out = vec![];
+            for r in pfs {
+                out.extend(nat::pf_elements(r, &links).map_err(|e| EngineError::BadRequest(e.0))?);
+            }
+            for e in eips {
+                out.extend(nat::eip_elements(e, &links).map_err(|e| EngineError::BadRequest(e.0))?);
+            }
+            Ok(out)
+        };
+        let prepared = m
+            .check_added(edit)
+            .map_err(|e| EngineError::Conflict(e.0))
+            .and_then(|()| Ok((elements(&gone, &eips_gone)?, elements(&came, &eips_came)?)));
+        let (gone, came) = match prepared {
+            Ok(x) => x,
+            Err(e) => return Some(Err(e)),
+        };
+        let change = nat::delta(self.applied.as_ref()?, &gone, &came);
+        if let Some(c) = change {
+            if let Err(e) = self.sys.firewall.apply(&c.script).await {
+                // Our table drifted; the general path replaces it whole.
+                tracing::warn!(error = %e, "element change refused; taking the full path");
+                self.applied = None;
+                self.stats.drift_repairs += 1;
+                return None;
+            }
+            self.defer_conntrack(c.stale);
+        }
+        if let Some(r) = self.applied.as_mut() {
+            r.commit(gone, came);
+        }
+        let _ = self.model.apply(edit);
+        self.generation += 1;
+        Some(
+            self.sys
+                .store
+                .record(self.generation, edit, &self.model)
+                .map_err(|e| EngineError::Apply(format!("applied, but not persisted: {e}"))),
+        )
+    }
+
     async fn apply_inner(&mut self, edit: &Edit) -> Result<(), EngineError> {
+        if let Some(r) = self.apply_entries(edit).await {
+            return r;
+        }
         let invalid = |m: String| {
             if edit.is_sync() {
                 EngineError::BadRequest(m)
@@ -163,7 +268,7 @@ impl Engine {
         }
         self.applied = Some(ruleset);
         if let Some(c) = change {
-            self.clean_conntrack(&c.stale).await;
+            self.defer_conntrack(c.stale);
         }
         self.sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, dhcp_files, &links)
             .await?;
@@ -237,16 +342,19 @@ impl Engine {
         Ok(())
     }
 
-    async fn clean_conntrack(&mut self, stale: &std::collections::BTreeSet<nat::FlowMatch>) {
-        match self.sys.conntrack.delete(stale).await {
-            Ok(n) => {
-                self.stats.conntrack_deleted += n as u64;
-                if n > 0 {
-                    tracing::info!(flows = n, "removed stale conntrack entries");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not clean conntrack"),
+    /// Hand flows made stale by a change to the cleaner: listing conntrack
+    /// walks the kernel's whole table (10-20 ms), which must not hold up
+    /// the reply. The cleaner runs within milliseconds of the change.
+    fn defer_conntrack(&self, stale: BTreeSet<nat::FlowMatch>) {
+        if !stale.is_empty() {
+            let _ = self.conntrack_tx.send(stale);
         }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.conntrack_deleted = self.conntrack_deleted.load(Ordering::Relaxed);
+        s
     }
 
     /// dnsmasq files for a DHCP/DNS state; None when there is nothing to
@@ -366,6 +474,28 @@ impl Engine {
             self.stats.full_renders += 1;
         }
         Ok(drifted)
+    }
+}
+
+/// Deletes stale flows in the background, merging what queued meanwhile.
+async fn conntrack_cleaner(
+    ct: Arc<dyn crate::sys::conntrack::Conntrack>,
+    mut rx: mpsc::UnboundedReceiver<BTreeSet<nat::FlowMatch>>,
+    deleted: Arc<AtomicU64>,
+) {
+    while let Some(mut stale) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            stale.extend(more);
+        }
+        match ct.delete(&stale).await {
+            Ok(n) => {
+                deleted.fetch_add(n as u64, Ordering::Relaxed);
+                if n > 0 {
+                    tracing::info!(flows = n, "removed stale conntrack entries");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not clean conntrack"),
+        }
     }
 }
 

@@ -380,7 +380,11 @@ fn stale_conntrack_entries_are_removed() {
         "/createportforwarding",
         json!({"rules": [pf("u", "172.20.10.100", "UDP", 5353, 5353, 53, 53, None)]}),
     );
-    let seen = exchange(&sock).expect("same flow is forwarded once its stale entry is gone");
+    // The agent cleans conntrack right after its reply, off the reply path.
+    let seen = testbed::wait_ok(Duration::from_secs(3), Duration::from_millis(50), || {
+        exchange(&sock).map_err(anyhow::Error::from)
+    })
+    .expect("same flow is forwarded once its stale entry is gone");
     assert_eq!(source(&seen), "172.20.0.1");
 }
 

@@ -345,14 +345,14 @@ async fn state_json(State(s): State<AppState>) -> axum::Json<serde_json::Value> 
     axum::Json(serde_json::json!({
         "generation": e.generation(),
         "model": e.model(),
-        "stats": e.stats,
+        "stats": e.stats(),
     }))
 }
 
 /// Prometheus text: the engine's counters.
 async fn metrics(State(s): State<AppState>) -> String {
     let e = s.engine.lock().await;
-    let st = &e.stats;
+    let st = &e.stats();
     let m = e.model();
     let mut out = String::new();
     for (name, help, value) in [

@@ -261,14 +261,7 @@ impl Model {
                 self.port_forwards = rules.iter().map(|r| (r.uuid.clone(), r.clone())).collect();
             }
             Edit::CreateEip(e) => {
-                if let Some(old) = self.eips.get(&e.vip)
-                    && old.guest != e.guest
-                {
-                    return Err(Invalid(format!(
-                        "eip: vipIp {} is already the EIP of guest {}, not {}",
-                        e.vip, old.guest, e.guest
-                    )));
-                }
+                self.check_eip_vip(e)?;
                 self.eips.insert(e.vip, e.clone());
             }
             Edit::RemoveEip(vip) => {
@@ -293,6 +286,73 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// An EIP VIP is bound to one guest.
+    fn check_eip_vip(&self, e: &Eip) -> Result<(), Invalid> {
+        match self.eips.get(&e.vip) {
+            Some(old) if old.guest != e.guest => Err(Invalid(format!(
+                "eip: vipIp {} is already the EIP of guest {}, not {}",
+                e.vip, old.guest, e.guest
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The checks of `validate` for the entries an edit adds, against the
+    /// rest of the model, so one rule added to thousands costs little.
+    /// Only for edits that add entries to a valid model.
+    pub fn check_added(&self, edit: &Edit) -> Result<(), Invalid> {
+        match edit {
+            Edit::CreatePortForwards(rules) => {
+                for (i, r) in rules.iter().enumerate() {
+                    let others = self
+                        .port_forwards
+                        .values()
+                        .filter(|o| o.uuid != r.uuid && !rules.iter().any(|n| n.uuid == o.uuid))
+                        .chain(rules[..i].iter().filter(|o| o.uuid != r.uuid));
+                    for o in others {
+                        if o.vip == r.vip
+                            && o.proto == r.proto
+                            && o.vip_ports.overlaps(&r.vip_ports)
+                        {
+                            return Err(Invalid(format!(
+                                "port forwarding rule {}: {} ports {} on vipIp {} overlap rule {} ({})",
+                                r.uuid, r.proto, r.vip_ports, r.vip, o.uuid, o.vip_ports
+                            )));
+                        }
+                    }
+                    if let Some(e) = self.eips.get(&r.vip) {
+                        return Err(Invalid(format!(
+                            "port forwarding rule {}: vipIp {} is the EIP of guest {}",
+                            r.uuid, r.vip, e.guest
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            Edit::CreateEip(e) => {
+                self.check_eip_vip(e)?;
+                if let Some(r) = self.port_forwards.values().find(|r| r.vip == e.vip) {
+                    return Err(Invalid(format!(
+                        "port forwarding rule {}: vipIp {} is the EIP of guest {}",
+                        r.uuid, r.vip, e.guest
+                    )));
+                }
+                let clash = self
+                    .eips
+                    .values()
+                    .find(|o| o.vip != e.vip && o.public_mac == e.public_mac && o.guest == e.guest);
+                if let Some(o) = clash {
+                    return Err(Invalid(format!(
+                        "eip {}: guest {} already has EIP {} on the same public NIC {}",
+                        e.vip, e.guest, o.vip, e.public_mac
+                    )));
+                }
+                Ok(())
+            }
+            _ => self.validate(),
+        }
     }
 
     /// Whole-model checks that no single entry can make alone.

@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 
 use common::net::{IfName, Ipv4Net, Mac, PortRange, Proto};
 
-use crate::model::{DefaultAction, Model, NicCategory, PortForward};
+use crate::model::{DefaultAction, Eip, Model, NicCategory, PortForward};
 
 pub const FAMILY: &str = "ip";
 pub const TABLE: &str = "vragent";
@@ -140,60 +140,13 @@ pub fn render(model: &Model, obs: &Observed) -> Result<Ruleset, PlanError> {
     }
 
     for e in model.eips.values() {
-        let pub_if = ifname(&e.public_mac, &|| format!("eip {}: publicMac", e.vip))?;
-        let priv_if = ifname(&e.private_mac, &|| format!("eip {}: privateMac", e.vip))?;
-        add(
-            "eip_dnat",
-            format!("{} : {}", e.vip, e.guest),
-            Some(FlowMatch::Dst(e.vip)),
-        );
-        add(
-            "eip_snat",
-            format!("\"{pub_if}\" . {} : {}", e.guest, e.vip),
-            Some(FlowMatch::Src(e.guest)),
-        );
-        if e.snat_inbound {
-            add("eip_inbound", format!("\"{priv_if}\" . {}", e.guest), None);
+        for (set, el, f) in eip_elements(e, obs.links)? {
+            add(set, el, f);
         }
     }
-
     for r in model.port_forwards.values() {
-        ifname(&r.public_mac, &|| {
-            format!("port forwarding rule {}: publicMac", r.uuid)
-        })?;
-        let priv_if = ifname(&r.private_mac, &|| {
-            format!("port forwarding rule {}: privateMac", r.uuid)
-        })?;
-        let flow = Some(FlowMatch::DstPorts(r.vip, r.proto, r.vip_ports));
-        let (vip, p, pip) = (r.vip, r.proto, r.private_ip);
-        let key = format!("{vip} . {p} . {}", range(r.vip_ports));
-        if r.vip_ports.is_single() {
-            add(
-                "pf_exact",
-                format!("{key} : {pip} . {}", r.private_ports.start),
-                flow,
-            );
-        } else if r.private_ports.is_single() {
-            add(
-                "pf_range_one",
-                format!("{key} : {pip} . {}", r.private_ports.start),
-                flow,
-            );
-        } else if r.private_ports.start == r.vip_ports.start {
-            add("pf_range_keep", format!("{key} : {pip}"), flow);
-        } else {
-            shifted(r, &mut add)?;
-        }
-        if let Some(cidr) = r.allowed {
-            add("pf_restricted", key.clone(), None);
-            add("pf_allowed", format!("{key} . {cidr}"), None);
-        }
-        if r.snat_inbound {
-            add(
-                "pf_inbound",
-                format!("\"{priv_if}\" . {pip} . {p} . {}", range(r.private_ports)),
-                None,
-            );
+        for (set, el, f) in pf_elements(r, obs.links)? {
+            add(set, el, f);
         }
     }
 
@@ -203,6 +156,147 @@ pub fn render(model: &Model, obs: &Observed) -> Result<Ruleset, PlanError> {
         elements: el,
         chain_rules,
     })
+}
+
+/// One element of a set or map: (set, element text, flows it affects).
+pub type Element = (&'static str, String, Option<FlowMatch>);
+
+fn link(
+    links: &BTreeMap<Mac, IfName>,
+    mac: &Mac,
+    what: impl FnOnce() -> String,
+) -> Result<IfName, PlanError> {
+    links
+        .get(mac)
+        .cloned()
+        .ok_or_else(|| PlanError(format!("{}: {mac} matches no NIC on this router", what())))
+}
+
+/// The elements one EIP puts in the table.
+pub fn eip_elements(e: &Eip, links: &BTreeMap<Mac, IfName>) -> Result<Vec<Element>, PlanError> {
+    let pub_if = link(links, &e.public_mac, || format!("eip {}: publicMac", e.vip))?;
+    let priv_if = link(links, &e.private_mac, || {
+        format!("eip {}: privateMac", e.vip)
+    })?;
+    let mut out = vec![
+        (
+            "eip_dnat",
+            format!("{} : {}", e.vip, e.guest),
+            Some(FlowMatch::Dst(e.vip)),
+        ),
+        (
+            "eip_snat",
+            format!("\"{pub_if}\" . {} : {}", e.guest, e.vip),
+            Some(FlowMatch::Src(e.guest)),
+        ),
+    ];
+    if e.snat_inbound {
+        out.push(("eip_inbound", format!("\"{priv_if}\" . {}", e.guest), None));
+    }
+    Ok(out)
+}
+
+/// The elements one port forwarding rule puts in the table.
+pub fn pf_elements(
+    r: &PortForward,
+    links: &BTreeMap<Mac, IfName>,
+) -> Result<Vec<Element>, PlanError> {
+    link(links, &r.public_mac, || {
+        format!("port forwarding rule {}: publicMac", r.uuid)
+    })?;
+    let priv_if = link(links, &r.private_mac, || {
+        format!("port forwarding rule {}: privateMac", r.uuid)
+    })?;
+    let flow = Some(FlowMatch::DstPorts(r.vip, r.proto, r.vip_ports));
+    let (vip, p, pip) = (r.vip, r.proto, r.private_ip);
+    let key = format!("{vip} . {p} . {}", range(r.vip_ports));
+    let mut out = vec![];
+    if r.vip_ports.is_single() {
+        out.push((
+            "pf_exact",
+            format!("{key} : {pip} . {}", r.private_ports.start),
+            flow,
+        ));
+    } else if r.private_ports.is_single() {
+        out.push((
+            "pf_range_one",
+            format!("{key} : {pip} . {}", r.private_ports.start),
+            flow,
+        ));
+    } else if r.private_ports.start == r.vip_ports.start {
+        out.push(("pf_range_keep", format!("{key} : {pip}"), flow));
+    } else {
+        shifted(r, &mut |set, el, f| out.push((set, el, f)))?;
+    }
+    if let Some(cidr) = r.allowed {
+        out.push(("pf_restricted", key.clone(), None));
+        out.push(("pf_allowed", format!("{key} . {cidr}"), None));
+    }
+    if r.snat_inbound {
+        out.push((
+            "pf_inbound",
+            format!("\"{priv_if}\" . {pip} . {p} . {}", range(r.private_ports)),
+            None,
+        ));
+    }
+    Ok(out)
+}
+
+/// An element-level change of `applied`: remove `gone`, add `came`. Returns
+/// the transaction, or None when the elements cancel out. `applied` is not
+/// touched; call [`Ruleset::commit`] once the kernel took the change.
+pub fn delta(applied: &Ruleset, gone: &[Element], came: &[Element]) -> Option<Change> {
+    let came_keys: BTreeSet<(&str, &str)> = came.iter().map(|(s, e, _)| (*s, e.as_str())).collect();
+    let gone_keys: BTreeSet<(&str, &str)> = gone.iter().map(|(s, e, _)| (*s, e.as_str())).collect();
+    let present = |set: &str, el: &str| {
+        applied
+            .elements
+            .get(set)
+            .is_some_and(|m| m.contains_key(el))
+    };
+    let mut by_set: BTreeMap<(&str, &str), Vec<&String>> = BTreeMap::new();
+    let mut stale = BTreeSet::new();
+    for (set, el, f) in gone {
+        if !came_keys.contains(&(*set, el.as_str())) && present(set, el) {
+            by_set.entry(("delete", set)).or_default().push(el);
+            stale.extend(*f);
+        }
+    }
+    for (set, el, f) in came {
+        if !gone_keys.contains(&(*set, el.as_str())) && !present(set, el) {
+            by_set.entry(("add", set)).or_default().push(el);
+            stale.extend(*f);
+        }
+    }
+    if by_set.is_empty() {
+        return None;
+    }
+    let mut script = String::new();
+    // Deletes first: a changed element is removed, then added back.
+    for verb in ["delete", "add"] {
+        for ((v, set), items) in by_set.iter().filter(|((v, _), _)| *v == verb) {
+            element_cmd(&mut script, v, set, items.iter().copied());
+        }
+    }
+    Some(Change {
+        script,
+        full: false,
+        stale,
+    })
+}
+
+impl Ruleset {
+    /// Record an element-level change the kernel has taken.
+    pub fn commit(&mut self, gone: Vec<Element>, came: Vec<Element>) {
+        for (set, el, _) in gone {
+            if let Some(m) = self.elements.get_mut(set) {
+                m.remove(&el);
+            }
+        }
+        for (set, el, f) in came {
+            self.elements.entry(set).or_default().insert(el, f);
+        }
+    }
 }
 
 fn range(r: PortRange) -> String {
