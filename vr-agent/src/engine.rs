@@ -67,6 +67,7 @@ pub struct Stats {
     pub full_renders: u64,
     pub drift_repairs: u64,
     pub conntrack_deleted: u64,
+    pub dnsmasq_restarts: u64,
 }
 
 impl Engine {
@@ -116,6 +117,9 @@ impl Engine {
     pub async fn apply(&mut self, edit: Edit) -> Result<(), EngineError> {
         let t = Instant::now();
         let r = self.apply_inner(&edit).await;
+        if edit.is_bulk() || edit.is_sync() {
+            crate::sys::memory::trim();
+        }
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         match &r {
             Ok(()) => {
@@ -354,6 +358,7 @@ impl Engine {
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.conntrack_deleted = self.conntrack_deleted.load(Ordering::Relaxed);
+        s.dnsmasq_restarts = self.sys.dnsmasq.restarts();
         s
     }
 

@@ -150,6 +150,34 @@ fn tenant_gets_its_lease_names_resolve_and_removal_frees_the_ip() {
         "lease kept across the reload"
     );
 
+    // dnsmasq dies: it is restarted, counted, and serves again.
+    let conf = format!(
+        "--conf-file={}",
+        lab.state.path().join("dnsmasq/dnsmasq.conf").display()
+    );
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == conf.as_bytes()))
+        })
+        .expect("our dnsmasq runs")
+        .file_name();
+    lab.vr
+        .sh(&format!("kill -9 {}", pid.to_str().unwrap()))
+        .unwrap();
+    let restarted = testbed::wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        let (_, m) = testbed::http_get(&lab.ctl, &format!("{AGENT}/metrics")).unwrap();
+        m.contains("vr_agent_dnsmasq_restarts_total 1")
+    });
+    assert!(restarted, "{}", lab.log());
+    assert!(testbed::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || { dig(&lab, "db-01.zstack.local") == "192.168.100.20" }
+    ));
+
     // Kill -9 the agent: the restarted one serves DHCP again from its state.
     lab.kill_agent();
     lab.start_agent().unwrap();
@@ -172,6 +200,20 @@ fn tenant_gets_its_lease_names_resolve_and_removal_frees_the_ip() {
         dhcp(&lab, &tmp, "2").is_none(),
         "removed MAC gets no answer"
     );
+    // A refresh replaces the whole set: db-01 and app-01 are gone.
+    lab.ok(
+        "/refreshDhcpServer",
+        json!({"dhcpServers": [{"nicMac": PRIV_MAC, "subnet": "192.168.100.0/24", "netmask": "255.255.255.0",
+            "gateway": "192.168.100.1", "dnsDomain": "zstack.local", "dnsServer": "192.168.100.1",
+            "dhcpInfos": [{"ip": "192.168.100.50", "mac": "fa:a1:5e:00:00:50", "hostname": "new-01.zstack.local",
+                           "isDefaultL3Network": true}]}]}),
+    );
+    let hosts = std::fs::read_to_string(lab.state.path().join("dnsmasq/dhcp-hosts")).unwrap();
+    assert_eq!(
+        hosts,
+        "fa:a1:5e:00:00:50,192.168.100.50,new-01.zstack.local,infinite\n"
+    );
+
     // The freed IP goes to another VM at once.
     lab.ok(
         "/adddhcp",

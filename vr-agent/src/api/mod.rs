@@ -377,6 +377,11 @@ async fn metrics(State(s): State<AppState>) -> String {
             "Stale conntrack entries removed.",
             st.conntrack_deleted,
         ),
+        (
+            "vr_agent_dnsmasq_restarts_total",
+            "Times dnsmasq died and was restarted.",
+            st.dnsmasq_restarts,
+        ),
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
@@ -387,6 +392,7 @@ async fn metrics(State(s): State<AppState>) -> String {
         ("eip", m.eips.len()),
         ("vip", m.vips.len()),
         ("snat", m.snats.len()),
+        ("dhcp_entry", m.dhcp.entries.len()),
         ("nic", m.nics.len()),
     ] {
         out.push_str(&format!("vr_agent_entries{{kind=\"{kind}\"}} {n}\n"));

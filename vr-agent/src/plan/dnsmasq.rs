@@ -534,6 +534,9 @@ fn dotted(prefix: u8) -> Ipv4Addr {
     Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0))
 }
 
+/// The main config's fixed part, vendored in the repository.
+const TEMPLATE: &str = include_str!("../../templates/dnsmasq.conf");
+
 /// Renders every file. `links` maps NIC MACs to interface names.
 pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths) -> Rendered {
     let mut missing = BTreeSet::new();
@@ -573,35 +576,30 @@ pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths
     interfaces.extend(state.dns.listen.iter().filter_map(&mut ifname));
 
     let p = paths;
-    let mut conf = String::from("# Rendered by vr-agent; do not edit.\n");
-    let lines = [
-        "keep-in-foreground".to_string(),
-        "log-facility=-".to_string(),
-        "pid-file=".to_string(),
-        "user=root".to_string(),
-        "bind-dynamic".to_string(),
-        "interface=lo".to_string(),
-    ];
-    for l in lines {
-        let _ = writeln!(conf, "{l}");
-    }
-    for n in &interfaces {
-        let _ = writeln!(conf, "interface={n}");
-    }
-    for l in ["no-resolv", "no-hosts", "domain-needed", "bogus-priv"] {
-        let _ = writeln!(conf, "{l}");
-    }
-    let _ = writeln!(conf, "servers-file={}", p.servers().display());
-    let _ = writeln!(conf, "addn-hosts={}", p.addn_hosts().display());
-    for (d, net) in &domains {
-        let _ = writeln!(conf, "domain={d},{net}");
-        let _ = writeln!(conf, "local=/{d}/");
-    }
-    for l in ["dhcp-authoritative", "dhcp-lease-max=65535"] {
-        let _ = writeln!(conf, "{l}");
-    }
-    let _ = writeln!(conf, "dhcp-leasefile={}", p.leases().display());
-    let _ = writeln!(conf, "dhcp-hostsfile={}", p.hosts().display());
+    let lines = |items: Vec<String>| items.join("\n");
+    let mut conf = TEMPLATE
+        .replace(
+            "{interfaces}",
+            &lines(
+                interfaces
+                    .iter()
+                    .map(|n| format!("interface={n}"))
+                    .collect(),
+            ),
+        )
+        .replace("{servers_file}", &p.servers().display().to_string())
+        .replace("{addn_hosts}", &p.addn_hosts().display().to_string())
+        .replace(
+            "{domains}",
+            &lines(
+                domains
+                    .iter()
+                    .map(|(d, net)| format!("domain={d},{net}\nlocal=/{d}/"))
+                    .collect(),
+            ),
+        )
+        .replace("{lease_file}", &p.leases().display().to_string())
+        .replace("{hosts_file}", &p.hosts().display().to_string());
     for (n, net) in &ranges {
         let _ = writeln!(
             conf,

@@ -55,6 +55,10 @@ pub trait Dnsmasq: Send + Sync {
     async fn stop(&self) -> Result<(), DnsmasqError>;
     /// Drops a lease at once: `dhcp_release <ifname> <ip> <mac>`.
     async fn release(&self, ifname: &IfName, ip: Ipv4Addr, mac: Mac) -> Result<(), DnsmasqError>;
+    /// How often dnsmasq died and was restarted by supervision.
+    fn restarts(&self) -> u64 {
+        0
+    }
 }
 
 /// Brings dnsmasq from `old` to `new` files: nothing, write + SIGHUP, or
@@ -326,6 +330,10 @@ impl Dnsmasq for DnsmasqProcess {
         let mut sup = self.sup.lock().await;
         self.stop_supervisor(&mut sup).await;
         Ok(())
+    }
+
+    fn restarts(&self) -> u64 {
+        DnsmasqProcess::restarts(self)
     }
 
     async fn release(&self, ifname: &IfName, ip: Ipv4Addr, mac: Mac) -> Result<(), DnsmasqError> {

@@ -4,6 +4,7 @@
 pub mod conntrack;
 pub mod dnsmasq;
 pub mod firewall;
+pub mod memory;
 pub mod netlink;
 pub mod runner;
 pub mod store;
