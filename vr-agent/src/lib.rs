@@ -7,6 +7,7 @@
 //! * `sys/`    side effects, one trait each (nft, netlink, conntrack, store)
 
 pub mod api;
+pub mod boot;
 pub mod engine;
 pub mod model;
 pub mod plan;
@@ -23,7 +24,11 @@ use crate::engine::Engine;
 use crate::sys::Sys;
 
 pub struct Config {
-    pub listen: SocketAddr,
+    /// None: the management IP from the bootstrap info, port 7272.
+    pub listen: Option<SocketAddr>,
+    /// Read the bootstrap info here and configure the NICs before serving.
+    pub bootstrap: Option<PathBuf>,
+    pub bootstrap_timeout: Duration,
     pub state_dir: PathBuf,
     /// How often our nft table is compared with the desired state.
     pub drift_check: Duration,
@@ -56,14 +61,28 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     enable_forwarding();
-    let engine = Arc::new(Mutex::new(Engine::start(sys, cfg.listen.port()).await?));
+    let port = cfg.listen.map_or(boot::AGENT_PORT, |l| l.port());
+    let mut engine = Engine::start(sys, port).await?;
+    let mut mgmt_ip = None;
+    if let Some(path) = &cfg.bootstrap {
+        let info = boot::read(path, cfg.bootstrap_timeout).await?;
+        let (edit, ip) = boot::plan(&info)?;
+        engine
+            .apply(edit)
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap info from {}: {e}", path.display()))?;
+        tracing::info!(path = %path.display(), management_ip = ?ip, "NICs configured from the bootstrap info");
+        mgmt_ip = ip;
+    }
+    let listen = boot::listen_addr(cfg.listen, mgmt_ip);
+    let engine = Arc::new(Mutex::new(engine));
     let state = api::AppState {
         engine: engine.clone(),
         uuid: Arc::new(RwLock::new(String::new())),
     };
     let drift = tokio::spawn(drift_loop(engine, cfg.drift_check));
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-    tracing::info!(listen = %cfg.listen, state_dir = %cfg.state_dir.display(), "vr-agent serving");
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(%listen, state_dir = %cfg.state_dir.display(), "vr-agent serving");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await?;

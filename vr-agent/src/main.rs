@@ -9,9 +9,18 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Address and port to serve the protocol on.
-    #[arg(long, env = "VR_AGENT_LISTEN", default_value = "0.0.0.0:7272")]
-    listen: SocketAddr,
+    /// Address and port to serve the protocol on [default: the management
+    /// IP of the bootstrap info, or 0.0.0.0, port 7272].
+    #[arg(long, env = "VR_AGENT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Bootstrap info (the virtio port inside the VR, or a regular file):
+    /// configure the NICs it names before serving.
+    #[arg(long, env = "VR_AGENT_BOOTSTRAP", num_args = 0..=1,
+          default_missing_value = vr_agent::boot::DEFAULT_PATH)]
+    bootstrap: Option<PathBuf>,
+    /// Seconds to wait for the bootstrap info to arrive.
+    #[arg(long, env = "VR_AGENT_BOOTSTRAP_TIMEOUT_SECS", default_value_t = 300)]
+    bootstrap_timeout_secs: u64,
     /// Where the desired state is persisted.
     #[arg(long, env = "VR_AGENT_STATE_DIR", default_value = "/var/lib/vr-agent")]
     state_dir: PathBuf,
@@ -33,10 +42,18 @@ async fn main() -> anyhow::Result<()> {
     let sys = vr_agent::real_sys(&args.state_dir)?;
     let cfg = vr_agent::Config {
         listen: args.listen,
+        bootstrap: args.bootstrap,
+        bootstrap_timeout: Duration::from_secs(args.bootstrap_timeout_secs),
         state_dir: args.state_dir,
         drift_check: Duration::from_secs(args.drift_check_secs),
     };
-    vr_agent::run(cfg, sys, shutdown()).await
+    if let Err(e) = vr_agent::run(cfg, sys, shutdown()).await {
+        // Said on the console too: a router that cannot boot must say why.
+        tracing::error!("{e:#}");
+        eprintln!("vr-agent: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn shutdown() {

@@ -75,12 +75,12 @@ pub fn nic(i: usize, n: &vr::NicInfo) -> Result<Nic, FieldError> {
         .as_deref()
     {
         Some("public") => NicCategory::Public,
-        Some("management") => NicCategory::Management,
+        Some("management") | Some("system") => NicCategory::Management,
         Some("private") | None | Some("") => NicCategory::Private,
         Some(other) => {
             return Err(e.err(
                 "category",
-                format!("{other:?} is not Public, Private or Management"),
+                format!("{other:?} is not Public, Private, Management or System"),
             ));
         }
     };
