@@ -1,0 +1,222 @@
+//! Talking to an agent like the management node does: POST with `taskuuid`
+//! and `callbackurl`, a 200 ack at once, the reply later on our callback
+//! receiver; or sync mode (the reply in the response) for quick calls.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{url}: cannot reach the agent: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "{url}: the agent does not know this command (HTTP 404: {body}); is it the wrong version?"
+    )]
+    UnknownCommand { url: String, body: String },
+    #[error("{url}: HTTP {status}: {body}")]
+    Http {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{url}: no reply on the callback within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    #[error("{url}: {error}")]
+    Failed { url: String, error: String },
+    #[error("callback receiver: {0}")]
+    Receiver(String),
+}
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
+
+/// Receives async replies: POST /callback with header `taskuuid`.
+pub struct CallbackReceiver {
+    pending: Pending,
+    url: String,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn receive(State(p): State<Pending>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let task = headers
+        .get("taskuuid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(tx) = p.lock().unwrap().remove(task) else {
+        // Like the management node: an unknown task is 404, so the agent stops retrying.
+        return StatusCode::NOT_FOUND;
+    };
+    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let _ = tx.send(v);
+    StatusCode::OK
+}
+
+impl CallbackReceiver {
+    /// Listen on `bind` (port 0 picks one); the agent reaches us at `advertise`.
+    pub async fn start(
+        bind: SocketAddr,
+        advertise: IpAddr,
+    ) -> Result<CallbackReceiver, ClientError> {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| ClientError::Receiver(format!("cannot listen on {bind}: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| ClientError::Receiver(e.to_string()))?
+            .port();
+        let pending: Pending = Arc::default();
+        let app = Router::new()
+            .route("/callback", axum::routing::post(receive))
+            .with_state(pending.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(CallbackReceiver {
+            pending,
+            url: format!("http://{advertise}:{port}/callback"),
+            _server: server,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// The local address this host uses to reach `agent` (no packet is sent).
+pub fn local_addr_towards(agent: IpAddr) -> Option<IpAddr> {
+    let s = UdpSocket::bind((if agent.is_ipv4() { "0.0.0.0" } else { "::" }, 0)).ok()?;
+    s.connect((agent, 9)).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    callbacks: Option<CallbackReceiver>,
+    /// How long an async command may take before we give up.
+    pub timeout: Duration,
+}
+
+impl Client {
+    /// A client for the agent at `base` (e.g. `http://10.0.0.25:7272`).
+    /// With a receiver, commands go in async mode like the management node's.
+    pub fn new(base: &str, callbacks: Option<CallbackReceiver>) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            callbacks,
+            timeout: Duration::from_secs(300),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// One command; the reply's fields on success, an error naming the
+    /// command otherwise.
+    pub async fn call(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.post(&url).json(body);
+        let mut waiter = None;
+        if let Some(cb) = &self.callbacks {
+            let task = task_uuid();
+            let (tx, rx) = oneshot::channel();
+            cb.pending.lock().unwrap().insert(task.clone(), tx);
+            req = req
+                .header("taskuuid", &task)
+                .header("callbackurl", cb.url());
+            waiter = Some((task, rx));
+        }
+        let rsp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = rsp.status().as_u16();
+        let text = rsp.text().await.unwrap_or_default();
+        let reply = match (status, waiter) {
+            (404, _) => return Err(ClientError::UnknownCommand { url, body: text }),
+            (200, Some((task, rx))) => match tokio::time::timeout(self.timeout, rx).await {
+                Ok(Ok(v)) => v,
+                _ => {
+                    if let Some(cb) = &self.callbacks {
+                        cb.pending.lock().unwrap().remove(&task);
+                    }
+                    return Err(ClientError::Timeout {
+                        url,
+                        secs: self.timeout.as_secs(),
+                    });
+                }
+            },
+            (_, Some(_)) => {
+                return Err(ClientError::Http {
+                    url,
+                    status,
+                    body: text,
+                });
+            }
+            (_, None) => serde_json::from_str(&text).map_err(|_| ClientError::Http {
+                url: url.clone(),
+                status,
+                body: text.clone(),
+            })?,
+        };
+        // A missing `success` means success (Java's default), as the controller reads it.
+        if reply.get("success").and_then(Value::as_bool) == Some(false) {
+            let error = reply
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            return Err(ClientError::Failed { url, error });
+        }
+        Ok(reply)
+    }
+
+    /// A GET of one of our extensions (`/state`, `/metrics`, `/healthz`).
+    pub async fn get(&self, path: &str) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let rsp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = rsp.status().as_u16();
+        let body = rsp.text().await.unwrap_or_default();
+        if status != 200 {
+            return Err(ClientError::Http { url, status, body });
+        }
+        Ok(body)
+    }
+}
+
+fn task_uuid() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "{:016x}{:016x}",
+        t as u64,
+        N.fetch_add(1, Ordering::Relaxed) ^ u64::from(std::process::id())
+    )
+}

@@ -1,0 +1,220 @@
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use vrctl::client::{CallbackReceiver, Client, local_addr_towards};
+use vrctl::spec::{RouterSpec, diff};
+
+/// Plays the cloud controller against vr-agent with the real protocol.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Sync mode: replies in the HTTP response instead of on a callback.
+    #[arg(long, global = true)]
+    sync: bool,
+    /// Where the callback receiver listens (port 0: any); the agent is told
+    /// this host's address towards it.
+    #[arg(long, global = true, default_value = "0.0.0.0:0")]
+    callback_bind: SocketAddr,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// A virtual router's agent.
+    Vr {
+        #[command(subcommand)]
+        cmd: VrCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum VrCmd {
+    /// Put a router description on the router, in the controller's resync order.
+    Apply { file: PathBuf },
+    /// What `apply` would change.
+    Diff { file: PathBuf },
+    /// Is the agent up, which version, is it initialised, what does it hold.
+    Status {
+        #[arg(long)]
+        agent: String,
+    },
+    /// Send one raw command, e.g. `vrctl vr call --agent URL /createeip '{"eip":{...}}'`.
+    Call {
+        #[arg(long)]
+        agent: String,
+        path: String,
+        #[arg(default_value = "{}")]
+        body: String,
+    },
+}
+
+async fn client(args: &Args, agent: &str) -> Result<Client> {
+    if args.sync {
+        return Ok(Client::new(agent, None));
+    }
+    let host = agent
+        .trim_start_matches("http://")
+        .split([':', '/'])
+        .next()
+        .unwrap_or("");
+    let ip: IpAddr = host
+        .parse()
+        .with_context(|| format!("agent {agent:?} must be http://IP:PORT"))?;
+    let me =
+        local_addr_towards(ip).with_context(|| format!("no route to the agent's address {ip}"))?;
+    let rx = CallbackReceiver::start(args.callback_bind, me).await?;
+    Ok(Client::new(agent, Some(rx)))
+}
+
+/// The handshake: `/echo`, then the version the agent reports.
+async fn handshake(c: &Client) -> Result<String> {
+    c.call("/echo", &json!({}))
+        .await
+        .context("agent does not answer /echo")?;
+    let v = c
+        .call("/test", &json!({}))
+        .await
+        .context("agent has no /test: not a vr-agent, or too old")?;
+    let version = v["zvrVersion"].as_str().unwrap_or("").to_string();
+    if version
+        .split('.')
+        .filter(|p| p.parse::<u32>().is_ok())
+        .count()
+        != 4
+    {
+        bail!("agent reports version {version:?}, not the 4-part version the controller needs");
+    }
+    Ok(version)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VRCTL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match &args.cmd {
+        Cmd::Vr { cmd } => vr(&args, cmd).await,
+    }
+}
+
+async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
+    match cmd {
+        VrCmd::Apply { file } => {
+            let spec = RouterSpec::load(file)?;
+            spec.desired()?; // refuse a bad file before touching the router
+            let c = client(args, &spec.agent).await?;
+            let version = handshake(&c).await?;
+            if !args.json {
+                println!("agent {} version {version}", c.base());
+            }
+            let mut report = vec![];
+            for (path, body) in spec.commands() {
+                let t = Instant::now();
+                let r = c.call(path, &body).await;
+                let ms = t.elapsed().as_millis();
+                let ok = r.is_ok();
+                if !args.json {
+                    match &r {
+                        Ok(_) => println!("  ok    {path:<22} {ms:>6} ms"),
+                        Err(e) => println!("  FAIL  {path:<22} {ms:>6} ms  {e}"),
+                    }
+                }
+                report.push(json!({"path": path, "ok": ok, "ms": ms, "error": r.err().map(|e| e.to_string())}));
+                if !ok {
+                    break;
+                }
+            }
+            let failed = report.iter().any(|r| r["ok"] == false);
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"agent": c.base(), "version": version, "steps": report})
+                );
+            }
+            if failed {
+                bail!("apply stopped at the first failed command");
+            }
+            Ok(())
+        }
+        VrCmd::Diff { file } => {
+            let spec = RouterSpec::load(file)?;
+            let want = spec.desired()?;
+            let c = Client::new(&spec.agent, None);
+            let state: Value = serde_json::from_str(&c.get("/state").await?)?;
+            let have =
+                serde_json::from_value(state["model"].clone()).context("agent's /state model")?;
+            let changes = diff(&have, &want);
+            if args.json {
+                println!("{}", serde_json::to_string(&changes)?);
+            } else if changes.is_empty() {
+                println!("no changes");
+            } else {
+                for ch in &changes {
+                    println!("{} {:<13} {}", ch.op, ch.section, ch.key);
+                }
+            }
+            Ok(())
+        }
+        VrCmd::Status { agent } => {
+            let c = client(args, agent).await?;
+            let version = handshake(&c).await?;
+            let ping = c.call("/ping", &json!({})).await?;
+            let state: Value = serde_json::from_str(&c.get("/state").await?)?;
+            let count = |k: &str| state["model"][k].as_object().map_or(0, |o| o.len());
+            let summary = json!({
+                "agent": agent, "version": version,
+                "uuid": ping["uuid"], "healthy": ping["healthy"],
+                "generation": state["generation"],
+                "nics": count("nics"), "snats": count("snats"), "vips": count("vips"),
+                "port_forwards": count("port_forwards"), "eips": count("eips"),
+                "dhcp_entries": state["model"]["dhcp"]["entries"].as_array().map_or(0, |a| a.len()),
+            });
+            if args.json {
+                println!("{summary}");
+            } else {
+                let uuid = ping["uuid"].as_str().unwrap_or("");
+                println!("agent       {agent}  (version {version})");
+                println!(
+                    "initialised {}",
+                    if uuid.is_empty() {
+                        "no: /ping uuid is empty, the controller must resync".into()
+                    } else {
+                        format!("yes, uuid {uuid}")
+                    }
+                );
+                for k in [
+                    "generation",
+                    "nics",
+                    "snats",
+                    "vips",
+                    "port_forwards",
+                    "eips",
+                    "dhcp_entries",
+                ] {
+                    println!("{k:<12}{}", summary[k]);
+                }
+            }
+            Ok(())
+        }
+        VrCmd::Call { agent, path, body } => {
+            let body: Value = serde_json::from_str(body).context("body must be JSON")?;
+            let c = client(args, agent).await?;
+            let r = c.call(path, &body).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+    }
+}

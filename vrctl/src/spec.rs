@@ -1,0 +1,288 @@
+//! The declarative description of one router (TOML or JSON, with the
+//! protocol's field names), the commands that put it on the router in the
+//! controller's resync order, and what would change.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use common::vr;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use vr_agent::model::{Edit, Model, from_wire};
+use vr_agent::plan::dnsmasq::{self as dhcp, DhcpEdit};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RouterSpec {
+    /// The router's agent, e.g. `http://10.0.0.25:7272`.
+    pub agent: String,
+    /// The router's uuid, sent with `/init`.
+    pub uuid: String,
+    pub nics: Vec<vr::NicInfo>,
+    pub dns: Vec<vr::DnsInfo>,
+    pub dhcp_servers: Vec<vr::DhcpServerInfo>,
+    pub snats: Vec<vr::SnatInfo>,
+    pub vips: Vec<vr::VipInfo>,
+    pub port_forwards: Vec<vr::PortForwardingRule>,
+    pub eips: Vec<vr::EipInfo>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RouterSpec {
+    /// Read a `.toml` or `.json` file.
+    pub fn load(path: &std::path::Path) -> Result<RouterSpec, SpecError> {
+        let err = |reason: String| SpecError::Parse {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+        } else {
+            toml::from_str(&text).map_err(|e| err(e.to_string()))
+        }
+    }
+
+    /// The commands in the order the controller resyncs a router:
+    /// `/init`, NICs, DNS, DHCP, SNAT, VIPs, port forwarding, EIPs.
+    pub fn commands(&self) -> Vec<(&'static str, Value)> {
+        let nic_ips: Vec<Value> = self
+            .nics
+            .iter()
+            .filter(|n| n.ip.as_deref().is_some_and(|ip| !ip.is_empty()))
+            .map(|n| json!({"ip": n.ip, "netmask": n.netmask, "ownerEthernetMac": n.mac}))
+            .collect();
+        vec![
+            ("/init", json!({"uuid": self.uuid})),
+            ("/configurenic", json!({"nics": self.nics})),
+            ("/setdns", json!({"dns": self.dns})),
+            (
+                "/refreshDhcpServer",
+                json!({"dhcpServers": self.dhcp_servers}),
+            ),
+            ("/syncsnat", json!({"snats": self.snats, "enable": true})),
+            (
+                "/createvip",
+                json!({"vips": self.vips, "syncVip": true, "nicIps": nic_ips}),
+            ),
+            ("/syncportforwarding", json!({"rules": self.port_forwards})),
+            ("/synceip", json!({"eips": self.eips})),
+        ]
+    }
+
+    /// The desired state the router's agent would hold after `commands`.
+    pub fn desired(&self) -> Result<Model, SpecError> {
+        let bad = |e: &dyn Display| SpecError::Invalid(e.to_string());
+        let servers = vr::DhcpServersCmd {
+            dhcp_servers: self.dhcp_servers.clone(),
+        };
+        let dns = vr::DnsCmd {
+            dns: self.dns.clone(),
+        };
+        let edits = vec![
+            Edit::ConfigureNics(from_wire::nics(&self.nics).map_err(|e| bad(&e))?),
+            Edit::Dhcp(DhcpEdit::SetDns(dhcp::dns(&dns).map_err(|e| bad(&e))?)),
+            Edit::Dhcp(DhcpEdit::Refresh(
+                dhcp::servers(&servers).map_err(|e| bad(&e))?,
+            )),
+            Edit::SyncSnats {
+                snats: from_wire::snats("snats", &self.snats).map_err(|e| bad(&e))?,
+                enable: true,
+            },
+            Edit::CreateVips {
+                vips: from_wire::vips(&self.vips).map_err(|e| bad(&e))?,
+                primaries: vec![],
+            },
+            Edit::SyncPortForwards(
+                from_wire::port_forwards(&self.port_forwards).map_err(|e| bad(&e))?,
+            ),
+            Edit::SyncEips(from_wire::eips(&self.eips).map_err(|e| bad(&e))?),
+        ];
+        let mut m = Model::default();
+        for e in &edits {
+            m.apply(e).map_err(|e| bad(&e))?;
+        }
+        m.validate().map_err(|e| bad(&e))?;
+        Ok(m)
+    }
+}
+
+/// One line of a diff: `+` to add, `-` to remove, `~` to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub op: char,
+    pub section: &'static str,
+    pub key: String,
+}
+
+fn section<K: Display + Ord, V: PartialEq>(
+    out: &mut Vec<Change>,
+    name: &'static str,
+    have: &BTreeMap<K, V>,
+    want: &BTreeMap<K, V>,
+) {
+    for (k, v) in want {
+        match have.get(k) {
+            None => out.push(Change {
+                op: '+',
+                section: name,
+                key: k.to_string(),
+            }),
+            Some(h) if h != v => out.push(Change {
+                op: '~',
+                section: name,
+                key: k.to_string(),
+            }),
+            _ => {}
+        }
+    }
+    for k in have.keys().filter(|k| !want.contains_key(k)) {
+        out.push(Change {
+            op: '-',
+            section: name,
+            key: k.to_string(),
+        });
+    }
+}
+
+/// What applying `want` would change on a router that holds `have`.
+/// VIPs are only added by the protocol (`/createvip`), never removed by a
+/// resync, so VIPs the spec lacks are not listed as removals.
+pub fn diff(have: &Model, want: &Model) -> Vec<Change> {
+    let mut out = vec![];
+    section(&mut out, "nic", &have.nics, &want.nics);
+    section(&mut out, "snat", &have.snats, &want.snats);
+    let mut vips = vec![];
+    section(&mut vips, "vip", &have.vips, &want.vips);
+    out.extend(vips.into_iter().filter(|c| c.op != '-'));
+    section(
+        &mut out,
+        "port_forward",
+        &have.port_forwards,
+        &want.port_forwards,
+    );
+    section(&mut out, "eip", &have.eips, &want.eips);
+    section(
+        &mut out,
+        "dhcp_server",
+        &have.dhcp.servers,
+        &want.dhcp.servers,
+    );
+    let key = |m: &Model| -> BTreeMap<String, _> {
+        m.dhcp
+            .entries
+            .iter()
+            .map(|((nic, mac), e)| (format!("{nic}/{mac}"), e.clone()))
+            .collect()
+    };
+    section(&mut out, "dhcp_entry", &key(have), &key(want));
+    if have.dhcp.dns != want.dhcp.dns {
+        out.push(Change {
+            op: '~',
+            section: "dns",
+            key: "upstreams".into(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+agent = "http://10.0.0.25:7272"
+uuid = "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"
+
+[[nics]]
+mac = "fa:26:9c:aa:00:02"
+ip = "172.20.10.5"
+netmask = "255.255.0.0"
+gateway = "172.20.0.1"
+isDefaultRoute = true
+category = "Public"
+
+[[nics]]
+mac = "fa:26:9c:aa:00:03"
+ip = "192.168.100.1"
+netmask = "255.255.255.0"
+category = "Private"
+
+[[snats]]
+publicNicMac = "fa:26:9c:aa:00:02"
+publicIp = "172.20.10.5"
+privateNicMac = "fa:26:9c:aa:00:03"
+privateNicIp = "192.168.100.1"
+snatNetmask = "255.255.255.0"
+
+[[eips]]
+vipIp = "172.20.10.101"
+guestIp = "192.168.100.10"
+publicMac = "fa:26:9c:aa:00:02"
+privateMac = "fa:26:9c:aa:00:03"
+"#;
+
+    #[test]
+    fn spec_to_commands_and_diff() {
+        let spec: RouterSpec = toml::from_str(SPEC).unwrap();
+        let cmds = spec.commands();
+        let paths: Vec<_> = cmds.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            paths,
+            [
+                "/init",
+                "/configurenic",
+                "/setdns",
+                "/refreshDhcpServer",
+                "/syncsnat",
+                "/createvip",
+                "/syncportforwarding",
+                "/synceip"
+            ]
+        );
+        assert_eq!(cmds[5].1["nicIps"].as_array().unwrap().len(), 2);
+        let want = spec.desired().unwrap();
+        let d = diff(&Model::default(), &want);
+        assert!(d.contains(&Change {
+            op: '+',
+            section: "eip",
+            key: "172.20.10.101".into()
+        }));
+        assert!(diff(&want, &want).is_empty());
+        let mut have = want.clone();
+        have.eips.clear();
+        have.port_forwards.insert("gone".into(), {
+            let r = vr::PortForwardingRule {
+                uuid: "gone".into(),
+                vip_port_start: 80,
+                vip_port_end: 80,
+                private_port_start: 80,
+                private_port_end: 80,
+                protocol_type: "TCP".into(),
+                vip_ip: "172.20.10.100".into(),
+                public_mac: "fa:26:9c:aa:00:02".into(),
+                private_ip: "192.168.100.10".into(),
+                private_mac: "fa:26:9c:aa:00:03".into(),
+                ..Default::default()
+            };
+            from_wire::port_forward(0, &r).unwrap()
+        });
+        let d = diff(&have, &want);
+        assert_eq!(d.len(), 2, "{d:?}");
+    }
+
+    #[test]
+    fn bad_spec_names_the_entry() {
+        let mut spec: RouterSpec = toml::from_str(SPEC).unwrap();
+        spec.eips[0].vip_ip = "nope".into();
+        let e = spec.desired().unwrap_err().to_string();
+        assert!(e.contains("eips[0]") && e.contains("vipIp"), "{e}");
+    }
+}

@@ -1,0 +1,181 @@
+//! vrctl against a real vr-agent in namespaces, in async mode (the agent
+//! calls vrctl's callback receiver back), like the management node.
+
+use std::time::Duration;
+
+use testbed::{Netns, TempDir};
+
+/// Runs vr-agent in `ns` on a thread of its own until the guard drops.
+struct Agent {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Agent {
+    fn start(ns: &Netns, state: &std::path::Path) -> Agent {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let path = format!("/run/netns/{}", ns.name());
+        let state = state.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(path).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let sys = vr_agent::real_sys(&state).unwrap();
+                let cfg = vr_agent::Config {
+                    listen: Some("10.0.0.25:7272".parse().unwrap()),
+                    bootstrap: None,
+                    bootstrap_timeout: Duration::from_secs(1),
+                    state_dir: state,
+                    drift_check: Duration::ZERO,
+                };
+                vr_agent::run(cfg, sys, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        Agent {
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        let _ = self.thread.take().map(|t| t.join());
+    }
+}
+
+const SPEC: &str = r#"
+agent = "http://10.0.0.25:7272"
+uuid = "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"
+
+[[nics]]
+mac = "fa:26:9c:aa:00:01"
+ip = "10.0.0.25"
+netmask = "255.255.255.0"
+category = "Management"
+
+[[nics]]
+mac = "fa:26:9c:aa:00:02"
+ip = "172.20.10.5"
+netmask = "255.255.0.0"
+category = "Public"
+
+[[snats]]
+publicNicMac = "fa:26:9c:aa:00:02"
+publicIp = "172.20.10.5"
+privateNicMac = "fa:26:9c:aa:00:02"
+privateNicIp = "172.20.10.5"
+snatNetmask = "255.255.0.0"
+
+[[vips]]
+ip = "172.20.10.101"
+netmask = "255.255.0.0"
+ownerEthernetMac = "fa:26:9c:aa:00:02"
+
+[[eips]]
+vipIp = "172.20.10.101"
+guestIp = "192.168.100.10"
+publicMac = "fa:26:9c:aa:00:02"
+privateMac = "fa:26:9c:aa:00:02"
+"#;
+
+fn vrctl(ns: &Netns, args: &[&str]) -> (bool, String) {
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_vrctl"), args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn apply_diff_and_status_through_callbacks() {
+    testbed::require_privileged!();
+    let vr = Netns::new("cvr").unwrap();
+    let ctl = Netns::new("cctl").unwrap();
+    testbed::veth(&vr, "eth0", &ctl, "eth0").unwrap();
+    testbed::veth(&vr, "eth1", &ctl, "pub0").unwrap();
+    testbed::set_mac(&vr, "eth0", "fa:26:9c:aa:00:01").unwrap();
+    testbed::set_mac(&vr, "eth1", "fa:26:9c:aa:00:02").unwrap();
+    testbed::addr(&vr, "eth0", "10.0.0.25/24").unwrap();
+    testbed::addr(&ctl, "eth0", "10.0.0.2/24").unwrap();
+    let tmp = TempDir::new("vrctl").unwrap();
+    let _agent = Agent::start(&vr, tmp.path());
+    assert!(testbed::wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            testbed::http_post(&ctl, "http://10.0.0.25:7272/echo", "{}", &[])
+                .is_ok_and(|r| r.0 == 200)
+        }
+    ));
+    let spec = tmp.path().join("router.toml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let spec = spec.to_str().unwrap();
+
+    let (ok, out) = vrctl(&ctl, &["vr", "diff", spec]);
+    assert!(ok && out.contains("+ eip"), "{out}");
+    let (ok, out) = vrctl(&ctl, &["vr", "apply", spec]);
+    assert!(ok, "{out}");
+    assert!(out.contains("ok    /synceip"), "{out}");
+    let (ok, out) = vrctl(&ctl, &["vr", "diff", spec]);
+    assert!(ok && out.trim() == "no changes", "{out}");
+    let (ok, out) = vrctl(
+        &ctl,
+        &["--json", "vr", "status", "--agent", "http://10.0.0.25:7272"],
+    );
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["uuid"], "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11");
+    assert_eq!(v["eips"], 1);
+    // The VIP is really on the router.
+    assert!(
+        vr.sh("ip -4 addr show dev eth1")
+            .unwrap()
+            .contains("172.20.10.101/16")
+    );
+
+    // A bad entry is refused before anything is sent.
+    std::fs::write(
+        tmp.path().join("bad.toml"),
+        SPEC.replace("192.168.100.10", "192.168.100.300"),
+    )
+    .unwrap();
+    let (ok, out) = vrctl(
+        &ctl,
+        &["vr", "apply", tmp.path().join("bad.toml").to_str().unwrap()],
+    );
+    assert!(
+        !ok && out.contains("eips[0]") && out.contains("guestIp"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_agent_of_the_wrong_kind_is_named_not_timed_out() {
+    testbed::require_privileged!();
+    let ctl = Netns::new("cwrong").unwrap();
+    // Something answers HTTP on the agent's address, but 404 to everything.
+    let fake = testbed::CallbackReceiver::start(Some(&ctl)).unwrap();
+    fake.set_status(404);
+    let url = format!("http://127.0.0.1:{}", fake.port());
+    let t = std::time::Instant::now();
+    let (ok, out) = vrctl(&ctl, &["vr", "status", "--agent", &url]);
+    assert!(!ok);
+    assert!(
+        out.contains("does not know this command") && out.contains("wrong version"),
+        "{out}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
