@@ -102,39 +102,9 @@ impl Lab {
         self.agent.log()
     }
 
-    /// One sync-mode POST from the ctl namespace over a fresh connection
-    /// (`connection: close`), timed from connect to the last byte.
+    /// One sync-mode POST from the ctl namespace (see [`post_in`]).
     pub fn post(&self, path: &str, body: &str) -> Result<Reply> {
-        let target: SocketAddr = AGENT.parse()?;
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nhost: {AGENT}\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let (raw, elapsed) = self.ctl.run(|| -> Result<(Vec<u8>, Duration)> {
-            let t = Instant::now();
-            let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(60)))?;
-            s.set_nodelay(true)?;
-            s.write_all(req.as_bytes())?;
-            let mut raw = Vec::new();
-            s.read_to_end(&mut raw)?;
-            Ok((raw, t.elapsed()))
-        })?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .with_context(|| format!("{path}: odd HTTP reply {text:?}"))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .with_context(|| format!("{path}: odd status line in {head:?}"))?;
-        Ok(Reply {
-            status,
-            body: body.to_string(),
-            elapsed,
-        })
+        post_in(&self.ctl, AGENT, path, body)
     }
 
     /// A command that must answer 200 with `success: true`; returns its time.
@@ -160,22 +130,29 @@ impl Lab {
             "/init",
             &json!({"uuid": "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"}),
         )?;
-        self.ok(
-            "/configurenic",
-            &json!({"nics": [
-                {"ip": "10.0.0.25", "mac": MGMT_MAC, "netmask": "255.255.255.0", "category": "Management"},
-                {"ip": "172.20.10.5", "mac": PUB_MAC, "netmask": "255.255.0.0", "gateway": "172.20.0.1",
-                 "isDefaultRoute": true, "category": "Public"},
-                {"ip": "192.168.100.1", "mac": PRIV_MAC, "netmask": "255.255.255.0", "category": "Private",
-                 "firewallDefaultAction": "reject"}
-            ]}),
-        )?;
+        self.configure_nics("192.168.100.1", "255.255.255.0")?;
         self.ok(
             "/syncsnat",
             &json!({"snats": [{"publicNicMac": PUB_MAC, "publicIp": "172.20.10.5",
                 "privateNicMac": PRIV_MAC, "privateNicIp": "192.168.100.1",
                 "privateGatewayIp": "192.168.100.1", "snatNetmask": "255.255.255.0", "state": true}],
                 "enable": true}),
+        )?;
+        Ok(())
+    }
+
+    /// `/configurenic` of the three NICs as in the fixtures, the private
+    /// one with the given address and netmask.
+    pub fn configure_nics(&self, private_ip: &str, private_netmask: &str) -> Result<()> {
+        self.ok(
+            "/configurenic",
+            &json!({"nics": [
+                {"ip": "10.0.0.25", "mac": MGMT_MAC, "netmask": "255.255.255.0", "category": "Management"},
+                {"ip": "172.20.10.5", "mac": PUB_MAC, "netmask": "255.255.0.0", "gateway": "172.20.0.1",
+                 "isDefaultRoute": true, "category": "Public"},
+                {"ip": private_ip, "mac": PRIV_MAC, "netmask": private_netmask, "category": "Private",
+                 "firewallDefaultAction": "reject"}
+            ]}),
         )?;
         Ok(())
     }
@@ -208,6 +185,41 @@ impl Lab {
     }
 }
 
+/// One sync-mode POST to `addr` from inside `ns` over a fresh connection
+/// (`connection: close`), timed from connect to the last byte.
+pub fn post_in(ns: &Netns, addr: &str, path: &str, body: &str) -> Result<Reply> {
+    let target: SocketAddr = addr.parse()?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (raw, elapsed) = ns.run(|| -> Result<(Vec<u8>, Duration)> {
+        let t = Instant::now();
+        let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.set_nodelay(true)?;
+        s.write_all(req.as_bytes())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        Ok((raw, t.elapsed()))
+    })?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("{path}: odd HTTP reply {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("{path}: odd status line in {head:?}"))?;
+    Ok(Reply {
+        status,
+        body: body.to_string(),
+        elapsed,
+    })
+}
+
 pub struct Reply {
     pub status: u16,
     pub body: String,
@@ -228,7 +240,7 @@ pub fn eip(vip: &str, guest: &str) -> Value {
 }
 
 /// Removes terminal colour sequences (`ESC [ ... m`).
-fn strip_ansi(s: &str) -> String {
+pub fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {

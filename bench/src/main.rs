@@ -1,17 +1,21 @@
 //! Benchmark harness (DESIGN.md section 9). Run as root:
 //!
 //! ```text
-//! cargo run --release -p bench -- nat [--out BENCHMARKS.md] [--no-build]
+//! cargo run --release -p bench -- nat|dhcp|bridge [--out BENCHMARKS.md] [--no-build]
 //! ```
 //!
-//! It builds `vr-agent` in release (unless `--no-build`), measures in
+//! It builds the agent it measures (`vr-agent` for nat and dhcp,
+//! `kvm-agent` for bridge) in release (unless `--no-build`), measures in
 //! namespaces of its own, prints the tables and replaces its section of
 //! BENCHMARKS.md (between `<!-- AREA:begin -->` and `<!-- AREA:end -->`).
 //! The exit status is 1 when a budget fails (the file is written anyway).
 
+mod bridge;
+mod dhcp;
 mod lab;
 mod nat;
 mod report;
+mod stats;
 mod traffic;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +23,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: bench nat [--out FILE] [--no-build]";
+const USAGE: &str = "usage: bench nat|dhcp|bridge [--out FILE] [--no-build]";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -45,8 +49,16 @@ fn main() -> Result<()> {
     }
     let section = match area.as_deref() {
         Some("nat") => {
-            let agent = vr_agent_binary(&root, build)?;
+            let agent = release_binary(&root, build, "vr-agent")?;
             nat::run(&agent)?
+        }
+        Some("dhcp") => {
+            let agent = release_binary(&root, build, "vr-agent")?;
+            dhcp::run(&agent)?
+        }
+        Some("bridge") => {
+            let agent = release_binary(&root, build, "kvm-agent")?;
+            bridge::run(&agent)?
         }
         _ => bail!("{USAGE}"),
     };
@@ -67,27 +79,28 @@ fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// `target/release/vr-agent`, built first unless told not to.
-fn vr_agent_binary(root: &Path, build: bool) -> Result<PathBuf> {
+/// `target/release/<name>` (package and binary of the same name), built
+/// first unless told not to.
+fn release_binary(root: &Path, build: bool, name: &str) -> Result<PathBuf> {
     if build {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        eprintln!("building vr-agent (release)...");
+        eprintln!("building {name} (release)...");
         let st = Command::new(cargo)
-            .args(["build", "--release", "-p", "vr-agent", "--bin", "vr-agent"])
+            .args(["build", "--release", "-p", name, "--bin", name])
             .current_dir(root)
             .status()
             .context("running cargo build")?;
         if !st.success() {
-            bail!("cargo build --release -p vr-agent failed ({st})");
+            bail!("cargo build --release -p {name} failed ({st})");
         }
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release").join("vr-agent");
+    let bin = target.join("release").join(name);
     if !bin.exists() {
         bail!(
-            "{} is missing: run `cargo build --release -p vr-agent`",
+            "{} is missing: run `cargo build --release -p {name}`",
             bin.display()
         );
     }

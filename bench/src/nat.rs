@@ -11,6 +11,7 @@ use testbed::TempDir;
 
 use crate::lab::{self, GUEST, Lab};
 use crate::report::{self, Section, Table};
+use crate::stats::{max, mb, mb_f, median, ms};
 use crate::traffic::{self, Mode, Server};
 
 const N: usize = 10_000;
@@ -140,24 +141,6 @@ fn timed(lab: &Lab, path: &str, edit: &str, body: &Value) -> Result<Timed> {
         http_ms: ms(d),
         agent_ms: lab.last_applied_ms(edit),
     })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn max(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::NAN, f64::max)
 }
 
 struct Bench<'a> {
@@ -496,13 +479,4 @@ pub fn run(agent_bin: &Path) -> Result<Section> {
         tables: vec![sync, one, dp, mem],
         notes: vec![],
     })
-}
-
-/// kB (as /proc reports, KiB) to MB (10^6 bytes).
-fn mb_f(kb: u64) -> f64 {
-    kb as f64 * 1024.0 / 1e6
-}
-
-fn mb(kb: u64) -> String {
-    format!("{:.1} MB", mb_f(kb))
 }
