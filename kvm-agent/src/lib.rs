@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod netstate;
 pub mod plan;
 pub mod sys;
+pub mod vm;
 pub mod wire;
 
 use std::future::Future;

@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use kvm_agent::api::Agent;
+use kvm_agent::api::{Agent, VmSide};
+use kvm_agent::plan::domain::{DomainOptions, DomainType};
+use kvm_agent::sys::events;
+use kvm_agent::sys::hostinfo::HostProbe;
+use kvm_agent::sys::hypervisor::{Hypervisor, Libvirt};
 use kvm_agent::sys::netlink::RtNetlink;
 use kvm_agent::sys::sysctl::ProcSys;
 
@@ -22,6 +26,40 @@ struct Args {
         default_value = "/var/lib/kvm-agent"
     )]
     state_dir: PathBuf,
+    /// libvirt connection URI (`test:///default` needs no daemon).
+    #[arg(long, env = "KVM_AGENT_LIBVIRT_URI", default_value = "qemu:///system")]
+    libvirt_uri: String,
+    /// Domain type: `kvm`, `qemu` (TCG), or `auto` (kvm when /dev/kvm is
+    /// usable and this host is not itself a guest).
+    #[arg(long, env = "KVM_AGENT_DOMAIN_TYPE", default_value = "auto")]
+    domain_type: String,
+    /// Where serial consoles of VMs are logged.
+    #[arg(
+        long,
+        env = "KVM_AGENT_CONSOLE_LOG_DIR",
+        default_value = "/var/log/kvm-agent/console"
+    )]
+    console_log_dir: PathBuf,
+    /// Address VNC consoles listen on (ZStack uses 0.0.0.0).
+    #[arg(long, env = "KVM_AGENT_VNC_LISTEN", default_value = "0.0.0.0")]
+    vnc_listen: String,
+}
+
+fn domain_type(arg: &str, host: &HostProbe) -> anyhow::Result<DomainType> {
+    if arg != "auto" {
+        return arg
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--domain-type: {e}"));
+    }
+    let kvm = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let (t, why) = DomainType::choose(kvm, host.under_hypervisor());
+    tracing::info!(domain_type = t.as_str(), reason = %why, "domain type chosen (auto)");
+    Ok(t)
 }
 
 #[tokio::main]
@@ -37,11 +75,43 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating state dir {}", args.state_dir.display()))?;
     let netlink = RtNetlink::new().context("opening rtnetlink")?;
-    let agent = Arc::new(Agent::new(
-        Arc::new(netlink),
-        Arc::new(ProcSys::default()),
-        args.state_dir,
-    ));
+    // libvirt's default error handler prints every error to stdout.
+    virt::error::clear_error_callback();
+    // The event loop must exist before the connection is opened.
+    events::start_event_loop();
+    let options = DomainOptions {
+        domain_type: domain_type(&args.domain_type, &HostProbe::default())?,
+        console_log_dir: args.console_log_dir,
+        vnc_listen: args.vnc_listen,
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let uri = args.libvirt_uri.clone();
+    // Without libvirt the host and bridge endpoints still serve; VM
+    // endpoints answer with the reason.
+    let (hv, problem) = match tokio::task::spawn_blocking(move || Libvirt::open(&uri)).await? {
+        Ok(lv) => {
+            if let Err(e) = events::subscribe(lv.connection(), &tx) {
+                tracing::warn!(error = %e, "no libvirt lifecycle events");
+            }
+            tracing::info!(uri = %args.libvirt_uri, "libvirt connected");
+            (Some(Arc::new(lv) as Arc<dyn Hypervisor>), String::new())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "libvirt unavailable; VM endpoints will fail");
+            (None, e.to_string())
+        }
+    };
+    let mut vm = VmSide::new(hv, options);
+    vm.problem = problem;
+    let agent = Arc::new(
+        Agent::new(
+            Arc::new(netlink),
+            Arc::new(ProcSys::default()),
+            args.state_dir,
+        )
+        .with_vm(vm),
+    );
+    tokio::spawn(kvm_agent::api::vm::report_events(agent.clone(), rx));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod vm;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ConnectCmd {

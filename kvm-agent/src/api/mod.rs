@@ -3,6 +3,7 @@
 
 mod host;
 mod network;
+pub mod vm;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use axum::Router;
 use axum::routing::MethodRouter;
 
 use crate::bridge;
+use crate::plan::domain::{DomainOptions, DomainType};
 use crate::sys::hostinfo::HostProbe;
+use crate::sys::hypervisor::Hypervisor;
 use crate::sys::netlink::Netlink;
 use crate::sys::sysctl::Sysctl;
 
@@ -33,6 +36,44 @@ pub struct Agent {
     /// ZStack's process-wide `bridge` lock: bridge commands run one at a time.
     pub bridge_lock: tokio::sync::Mutex<()>,
     pub session: std::sync::Mutex<Session>,
+    pub vm: VmSide,
+}
+
+/// The VM half of the agent: libvirt (absent when it could not be opened at
+/// start-up, so host and bridge endpoints still work) and domain options.
+pub struct VmSide {
+    pub hypervisor: Option<Arc<dyn Hypervisor>>,
+    /// Why `hypervisor` is None.
+    pub problem: String,
+    pub options: DomainOptions,
+    pub locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl VmSide {
+    pub fn new(hypervisor: Option<Arc<dyn Hypervisor>>, options: DomainOptions) -> Self {
+        VmSide {
+            hypervisor,
+            problem: "not configured".into(),
+            options,
+            locks: Default::default(),
+        }
+    }
+    pub fn libvirt_problem(&self) -> &str {
+        &self.problem
+    }
+}
+
+impl Default for VmSide {
+    fn default() -> Self {
+        VmSide::new(
+            None,
+            DomainOptions {
+                domain_type: DomainType::Kvm,
+                console_log_dir: PathBuf::from("/var/log/kvm-agent/console"),
+                vnc_listen: "0.0.0.0".into(),
+            },
+        )
+    }
 }
 
 impl Agent {
@@ -45,7 +86,13 @@ impl Agent {
             bridge_options: bridge::Options::default(),
             bridge_lock: tokio::sync::Mutex::new(()),
             session: std::sync::Mutex::new(Session::default()),
+            vm: VmSide::default(),
         }
+    }
+
+    pub fn with_vm(mut self, vm: VmSide) -> Self {
+        self.vm = vm;
+        self
     }
 }
 
@@ -100,9 +147,23 @@ pub fn router(state: AppState) -> Router {
         command(network::delete_vlan),
     );
     r = both(r, "/network/bridge/addif", command(network::add_if));
+    r = both(r, "/vm/start", command(vm::start));
+    r = both(r, "/vm/stop", command(vm::stop));
+    r = both(r, "/vm/destroy", command(vm::destroy));
+    r = both(r, "/vm/reboot", command(vm::reboot));
+    r = both(r, "/vm/vmsync", command(vm::vmsync));
+    r = both(r, "/vm/console/tail", command(vm::console_tail));
+    r = both(
+        r,
+        "/appliancevm/setbootstrapinfo",
+        command(vm::set_bootstrap_info),
+    );
     r = r.route("/healthz", axum::routing::get(|| async { "ok" }));
     common::agent::finish(r, state)
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_vm;

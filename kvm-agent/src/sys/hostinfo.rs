@@ -238,6 +238,50 @@ impl HostProbe {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// A second probe of the same tree, for use on a blocking thread.
+    pub fn clone_probe(&self) -> HostProbe {
+        HostProbe {
+            root: self.root.clone(),
+        }
+    }
+
+    /// /proc/meminfo MemAvailable (KiB): what the kernel can give without
+    /// swapping, the honest figure for "can a new VM fit".
+    pub fn mem_available_kib(&self) -> u64 {
+        self.read("proc/meminfo")
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemAvailable:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Online CPUs from sysfs ("0-3,6"), else the cpuinfo count.
+    pub fn online_cpus(&self) -> u32 {
+        let from_sysfs = self.read("sys/devices/system/cpu/online").map(|s| {
+            s.split(',')
+                .filter_map(|r| match r.trim().split_once('-') {
+                    Some((a, b)) => Some(b.parse::<u32>().ok()? + 1 - a.parse::<u32>().ok()?),
+                    None => r.trim().parse::<u32>().ok().map(|_| 1),
+                })
+                .sum::<u32>()
+        });
+        match from_sysfs {
+            Some(n) if n > 0 => n,
+            _ => self.cpus().len() as u32,
+        }
+    }
+
+    /// The cpuinfo `hypervisor` flag: this host is itself a guest.
+    pub fn under_hypervisor(&self) -> bool {
+        self.cpus()
+            .first()
+            .and_then(|c| field(c, "flags"))
+            .is_some_and(|f| f.split_whitespace().any(|x| x == "hypervisor"))
+    }
 }
 
 #[cfg(test)]
@@ -260,8 +304,9 @@ mod tests {
         w("proc/cpuinfo", &format!("{}\n{}", cpu(0), cpu(1)));
         w(
             "proc/meminfo",
-            "MemTotal:        8000000 kB\nMemFree: 1 kB\n",
+            "MemTotal:        8000000 kB\nMemFree: 1 kB\nMemAvailable:    5000000 kB\n",
         );
+        w("sys/devices/system/cpu/online", "0-3,6\n");
         w("proc/stat", "cpu 1 2\nbtime 1700000000\n");
         w(
             "etc/os-release",
@@ -277,6 +322,9 @@ mod tests {
         let c = p.capacity();
         assert_eq!((c.cpu_num, c.cpu_sockets, c.cpu_speed), (2, 1, Some(2445)));
         assert_eq!(c.total_memory, 8_000_000 * 1024);
+        assert_eq!(p.mem_available_kib(), 5_000_000);
+        assert_eq!(p.online_cpus(), 5);
+        assert!(!p.under_hypervisor());
         let f = p.facts();
         assert_eq!(f.os_distribution.as_deref(), Some("debian"));
         assert_eq!(f.os_version.as_deref(), Some("12"));

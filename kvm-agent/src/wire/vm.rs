@@ -1,0 +1,198 @@
+//! VM plugin wire types (reference sections 4 and 5): `/vm/*` and
+//! `/appliancevm/setbootstrapinfo`. Only the fields a VR or a plain Linux VM
+//! needs are typed; every other `StartVmCmd` field is accepted and ignored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `StartVmCmd`. Memory is in bytes, as the MN sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StartVmCmd {
+    pub vm_instance_uuid: String,
+    pub vm_internal_id: i64,
+    pub vm_name: String,
+    pub image_platform: String,
+    pub image_architecture: String,
+    pub cpu_num: u32,
+    pub max_vcpu_num: u32,
+    pub socket_num: Option<u32>,
+    pub cpu_on_socket: Option<u32>,
+    pub threads_per_core: Option<u32>,
+    pub memory: u64,
+    pub nested_virtualization: String,
+    pub boot_dev: Vec<String>,
+    pub machine_type: String,
+    pub use_boot_menu: bool,
+    pub boot_menu_splash_timeout: Option<u32>,
+    pub acpi: Option<bool>,
+    pub clock: String,
+    pub console_mode: String,
+    pub console_password: String,
+    pub video_type: String,
+    /// Seconds to wait for the domain to run (the MN sends 300).
+    pub timeout: Option<u64>,
+    pub create_paused: bool,
+    pub is_appliance_vm: bool,
+    pub host_management_ip: String,
+    pub root_volume: Option<VolumeTo>,
+    pub data_volumes: Vec<VolumeTo>,
+    pub nics: Vec<NicTo>,
+    pub addons: Addons,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Addons {
+    /// The bootstrap channel for a VR, the guest-agent channel otherwise.
+    pub channel: Option<ChannelTo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ChannelTo {
+    pub socket_path: String,
+    pub target_name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VolumeTo {
+    pub install_path: String,
+    pub device_id: i64,
+    pub device_type: String,
+    pub volume_uuid: String,
+    pub resource_uuid: String,
+    pub use_virtio: Option<bool>,
+    #[serde(rename = "useVirtioSCSI")]
+    pub use_virtio_scsi: Option<bool>,
+    pub cache_mode: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NicTo {
+    pub mac: String,
+    pub ips: Vec<String>,
+    pub bridge_name: String,
+    pub physical_interface: String,
+    pub uuid: String,
+    pub nic_internal_name: String,
+    pub device_id: i64,
+    pub meta_data: String,
+    pub use_virtio: Option<bool>,
+    pub mtu: Option<u32>,
+    pub driver_type: String,
+    pub state: String,
+    pub resource_uuid: String,
+}
+
+/// A PCI (or drive) address as the MN reads it: hex strings, all optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DeviceAddress {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub domain: Option<String>,
+    pub bus: Option<String>,
+    pub slot: Option<String>,
+    pub function: Option<String>,
+    pub controller: Option<String>,
+    pub target: Option<String>,
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NicInfo {
+    pub mac_address: String,
+    pub device_address: Option<DeviceAddress>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualDeviceInfo {
+    pub resource_uuid: String,
+    pub device_address: Option<DeviceAddress>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualizerInfo {
+    pub uuid: String,
+    pub virtualizer: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StartVmResponse {
+    pub nic_infos: Vec<NicInfo>,
+    pub virtual_device_info_list: Vec<VirtualDeviceInfo>,
+    pub virtualizer_info: Option<VirtualizerInfo>,
+    /// Our addition: where the serial console is logged.
+    pub console_log_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StopVmCmd {
+    pub uuid: String,
+    /// `grace` (default), `cold` or `force`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DestroyVmCmd {
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RebootVmCmd {
+    pub uuid: String,
+    pub timeout: Option<u64>,
+    pub boot_dev: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RebootVmResponse {
+    pub virtualizer_info: Option<VirtualizerInfo>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VmSyncResponse {
+    pub states: BTreeMap<String, String>,
+    pub vm_in_shutdowns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SetBootstrapInfoCmd {
+    pub info: serde_json::Map<String, serde_json::Value>,
+    pub socket_path: String,
+    pub boot_strap_info_timeout: Option<u64>,
+}
+
+/// Our addition: `/vm/console/tail`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ConsoleTailCmd {
+    pub uuid: String,
+    /// Bytes from the end of the log; default 8 KiB.
+    pub max_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleTailResponse {
+    pub path: String,
+    pub tail: String,
+}
