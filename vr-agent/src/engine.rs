@@ -409,12 +409,26 @@ impl Engine {
                 self.dnsmasq_files = Some(files);
             }
         }
-        for e in old.entries.values() {
-            let kept = new.entries.get(&e.key()).is_some_and(|n| n.ip == e.ip);
-            if let (false, Some(ifname)) = (kept, links.get(&e.vr_nic_mac))
-                && let Err(err) = d.release(ifname, e.ip, e.mac).await
+        // Only entries that hold a lease need one `dhcp_release` each; most
+        // removed guests of a big refresh never asked for one.
+        let gone: Vec<_> = old
+            .entries
+            .values()
+            .filter(|e| new.entries.get(&e.key()).is_none_or(|n| n.ip != e.ip))
+            .map(|e| (e.vr_nic_mac, e.mac, e.ip))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let leased: std::collections::HashSet<_> = d.leases().into_iter().collect();
+        for (nic, mac, ip) in gone
+            .into_iter()
+            .filter(|(_, m, i)| leased.contains(&(*m, *i)))
+        {
+            if let Some(ifname) = links.get(&nic)
+                && let Err(err) = d.release(ifname, ip, mac).await
             {
-                tracing::warn!(ip = %e.ip, mac = %e.mac, error = %err, "could not release lease");
+                tracing::warn!(%ip, %mac, error = %err, "could not release lease");
             }
         }
         Ok(())

@@ -59,6 +59,14 @@ pub trait Dnsmasq: Send + Sync {
     fn restarts(&self) -> u64 {
         0
     }
+    /// The leases dnsmasq holds now: (guest MAC, IP).
+    fn leases(&self) -> Vec<(Mac, Ipv4Addr)> {
+        let text = std::fs::read_to_string(self.paths().leases()).unwrap_or_default();
+        crate::plan::dnsmasq::parse_leases(&text)
+            .into_iter()
+            .map(|(m, ip, _)| (m, ip))
+            .collect()
+    }
 }
 
 /// Brings dnsmasq from `old` to `new` files: nothing, write + SIGHUP, or
