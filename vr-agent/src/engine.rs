@@ -14,10 +14,12 @@ use tokio::sync::mpsc;
 
 use common::agent::ApiError;
 
+use crate::model::lb::{LbEdit, LbMode, LbState};
 use crate::model::{Edit, Eip, Model, PortForward};
 use crate::plan::dnsmasq::{self as dhcp, DnsmasqState, Files};
 use crate::plan::links::{self, LinkOp};
 use crate::plan::nat::{self, Observed, Ruleset};
+use crate::plan::{haproxy, lbudp};
 use crate::sys::Sys;
 use crate::sys::firewall::census;
 
@@ -55,6 +57,13 @@ pub struct Engine {
     agent_port: u16,
     /// The dnsmasq files in use; None when dnsmasq is not running.
     dnsmasq_files: Option<Files>,
+    /// The haproxy files in use; None when haproxy is not running.
+    haproxy_files: Option<haproxy::Files>,
+    /// A certificate in use changed on disk: reload even if the config
+    /// text is the same.
+    haproxy_reload_pending: bool,
+    /// The udp listener table last applied; None when unknown.
+    lb_udp: Option<String>,
     conntrack_tx: mpsc::UnboundedSender<BTreeSet<nat::FlowMatch>>,
     conntrack_deleted: Arc<AtomicU64>,
     pub stats: Stats,
@@ -68,6 +77,8 @@ pub struct Stats {
     pub drift_repairs: u64,
     pub conntrack_deleted: u64,
     pub dnsmasq_restarts: u64,
+    pub haproxy_reloads: u64,
+    pub haproxy_restarts: u64,
 }
 
 impl Engine {
@@ -89,6 +100,9 @@ impl Engine {
             applied: None,
             agent_port,
             dnsmasq_files: None,
+            haproxy_files: None,
+            haproxy_reload_pending: false,
+            lb_udp: None,
             conntrack_tx,
             conntrack_deleted,
             stats: Stats::default(),
@@ -248,6 +262,7 @@ impl Engine {
         let ops = links::plan(Some(&self.model), &next, Some(edit), &links)
             .map_err(|e| EngineError::BadRequest(e.0))?;
         let dhcp_files = self.render_dhcp(&next.dhcp, &links)?;
+        let lb_plan = self.prepare_lb(&next.lb).await?;
 
         let change = nat::change(self.applied.as_ref(), &ruleset);
         if let Some(c) = &change {
@@ -275,6 +290,8 @@ impl Engine {
             self.defer_conntrack(c.stale);
         }
         self.sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, dhcp_files, &links)
+            .await?;
+        self.sync_lb(&self.model.lb.clone(), &next.lb, lb_plan)
             .await?;
         self.model = next;
         self.generation += 1;
@@ -359,7 +376,130 @@ impl Engine {
         let mut s = self.stats.clone();
         s.conntrack_deleted = self.conntrack_deleted.load(Ordering::Relaxed);
         s.dnsmasq_restarts = self.sys.dnsmasq.restarts();
+        s.haproxy_restarts = self.sys.haproxy.restarts();
         s
+    }
+
+    /// The haproxy side, for reading statistics without the engine lock.
+    pub fn haproxy(&self) -> Arc<dyn crate::sys::haproxy::Haproxy> {
+        self.sys.haproxy.clone()
+    }
+
+    /// Stores uploaded certificates, then records them in the model. A
+    /// replaced certificate that a listener uses makes the next sync reload.
+    pub async fn add_certificates(
+        &mut self,
+        certs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        for (uuid, pem) in certs {
+            self.sys
+                .haproxy
+                .write_cert(uuid, pem)
+                .await
+                .map_err(apply_err)?;
+        }
+        if self.model.lb.listeners.values().any(|l| {
+            l.certificate
+                .as_ref()
+                .is_some_and(|c| certs.contains_key(c))
+        }) {
+            self.haproxy_reload_pending = true;
+        }
+        self.apply(Edit::Lb(LbEdit::Certs(certs.keys().cloned().collect())))
+            .await
+    }
+
+    /// Renders the haproxy config for `lb` and, when it differs from the
+    /// running one, checks it (`haproxy -c`) before anything is touched.
+    /// None: haproxy stays as it is.
+    async fn prepare_lb(
+        &self,
+        lb: &LbState,
+    ) -> Result<Option<Option<haproxy::Files>>, EngineError> {
+        let host = haproxy::Host::current();
+        let h = &self.sys.haproxy;
+        let files = haproxy::render(lb, h.paths(), host);
+        if files == self.haproxy_files && !self.haproxy_reload_pending {
+            return Ok(None);
+        }
+        if files.is_some()
+            && let Some(check) = haproxy::render(lb, h.check_paths(), host)
+        {
+            h.check(&check)
+                .await
+                .map_err(|e| EngineError::BadRequest(e.to_string()))?;
+        }
+        Ok(Some(files))
+    }
+
+    /// Puts a prepared haproxy config in force, replaces the udp table when
+    /// it changed, and deletes certificates no longer used.
+    async fn sync_lb(
+        &mut self,
+        old: &LbState,
+        new: &LbState,
+        plan: Option<Option<haproxy::Files>>,
+    ) -> Result<(), EngineError> {
+        for l in new.listeners.values() {
+            if !l.ignored_parameters.is_empty() && old.listeners.get(&l.uuid) != Some(l) {
+                tracing::warn!(listener = %l.uuid, ignored = ?l.ignored_parameters,
+                    "unknown load balancer parameters ignored (shown in GET /state)");
+            }
+        }
+        let h = self.sys.haproxy.clone();
+        match plan {
+            None => {}
+            Some(None) if self.haproxy_files.take().is_some() => {
+                h.stop().await.map_err(apply_err)?;
+                tracing::info!("haproxy stopped: no tcp/http/https listener");
+            }
+            Some(None) => {}
+            Some(Some(files)) => {
+                h.write(&files).await.map_err(apply_err)?;
+                // Unknown until the reload succeeds: a failed reload is
+                // retried by the next edit.
+                self.haproxy_files = None;
+                h.reload().await.map_err(apply_err)?;
+                self.stats.haproxy_reloads += 1;
+                self.haproxy_files = Some(files);
+                self.haproxy_reload_pending = false;
+            }
+        }
+        let script = lbudp::render(new);
+        // Nothing to remove when nothing was applied (start with no udp
+        // listener): keeps start-up at one nft transaction.
+        if self.lb_udp.is_none() && new.udp().next().is_none() {
+            self.lb_udp = Some(script.clone());
+        }
+        if self.lb_udp.as_ref() != Some(&script) {
+            self.lb_udp = None;
+            self.sys.firewall.apply(&script).await.map_err(apply_err)?;
+            self.lb_udp = Some(script);
+            // Flows of a changed udp listener may stick to a backend that left.
+            let stale: BTreeSet<nat::FlowMatch> = old
+                .udp()
+                .filter(|l| new.listeners.get(&l.uuid) != Some(*l))
+                .map(|l| {
+                    nat::FlowMatch::DstPorts(
+                        l.vip,
+                        common::net::Proto::Udp,
+                        common::net::PortRange {
+                            start: l.port,
+                            end: l.port,
+                        },
+                    )
+                })
+                .collect();
+            self.defer_conntrack(stale);
+        }
+        if new.certificates != old.certificates || plan_touches_certs(old, new) {
+            match h.remove_certs_except(&new.certificates).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "unused certificates deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot delete unused certificates"),
+            }
+        }
+        Ok(())
     }
 
     /// dnsmasq files for a DHCP/DNS state; None when there is nothing to
@@ -456,7 +596,12 @@ impl Engine {
         let files = self.render_dhcp(&self.model.dhcp, &links)?;
         self.dnsmasq_files = None;
         let state = self.model.dhcp.clone();
-        self.sync_dnsmasq(&state, &state, files, &links).await
+        self.sync_dnsmasq(&state, &state, files, &links).await?;
+        self.haproxy_files = None;
+        self.lb_udp = None;
+        let lb = self.model.lb.clone();
+        let plan = self.prepare_lb(&lb).await?;
+        self.sync_lb(&LbState::default(), &lb, plan).await
     }
 
     /// Compare our table in the kernel with what we applied; replace it when
@@ -536,5 +681,22 @@ fn edit_name(e: &Edit) -> &'static str {
         Edit::RemoveEip(_) => "remove-eip",
         Edit::SyncEips(_) => "sync-eips",
         Edit::Dhcp(_) => "dhcp-dns",
+        Edit::Lb(LbEdit::Refresh { .. }) => "lb-refresh",
+        Edit::Lb(LbEdit::Delete(_)) => "lb-delete",
+        Edit::Lb(LbEdit::Certs(_)) => "certificates-create",
+        Edit::Lb(LbEdit::DeleteCert(_)) => "certificate-delete",
+        Edit::Lb(LbEdit::LogLevel(_)) => "lb-log-level",
     }
+}
+
+/// True when some listener's certificate changed.
+fn plan_touches_certs(old: &LbState, new: &LbState) -> bool {
+    let certs = |s: &LbState| -> BTreeSet<String> {
+        s.listeners
+            .values()
+            .filter(|l| l.mode == LbMode::Https)
+            .filter_map(|l| l.certificate.clone())
+            .collect()
+    };
+    certs(old) != certs(new)
 }

@@ -44,6 +44,10 @@ pub fn real_sys(state_dir: &std::path::Path) -> anyhow::Result<Sys> {
         dnsmasq: Arc::new(sys::dnsmasq::DnsmasqProcess::new(
             state_dir.join("dnsmasq"),
         )?),
+        haproxy: Arc::new(sys::haproxy::HaproxyProcess::new(
+            state_dir.join("haproxy"),
+            state_dir.join("certificates"),
+        )?),
     })
 }
 

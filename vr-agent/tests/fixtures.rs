@@ -14,6 +14,7 @@ use vr_agent::engine::Engine;
 use vr_agent::sys::Sys;
 use vr_agent::sys::conntrack::FakeConntrack;
 use vr_agent::sys::firewall::FakeFirewall;
+use vr_agent::sys::haproxy::{Call, FakeHaproxy};
 use vr_agent::sys::netlink::FakeNetlink;
 use vr_agent::sys::store::FileStore;
 
@@ -21,6 +22,7 @@ struct Box {
     app: axum::Router,
     firewall: Arc<FakeFirewall>,
     netlink: Arc<FakeNetlink>,
+    haproxy: Arc<FakeHaproxy>,
     _dir: testbed::TempDir,
 }
 
@@ -42,12 +44,14 @@ async fn vr() -> Box {
         ),
     ]);
     let firewall = Arc::new(FakeFirewall::default());
+    let haproxy = Arc::new(FakeHaproxy::new());
     let sys = Sys {
         firewall: firewall.clone(),
         netlink: netlink.clone(),
         conntrack: Arc::new(FakeConntrack::default()),
         store: Arc::new(FileStore::new(dir.path()).unwrap()),
         dnsmasq: Arc::new(vr_agent::sys::dnsmasq::FakeDnsmasq::new()),
+        haproxy: haproxy.clone(),
     };
     let engine = Engine::start(sys, 7272).await.unwrap();
     let state = AppState {
@@ -58,6 +62,7 @@ async fn vr() -> Box {
         app: router(state),
         firewall,
         netlink,
+        haproxy,
         _dir: dir,
     }
 }
@@ -215,4 +220,88 @@ async fn negative_fixtures() {
         b.firewall.applied.lock().unwrap().len() == 1,
         "only the start-up table"
     );
+}
+
+const F11: &str = r#"{"enableHaproxyLog":true,"lbs":[{"lbUuid":"f2c7b2ff2f834e1ea20363f49122a3b4",
+ "listenerUuid":"23fb656e4f324e74a4889582104fcbf0","vip":"172.20.10.102",
+ "publicNic":"fa:26:9c:aa:00:02","nicIps":["192.168.100.10"],"instancePort":80,
+ "loadBalancerPort":80,"mode":"http","securityPolicyType":"tls_cipher_policy_default",
+ "enableFullLog":false,
+ "parameters":["balancerWeight::192.168.100.10::100","connectionIdleTimeout::60","Nbprocess::1",
+  "balancerAlgorithm::roundrobin","healthCheckTimeout::2","healthCheckTarget::tcp:default",
+  "maxConnection::2000000","httpMode::http-server-close","accessControlStatus::disable",
+  "healthyThreshold::2","healthCheckInterval::5","unhealthyThreshold::2","aclEntry::"],
+ "serverGroups":[{"name":"sg-web","serverGroupUuid":"9b8a7c6d5e4f40312a1b0c9d8e7f6a5b",
+   "backendServers":[{"ip":"192.168.100.10","weight":100}],"isDefault":false}],
+ "redirectRules":[]}]}"#;
+
+#[tokio::test]
+async fn lb_fixture_f11_is_accepted() {
+    let b = vr().await;
+    let (s, v) = post(&b, "/lb/refresh", F11).await;
+    assert_eq!((s, &v["success"]), (200, &json!(true)), "{v}");
+    let calls = b.haproxy.take_calls();
+    let conf = match &calls[..] {
+        [Call::Check(_), Call::Write(files), Call::Reload, ..] => files.conf.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        conf.contains("frontend 23fb656e4f324e74a4889582104fcbf0"),
+        "{conf}"
+    );
+    assert!(conf.contains("bind 172.20.10.102:80"), "{conf}");
+    assert!(conf.contains("option http-server-close"), "{conf}");
+    assert!(
+        conf.contains(
+            "server s-192.168.100.10 192.168.100.10:80 weight 100 check inter 5s rise 2 fall 2"
+        ),
+        "{conf}"
+    );
+    assert!(conf.contains("nbthread 1"), "{conf}");
+    // Same body again: nothing to do.
+    let (s, _) = post(&b, "/lb/refresh", F11).await;
+    assert_eq!(s, 200);
+    assert!(
+        !b.haproxy.take_calls().contains(&Call::Reload),
+        "an unchanged refresh reloads nothing"
+    );
+    // Errors name the listener and the parameter.
+    let bad = F11.replace("healthCheckInterval::5", "healthCheckInterval::often");
+    let (s, v) = post(&b, "/lb/refresh", &bad).await;
+    assert_eq!(s, 400, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("23fb656e4f324e74a4889582104fcbf0") && e.contains("healthCheckInterval"),
+        "{e}"
+    );
+    // Unknown keys are kept and shown.
+    let odd = F11.replace("\"aclEntry::\"", "\"aclEntry::\",\"shinyNewKey::1\"");
+    let (s, _) = post(&b, "/lb/refresh", &odd).await;
+    assert_eq!(s, 200);
+    // A certificate in use cannot go; an unused one can.
+    let pem = "-----BEGIN CERTIFICATE-----\\nx\\n-----END CERTIFICATE-----\\n-----BEGIN PRIVATE KEY-----\\ny\\n-----END PRIVATE KEY-----\\n";
+    let (s, v) = post(
+        &b,
+        "/certificate/create",
+        &format!(r#"{{"uuid":"c1","certificate":"{pem}"}}"#),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let https = F11
+        .replace(
+            "\"mode\":\"http\"",
+            "\"mode\":\"https\",\"certificateUuid\":\"c1\"",
+        )
+        .replace("\"loadBalancerPort\":80", "\"loadBalancerPort\":443");
+    let (s, v) = post(&b, "/lb/refresh", &https).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&b, "/certificate/delete", r#"{"uuid":"c1"}"#).await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = post(&b, "/lb/delete", &https).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(b.haproxy.take_calls().contains(&Call::Stop));
+    let (s, v) = post(&b, "/certificate/delete", r#"{"uuid":"c1"}"#).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&b, "/lb/log/level", r#"{"level":"debug"}"#).await;
+    assert_eq!(s, 200, "{v}");
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::engine::Engine;
+use crate::model::lb::{self, LbEdit};
 use crate::model::{Edit, from_wire};
 use crate::plan::dnsmasq::{self as dhcp, DhcpEdit};
 
@@ -60,6 +61,12 @@ pub fn router(state: AppState) -> Router {
         .route("/setdns", command(set_dns))
         .route("/removedns", command(remove_dns))
         .route("/setvpcdns", command(set_vpc_dns))
+        .route("/lb/refresh", command(lb_refresh))
+        .route("/lb/delete", command(lb_delete))
+        .route("/lb/log/level", command(lb_log_level))
+        .route("/certificate/create", command(certificate_create))
+        .route("/certificates/create", command(certificates_create))
+        .route("/certificate/delete", command(certificate_delete))
         .route("/healthz", get(healthz))
         .route("/state", get(state_json))
         .route("/metrics", get(metrics));
@@ -335,6 +342,58 @@ async fn set_vpc_dns(s: AppState, c: vr::SetVpcDnsCmd) -> Result<Ok, ApiError> {
     apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
 }
 
+async fn lb_refresh(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
+    let (listeners, remove) = lb::listeners(&c.lbs).map_err(bad)?;
+    apply(
+        &s,
+        Edit::Lb(LbEdit::Refresh {
+            listeners,
+            remove,
+            log: c.enable_haproxy_log,
+        }),
+    )
+    .await
+}
+
+async fn lb_delete(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
+    let uuids = lb::listener_uuids(&c.lbs).map_err(bad)?;
+    apply(&s, Edit::Lb(LbEdit::Delete(uuids))).await
+}
+
+async fn lb_log_level(s: AppState, c: vr::LbLogLevelCmd) -> Result<Ok, ApiError> {
+    let level = lb::log_level(&c.level).map_err(bad)?;
+    apply(&s, Edit::Lb(LbEdit::LogLevel(level))).await
+}
+
+async fn add_certs(
+    s: &AppState,
+    certs: std::collections::BTreeMap<String, String>,
+) -> Result<Ok, ApiError> {
+    for (uuid, pem) in &certs {
+        lb::certificate(uuid, pem).map_err(bad)?;
+    }
+    s.engine.lock().await.add_certificates(&certs).await?;
+    Result::Ok(Ok {})
+}
+
+async fn certificate_create(s: AppState, c: vr::CertificateCmd) -> Result<Ok, ApiError> {
+    add_certs(&s, [(c.uuid, c.certificate)].into_iter().collect()).await
+}
+
+async fn certificates_create(s: AppState, c: vr::CertificatesCmd) -> Result<Ok, ApiError> {
+    add_certs(&s, c.certs).await
+}
+
+async fn certificate_delete(s: AppState, c: vr::CertificateCmd) -> Result<Ok, ApiError> {
+    if !lb::check_ident(&c.uuid) {
+        return Err(ApiError::bad_request(format!(
+            "certificate: uuid: {:?} is missing or is not an id",
+            c.uuid
+        )));
+    }
+    apply(&s, Edit::Lb(LbEdit::DeleteCert(c.uuid))).await
+}
+
 async fn healthz(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
     let initialised = !s.uuid.read().unwrap().is_empty();
     axum::Json(serde_json::json!({"status": "ok", "initialised": initialised}))
@@ -349,9 +408,28 @@ async fn state_json(State(s): State<AppState>) -> axum::Json<serde_json::Value> 
     }))
 }
 
-/// Prometheus text: the engine's counters.
+/// Prometheus text: the engine's counters, and haproxy's statistics per
+/// listener, backend and server.
 async fn metrics(State(s): State<AppState>) -> String {
-    let e = s.engine.lock().await;
+    let (mut out, haproxy, listeners) = {
+        let e = s.engine.lock().await;
+        let uuids: Vec<String> = e.model().lb.proxied().map(|l| l.uuid.clone()).collect();
+        (engine_metrics(&e), e.haproxy(), uuids)
+    };
+    if !listeners.is_empty() {
+        match haproxy.stats().await {
+            Ok(Some(csv)) => {
+                let names: Vec<&str> = listeners.iter().map(String::as_str).collect();
+                out.push_str(&crate::sys::haproxy::prometheus(&csv, &names));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read haproxy statistics"),
+        }
+    }
+    out
+}
+
+fn engine_metrics(e: &Engine) -> String {
     let st = &e.stats();
     let m = e.model();
     let mut out = String::new();
@@ -382,6 +460,16 @@ async fn metrics(State(s): State<AppState>) -> String {
             "Times dnsmasq died and was restarted.",
             st.dnsmasq_restarts,
         ),
+        (
+            "vr_agent_haproxy_reloads_total",
+            "Hitless haproxy reloads (or starts) for a new config.",
+            st.haproxy_reloads,
+        ),
+        (
+            "vr_agent_haproxy_restarts_total",
+            "Times haproxy died and was restarted.",
+            st.haproxy_restarts,
+        ),
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
@@ -394,6 +482,8 @@ async fn metrics(State(s): State<AppState>) -> String {
         ("snat", m.snats.len()),
         ("dhcp_entry", m.dhcp.entries.len()),
         ("nic", m.nics.len()),
+        ("lb_listener", m.lb.listeners.len()),
+        ("certificate", m.lb.certificates.len()),
     ] {
         out.push_str(&format!("vr_agent_entries{{kind=\"{kind}\"}} {n}\n"));
     }

@@ -6,6 +6,7 @@
 //! the entry and field of anything malformed.
 
 pub mod from_wire;
+pub mod lb;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -14,6 +15,7 @@ use common::net::{Ipv4Net, Mac, PortRange, Proto};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::dnsmasq::{DhcpEdit, DnsmasqState};
+use lb::{LbEdit, LbState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NicCategory {
@@ -110,6 +112,9 @@ pub struct Model {
     /// DHCP servers and static leases, DNS forwarding (dnsmasq).
     #[serde(default)]
     pub dhcp: DnsmasqState,
+    /// Load balancer listeners and certificates.
+    #[serde(default)]
+    pub lb: LbState,
 }
 
 impl Default for Model {
@@ -122,6 +127,7 @@ impl Default for Model {
             port_forwards: BTreeMap::new(),
             eips: BTreeMap::new(),
             dhcp: DnsmasqState::default(),
+            lb: LbState::default(),
         }
     }
 }
@@ -155,6 +161,7 @@ pub enum Edit {
     RemoveEip(Ipv4Addr),
     SyncEips(Vec<Eip>),
     Dhcp(DhcpEdit),
+    Lb(LbEdit),
 }
 
 impl Edit {
@@ -177,6 +184,7 @@ impl Edit {
         match self {
             Edit::SyncPortForwards(v) | Edit::CreatePortForwards(v) => v.len() > 64,
             Edit::SyncEips(v) => v.len() > 64,
+            Edit::Lb(LbEdit::Refresh { listeners, .. }) => listeners.len() > 16,
             Edit::Dhcp(DhcpEdit::Add { entries, .. }) => entries.len() > 64,
             _ => false,
         }
@@ -284,6 +292,7 @@ impl Model {
             Edit::Dhcp(e) => {
                 self.dhcp.apply(e);
             }
+            Edit::Lb(e) => self.lb.apply(e)?,
         }
         Ok(())
     }
@@ -328,11 +337,29 @@ impl Model {
                             r.uuid, r.vip, e.guest
                         )));
                     }
+                    let l4 = r.proto.as_str();
+                    if let Some(l) = self.lb.listeners.values().find(|l| {
+                        l.vip == r.vip
+                            && l.mode.l4() == l4
+                            && r.vip_ports.start <= l.port
+                            && l.port <= r.vip_ports.end
+                    }) {
+                        return Err(Invalid(format!(
+                            "listener {}: {l4} port {} on vip {} is forwarded by port forwarding rule {}",
+                            l.uuid, l.port, l.vip, r.uuid
+                        )));
+                    }
                 }
                 Ok(())
             }
             Edit::CreateEip(e) => {
                 self.check_eip_vip(e)?;
+                if let Some(l) = self.lb.listeners.values().find(|l| l.vip == e.vip) {
+                    return Err(Invalid(format!(
+                        "listener {}: vip {} is the EIP of guest {}",
+                        l.uuid, l.vip, e.guest
+                    )));
+                }
                 if let Some(r) = self.port_forwards.values().find(|r| r.vip == e.vip) {
                     return Err(Invalid(format!(
                         "port forwarding rule {}: vipIp {} is the EIP of guest {}",
@@ -389,6 +416,35 @@ impl Model {
                 return Err(Invalid(format!(
                     "eip {}: guest {} already has EIP {} on the same public NIC {}",
                     e.vip, e.guest, other, e.public_mac
+                )));
+            }
+        }
+        self.lb.validate()?;
+        // A listener's VIP port is the listener's alone.
+        for l in self.lb.listeners.values() {
+            if let Some(e) = self.eips.get(&l.vip) {
+                return Err(Invalid(format!(
+                    "listener {}: vip {} is the EIP of guest {}",
+                    l.uuid, l.vip, e.guest
+                )));
+            }
+            let proto: Proto = if l.mode == lb::LbMode::Udp {
+                Proto::Udp
+            } else {
+                Proto::Tcp
+            };
+            let port = PortRange {
+                start: l.port,
+                end: l.port,
+            };
+            if let Some(r) = self
+                .port_forwards
+                .values()
+                .find(|r| r.vip == l.vip && r.proto == proto && r.vip_ports.overlaps(&port))
+            {
+                return Err(Invalid(format!(
+                    "listener {}: {proto} port {} on vip {} is forwarded by port forwarding rule {}",
+                    l.uuid, l.port, l.vip, r.uuid
                 )));
             }
         }

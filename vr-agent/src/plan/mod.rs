@@ -2,5 +2,7 @@
 //! Nothing here touches the system; `sys/` applies what these functions make.
 
 pub mod dnsmasq;
+pub mod haproxy;
+pub mod lbudp;
 pub mod links;
 pub mod nat;

@@ -4,6 +4,7 @@
 pub mod conntrack;
 pub mod dnsmasq;
 pub mod firewall;
+pub mod haproxy;
 pub mod memory;
 pub mod netlink;
 pub mod runner;
@@ -19,4 +20,5 @@ pub struct Sys {
     pub conntrack: Arc<dyn conntrack::Conntrack>,
     pub store: Arc<dyn store::Store>,
     pub dnsmasq: Arc<dyn dnsmasq::Dnsmasq>,
+    pub haproxy: Arc<dyn haproxy::Haproxy>,
 }

@@ -25,6 +25,10 @@ pub const AGENT: &str = "http://10.0.0.25:7272";
 
 pub struct Lab {
     pub agent: Option<Proc>,
+    /// Extra guests on the private network (192.168.100.11, .12, ...),
+    /// with the tenant behind a bridge in `lan` (see [`Lab::with_backends`]).
+    pub backends: Vec<Netns>,
+    pub lan: Option<Netns>,
     pub state: TempDir,
     pub tenant: Netns,
     pub public: Netns,
@@ -34,13 +38,41 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Result<Lab> {
+        Lab::with_backends(0)
+    }
+
+    /// The lab plus `n` backend guests (192.168.100.11..) on the private
+    /// network: with n > 0 the VR's eth2, the tenant and the backends are
+    /// ports of a bridge in a `lan` namespace.
+    pub fn with_backends(n: usize) -> Result<Lab> {
         let vr = Netns::new("vr")?;
         let ctl = Netns::new("ctl")?;
         let public = Netns::new("pub")?;
         let tenant = Netns::new("ten")?;
         testbed::veth(&vr, "eth0", &ctl, "eth0")?;
         testbed::veth(&vr, "eth1", &public, "eth0")?;
-        testbed::veth(&vr, "eth2", &tenant, "eth0")?;
+        let mut backends = vec![];
+        let lan = if n == 0 {
+            testbed::veth(&vr, "eth2", &tenant, "eth0")?;
+            None
+        } else {
+            let lan = Netns::new("lan")?;
+            testbed::bridge(&lan, "br0")?;
+            testbed::veth(&vr, "eth2", &lan, "p-vr")?;
+            testbed::enslave(&lan, "p-vr", "br0")?;
+            testbed::veth(&tenant, "eth0", &lan, "p-ten")?;
+            testbed::enslave(&lan, "p-ten", "br0")?;
+            for i in 0..n {
+                let b = Netns::new(&format!("be{i}"))?;
+                let port = format!("p-be{i}");
+                testbed::veth(&b, "eth0", &lan, &port)?;
+                testbed::enslave(&lan, &port, "br0")?;
+                testbed::addr(&b, "eth0", &format!("192.168.100.{}/24", 11 + i))?;
+                testbed::route(&b, "default via 192.168.100.1")?;
+                backends.push(b);
+            }
+            Some(lan)
+        };
         testbed::set_mac(&vr, "eth0", MGMT_MAC)?;
         testbed::set_mac(&vr, "eth1", PUB_MAC)?;
         testbed::set_mac(&vr, "eth2", PRIV_MAC)?;
@@ -56,6 +88,8 @@ impl Lab {
         let state = TempDir::new("vrstate")?;
         let mut lab = Lab {
             agent: None,
+            backends,
+            lan,
             state,
             tenant,
             public,

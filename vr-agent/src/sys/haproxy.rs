@@ -1,0 +1,764 @@
+//! The one haproxy of the router, in master-worker mode: `haproxy -W -db -f
+//! <cfg> -p <pid> -S <master socket>`, a foreground child of the agent,
+//! restarted with backoff when it dies (like dnsmasq; P11: zvr needed a pid
+//! monitor for the same reason).
+//!
+//! A reload is hitless: the server state is saved (`show servers state` into
+//! the `server-state-file`), SIGUSR2 makes the master re-read the config and
+//! fork a new worker, which takes the listening sockets from the old one
+//! (`expose-fd listeners`) and loads the saved state; the old worker
+//! finishes its connections and exits. `reload` returns once the new worker
+//! answers on the master CLI, so traffic right after a refresh sees the new
+//! config. Configs are checked with `haproxy -c` (rendered for a separate
+//! check directory) before the live files are touched.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::runner::{self, RunError};
+use crate::plan::haproxy::{Files, Paths};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HaproxyError {
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("haproxy refused the new config: {0}")]
+    Check(RunError),
+    #[error("cannot start haproxy: {0}")]
+    Start(std::io::Error),
+    #[error("haproxy did not come up: {0}")]
+    NotReady(String),
+    #[error("cannot signal haproxy (pid {pid}): {source}")]
+    Signal { pid: u32, source: nix::Error },
+    #[error("haproxy runtime API ({path}): {reason}")]
+    Api { path: PathBuf, reason: String },
+}
+
+#[async_trait]
+pub trait Haproxy: Send + Sync {
+    /// Where the live files are.
+    fn paths(&self) -> &Paths;
+    /// Where a candidate config is rendered for [`Haproxy::check`].
+    fn check_paths(&self) -> &Paths;
+    /// `haproxy -c` on files rendered for [`Haproxy::check_paths`].
+    async fn check(&self, files: &Files) -> Result<(), HaproxyError>;
+    /// Writes the live files atomically (ACL files first, config last) and
+    /// removes ACL files no listener uses.
+    async fn write(&self, files: &Files) -> Result<(), HaproxyError>;
+    /// Hitless reload of the config on disk; starts haproxy if it is not
+    /// running. Returns when the new worker serves.
+    async fn reload(&self) -> Result<(), HaproxyError>;
+    /// Stops haproxy (and its supervision).
+    async fn stop(&self) -> Result<(), HaproxyError>;
+    /// Stores an uploaded PEM bundle (mode 0600).
+    async fn write_cert(&self, uuid: &str, pem: &str) -> Result<(), HaproxyError>;
+    /// Deletes certificate files not in `keep`; returns how many.
+    async fn remove_certs_except(&self, keep: &BTreeSet<String>) -> Result<usize, HaproxyError>;
+    /// `show stat` (CSV) of the running worker; None when not running.
+    async fn stats(&self) -> Result<Option<String>, HaproxyError>;
+    /// How often haproxy died and was restarted by supervision.
+    fn restarts(&self) -> u64 {
+        0
+    }
+}
+
+async fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), HaproxyError> {
+    let err = |source| HaproxyError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if tokio::fs::read(path).await.ok().as_deref() == Some(contents) {
+        return Ok(());
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let data = contents.to_vec();
+    let t = tmp.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&t)?;
+        f.write_all(&data)?;
+        f.sync_all()
+    })
+    .await
+    .map_err(|e| err(std::io::Error::other(e)))?
+    .map_err(err)?;
+    tokio::fs::rename(&tmp, path).await.map_err(err)
+}
+
+async fn write_files(paths: &Paths, files: &Files) -> Result<(), HaproxyError> {
+    let acl_dir = paths.acl_dir();
+    tokio::fs::create_dir_all(&acl_dir)
+        .await
+        .map_err(|source| HaproxyError::Write {
+            path: acl_dir.clone(),
+            source,
+        })?;
+    for (uuid, text) in &files.acls {
+        write_atomic(&paths.acl(uuid), text.as_bytes(), 0o644).await?;
+    }
+    write_atomic(&paths.conf(), files.conf.as_bytes(), 0o644).await?;
+    if let Ok(mut dir) = tokio::fs::read_dir(&acl_dir).await {
+        while let Ok(Some(e)) = dir.next_entry().await {
+            let name = e.file_name();
+            let uuid = name.to_str().and_then(|n| n.strip_suffix(".txt"));
+            if uuid.is_none_or(|u| !files.acls.contains_key(u)) {
+                let _ = tokio::fs::remove_file(e.path()).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One runtime API command over a unix socket (one command per
+/// connection: the answer ends when haproxy closes it).
+pub async fn api(path: &Path, cmd: &str) -> Result<String, HaproxyError> {
+    let err = |reason: String| HaproxyError::Api {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let io = async {
+        let mut s = UnixStream::connect(path).await?;
+        s.write_all(format!("{cmd}\n").as_bytes()).await?;
+        // The master CLI answers only once our side is closed.
+        s.shutdown().await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), io).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(err(format!("{cmd}: {e}"))),
+        Err(_) => Err(err(format!("{cmd}: no answer within 5 s"))),
+    }
+}
+
+/// What `show proc` on the master CLI says: the master's reload and failed
+/// reload counts and the current workers' pids.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Procs {
+    pub reloads: u64,
+    pub failed: u64,
+    pub workers: Vec<u32>,
+}
+
+pub fn parse_show_proc(text: &str) -> Procs {
+    let mut p = Procs::default();
+    let mut section = "";
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(s) = line.strip_prefix("# ") {
+            section = s;
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.get(1).copied() {
+            Some("master") => {
+                p.reloads = f.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+                if let Some(i) = line.find("failed:") {
+                    p.failed = line[i + 7..]
+                        .trim()
+                        .trim_end_matches(|c: char| !c.is_ascii_digit())
+                        .split(']')
+                        .next()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0);
+                }
+            }
+            Some("worker") if section == "workers" => {
+                if let Ok(pid) = f[0].parse() {
+                    p.workers.push(pid);
+                }
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Prometheus lines from `show stat` CSV: per listener (frontend) and per
+/// backend and server, labelled with the listener uuid. `listeners` maps
+/// haproxy proxy names back to listeners.
+pub fn prometheus(csv: &str, listeners: &[&str]) -> String {
+    let mut lines = csv.lines();
+    let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
+        return String::new();
+    };
+    let cols: Vec<&str> = header.split(',').collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let (Some(px), Some(sv), Some(scur), Some(stot), Some(bin), Some(bout), Some(status)) = (
+        col("pxname"),
+        col("svname"),
+        col("scur"),
+        col("stot"),
+        col("bin"),
+        col("bout"),
+        col("status"),
+    ) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() <= status {
+            continue;
+        }
+        let name = f[px];
+        let Some(listener) = listeners
+            .iter()
+            .find(|l| name == **l || name.strip_prefix(**l).is_some_and(|r| r.starts_with('-')))
+        else {
+            continue;
+        };
+        let num = |i: usize| f[i].parse::<u64>().unwrap_or(0);
+        let up = u8::from(f[status].starts_with("UP") || f[status] == "OPEN");
+        let labels = match f[sv] {
+            "FRONTEND" => format!("listener=\"{listener}\""),
+            "BACKEND" => format!("listener=\"{listener}\",backend=\"{name}\""),
+            server => format!("listener=\"{listener}\",backend=\"{name}\",server=\"{server}\""),
+        };
+        let kind = match f[sv] {
+            "FRONTEND" => "listener",
+            "BACKEND" => "backend",
+            _ => "server",
+        };
+        out.push_str(&format!("vr_agent_lb_{kind}_up{{{labels}}} {up}\n"));
+        out.push_str(&format!(
+            "vr_agent_lb_sessions_current{{{labels}}} {}\n",
+            num(scur)
+        ));
+        out.push_str(&format!(
+            "vr_agent_lb_sessions_total{{{labels}}} {}\n",
+            num(stot)
+        ));
+        out.push_str(&format!(
+            "vr_agent_lb_bytes_in_total{{{labels}}} {}\n",
+            num(bin)
+        ));
+        out.push_str(&format!(
+            "vr_agent_lb_bytes_out_total{{{labels}}} {}\n",
+            num(bout)
+        ));
+    }
+    out
+}
+
+// ---------------------------------------------------------------- real
+
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+const STABLE: Duration = Duration::from_secs(30);
+const STOP_GRACE: Duration = Duration::from_secs(3);
+const READY: Duration = Duration::from_secs(15);
+
+#[derive(Default)]
+struct Shared {
+    pid: AtomicU32,
+    restarts: AtomicU64,
+}
+
+struct Supervisor {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Supervises one `haproxy -W -db -f <dir>/haproxy.cfg`.
+pub struct HaproxyProcess {
+    paths: Paths,
+    check: Paths,
+    binary: String,
+    shared: Arc<Shared>,
+    sup: tokio::sync::Mutex<Option<Supervisor>>,
+}
+
+impl HaproxyProcess {
+    /// Files in `dir`, certificates in `certs` (both created if missing).
+    pub fn new(dir: impl Into<PathBuf>, certs: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let (dir, certs) = (dir.into(), certs.into());
+        let paths = Paths::new(&dir, &certs);
+        let check = Paths::new(dir.join("check"), &certs);
+        std::fs::create_dir_all(paths.acl_dir())?;
+        std::fs::create_dir_all(check.acl_dir())?;
+        std::fs::create_dir_all(&certs)?;
+        std::fs::set_permissions(&certs, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        Ok(HaproxyProcess {
+            paths,
+            check,
+            binary: "haproxy".to_string(),
+            shared: Arc::default(),
+            sup: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.shared.pid.load(Ordering::SeqCst)).filter(|p| *p != 0)
+    }
+
+    async fn stop_supervisor(&self, sup: &mut Option<Supervisor>) {
+        if let Some(s) = sup.take() {
+            let _ = s.stop.send(());
+            let _ = s.task.await;
+        }
+    }
+
+    async fn procs(&self) -> Result<Procs, HaproxyError> {
+        api(&self.paths.master_sock(), "show proc")
+            .await
+            .map(|t| parse_show_proc(&t))
+    }
+
+    /// Waits until a worker not in `old` answers and the master counted
+    /// more than `reloads` reloads (start: `old` empty, `reloads` 0).
+    async fn wait_ready(
+        &self,
+        old: &[u32],
+        reloads: Option<(u64, u64)>,
+    ) -> Result<(), HaproxyError> {
+        let t = Instant::now();
+        let mut last = String::new();
+        while t.elapsed() < READY {
+            if self.pid().is_none() {
+                return Err(HaproxyError::NotReady("haproxy exited".into()));
+            }
+            match self.procs().await {
+                Ok(p) => {
+                    if let Some((r, f)) = reloads {
+                        if p.failed > f {
+                            return Err(HaproxyError::NotReady(
+                                "the master could not load the new config (see the haproxy log)"
+                                    .into(),
+                            ));
+                        }
+                        if p.reloads <= r {
+                            last = format!("reload count still {}", p.reloads);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            continue;
+                        }
+                    }
+                    if let Some(w) = p.workers.iter().find(|w| !old.contains(w)) {
+                        let probe =
+                            api(&self.paths.master_sock(), &format!("@!{w} show info")).await;
+                        match probe {
+                            Ok(s) if s.contains("Pid:") => return Ok(()),
+                            Ok(s) => last = format!("worker {w}: {}", s.trim()),
+                            Err(e) => last = e.to_string(),
+                        }
+                    } else {
+                        last = "no new worker yet".into();
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Err(HaproxyError::NotReady(last))
+    }
+
+    async fn start(&self, sup: &mut Option<Supervisor>) -> Result<(), HaproxyError> {
+        self.stop_supervisor(sup).await;
+        kill_strays(&self.paths.conf());
+        let _ = std::fs::remove_file(self.paths.master_sock());
+        let child = spawn_child(command(&self.binary, &self.paths), &self.shared)
+            .map_err(HaproxyError::Start)?;
+        tracing::info!(pid = child.id(), conf = %self.paths.conf().display(), "haproxy started");
+        let (tx, rx) = oneshot::channel();
+        let (binary, paths) = (self.binary.clone(), self.paths.clone());
+        let make = move || {
+            kill_strays(&paths.conf());
+            command(&binary, &paths)
+        };
+        let task = tokio::spawn(supervise(child, make, self.shared.clone(), rx));
+        *sup = Some(Supervisor { stop: tx, task });
+        self.wait_ready(&[], None).await
+    }
+}
+
+impl Drop for HaproxyProcess {
+    fn drop(&mut self) {
+        if let Some(s) = self.sup.get_mut().take() {
+            s.task.abort();
+        }
+    }
+}
+
+fn command(binary: &str, paths: &Paths) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.arg("-W")
+        .arg("-db")
+        .arg("-f")
+        .arg(paths.conf())
+        .arg("-p")
+        .arg(paths.pid())
+        .arg("-S")
+        .arg(format!("{},mode,600", paths.master_sock().display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn spawn_child(mut cmd: Command, shared: &Shared) -> std::io::Result<Child> {
+    let mut child = cmd.spawn()?;
+    let pid = child.id().unwrap_or(0);
+    shared.pid.store(pid, Ordering::SeqCst);
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(out).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                tracing::info!(target: "haproxy", pid, "{l}");
+            }
+        });
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(err).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if l.contains("[ALERT]") || l.contains("[WARNING]") {
+                    tracing::warn!(target: "haproxy", pid, "{l}");
+                } else {
+                    tracing::info!(target: "haproxy", pid, "{l}");
+                }
+            }
+        });
+    }
+    Ok(child)
+}
+
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SIGUSR1 would wait for every connection; SIGTERM stops now.
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+async fn supervise(
+    first: Child,
+    make: impl Fn() -> Command + Send + 'static,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut child = Some(first);
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let mut c = match child.take() {
+            Some(c) => c,
+            None => match spawn_child(make(), &shared) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start haproxy; retrying in {backoff:?}");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        let started = Instant::now();
+        tokio::select! {
+            _ = &mut stop => {
+                terminate(&mut c).await;
+                shared.pid.store(0, Ordering::SeqCst);
+                return;
+            }
+            status = c.wait() => {
+                shared.pid.store(0, Ordering::SeqCst);
+                let n = shared.restarts.fetch_add(1, Ordering::SeqCst) + 1;
+                if started.elapsed() >= STABLE {
+                    backoff = BACKOFF_MIN;
+                }
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                tracing::warn!(%status, restarts = n, "haproxy exited; restarting in {backoff:?}");
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// A haproxy (master or worker) left on our config by an agent that was
+/// killed holds the listeners' ports; end it first.
+fn kill_strays(conf: &Path) {
+    let arg = conf.as_os_str().as_encoded_bytes();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let me = std::process::id() as i32;
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_ours = args.windows(2).any(|w| w[0] == b"-f" && w[1] == arg)
+            && args.first().is_some_and(|a| a.ends_with(b"haproxy"));
+        if is_ours {
+            tracing::warn!(pid, "ending a haproxy left over from an earlier agent");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+#[async_trait]
+impl Haproxy for HaproxyProcess {
+    fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    fn check_paths(&self) -> &Paths {
+        &self.check
+    }
+
+    async fn check(&self, files: &Files) -> Result<(), HaproxyError> {
+        write_files(&self.check, files).await?;
+        let conf = self.check.conf();
+        runner::run(
+            &self.binary,
+            &["-c", "-q", "-f", conf.to_str().unwrap_or("")],
+            None,
+        )
+        .await
+        .map(drop)
+        .map_err(HaproxyError::Check)
+    }
+
+    async fn write(&self, files: &Files) -> Result<(), HaproxyError> {
+        write_files(&self.paths, files).await
+    }
+
+    async fn reload(&self) -> Result<(), HaproxyError> {
+        let mut sup = self.sup.lock().await;
+        let (Some(pid), Ok(procs)) = (self.pid(), self.procs().await) else {
+            return self.start(&mut sup).await;
+        };
+        // Keep health and weights across the reload.
+        match api(&self.paths.stats_sock(), "show servers state").await {
+            Ok(state) => write_atomic(&self.paths.server_state(), state.as_bytes(), 0o600).await?,
+            Err(e) => tracing::warn!(error = %e, "cannot save server state before reload"),
+        }
+        kill(Pid::from_raw(pid as i32), Signal::SIGUSR2)
+            .map_err(|source| HaproxyError::Signal { pid, source })?;
+        self.wait_ready(&procs.workers, Some((procs.reloads, procs.failed)))
+            .await
+    }
+
+    async fn stop(&self) -> Result<(), HaproxyError> {
+        let mut sup = self.sup.lock().await;
+        self.stop_supervisor(&mut sup).await;
+        Ok(())
+    }
+
+    async fn write_cert(&self, uuid: &str, pem: &str) -> Result<(), HaproxyError> {
+        write_atomic(&self.paths.cert(uuid), pem.as_bytes(), 0o600).await
+    }
+
+    async fn remove_certs_except(&self, keep: &BTreeSet<String>) -> Result<usize, HaproxyError> {
+        let mut n = 0;
+        let Ok(mut dir) = tokio::fs::read_dir(&self.paths.certs).await else {
+            return Ok(0);
+        };
+        while let Ok(Some(e)) = dir.next_entry().await {
+            let path = e.path();
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if path.extension().is_some_and(|x| x == "pem") && !keep.contains(stem) {
+                tokio::fs::remove_file(&path)
+                    .await
+                    .map_err(|source| HaproxyError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn stats(&self) -> Result<Option<String>, HaproxyError> {
+        if self.pid().is_none() {
+            return Ok(None);
+        }
+        api(&self.paths.stats_sock(), "show stat").await.map(Some)
+    }
+
+    fn restarts(&self) -> u64 {
+        self.shared.restarts.load(Ordering::SeqCst)
+    }
+}
+
+// ---------------------------------------------------------------- fake
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Check(String),
+    Write(Files),
+    Reload,
+    Stop,
+    Cert(String),
+    RemoveCertsExcept(BTreeSet<String>),
+}
+
+/// Records calls; `check` fails for a config containing `fail_check_on`.
+pub struct FakeHaproxy {
+    paths: Paths,
+    check: Paths,
+    pub calls: Mutex<Vec<Call>>,
+    pub fail_check_on: Mutex<Option<String>>,
+    pub stat_csv: Mutex<Option<String>>,
+}
+
+impl FakeHaproxy {
+    pub fn new() -> FakeHaproxy {
+        FakeHaproxy {
+            paths: Paths::new("/fake/haproxy", "/fake/certificates"),
+            check: Paths::new("/fake/haproxy/check", "/fake/certificates"),
+            calls: Mutex::default(),
+            fail_check_on: Mutex::default(),
+            stat_csv: Mutex::default(),
+        }
+    }
+    pub fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+    fn record(&self, c: Call) {
+        self.calls.lock().unwrap().push(c);
+    }
+}
+
+impl Default for FakeHaproxy {
+    fn default() -> Self {
+        FakeHaproxy::new()
+    }
+}
+
+#[async_trait]
+impl Haproxy for FakeHaproxy {
+    fn paths(&self) -> &Paths {
+        &self.paths
+    }
+    fn check_paths(&self) -> &Paths {
+        &self.check
+    }
+    async fn check(&self, files: &Files) -> Result<(), HaproxyError> {
+        self.record(Call::Check(files.conf.clone()));
+        match &*self.fail_check_on.lock().unwrap() {
+            Some(s) if files.conf.contains(s.as_str()) => {
+                Err(HaproxyError::Check(RunError::Failed {
+                    program: "haproxy".into(),
+                    status: "exit status: 1".into(),
+                    stderr: format!("[ALERT] bad config near {s}"),
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+    async fn write(&self, files: &Files) -> Result<(), HaproxyError> {
+        self.record(Call::Write(files.clone()));
+        Ok(())
+    }
+    async fn reload(&self) -> Result<(), HaproxyError> {
+        self.record(Call::Reload);
+        Ok(())
+    }
+    async fn stop(&self) -> Result<(), HaproxyError> {
+        self.record(Call::Stop);
+        Ok(())
+    }
+    async fn write_cert(&self, uuid: &str, _pem: &str) -> Result<(), HaproxyError> {
+        self.record(Call::Cert(uuid.to_string()));
+        Ok(())
+    }
+    async fn remove_certs_except(&self, keep: &BTreeSet<String>) -> Result<usize, HaproxyError> {
+        self.record(Call::RemoveCertsExcept(keep.clone()));
+        Ok(0)
+    }
+    async fn stats(&self) -> Result<Option<String>, HaproxyError> {
+        Ok(self.stat_csv.lock().unwrap().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_become_prometheus_lines() {
+        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n\
+web,FRONTEND,,,2,5,100,42,1000,2000,0,0,0,,,,,OPEN,\n\
+web,s-192.168.100.11,0,0,1,3,,20,500,900,,0,,0,0,0,0,UP,1\n\
+web-g1,s-192.168.100.12,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1\n\
+web,BACKEND,0,0,1,3,,20,500,900,0,0,,0,0,0,0,UP,3\n\
+stats,FRONTEND,,,0,0,0,0,0,0,0,0,0,,,,,OPEN,\n";
+        let text = prometheus(csv, &["web"]);
+        assert!(
+            text.contains("vr_agent_lb_listener_up{listener=\"web\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vr_agent_lb_sessions_total{listener=\"web\"} 42\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "vr_agent_lb_server_up{listener=\"web\",backend=\"web\",server=\"s-192.168.100.11\"} 1\n"
+        ), "{text}");
+        assert!(text.contains(
+            "vr_agent_lb_server_up{listener=\"web\",backend=\"web-g1\",server=\"s-192.168.100.12\"} 0\n"
+        ), "{text}");
+        assert!(!text.contains("stats"), "{text}");
+    }
+
+    #[test]
+    fn show_proc_is_parsed() {
+        let text = "#<PID>          <type>          <reloads>       <uptime>        <version>      \n\
+10921           master          3 [failed: 1]   0d00h00m04s     2.6.12-1+deb12u4\n\
+# workers\n\
+11134           worker          0               0d00h00m01s     2.6.12-1+deb12u4\n\
+# old workers\n\
+10926           worker          1               0d00h00m01s     2.6.12-1+deb12u4\n\
+# programs\n\n";
+        assert_eq!(
+            parse_show_proc(text),
+            Procs {
+                reloads: 3,
+                failed: 1,
+                workers: vec![11134]
+            }
+        );
+    }
+}
