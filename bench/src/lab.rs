@@ -10,6 +10,10 @@
 //! ```
 //! `pub` routes the benchmark VIP ranges (172.21/16, 172.22/16, 172.23/16)
 //! to the router's public address, so no VIP needs to be an address.
+//!
+//! [`Lab::with_backends`] (as in vr-agent/tests/common) puts the VR's eth2,
+//! the tenant and `n` backend guests (192.168.100.11, .12, ...) on a bridge
+//! in a `lan` namespace instead of the direct veth.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -30,6 +34,9 @@ pub const GUEST: &str = "192.168.100.10";
 pub struct Lab {
     agent: Proc,
     _state: TempDir,
+    /// Backend guests 192.168.100.11.. (empty unless [`Lab::with_backends`]).
+    pub backends: Vec<Netns>,
+    _lan: Option<Netns>,
     pub tenant: Netns,
     pub public: Netns,
     pub ctl: Netns,
@@ -38,13 +45,43 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(agent_bin: &Path) -> Result<Lab> {
+        Lab::with_backends(agent_bin, 0)
+    }
+
+    /// The lab plus `n` backend guests (192.168.100.11..): with n > 0 the
+    /// VR's eth2, the tenant and the backends are ports of a bridge `br0`
+    /// in a `lan` namespace.
+    pub fn with_backends(agent_bin: &Path, n: usize) -> Result<Lab> {
         let vr = Netns::new("vr")?;
         let ctl = Netns::new("ctl")?;
         let public = Netns::new("pub")?;
         let tenant = Netns::new("ten")?;
         testbed::veth(&vr, "eth0", &ctl, "eth0")?;
         testbed::veth(&vr, "eth1", &public, "eth0")?;
-        testbed::veth(&vr, "eth2", &tenant, "eth0")?;
+        let mut backends = vec![];
+        let lan = if n == 0 {
+            testbed::veth(&vr, "eth2", &tenant, "eth0")?;
+            None
+        } else {
+            let lan = Netns::new("lan")?;
+            testbed::bridge(&lan, "br0")?;
+            testbed::veth(&vr, "eth2", &lan, "p-vr")?;
+            testbed::enslave(&lan, "p-vr", "br0")?;
+            testbed::veth(&tenant, "eth0", &lan, "p-ten")?;
+            testbed::enslave(&lan, "p-ten", "br0")?;
+            for i in 0..n {
+                let b = Netns::new(&format!("be{i}"))?;
+                let port = format!("p-be{i}");
+                testbed::veth(&b, "eth0", &lan, &port)?;
+                testbed::enslave(&lan, &port, "br0")?;
+                testbed::addr(&b, "eth0", &format!("192.168.100.{}/24", 11 + i))?;
+                testbed::route(&b, "default via 192.168.100.1")?;
+                // The backends close first: no TIME_WAIT to trip a reused port.
+                b.sysctl("net.ipv4.tcp_max_tw_buckets", "0")?;
+                backends.push(b);
+            }
+            Some(lan)
+        };
         testbed::set_mac(&vr, "eth0", MGMT_MAC)?;
         testbed::set_mac(&vr, "eth1", PUB_MAC)?;
         testbed::set_mac(&vr, "eth2", PRIV_MAC)?;
@@ -80,6 +117,8 @@ impl Lab {
         let lab = Lab {
             agent,
             _state: state,
+            backends,
+            _lan: lan,
             tenant,
             public,
             ctl,

@@ -1,10 +1,10 @@
 //! Benchmark harness (DESIGN.md section 9). Run as root:
 //!
 //! ```text
-//! cargo run --release -p bench -- nat|dhcp|bridge [--out BENCHMARKS.md] [--no-build]
+//! cargo run --release -p bench -- nat|dhcp|bridge|lb [--out BENCHMARKS.md] [--no-build]
 //! ```
 //!
-//! It builds the agent it measures (`vr-agent` for nat and dhcp,
+//! It builds the agent it measures (`vr-agent` for nat, dhcp and lb,
 //! `kvm-agent` for bridge) in release (unless `--no-build`), measures in
 //! namespaces of its own, prints the tables and replaces its section of
 //! BENCHMARKS.md (between `<!-- AREA:begin -->` and `<!-- AREA:end -->`).
@@ -13,6 +13,7 @@
 mod bridge;
 mod dhcp;
 mod lab;
+mod lb;
 mod nat;
 mod report;
 mod stats;
@@ -23,7 +24,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: bench nat|dhcp|bridge [--out FILE] [--no-build]";
+const USAGE: &str = "usage: bench nat|dhcp|bridge|lb [--out FILE] [--no-build]";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -55,6 +56,10 @@ fn main() -> Result<()> {
         Some("dhcp") => {
             let agent = release_binary(&root, build, "vr-agent")?;
             dhcp::run(&agent)?
+        }
+        Some("lb") => {
+            let agent = release_binary(&root, build, "vr-agent")?;
+            lb::run(&agent)?
         }
         Some("bridge") => {
             let agent = release_binary(&root, build, "kvm-agent")?;

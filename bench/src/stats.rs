@@ -28,3 +28,14 @@ pub fn mb_f(kb: u64) -> f64 {
 pub fn mb(kb: u64) -> String {
     format!("{:.1} MB", mb_f(kb))
 }
+
+/// The `p`th percentile (nearest rank, 0 < p <= 100).
+pub fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
