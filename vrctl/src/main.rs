@@ -33,6 +33,42 @@ enum Cmd {
         #[command(subcommand)]
         cmd: VrCmd,
     },
+    /// A compute host's kvm-agent.
+    Host {
+        /// The host's agent, e.g. http://10.0.0.21:7070.
+        #[arg(long)]
+        agent: String,
+        #[command(subcommand)]
+        cmd: HostCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostCmd {
+    /// Connect the host (it reports VM events to `--send-command-url`).
+    Connect {
+        #[arg(long)]
+        uuid: String,
+        #[arg(long, default_value = "")]
+        send_command_url: String,
+    },
+    /// Put a bridge over a NIC (the NIC's addresses and routes move onto it).
+    Bridge {
+        #[arg(long)]
+        nic: String,
+        #[arg(long)]
+        bridge: String,
+        #[arg(long)]
+        vlan: Option<u16>,
+        /// Check the bridge instead of creating it.
+        #[arg(long, conflicts_with = "delete")]
+        check: bool,
+        /// Delete the bridge, putting the NIC's addresses back.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// What the host has free for VMs.
+    Capacity,
 }
 
 #[derive(Subcommand)]
@@ -107,7 +143,55 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     match &args.cmd {
         Cmd::Vr { cmd } => vr(&args, cmd).await,
+        Cmd::Host { agent, cmd } => host(&args, agent, cmd).await,
     }
+}
+
+async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
+    let c = client(args, agent).await?;
+    let (path, body) = match cmd {
+        HostCmd::Connect {
+            uuid,
+            send_command_url,
+        } => (
+            "/host/connect".to_string(),
+            json!({"hostUuid": uuid, "sendCommandUrl": send_command_url}),
+        ),
+        HostCmd::Bridge {
+            nic,
+            bridge,
+            vlan,
+            check,
+            delete,
+        } => {
+            let kind = if vlan.is_some() { "l2vlan" } else { "l2novlan" };
+            let verb = if *check {
+                "checkbridge"
+            } else if *delete {
+                "deletebridge"
+            } else {
+                "createbridge"
+            };
+            (
+                format!("/network/{kind}/{verb}"),
+                json!({"physicalInterfaceName": nic, "bridgeName": bridge, "vlan": vlan}),
+            )
+        }
+        HostCmd::Capacity => ("/host/capacity".to_string(), json!({})),
+    };
+    let t = Instant::now();
+    let reply = c.call(&path, &body).await?;
+    if args.json {
+        println!("{reply}");
+    } else {
+        println!("ok  {path}  ({} ms)", t.elapsed().as_millis());
+        if let Some(o) = reply.as_object() {
+            for (k, v) in o.iter().filter(|(k, _)| *k != "success" && *k != "error") {
+                println!("  {k:<22} {v}");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {

@@ -179,3 +179,101 @@ fn an_agent_of_the_wrong_kind_is_named_not_timed_out() {
     );
     assert!(t.elapsed() < Duration::from_secs(5));
 }
+
+/// kvm-agent's binary from the same target directory (cargo builds every
+/// binary of the workspace before it runs any test).
+fn kvm_agent_bin() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_vrctl"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = dir.join("kvm-agent");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p kvm-agent` (the workspace test run builds it)",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn host_connect_bridge_and_capacity() {
+    testbed::require_privileged!();
+    let host = Netns::new("chost").unwrap();
+    let gw = Netns::new("cgw").unwrap();
+    testbed::veth(&host, "eth0", &gw, "eth0").unwrap();
+    testbed::addr(&host, "eth0", "10.10.0.5/24").unwrap();
+    testbed::addr(&gw, "eth0", "10.10.0.1/24").unwrap();
+    testbed::route(&host, "default via 10.10.0.1").unwrap();
+    let tmp = TempDir::new("vrctlhost").unwrap();
+    let bin = kvm_agent_bin();
+    let _agent = testbed::Proc::start(host.command(
+        bin.to_str().unwrap(),
+        &[
+            "--listen",
+            "127.0.0.1:7070",
+            "--state-dir",
+            tmp.path().to_str().unwrap(),
+            "--libvirt-uri",
+            "test:///default",
+        ],
+    ))
+    .unwrap();
+    let url = "http://127.0.0.1:7070";
+    assert!(testbed::wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            testbed::http_post(&host, &format!("{url}/host/echo"), "{}", &[])
+                .is_ok_and(|r| r.0 == 200)
+        }
+    ));
+    let (ok, out) = vrctl(
+        &host,
+        &[
+            "host",
+            "--agent",
+            url,
+            "connect",
+            "--uuid",
+            "3f1c2b7e9a5d4e0f8b6a1c2d3e4f5a6b",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = vrctl(
+        &host,
+        &[
+            "host", "--agent", url, "bridge", "--nic", "eth0", "--bridge", "br_eth0",
+        ],
+    );
+    assert!(ok, "{out}");
+    let a = host.sh("ip -4 -o addr show dev br_eth0").unwrap();
+    assert!(a.contains("10.10.0.5/24"), "{a}");
+    assert!(testbed::ping(&host, "10.10.0.1", 1));
+    let (ok, out) = vrctl(
+        &host,
+        &[
+            "host", "--agent", url, "bridge", "--nic", "eth0", "--bridge", "br_eth0", "--check",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = vrctl(&host, &["--json", "host", "--agent", url, "capacity"]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(
+        v["totalMemory"].as_u64().unwrap_or(0) > 0 || v["cpuNum"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
+    let (ok, out) = vrctl(
+        &host,
+        &[
+            "host", "--agent", url, "bridge", "--nic", "eth0", "--bridge", "br_eth0", "--delete",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        host.sh("ip -4 -o addr show dev eth0")
+            .unwrap()
+            .contains("10.10.0.5/24")
+    );
+}
