@@ -4,21 +4,16 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use common::net::{IfName, Mac};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::process::Command;
 
 use super::runner::{self, RunError};
+use super::supervisor::{Supervised, kill_strays};
 use crate::plan::dnsmasq::{Action, Files, Paths};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,31 +89,11 @@ pub async fn apply(
 
 // ---------------------------------------------------------------- real
 
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// A child that ran this long resets the backoff.
-const STABLE: Duration = Duration::from_secs(30);
-const STOP_GRACE: Duration = Duration::from_secs(3);
-
-#[derive(Default)]
-struct Shared {
-    /// Pid of the running child, 0 when none.
-    pid: AtomicU32,
-    /// Unplanned exits (crashes) since creation.
-    restarts: AtomicU64,
-}
-
-struct Supervisor {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
 /// Supervises one `dnsmasq --keep-in-foreground --conf-file=<dir>/dnsmasq.conf`.
 pub struct DnsmasqProcess {
     paths: Paths,
     binary: String,
-    shared: Arc<Shared>,
-    sup: tokio::sync::Mutex<Option<Supervisor>>,
+    child: Supervised,
 }
 
 impl DnsmasqProcess {
@@ -130,144 +105,23 @@ impl DnsmasqProcess {
         Ok(DnsmasqProcess {
             paths,
             binary: "dnsmasq".to_string(),
-            shared: Arc::default(),
-            sup: tokio::sync::Mutex::new(None),
+            child: Supervised::new("dnsmasq"),
         })
     }
 
     /// Pid of the running dnsmasq, if any.
     pub fn pid(&self) -> Option<u32> {
-        Some(self.shared.pid.load(Ordering::SeqCst)).filter(|p| *p != 0)
+        self.child.pid()
     }
 
     /// How often dnsmasq died and was restarted by the supervisor.
     pub fn restarts(&self) -> u64 {
-        self.shared.restarts.load(Ordering::SeqCst)
-    }
-
-    async fn stop_supervisor(&self, sup: &mut Option<Supervisor>) {
-        if let Some(s) = sup.take() {
-            let _ = s.stop.send(());
-            let _ = s.task.await;
-        }
+        self.child.restarts()
     }
 }
 
-impl Drop for DnsmasqProcess {
-    fn drop(&mut self) {
-        // Aborting the task drops the Child, whose kill_on_drop kills dnsmasq.
-        if let Some(s) = self.sup.get_mut().take() {
-            s.task.abort();
-        }
-    }
-}
-
-fn command(binary: &str, conf: &Path) -> Command {
-    let mut cmd = Command::new(binary);
-    cmd.arg("--keep-in-foreground")
-        .arg(format!("--conf-file={}", conf.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-fn spawn_child(mut cmd: Command, shared: &Shared) -> std::io::Result<Child> {
-    let mut child = cmd.spawn()?;
-    shared.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
-    if let Some(err) = child.stderr.take() {
-        let pid = child.id().unwrap_or(0);
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(err).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                tracing::info!(target: "dnsmasq", pid, "{l}");
-            }
-        });
-    }
-    Ok(child)
-}
-
-async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
-            return;
-        }
-    }
-    let _ = child.kill().await;
-}
-
-/// Keeps dnsmasq running until `stop` fires: a child that exits is
-/// restarted after a backoff that doubles up to [`BACKOFF_MAX`].
-async fn supervise(
-    first: Child,
-    make: impl Fn() -> Command + Send + 'static,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut child = Some(first);
-    let mut backoff = BACKOFF_MIN;
-    loop {
-        let mut c = match child.take() {
-            Some(c) => c,
-            None => match spawn_child(make(), &shared) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot start dnsmasq; retrying in {backoff:?}");
-                    tokio::select! {
-                        _ = &mut stop => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    continue;
-                }
-            },
-        };
-        let started = Instant::now();
-        tokio::select! {
-            _ = &mut stop => {
-                terminate(&mut c).await;
-                shared.pid.store(0, Ordering::SeqCst);
-                return;
-            }
-            status = c.wait() => {
-                shared.pid.store(0, Ordering::SeqCst);
-                let n = shared.restarts.fetch_add(1, Ordering::SeqCst) + 1;
-                if started.elapsed() >= STABLE {
-                    backoff = BACKOFF_MIN;
-                }
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                tracing::warn!(%status, restarts = n, "dnsmasq exited; restarting in {backoff:?}");
-                tokio::select! {
-                    _ = &mut stop => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-    }
-}
-
-/// A dnsmasq left running on our config by an agent that was killed (its
-/// children outlive it) holds the DHCP and DNS ports; end it first.
-fn kill_strays(conf: &Path) {
-    let arg = format!("--conf-file={}", conf.display());
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-            continue;
-        };
-        if cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
-            tracing::warn!(pid, "ending a dnsmasq left over from an earlier agent");
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
+fn conf_arg(conf: &Path) -> String {
+    format!("--conf-file={}", conf.display())
 }
 
 async fn write_atomic(path: &Path, contents: &str) -> Result<(), DnsmasqError> {
@@ -320,23 +174,24 @@ impl Dnsmasq for DnsmasqProcess {
     }
 
     async fn restart(&self) -> Result<(), DnsmasqError> {
-        let mut sup = self.sup.lock().await;
-        self.stop_supervisor(&mut sup).await;
-        kill_strays(&self.paths.conf());
-        let child = spawn_child(command(&self.binary, &self.paths.conf()), &self.shared)
-            .map_err(DnsmasqError::Start)?;
-        tracing::info!(pid = child.id(), conf = %self.paths.conf().display(), "dnsmasq started");
-        let (tx, rx) = oneshot::channel();
-        let (binary, conf) = (self.binary.clone(), self.paths.conf());
-        let make = move || command(&binary, &conf);
-        let task = tokio::spawn(supervise(child, make, self.shared.clone(), rx));
-        *sup = Some(Supervisor { stop: tx, task });
-        Ok(())
+        self.child.stop().await;
+        // A dnsmasq left on our config by a killed agent holds the DHCP and DNS ports.
+        let arg = conf_arg(&self.paths.conf());
+        kill_strays("dnsmasq", |args| args.contains(&arg.as_bytes()));
+        let (binary, arg) = (self.binary.clone(), arg.clone());
+        self.child
+            .start(move || {
+                let mut cmd = Command::new(&binary);
+                cmd.arg("--keep-in-foreground").arg(&arg);
+                cmd
+            })
+            .await
+            .map(drop)
+            .map_err(DnsmasqError::Start)
     }
 
     async fn stop(&self) -> Result<(), DnsmasqError> {
-        let mut sup = self.sup.lock().await;
-        self.stop_supervisor(&mut sup).await;
+        self.child.stop().await;
         Ok(())
     }
 

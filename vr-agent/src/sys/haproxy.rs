@@ -14,19 +14,17 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::process::Command;
+
+use super::supervisor::{Supervised, kill_strays};
 
 use super::runner::{self, RunError};
 use crate::plan::haproxy::{Files, Paths};
@@ -268,30 +266,16 @@ pub fn prometheus(csv: &str, listeners: &[&str]) -> String {
 
 // ---------------------------------------------------------------- real
 
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-const STABLE: Duration = Duration::from_secs(30);
-const STOP_GRACE: Duration = Duration::from_secs(3);
 const READY: Duration = Duration::from_secs(15);
-
-#[derive(Default)]
-struct Shared {
-    pid: AtomicU32,
-    restarts: AtomicU64,
-}
-
-struct Supervisor {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
 
 /// Supervises one `haproxy -W -db -f <dir>/haproxy.cfg`.
 pub struct HaproxyProcess {
     paths: Paths,
     check: Paths,
     binary: String,
-    shared: Arc<Shared>,
-    sup: tokio::sync::Mutex<Option<Supervisor>>,
+    child: Supervised,
+    /// Serialises starts and reloads.
+    op: tokio::sync::Mutex<()>,
 }
 
 impl HaproxyProcess {
@@ -308,20 +292,13 @@ impl HaproxyProcess {
             paths,
             check,
             binary: "haproxy".to_string(),
-            shared: Arc::default(),
-            sup: tokio::sync::Mutex::new(None),
+            child: Supervised::new("haproxy"),
+            op: tokio::sync::Mutex::new(()),
         })
     }
 
     pub fn pid(&self) -> Option<u32> {
-        Some(self.shared.pid.load(Ordering::SeqCst)).filter(|p| *p != 0)
-    }
-
-    async fn stop_supervisor(&self, sup: &mut Option<Supervisor>) {
-        if let Some(s) = sup.take() {
-            let _ = s.stop.send(());
-            let _ = s.task.await;
-        }
+        self.child.pid()
     }
 
     async fn procs(&self) -> Result<Procs, HaproxyError> {
@@ -377,30 +354,20 @@ impl HaproxyProcess {
         Err(HaproxyError::NotReady(last))
     }
 
-    async fn start(&self, sup: &mut Option<Supervisor>) -> Result<(), HaproxyError> {
-        self.stop_supervisor(sup).await;
-        kill_strays(&self.paths.conf());
+    /// (Re)start haproxy; the caller holds `op`.
+    async fn start(&self) -> Result<(), HaproxyError> {
+        self.child.stop().await;
+        kill_strays_on(&self.paths.conf());
         let _ = std::fs::remove_file(self.paths.master_sock());
-        let child = spawn_child(command(&self.binary, &self.paths), &self.shared)
-            .map_err(HaproxyError::Start)?;
-        tracing::info!(pid = child.id(), conf = %self.paths.conf().display(), "haproxy started");
-        let (tx, rx) = oneshot::channel();
         let (binary, paths) = (self.binary.clone(), self.paths.clone());
-        let make = move || {
-            kill_strays(&paths.conf());
-            command(&binary, &paths)
-        };
-        let task = tokio::spawn(supervise(child, make, self.shared.clone(), rx));
-        *sup = Some(Supervisor { stop: tx, task });
+        self.child
+            .start(move || {
+                kill_strays_on(&paths.conf());
+                command(&binary, &paths)
+            })
+            .await
+            .map_err(HaproxyError::Start)?;
         self.wait_ready(&[], None).await
-    }
-}
-
-impl Drop for HaproxyProcess {
-    fn drop(&mut self) {
-        if let Some(s) = self.sup.get_mut().take() {
-            s.task.abort();
-        }
     }
 }
 
@@ -413,127 +380,18 @@ fn command(binary: &str, paths: &Paths) -> Command {
         .arg("-p")
         .arg(paths.pid())
         .arg("-S")
-        .arg(format!("{},mode,600", paths.master_sock().display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .arg(format!("{},mode,600", paths.master_sock().display()));
     cmd
-}
-
-fn spawn_child(mut cmd: Command, shared: &Shared) -> std::io::Result<Child> {
-    let mut child = cmd.spawn()?;
-    let pid = child.id().unwrap_or(0);
-    shared.pid.store(pid, Ordering::SeqCst);
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(out).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                tracing::info!(target: "haproxy", pid, "{l}");
-            }
-        });
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(err).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                if l.contains("[ALERT]") || l.contains("[WARNING]") {
-                    tracing::warn!(target: "haproxy", pid, "{l}");
-                } else {
-                    tracing::info!(target: "haproxy", pid, "{l}");
-                }
-            }
-        });
-    }
-    Ok(child)
-}
-
-async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        // SIGUSR1 would wait for every connection; SIGTERM stops now.
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
-            return;
-        }
-    }
-    let _ = child.kill().await;
-}
-
-async fn supervise(
-    first: Child,
-    make: impl Fn() -> Command + Send + 'static,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut child = Some(first);
-    let mut backoff = BACKOFF_MIN;
-    loop {
-        let mut c = match child.take() {
-            Some(c) => c,
-            None => match spawn_child(make(), &shared) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot start haproxy; retrying in {backoff:?}");
-                    tokio::select! {
-                        _ = &mut stop => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    continue;
-                }
-            },
-        };
-        let started = Instant::now();
-        tokio::select! {
-            _ = &mut stop => {
-                terminate(&mut c).await;
-                shared.pid.store(0, Ordering::SeqCst);
-                return;
-            }
-            status = c.wait() => {
-                shared.pid.store(0, Ordering::SeqCst);
-                let n = shared.restarts.fetch_add(1, Ordering::SeqCst) + 1;
-                if started.elapsed() >= STABLE {
-                    backoff = BACKOFF_MIN;
-                }
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                tracing::warn!(%status, restarts = n, "haproxy exited; restarting in {backoff:?}");
-                tokio::select! {
-                    _ = &mut stop => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-    }
 }
 
 /// A haproxy (master or worker) left on our config by an agent that was
 /// killed holds the listeners' ports; end it first.
-fn kill_strays(conf: &Path) {
+fn kill_strays_on(conf: &Path) {
     let arg = conf.as_os_str().as_encoded_bytes();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    let me = std::process::id() as i32;
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_ours = args.windows(2).any(|w| w[0] == b"-f" && w[1] == arg)
-            && args.first().is_some_and(|a| a.ends_with(b"haproxy"));
-        if is_ours {
-            tracing::warn!(pid, "ending a haproxy left over from an earlier agent");
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
+    kill_strays("haproxy", |args| {
+        args.windows(2).any(|w| w[0] == b"-f" && w[1] == arg)
+            && args.first().is_some_and(|a| a.ends_with(b"haproxy"))
+    });
 }
 
 #[async_trait]
@@ -564,9 +422,9 @@ impl Haproxy for HaproxyProcess {
     }
 
     async fn reload(&self) -> Result<(), HaproxyError> {
-        let mut sup = self.sup.lock().await;
+        let _op = self.op.lock().await;
         let (Some(pid), Ok(procs)) = (self.pid(), self.procs().await) else {
-            return self.start(&mut sup).await;
+            return self.start().await;
         };
         // Keep health and weights across the reload.
         match api(&self.paths.stats_sock(), "show servers state").await {
@@ -580,8 +438,8 @@ impl Haproxy for HaproxyProcess {
     }
 
     async fn stop(&self) -> Result<(), HaproxyError> {
-        let mut sup = self.sup.lock().await;
-        self.stop_supervisor(&mut sup).await;
+        let _op = self.op.lock().await;
+        self.child.stop().await;
         Ok(())
     }
 
@@ -618,7 +476,7 @@ impl Haproxy for HaproxyProcess {
     }
 
     fn restarts(&self) -> u64 {
-        self.shared.restarts.load(Ordering::SeqCst)
+        self.child.restarts()
     }
 }
 

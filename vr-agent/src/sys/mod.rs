@@ -9,6 +9,7 @@ pub mod memory;
 pub mod netlink;
 pub mod runner;
 pub mod store;
+pub mod supervisor;
 
 use std::sync::Arc;
 
