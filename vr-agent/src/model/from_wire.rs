@@ -17,29 +17,30 @@ pub struct FieldError {
     pub reason: String,
 }
 
-struct Entry(String);
+/// One entry of a request, by its position and identity, for errors.
+pub(crate) struct Entry(pub(crate) String);
 
 impl Entry {
-    fn err(&self, field: &'static str, reason: impl ToString) -> FieldError {
+    pub(crate) fn err(&self, field: &'static str, reason: impl ToString) -> FieldError {
         FieldError {
             entry: self.0.clone(),
             field,
             reason: reason.to_string(),
         }
     }
-    fn mac(&self, field: &'static str, s: &str) -> Result<Mac, FieldError> {
-        if s.is_empty() {
+    pub(crate) fn mac(&self, field: &'static str, s: &str) -> Result<Mac, FieldError> {
+        if s.trim().is_empty() {
             return Err(self.err(field, "is missing"));
         }
-        s.parse().map_err(|e| self.err(field, e))
+        s.trim().parse().map_err(|e| self.err(field, e))
     }
-    fn ip(&self, field: &'static str, s: &str) -> Result<Ipv4Addr, FieldError> {
-        if s.is_empty() {
+    pub(crate) fn ip(&self, field: &'static str, s: &str) -> Result<Ipv4Addr, FieldError> {
+        if s.trim().is_empty() {
             return Err(self.err(field, "is missing"));
         }
         parse_ipv4(s).map_err(|e| self.err(field, e))
     }
-    fn opt_ip(
+    pub(crate) fn opt_ip(
         &self,
         field: &'static str,
         s: &Option<String>,
@@ -49,11 +50,58 @@ impl Entry {
             Some(s) => self.ip(field, s).map(Some),
         }
     }
-    fn netmask(&self, field: &'static str, s: &str) -> Result<u8, FieldError> {
-        if s.is_empty() {
+    pub(crate) fn netmask(&self, field: &'static str, s: &str) -> Result<u8, FieldError> {
+        if s.trim().is_empty() {
             return Err(self.err(field, "is missing"));
         }
         netmask_prefix(s).map_err(|e| self.err(field, e))
+    }
+    pub(crate) fn opt_netmask(
+        &self,
+        field: &'static str,
+        s: &Option<String>,
+    ) -> Result<Option<u8>, FieldError> {
+        match s.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => netmask_prefix(s).map(Some).map_err(|e| self.err(field, e)),
+        }
+    }
+    pub(crate) fn mtu(
+        &self,
+        field: &'static str,
+        m: Option<i64>,
+    ) -> Result<Option<u32>, FieldError> {
+        match m {
+            None | Some(0) => Ok(None),
+            Some(m) if (68..=65535).contains(&m) => Ok(Some(m as u32)),
+            Some(m) => Err(self.err(field, format!("{m} is outside 68-65535"))),
+        }
+    }
+    /// A host or domain name: dot-separated labels of letters, digits, '-'
+    /// and '_', 1-63 bytes each, 253 in all. Anything else (newline, comma,
+    /// '#', whitespace, control characters) could inject a directive.
+    pub(crate) fn name(
+        &self,
+        field: &'static str,
+        s: &Option<String>,
+    ) -> Result<Option<String>, FieldError> {
+        let s = match s.as_deref().map(str::trim) {
+            None | Some("") => return Ok(None),
+            Some(s) => s.trim_end_matches('.'),
+        };
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(self.err(
+                field,
+                format!("{s:?} contains {c:?}, not allowed in a name"),
+            ));
+        }
+        if s.len() > 253 || s.split('.').any(|l| l.is_empty() || l.len() > 63) {
+            return Err(self.err(field, format!("{s:?} is not a valid DNS name")));
+        }
+        Ok(Some(s.to_ascii_lowercase()))
     }
 }
 
@@ -84,11 +132,7 @@ pub fn nic(i: usize, n: &vr::NicInfo) -> Result<Nic, FieldError> {
             ));
         }
     };
-    let mtu = match n.mtu {
-        None | Some(0) => None,
-        Some(m) if (68..=65535).contains(&m) => Some(m as u32),
-        Some(m) => return Err(e.err("mtu", format!("{m} is outside 68-65535"))),
-    };
+    let mtu = e.mtu("mtu", n.mtu)?;
     Ok(Nic {
         mac,
         ip,

@@ -18,11 +18,11 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use common::net::{IfName, Ipv4Net, Mac, netmask_prefix, parse_ipv4};
+use common::net::{IfName, Ipv4Net, Mac};
 use common::vr;
 use serde::{Deserialize, Serialize};
 
-use crate::model::from_wire::FieldError;
+use crate::model::from_wire::{Entry, FieldError};
 
 /// The DHCP server on one VR NIC (`DhcpServerInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,79 +224,6 @@ pub fn upsert(
 }
 
 // ---------------------------------------------------------------- wire -> model
-
-struct Entry(String);
-
-impl Entry {
-    fn err(&self, field: &'static str, reason: impl ToString) -> FieldError {
-        FieldError {
-            entry: self.0.clone(),
-            field,
-            reason: reason.to_string(),
-        }
-    }
-    fn mac(&self, field: &'static str, s: &str) -> Result<Mac, FieldError> {
-        if s.trim().is_empty() {
-            return Err(self.err(field, "is missing"));
-        }
-        s.trim().parse().map_err(|e| self.err(field, e))
-    }
-    fn ip(&self, field: &'static str, s: &str) -> Result<Ipv4Addr, FieldError> {
-        if s.trim().is_empty() {
-            return Err(self.err(field, "is missing"));
-        }
-        parse_ipv4(s).map_err(|e| self.err(field, e))
-    }
-    fn opt_ip(
-        &self,
-        field: &'static str,
-        s: &Option<String>,
-    ) -> Result<Option<Ipv4Addr>, FieldError> {
-        match s.as_deref().map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(s) => self.ip(field, s).map(Some),
-        }
-    }
-    fn opt_netmask(
-        &self,
-        field: &'static str,
-        s: &Option<String>,
-    ) -> Result<Option<u8>, FieldError> {
-        match s.as_deref().map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(s) => netmask_prefix(s).map(Some).map_err(|e| self.err(field, e)),
-        }
-    }
-    fn mtu(&self, field: &'static str, m: Option<i64>) -> Result<Option<u32>, FieldError> {
-        match m {
-            None | Some(0) => Ok(None),
-            Some(m) if (68..=65535).contains(&m) => Ok(Some(m as u32)),
-            Some(m) => Err(self.err(field, format!("{m} is outside 68-65535"))),
-        }
-    }
-    /// A host or domain name: dot-separated labels of letters, digits, '-'
-    /// and '_', 1-63 bytes each, 253 in all. Anything else (newline, comma,
-    /// '#', whitespace, control characters) could inject a directive.
-    fn name(&self, field: &'static str, s: &Option<String>) -> Result<Option<String>, FieldError> {
-        let s = match s.as_deref().map(str::trim) {
-            None | Some("") => return Ok(None),
-            Some(s) => s.trim_end_matches('.'),
-        };
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        {
-            return Err(self.err(
-                field,
-                format!("{s:?} contains {c:?}, not allowed in a name"),
-            ));
-        }
-        if s.len() > 253 || s.split('.').any(|l| l.is_empty() || l.len() > 63) {
-            return Err(self.err(field, format!("{s:?} is not a valid DNS name")));
-        }
-        Ok(Some(s.to_ascii_lowercase()))
-    }
-}
 
 /// One `DhcpInfo`. Inside a server (`/refreshDhcpServer`) the VR NIC and any
 /// missing netmask, gateway, DNS, domain and MTU come from the server.
