@@ -242,6 +242,30 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
             other => return Err(invalid("bootDev", other, "is not hd, cdrom, network or fd")),
         }
     }
+    // Our extension addons.directKernelBoot: the kernel, initramfs and
+    // command line come from host files (no boot loader in the image).
+    if let Some(k) = cmd.addons.direct_kernel_boot.as_ref() {
+        let abs = |field: &str, v: &str| {
+            if v.starts_with('/') {
+                Ok(())
+            } else {
+                Err(invalid(
+                    format!("addons.directKernelBoot.{field}"),
+                    v,
+                    "is not an absolute path",
+                ))
+            }
+        };
+        abs("kernel", &k.kernel)?;
+        let _ = writeln!(w, "    <kernel>{}</kernel>", esc(&k.kernel));
+        if !k.initrd.is_empty() {
+            abs("initrd", &k.initrd)?;
+            let _ = writeln!(w, "    <initrd>{}</initrd>", esc(&k.initrd));
+        }
+        if !k.cmdline.is_empty() {
+            let _ = writeln!(w, "    <cmdline>{}</cmdline>", esc(&k.cmdline));
+        }
+    }
     if cmd.use_boot_menu {
         let ms = cmd
             .boot_menu_splash_timeout

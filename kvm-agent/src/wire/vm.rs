@@ -47,6 +47,23 @@ pub struct StartVmCmd {
 pub struct Addons {
     /// The bootstrap channel for a VR, the guest-agent channel otherwise.
     pub channel: Option<ChannelTo>,
+    /// Our extension (ZStack's `StartVmCmd` has no such field): boot the
+    /// kernel and initramfs from host files instead of the disk's boot
+    /// loader (libvirt `<os><kernel>/<initrd>/<cmdline>`), for images built
+    /// without a boot loader, such as our VR image (`images/`).
+    /// `addons.directKernelBoot = {"kernel": "/abs/vmlinuz",
+    /// "initrd": "/abs/initrd.img", "cmdline": "root=/dev/vda rw console=ttyS0"}`.
+    pub direct_kernel_boot: Option<DirectKernelBootTo>,
+}
+
+/// `addons.directKernelBoot` (our extension, see [`Addons`]). `initrd` and
+/// `cmdline` are optional; paths must be absolute host paths.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DirectKernelBootTo {
+    pub kernel: String,
+    pub initrd: String,
+    pub cmdline: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

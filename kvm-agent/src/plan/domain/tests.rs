@@ -206,3 +206,55 @@ fn reboot_boot_order_rewrite() {
     assert_eq!(x.matches("<boot dev=").count(), 2);
     validate(&x, "reboot");
 }
+
+/// Our extension `addons.directKernelBoot`: `<kernel>`, `<initrd>` and
+/// `<cmdline>` inside `<os>`, valid for libvirt, paths checked.
+#[test]
+fn direct_kernel_boot_extension() {
+    let mut v: serde_json::Value = serde_json::from_str(F5).unwrap();
+    v["addons"]["directKernelBoot"] = serde_json::json!({
+        "kernel": "/srv/vr/vmlinuz", "initrd": "/srv/vr/initrd.img",
+        "cmdline": "root=/dev/vda rw console=ttyS0 quiet <&>"});
+    let cmd: StartVmCmd = decode(v.to_string().as_bytes()).unwrap();
+    let p = plan(&cmd, &opts(DomainType::Qemu)).unwrap();
+    let os = &p.xml[p.xml.find("  <os>").unwrap()..p.xml.find("  </os>").unwrap()];
+    assert!(
+        os.contains(
+            "    <kernel>/srv/vr/vmlinuz</kernel>\n    <initrd>/srv/vr/initrd.img</initrd>\n    \
+             <cmdline>root=/dev/vda rw console=ttyS0 quiet &lt;&amp;&gt;</cmdline>\n"
+        ),
+        "{os}"
+    );
+    validate(&p.xml, "dkb");
+    // Reboot keeps the kernel lines.
+    let x = with_boot_devs(&p.xml, &["hd".into()]);
+    assert!(x.contains("<kernel>/srv/vr/vmlinuz</kernel>"));
+    validate(&x, "dkbreboot");
+    // Without the addon nothing changes (the golden file covers F5).
+    assert!(
+        !plan(&f5(), &opts(DomainType::Qemu))
+            .unwrap()
+            .xml
+            .contains("<kernel>")
+    );
+    // Only the kernel is required; paths must be absolute.
+    v["addons"]["directKernelBoot"] = serde_json::json!({"kernel": "/k"});
+    let cmd: StartVmCmd = decode(v.to_string().as_bytes()).unwrap();
+    let p = plan(&cmd, &opts(DomainType::Qemu)).unwrap();
+    assert!(p.xml.contains("<kernel>/k</kernel>") && !p.xml.contains("<initrd>"));
+    validate(&p.xml, "dkbmin");
+    for (k, i, field) in [
+        ("vmlinuz", "", "kernel"),
+        ("", "", "kernel"),
+        ("/k", "initrd", "initrd"),
+    ] {
+        v["addons"]["directKernelBoot"] = serde_json::json!({"kernel": k, "initrd": i});
+        let cmd: StartVmCmd = decode(v.to_string().as_bytes()).unwrap();
+        let e = plan(&cmd, &opts(DomainType::Qemu)).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("field addons.directKernelBoot.{field}: "))
+                && e.ends_with("is not an absolute path"),
+            "{e}"
+        );
+    }
+}
