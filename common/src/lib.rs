@@ -5,4 +5,5 @@
 pub mod agent;
 pub mod callback;
 pub mod net;
+pub mod systemd;
 pub mod vr;

@@ -116,6 +116,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "kvm-agent serving");
+    if let Err(e) = common::systemd::notify_ready() {
+        tracing::warn!(error = %e, "cannot tell systemd we are ready");
+    }
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
