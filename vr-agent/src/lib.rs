@@ -87,6 +87,9 @@ pub async fn run(
     let drift = tokio::spawn(drift_loop(engine, cfg.drift_check));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, state_dir = %cfg.state_dir.display(), "vr-agent serving");
+    if let Err(e) = common::systemd::notify_ready() {
+        tracing::warn!(error = %e, "cannot tell systemd we are ready");
+    }
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await?;
