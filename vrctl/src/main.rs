@@ -33,6 +33,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: VrCmd,
     },
+    /// VMs on a compute host, through its kvm-agent.
+    Vm {
+        /// The host's agent, e.g. http://10.0.0.21:7070.
+        #[arg(long)]
+        agent: String,
+        #[command(subcommand)]
+        cmd: VmCmd,
+    },
     /// A compute host's kvm-agent.
     Host {
         /// The host's agent, e.g. http://10.0.0.21:7070.
@@ -40,6 +48,46 @@ enum Cmd {
         agent: String,
         #[command(subcommand)]
         cmd: HostCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum VmCmd {
+    /// Start a VM from a StartVmCmd body (JSON, the protocol's fields).
+    Start { file: PathBuf },
+    /// Push bootstrap info (JSON) into a VR's channel socket.
+    Bootstrap {
+        #[arg(long)]
+        socket: String,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        file: PathBuf,
+    },
+    /// Stop a VM: grace (ACPI, then destroy), cold or force.
+    Stop {
+        #[arg(long)]
+        uuid: String,
+        #[arg(long, default_value = "grace")]
+        r#type: String,
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    Reboot {
+        #[arg(long)]
+        uuid: String,
+    },
+    Destroy {
+        #[arg(long)]
+        uuid: String,
+    },
+    /// The real state of every VM on the host.
+    Sync,
+    /// The tail of a VM's serial console log.
+    Console {
+        #[arg(long)]
+        uuid: String,
+        #[arg(long, default_value_t = 4096)]
+        bytes: u64,
     },
 }
 
@@ -144,7 +192,61 @@ async fn main() -> Result<()> {
     match &args.cmd {
         Cmd::Vr { cmd } => vr(&args, cmd).await,
         Cmd::Host { agent, cmd } => host(&args, agent, cmd).await,
+        Cmd::Vm { agent, cmd } => vm(&args, agent, cmd).await,
     }
+}
+
+fn read_json(file: &PathBuf) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))
+}
+
+async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
+    let (path, body) = match cmd {
+        VmCmd::Start { file } => ("/vm/start", read_json(file)?),
+        VmCmd::Bootstrap {
+            socket,
+            timeout,
+            file,
+        } => (
+            "/appliancevm/setbootstrapinfo",
+            json!({"socketPath": socket, "bootStrapInfoTimeout": timeout, "info": read_json(file)?}),
+        ),
+        VmCmd::Stop {
+            uuid,
+            r#type,
+            timeout,
+        } => (
+            "/vm/stop",
+            json!({"uuid": uuid, "type": r#type, "timeout": timeout}),
+        ),
+        VmCmd::Reboot { uuid } => ("/vm/reboot", json!({"uuid": uuid})),
+        VmCmd::Destroy { uuid } => ("/vm/destroy", json!({"uuid": uuid})),
+        VmCmd::Sync => ("/vm/vmsync", json!({})),
+        VmCmd::Console { uuid, bytes } => {
+            ("/vm/console/tail", json!({"uuid": uuid, "maxBytes": bytes}))
+        }
+    };
+    let c = client(args, agent).await?;
+    let t = Instant::now();
+    let reply = c.call(path, &body).await?;
+    if args.json {
+        println!("{reply}");
+        return Ok(());
+    }
+    match cmd {
+        VmCmd::Sync => {
+            let states = reply["states"].as_object().cloned().unwrap_or_default();
+            println!("{:<34} state", "vm");
+            for (uuid, state) in states {
+                println!("{uuid:<34} {}", state.as_str().unwrap_or(""));
+            }
+        }
+        VmCmd::Console { .. } => print!("{}", reply["tail"].as_str().unwrap_or("")),
+        _ => println!("ok  {path}  ({} ms)", t.elapsed().as_millis()),
+    }
+    Ok(())
 }
 
 async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {

@@ -277,3 +277,70 @@ fn host_connect_bridge_and_capacity() {
             .contains("10.10.0.5/24")
     );
 }
+
+#[test]
+fn vm_lifecycle_through_kvm_agent_on_the_test_driver() {
+    testbed::require_privileged!();
+    let host = Netns::new("cvmhost").unwrap();
+    let tmp = TempDir::new("vrctlvm").unwrap();
+    let bin = kvm_agent_bin();
+    let _agent = testbed::Proc::start(host.command(
+        bin.to_str().unwrap(),
+        &[
+            "--listen",
+            "127.0.0.1:7070",
+            "--state-dir",
+            tmp.path().to_str().unwrap(),
+            "--libvirt-uri",
+            "test:///default",
+            "--console-log-dir",
+            tmp.path().join("console").to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let url = "http://127.0.0.1:7070";
+    assert!(testbed::wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            testbed::http_post(&host, &format!("{url}/host/echo"), "{}", &[])
+                .is_ok_and(|r| r.0 == 200)
+        }
+    ));
+    // The kvm protocol reference's F5 body, with a unique uuid and our socket dir.
+    let f5 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../kvm-agent/src/plan/domain/f5.json"
+    );
+    let mut body: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f5).unwrap()).unwrap();
+    let uuid = format!("{:032x}", std::process::id() as u128 * 7919);
+    body["vmInstanceUuid"] = serde_json::json!(uuid);
+    body["addons"]["channel"]["socketPath"] = serde_json::json!(
+        tmp.path()
+            .join(format!("sock/applianceVm.{uuid}"))
+            .to_str()
+            .unwrap()
+    );
+    let file = tmp.path().join("start.json");
+    std::fs::write(&file, body.to_string()).unwrap();
+    let vm = |args: &[&str]| {
+        let mut all = vec!["vm", "--agent", url];
+        all.extend_from_slice(args);
+        vrctl(&host, &all)
+    };
+    let (ok, out) = vm(&["start", file.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = vm(&["sync"]);
+    assert!(
+        ok && out.contains(&uuid) && out.contains("Running"),
+        "{out}"
+    );
+    let (ok, out) = vm(&["stop", "--uuid", &uuid, "--type", "cold"]);
+    assert!(ok, "{out}");
+    let (ok, out) = vm(&["sync"]);
+    assert!(ok && !out.contains(&uuid), "{out}");
+    // Stopping or destroying a VM that is gone succeeds, as the protocol says.
+    let (ok, out) = vm(&["destroy", "--uuid", &uuid]);
+    assert!(ok, "{out}");
+}
