@@ -196,6 +196,32 @@ fn kvm_agent_bin() -> std::path::PathBuf {
     bin
 }
 
+/// kvm-agent on libvirt's test driver in `ns`, answering on 127.0.0.1:7070.
+fn start_kvm_agent(ns: &Netns, state: &TempDir) -> (testbed::Proc, &'static str) {
+    let bin = kvm_agent_bin();
+    let console = state.path().join("console");
+    let agent = testbed::Proc::start(ns.command(
+        bin.to_str().unwrap(),
+        &[
+            "--listen",
+            "127.0.0.1:7070",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--libvirt-uri",
+            "test:///default",
+            "--console-log-dir",
+            console.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let url = "http://127.0.0.1:7070";
+    let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        testbed::http_post(ns, &format!("{url}/host/echo"), "{}", &[]).is_ok_and(|r| r.0 == 200)
+    });
+    assert!(up, "kvm-agent did not answer:\n{}", agent.log());
+    (agent, url)
+}
+
 #[test]
 fn host_connect_bridge_and_capacity() {
     testbed::require_privileged!();
@@ -206,28 +232,7 @@ fn host_connect_bridge_and_capacity() {
     testbed::addr(&gw, "eth0", "10.10.0.1/24").unwrap();
     testbed::route(&host, "default via 10.10.0.1").unwrap();
     let tmp = TempDir::new("vrctlhost").unwrap();
-    let bin = kvm_agent_bin();
-    let _agent = testbed::Proc::start(host.command(
-        bin.to_str().unwrap(),
-        &[
-            "--listen",
-            "127.0.0.1:7070",
-            "--state-dir",
-            tmp.path().to_str().unwrap(),
-            "--libvirt-uri",
-            "test:///default",
-        ],
-    ))
-    .unwrap();
-    let url = "http://127.0.0.1:7070";
-    assert!(testbed::wait_until(
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || {
-            testbed::http_post(&host, &format!("{url}/host/echo"), "{}", &[])
-                .is_ok_and(|r| r.0 == 200)
-        }
-    ));
+    let (_agent, url) = start_kvm_agent(&host, &tmp);
     let (ok, out) = vrctl(
         &host,
         &[
@@ -283,30 +288,7 @@ fn vm_lifecycle_through_kvm_agent_on_the_test_driver() {
     testbed::require_privileged!();
     let host = Netns::new("cvmhost").unwrap();
     let tmp = TempDir::new("vrctlvm").unwrap();
-    let bin = kvm_agent_bin();
-    let _agent = testbed::Proc::start(host.command(
-        bin.to_str().unwrap(),
-        &[
-            "--listen",
-            "127.0.0.1:7070",
-            "--state-dir",
-            tmp.path().to_str().unwrap(),
-            "--libvirt-uri",
-            "test:///default",
-            "--console-log-dir",
-            tmp.path().join("console").to_str().unwrap(),
-        ],
-    ))
-    .unwrap();
-    let url = "http://127.0.0.1:7070";
-    assert!(testbed::wait_until(
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || {
-            testbed::http_post(&host, &format!("{url}/host/echo"), "{}", &[])
-                .is_ok_and(|r| r.0 == 200)
-        }
-    ));
+    let (_agent, url) = start_kvm_agent(&host, &tmp);
     // The kvm protocol reference's F5 body, with a unique uuid and our socket dir.
     let f5 = concat!(
         env!("CARGO_MANIFEST_DIR"),
