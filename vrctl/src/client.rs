@@ -101,7 +101,7 @@ pub fn local_addr_towards(agent: IpAddr) -> Option<IpAddr> {
 pub struct Client {
     base: String,
     http: reqwest::Client,
-    callbacks: Option<CallbackReceiver>,
+    callbacks: Option<Arc<CallbackReceiver>>,
     /// How long an async command may take before we give up.
     pub timeout: Duration,
 }
@@ -109,7 +109,7 @@ pub struct Client {
 impl Client {
     /// A client for the agent at `base` (e.g. `http://10.0.0.25:7272`).
     /// With a receiver, commands go in async mode like the management node's.
-    pub fn new(base: &str, callbacks: Option<CallbackReceiver>) -> Client {
+    pub fn new(base: &str, callbacks: Option<Arc<CallbackReceiver>>) -> Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
@@ -168,6 +168,8 @@ impl Client {
                     body: text,
                 });
             }
+            // kvm-agent's /host/echo answers 200 with an empty body, like ZStack's.
+            (200, None) if text.trim().is_empty() => Value::Object(Default::default()),
             (_, None) => serde_json::from_str(&text).map_err(|_| ClientError::Http {
                 url: url.clone(),
                 status,

@@ -4,7 +4,16 @@
 //! * `client`: one agent connection: async commands with our own callback
 //!   receiver, sync commands, the version handshake.
 //! * `spec`: the declarative description of a router's networks and
-//!   services, the controller's resync order, and diffs.
+//!   services (and, for `vr create`, its VM), the controller's resync
+//!   order, and diffs.
+//! * `router`: the router's life as a VM through kvm-agent (create, start,
+//!   reboot, stop, destroy, re-create, vmsync-driven state).
+//! * `diagnose`: why a router does not come up, decided from the agent's
+//!   port, the console and the domain state instead of a timeout.
+//! * `lab`: the whole seed topology on one machine, driven and verified.
 
 pub mod client;
+pub mod diagnose;
+pub mod lab;
+pub mod router;
 pub mod spec;

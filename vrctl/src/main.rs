@@ -1,11 +1,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use vrctl::client::{CallbackReceiver, Client, local_addr_towards};
+use vrctl::diagnose::{self, Diagnosis};
+use vrctl::router::{Ctx, Records, RouterError};
 use vrctl::spec::{RouterSpec, diff};
 
 /// Plays the cloud controller against vr-agent with the real protocol.
@@ -22,6 +26,17 @@ struct Args {
     /// this host's address towards it.
     #[arg(long, global = true, default_value = "0.0.0.0:0")]
     callback_bind: SocketAddr,
+    /// Run in this network namespace (e.g. `vrlab-net`, the lab's controller side).
+    #[arg(long, global = true)]
+    netns: Option<String>,
+    /// Where vrctl keeps what it knows of the routers it created.
+    #[arg(
+        long,
+        global = true,
+        env = "VRCTL_STATE_DIR",
+        default_value = "/var/lib/vrctl"
+    )]
+    state_dir: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -41,6 +56,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: VmCmd,
     },
+    /// The seed topology on this machine, driven and verified.
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
     /// A compute host's kvm-agent.
     Host {
         /// The host's agent, e.g. http://10.0.0.21:7070.
@@ -48,6 +68,34 @@ enum Cmd {
         agent: String,
         #[command(subcommand)]
         cmd: HostCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Build the topology, start the router, drive the seed workflow, prove
+    /// every service with real traffic, print the report. The lab stays up.
+    Up {
+        #[arg(long, default_value = "vrlab")]
+        name: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        mode: vrctl::lab::Mode,
+        /// The VR image (vr.qcow2, vmlinuz, initrd.img).
+        #[arg(long, env = "VR_IMAGE_DIR")]
+        image_dir: Option<PathBuf>,
+        /// Stop once the host and its bridges are ready (no router).
+        #[arg(long)]
+        host_only: bool,
+    },
+    /// Remove the lab: processes, namespaces (bridges, taps), domain, files.
+    Down {
+        #[arg(long, default_value = "vrlab")]
+        name: String,
+    },
+    /// What is up, and the traffic checks run again.
+    Status {
+        #[arg(long, default_value = "vrlab")]
+        name: String,
     },
 }
 
@@ -126,10 +174,43 @@ enum VrCmd {
     /// What `apply` would change.
     Diff { file: PathBuf },
     /// Is the agent up, which version, is it initialised, what does it hold.
+    /// With FILE: also the VM's state on its host.
     Status {
-        #[arg(long)]
-        agent: String,
+        #[arg(long, required_unless_present = "file")]
+        agent: Option<String>,
+        file: Option<PathBuf>,
     },
+    /// Create the router VM from FILE's [vm] section: a host that fits, a
+    /// disk from the image, bootstrap info, wait for the agent, resync.
+    Create { file: PathBuf },
+    /// Start it again (after a stop, or after its host came back); `--host`
+    /// starts it on another host (shared storage).
+    Start {
+        file: PathBuf,
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Stop it (ACPI, then forced after `--grace` seconds).
+    Stop {
+        file: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        grace: u64,
+    },
+    /// Reboot it, push the bootstrap info again, resync.
+    Reboot { file: PathBuf },
+    /// Destroy it and delete its disk.
+    Destroy { file: PathBuf },
+    /// For a router that lost its network: destroy, fresh disk, create, resync.
+    Recreate { file: PathBuf },
+    /// Ask its host (vmsync) for its real state and record it. `--host-gone`:
+    /// the host is not coming back, so an unanswered host means stopped.
+    Sync {
+        file: PathBuf,
+        #[arg(long)]
+        host_gone: bool,
+    },
+    /// The tail of its serial console.
+    Console { file: PathBuf },
     /// Send one raw command, e.g. `vrctl vr call --agent URL /createeip '{"eip":{...}}'`.
     Call {
         #[arg(long)]
@@ -155,32 +236,61 @@ async fn client(args: &Args, agent: &str) -> Result<Client> {
     let me =
         local_addr_towards(ip).with_context(|| format!("no route to the agent's address {ip}"))?;
     let rx = CallbackReceiver::start(args.callback_bind, me).await?;
-    Ok(Client::new(agent, Some(rx)))
+    Ok(Client::new(agent, Some(Arc::new(rx))))
 }
 
-/// The handshake: `/echo`, then the version the agent reports.
+/// The handshake, with a diagnosis when the agent is not usable.
 async fn handshake(c: &Client) -> Result<String> {
-    c.call("/echo", &json!({}))
-        .await
-        .context("agent does not answer /echo")?;
-    let v = c
-        .call("/test", &json!({}))
-        .await
-        .context("agent has no /test: not a vr-agent, or too old")?;
-    let version = v["zvrVersion"].as_str().unwrap_or("").to_string();
-    if version
-        .split('.')
-        .filter(|p| p.parse::<u32>().is_ok())
-        .count()
-        != 4
-    {
-        bail!("agent reports version {version:?}, not the 4-part version the controller needs");
-    }
-    Ok(version)
+    let p = match diagnose::handshake(c).await {
+        Ok(v) => return Ok(v),
+        Err(diagnose::Probe::Silent(_)) => diagnose::probe(c.base()).await,
+        Err(p) => p,
+    };
+    Ok(diagnose::verdict_now(c.base(), p)?)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(ns) = &args.netns {
+        // Before any thread exists: the whole process moves.
+        if let Err(e) = enter_netns(ns) {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Each diagnosis has its own exit status, for scripts.
+            let d =
+                e.downcast_ref::<Diagnosis>()
+                    .or_else(|| match e.downcast_ref::<RouterError>() {
+                        Some(RouterError::Diagnosis(d)) => Some(d),
+                        _ => None,
+                    });
+            eprintln!("error: {e:#}");
+            ExitCode::from(match d {
+                Some(Diagnosis::NoHostFits { .. }) => 2,
+                Some(Diagnosis::OsNotBooted { .. }) => 3,
+                Some(Diagnosis::MgmtUnreachable { .. }) => 4,
+                Some(Diagnosis::AgentMissing { .. }) => 5,
+                Some(Diagnosis::WrongVersion { .. }) => 6,
+                None => 1,
+            })
+        }
+    }
+}
+
+fn enter_netns(ns: &str) -> Result<()> {
+    let path = format!("/run/netns/{ns}");
+    let f = std::fs::File::open(&path).with_context(|| format!("network namespace {path}"))?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("entering {path}"))?;
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VRCTL_LOG")
@@ -188,8 +298,8 @@ async fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
     match &args.cmd {
+        Cmd::Lab { cmd } => lab(&args, cmd).await,
         Cmd::Vr { cmd } => vr(&args, cmd).await,
         Cmd::Host { agent, cmd } => host(&args, agent, cmd).await,
         Cmd::Vm { agent, cmd } => vm(&args, agent, cmd).await,
@@ -296,41 +406,202 @@ async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
     Ok(())
 }
 
+/// A client for kvm-agents and the router: async mode, one callback
+/// receiver reachable from `towards` (the first host).
+async fn router_ctx_client(args: &Args, towards: &str) -> Result<Option<Arc<CallbackReceiver>>> {
+    if args.sync {
+        return Ok(None);
+    }
+    let host = towards
+        .trim_start_matches("http://")
+        .split([':', '/'])
+        .next()
+        .unwrap_or("");
+    let ip: IpAddr = host
+        .parse()
+        .with_context(|| format!("host {towards:?} must be http://IP:PORT"))?;
+    let me = local_addr_towards(ip).with_context(|| format!("no route to {ip}"))?;
+    Ok(Some(Arc::new(
+        CallbackReceiver::start(args.callback_bind, me).await?,
+    )))
+}
+
+fn print_up(args: &Args, what: &str, up: &vrctl::router::Up) {
+    if args.json {
+        println!("{}", serde_json::to_string(up).unwrap_or_default());
+    } else {
+        println!(
+            "{what}: on {}, agent version {}, ready {:.1} s after the start, {} commands applied",
+            up.host,
+            up.version,
+            up.boot_secs,
+            up.steps.len()
+        );
+    }
+}
+
+/// The lifecycle commands (create, start, ... console) on a description.
+async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
+    let spec = RouterSpec::load(file)?;
+    let first = spec
+        .vm
+        .as_ref()
+        .and_then(|v| v.hosts.first().cloned())
+        .context("the description has no [vm] section with hosts")?;
+    let rx = router_ctx_client(args, &first).await?;
+    let connect = move |url: &str| -> Result<Client, vrctl::client::ClientError> {
+        Ok(Client::new(url, rx.clone()))
+    };
+    let records = Records::new(&args.state_dir);
+    let ctx = Ctx {
+        records: &records,
+        connect: &connect,
+        quiet: args.json,
+    };
+    match cmd {
+        VrCmd::Create { .. } => print_up(args, "created", &ctx.create(&spec).await?),
+        VrCmd::Start { host, .. } => {
+            print_up(args, "started", &ctx.start(&spec, host.as_deref()).await?)
+        }
+        VrCmd::Reboot { .. } => print_up(args, "rebooted", &ctx.reboot(&spec).await?),
+        VrCmd::Recreate { .. } => print_up(args, "re-created", &ctx.recreate(&spec).await?),
+        VrCmd::Stop { grace, .. } => {
+            ctx.stop(&spec, *grace).await?;
+            println!("stopped {}", spec.uuid);
+        }
+        VrCmd::Destroy { .. } => {
+            ctx.destroy(&spec).await?;
+            println!("destroyed {} (VM, disk and record)", spec.uuid);
+        }
+        VrCmd::Sync { host_gone, .. } => {
+            let r = ctx.sync(&spec, *host_gone).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}  {}  on {}", r.uuid, r.state, r.host);
+            }
+        }
+        VrCmd::Console { .. } => print!("{}", ctx.console(&spec).await?),
+        _ => unreachable!(),
+    }
+    Ok(())
+}
+
+async fn lab(args: &Args, cmd: &LabCmd) -> Result<()> {
+    use vrctl::lab;
+    match cmd {
+        LabCmd::Up {
+            name,
+            mode,
+            image_dir,
+            host_only,
+        } => {
+            let image_dir = image_dir.clone().unwrap_or_else(|| {
+                // The repository's images/out, seen from target/<profile>/vrctl.
+                let local = PathBuf::from("images/out");
+                if local.is_dir() {
+                    return local.canonicalize().unwrap_or(local);
+                }
+                lab::topo::bin_dir().join("../../images/out")
+            });
+            let opts = lab::Options {
+                name: name.clone(),
+                mode: *mode,
+                image_dir,
+                bin_dir: lab::topo::bin_dir(),
+                host_only: *host_only,
+            };
+            let report = tokio::task::spawn_blocking(move || lab::up(&opts)).await??;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                report.print();
+            }
+            if !report.passed() {
+                bail!("some lab checks failed (logs: /run/vrctl-lab/{name}/logs)");
+            }
+        }
+        LabCmd::Down { name } => {
+            let name = name.clone();
+            let removed = tokio::task::spawn_blocking(move || lab::down(&name)).await?;
+            if args.json {
+                println!("{}", json!({"removed": removed}));
+            } else if removed.is_empty() {
+                println!("nothing to remove");
+            } else {
+                for r in removed {
+                    println!("removed {r}");
+                }
+            }
+        }
+        LabCmd::Status { name } => {
+            let name = name.clone();
+            let st = tokio::task::spawn_blocking(move || lab::status(&name)).await??;
+            if args.json {
+                println!("{st}");
+            } else if st["up"] == false {
+                println!("lab {} is not up", st["name"].as_str().unwrap_or(""));
+            } else {
+                println!(
+                    "lab {}: router as {}",
+                    st["name"].as_str().unwrap_or(""),
+                    st["router"].as_str().unwrap_or("?")
+                );
+                for p in st["processes"].as_array().into_iter().flatten() {
+                    println!("  {}", p.as_str().unwrap_or(""));
+                }
+                if let Some(d) = st["domains"].as_str() {
+                    print!("{d}");
+                }
+                for r in st["checks"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {}  {:<58} {}",
+                        if r["pass"] == true { "PASS" } else { "FAIL" },
+                        r["check"].as_str().unwrap_or(""),
+                        r["detail"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
     match cmd {
+        VrCmd::Create { file }
+        | VrCmd::Start { file, .. }
+        | VrCmd::Stop { file, .. }
+        | VrCmd::Reboot { file }
+        | VrCmd::Destroy { file }
+        | VrCmd::Recreate { file }
+        | VrCmd::Sync { file, .. }
+        | VrCmd::Console { file } => vr_vm(args, cmd, file).await,
         VrCmd::Apply { file } => {
             let spec = RouterSpec::load(file)?;
             spec.desired()?; // refuse a bad file before touching the router
-            let c = client(args, &spec.agent).await?;
+            let c = client(args, &spec.agent_url()?).await?;
             let version = handshake(&c).await?;
             if !args.json {
                 println!("agent {} version {version}", c.base());
             }
-            let mut report = vec![];
-            for (path, body) in spec.commands() {
-                let t = Instant::now();
-                let r = c.call(path, &body).await;
-                let ms = t.elapsed().as_millis();
-                let ok = r.is_ok();
-                if !args.json {
-                    match &r {
-                        Ok(_) => println!("  ok    {path:<22} {ms:>6} ms"),
-                        Err(e) => println!("  FAIL  {path:<22} {ms:>6} ms  {e}"),
+            let json = args.json;
+            let steps = vrctl::router::apply(&c, &spec, |s| {
+                if !json {
+                    match &s.error {
+                        None => println!("  ok    {:<22} {:>6} ms", s.path, s.ms),
+                        Some(e) => println!("  FAIL  {:<22} {:>6} ms  {e}", s.path, s.ms),
                     }
                 }
-                report.push(json!({"path": path, "ok": ok, "ms": ms, "error": r.err().map(|e| e.to_string())}));
-                if !ok {
-                    break;
-                }
-            }
-            let failed = report.iter().any(|r| r["ok"] == false);
+            })
+            .await;
             if args.json {
                 println!(
                     "{}",
-                    json!({"agent": c.base(), "version": version, "steps": report})
+                    json!({"agent": c.base(), "version": version, "steps": steps})
                 );
             }
-            if failed {
+            if steps.iter().any(|s| !s.ok) {
                 bail!("apply stopped at the first failed command");
             }
             Ok(())
@@ -338,7 +609,7 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
         VrCmd::Diff { file } => {
             let spec = RouterSpec::load(file)?;
             let want = spec.desired()?;
-            let c = Client::new(&spec.agent, None);
+            let c = Client::new(&spec.agent_url()?, None);
             let state: Value = serde_json::from_str(&c.get("/state").await?)?;
             let have =
                 serde_json::from_value(state["model"].clone()).context("agent's /state model")?;
@@ -354,27 +625,63 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
             }
             Ok(())
         }
-        VrCmd::Status { agent } => {
-            let c = client(args, agent).await?;
+        VrCmd::Status { agent, file } => {
+            let spec = file.as_deref().map(RouterSpec::load).transpose()?;
+            let agent = match (agent, &spec) {
+                (Some(a), _) => a.clone(),
+                (None, Some(s)) => s.agent_url()?,
+                (None, None) => bail!("--agent or FILE"),
+            };
+            let mut vm_state = Value::Null;
+            if let Some(spec) = spec.as_ref().filter(|s| s.vm.is_some()) {
+                let records = Records::new(&args.state_dir);
+                let connect = |url: &str| -> Result<Client, vrctl::client::ClientError> {
+                    Ok(Client::new(url, None))
+                };
+                let ctx = Ctx {
+                    records: &records,
+                    connect: &connect,
+                    quiet: true,
+                };
+                let host = ctx.host_of(spec)?;
+                vm_state = match Client::new(&host, None)
+                    .call("/vm/vmsync", &json!({}))
+                    .await
+                {
+                    Ok(v) => {
+                        json!({"host": host, "state": v["states"][&spec.uuid].as_str().unwrap_or("Stopped")})
+                    }
+                    Err(e) => json!({"host": host, "state": "Unknown", "error": e.to_string()}),
+                };
+                if !args.json {
+                    println!(
+                        "vm            {} on {}",
+                        vm_state["state"].as_str().unwrap_or(""),
+                        host
+                    );
+                }
+            }
+            let c = client(args, &agent).await?;
             let version = handshake(&c).await?;
             let ping = c.call("/ping", &json!({})).await?;
             let state: Value = serde_json::from_str(&c.get("/state").await?)?;
             let count = |k: &str| state["model"][k].as_object().map_or(0, |o| o.len());
             let summary = json!({
-                "agent": agent, "version": version,
+                "agent": agent, "version": version, "vm": vm_state,
                 "uuid": ping["uuid"], "healthy": ping["healthy"],
                 "generation": state["generation"],
                 "nics": count("nics"), "snats": count("snats"), "vips": count("vips"),
                 "port_forwards": count("port_forwards"), "eips": count("eips"),
+                "lb_listeners": state["model"]["lb"]["listeners"].as_object().map_or(0, |o| o.len()),
                 "dhcp_entries": state["model"]["dhcp"]["entries"].as_array().map_or(0, |a| a.len()),
             });
             if args.json {
                 println!("{summary}");
             } else {
                 let uuid = ping["uuid"].as_str().unwrap_or("");
-                println!("agent       {agent}  (version {version})");
+                println!("agent         {agent}  (version {version})");
                 println!(
-                    "initialised {}",
+                    "initialised   {}",
                     if uuid.is_empty() {
                         "no: /ping uuid is empty, the controller must resync".into()
                     } else {
@@ -388,9 +695,10 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
                     "vips",
                     "port_forwards",
                     "eips",
+                    "lb_listeners",
                     "dhcp_entries",
                 ] {
-                    println!("{k:<12}{}", summary[k]);
+                    println!("{k:<14}{}", summary[k]);
                 }
             }
             Ok(())

@@ -8,6 +8,7 @@ use std::fmt::Display;
 use common::vr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use vr_agent::model::lb::{self, LbEdit};
 use vr_agent::model::{Edit, Model, from_wire};
 use vr_agent::plan::dnsmasq::{self as dhcp, DhcpEdit};
 
@@ -25,6 +26,40 @@ pub struct RouterSpec {
     pub vips: Vec<vr::VipInfo>,
     pub port_forwards: Vec<vr::PortForwardingRule>,
     pub eips: Vec<vr::EipInfo>,
+    /// Certificates by uuid (PEM), uploaded before the listeners that use them.
+    pub certificates: BTreeMap<String, String>,
+    pub lbs: Vec<vr::LbInfo>,
+    /// Where and how the router runs as a VM (`vrctl vr create` and friends).
+    pub vm: Option<VmSpec>,
+}
+
+/// The router as a VM: which hosts may run it, its size, its disk and which
+/// bridge each NIC (by MAC) sits on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VmSpec {
+    /// kvm-agents that may run the router, tried in order (first that fits).
+    pub hosts: Vec<String>,
+    pub name: String,
+    pub cpu_num: u32,
+    pub memory_mb: u64,
+    /// The VR image (qcow2); the root disk is a copy-on-write overlay of it.
+    pub image: String,
+    /// Where overlays live: a directory both vrctl and the host see (the
+    /// same machine, or shared storage).
+    pub disk_dir: String,
+    /// Direct kernel boot (the image has no boot loader).
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub cmdline: Option<String>,
+    /// NIC MAC -> host bridge.
+    pub bridges: BTreeMap<String, String>,
+    /// Where kvm-agent puts the bootstrap channel's socket.
+    pub socket_dir: String,
+    /// The address vr-agent is told the management node has.
+    pub management_node_ip: Option<String>,
+    /// How long the router may take from start to its agent answering.
+    pub boot_timeout_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +109,31 @@ impl RouterSpec {
             ),
             ("/syncportforwarding", json!({"rules": self.port_forwards})),
             ("/synceip", json!({"eips": self.eips})),
+            ("/certificates/create", json!({"certs": self.certificates})),
+            ("/lb/refresh", json!({"lbs": self.lbs})),
         ]
+    }
+
+    /// The agent's URL: `agent`, or the management NIC's address on 7272.
+    pub fn agent_url(&self) -> Result<String, SpecError> {
+        if !self.agent.is_empty() {
+            return Ok(self.agent.clone());
+        }
+        self.management_nic()
+            .and_then(|n| n.ip.clone())
+            .map(|ip| format!("http://{ip}:7272"))
+            .ok_or_else(|| SpecError::Invalid("no `agent` and no Management NIC with an ip".into()))
+    }
+
+    pub fn management_nic(&self) -> Option<&vr::NicInfo> {
+        self.nics
+            .iter()
+            .find(|n| {
+                n.category
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("Management"))
+            })
+            .or(self.nics.first())
     }
 
     /// The desired state the router's agent would hold after `commands`.
@@ -104,7 +163,15 @@ impl RouterSpec {
                 from_wire::port_forwards(&self.port_forwards).map_err(|e| bad(&e))?,
             ),
             Edit::SyncEips(from_wire::eips(&self.eips).map_err(|e| bad(&e))?),
+            Edit::Lb(LbEdit::Certs(self.certificates.keys().cloned().collect())),
         ];
+        let (listeners, remove) = lb::listeners(&self.lbs).map_err(|e| bad(&e))?;
+        let mut edits = edits;
+        edits.push(Edit::Lb(LbEdit::Refresh {
+            listeners,
+            remove,
+            log: false,
+        }));
         let mut m = Model::default();
         for e in &edits {
             m.apply(e).map_err(|e| bad(&e))?;
@@ -169,6 +236,12 @@ pub fn diff(have: &Model, want: &Model) -> Vec<Change> {
         &want.port_forwards,
     );
     section(&mut out, "eip", &have.eips, &want.eips);
+    section(
+        &mut out,
+        "lb_listener",
+        &have.lb.listeners,
+        &want.lb.listeners,
+    );
     section(
         &mut out,
         "dhcp_server",
@@ -244,7 +317,9 @@ privateMac = "fa:26:9c:aa:00:03"
                 "/syncsnat",
                 "/createvip",
                 "/syncportforwarding",
-                "/synceip"
+                "/synceip",
+                "/certificates/create",
+                "/lb/refresh"
             ]
         );
         assert_eq!(cmds[5].1["nicIps"].as_array().unwrap().len(), 2);

@@ -1,0 +1,575 @@
+//! A router's life as a VM, the controller's way: place it on a host that
+//! fits, start it from the image, push its bootstrap info, wait for its
+//! agent (with a diagnosis instead of a timeout), then resync it. Plus the
+//! recovery paths: re-create, start again (same or another host), and
+//! vmsync-driven state when a host is gone.
+//!
+//! What vrctl remembers about a router (its host, and whether it should be
+//! running) is one small JSON record per router in the state directory; the
+//! truth is always re-read from the hosts (`/vm/vmsync`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::client::{Client, ClientError};
+use crate::diagnose::{self, Diagnosis, HostView};
+use crate::spec::{RouterSpec, SpecError, VmSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Diagnosis(#[from] Diagnosis),
+    #[error(transparent)]
+    Agent(#[from] ClientError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("apply stopped at {path}: {error}")]
+    Apply { path: String, error: String },
+}
+
+/// What vrctl remembers about one router.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub uuid: String,
+    /// The kvm-agent it was last started on.
+    pub host: String,
+    /// `Running` or `Stopped`, as last learned from its host (or decided by
+    /// the operator when the host is gone for good).
+    pub state: String,
+    pub disk: String,
+}
+
+pub struct Records {
+    dir: PathBuf,
+}
+
+impl Records {
+    pub fn new(dir: &Path) -> Records {
+        Records {
+            dir: dir.join("routers"),
+        }
+    }
+
+    pub fn get(&self, uuid: &str) -> Option<Record> {
+        let text = std::fs::read_to_string(self.dir.join(format!("{uuid}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Atomic write (temp file + rename).
+    pub fn put(&self, r: &Record) -> Result<(), RouterError> {
+        let io = |source| RouterError::Io {
+            what: format!("saving the record of {} in {}", r.uuid, self.dir.display()),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let path = self.dir.join(format!("{}.json", r.uuid));
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(r).unwrap_or_default()).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    pub fn remove(&self, uuid: &str) {
+        let _ = std::fs::remove_file(self.dir.join(format!("{uuid}.json")));
+    }
+}
+
+fn vm_spec(spec: &RouterSpec) -> Result<&VmSpec, RouterError> {
+    let vm = spec
+        .vm
+        .as_ref()
+        .ok_or_else(|| RouterError::Invalid("the description has no [vm] section".into()))?;
+    if spec.uuid.len() < 8 || !spec.uuid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(RouterError::Invalid(format!(
+            "uuid {:?}: letters and digits only (it names the domain and its files)",
+            spec.uuid
+        )));
+    }
+    if vm.hosts.is_empty() {
+        return Err(RouterError::Invalid("vm.hosts is empty".into()));
+    }
+    for n in &spec.nics {
+        if !vm.bridges.contains_key(&n.mac) {
+            return Err(RouterError::Invalid(format!(
+                "vm.bridges has no bridge for NIC {}",
+                n.mac
+            )));
+        }
+    }
+    if vm.image.is_empty() || vm.disk_dir.is_empty() || vm.socket_dir.is_empty() {
+        return Err(RouterError::Invalid(
+            "vm.image, vm.diskDir and vm.socketDir are required".into(),
+        ));
+    }
+    Ok(vm)
+}
+
+pub fn disk_path(spec: &RouterSpec, vm: &VmSpec) -> PathBuf {
+    Path::new(&vm.disk_dir).join(format!("vr-{}.qcow2", spec.uuid))
+}
+
+fn socket_path(spec: &RouterSpec, vm: &VmSpec) -> String {
+    format!(
+        "{}/applianceVm.{}",
+        vm.socket_dir.trim_end_matches('/'),
+        spec.uuid
+    )
+}
+
+/// The `/vm/start` body (ZStack's StartVmCmd) for the router.
+pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path) -> Value {
+    let nics: Vec<Value> = spec
+        .nics
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            json!({"mac": n.mac, "bridgeName": vm.bridges[&n.mac], "deviceId": i,
+                   "nicInternalName": format!("vr{}.{i}", &spec.uuid[..8]),
+                   "mtu": n.mtu.unwrap_or(1500), "driverType": "virtio"})
+        })
+        .collect();
+    let mut addons = json!({"channel": {"socketPath": socket_path(spec, vm),
+                                        "targetName": "applianceVm.vport"}});
+    if let Some(kernel) = &vm.kernel {
+        addons["directKernelBoot"] = json!({"kernel": kernel, "initrd": vm.initrd,
+            "cmdline": vm.cmdline.clone().unwrap_or_else(|| "root=/dev/vda rw console=ttyS0 quiet".into())});
+    }
+    json!({
+        "vmInstanceUuid": spec.uuid, "vmName": if vm.name.is_empty() { format!("vrouter.{}", spec.uuid) } else { vm.name.clone() },
+        "imagePlatform": "Linux", "cpuNum": vm.cpu_num.max(1), "memory": vm.memory_mb.max(128) << 20,
+        "clock": "utc", "machineType": "pc", "videoType": "vga", "consoleMode": "vnc",
+        "bootDev": ["hd"], "timeout": 120, "isApplianceVm": true,
+        "rootVolume": {"installPath": disk, "format": "qcow2", "deviceType": "file",
+                       "volumeUuid": format!("{}root", &spec.uuid[..8]), "useVirtio": true},
+        "nics": nics, "addons": addons,
+    })
+}
+
+/// The bootstrap document (ZStack's shape): the management NIC and the rest.
+pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec) -> Value {
+    let mgmt = spec.management_nic().cloned().unwrap_or_default();
+    let nic = |n: &common::vr::NicInfo| {
+        let mut v = serde_json::to_value(n).unwrap_or_default();
+        v["isDefaultRoute"] = json!(n.is_default_route);
+        v
+    };
+    let others: Vec<Value> = spec
+        .nics
+        .iter()
+        .filter(|n| n.mac != mgmt.mac)
+        .map(nic)
+        .collect();
+    json!({"socketPath": socket_path(spec, vm), "bootStrapInfoTimeout": 60, "info": {
+        "applianceVmSubType": "vrouter", "uuid": spec.uuid,
+        "managementNodeIp": vm.management_node_ip, "managementNic": nic(&mgmt),
+        "additionalNics": others}})
+}
+
+/// kvm-agent of the router's host, as the waiting loop sees it.
+pub struct Host<'a> {
+    pub client: &'a Client,
+    pub uuid: &'a str,
+    /// (bridge, physical interface) of the management NIC.
+    pub bridge: (String, String),
+}
+
+impl HostView for Host<'_> {
+    async fn console(&self) -> String {
+        self.client
+            .call(
+                "/vm/console/tail",
+                &json!({"uuid": self.uuid, "maxBytes": 3000}),
+            )
+            .await
+            .map(|v| v["tail"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    }
+
+    async fn state(&self) -> Option<String> {
+        match self.client.call("/vm/vmsync", &json!({})).await {
+            Ok(v) => v["states"][self.uuid].as_str().map(str::to_string),
+            // The host did not answer: do not conclude anything about the VM.
+            Err(_) => Some("Running".into()),
+        }
+    }
+
+    async fn bridge_problem(&self) -> Option<String> {
+        let (bridge, nic) = &self.bridge;
+        self.client
+            .call(
+                "/network/l2novlan/checkbridge",
+                &json!({"bridgeName": bridge, "physicalInterfaceName": nic}),
+            )
+            .await
+            .err()
+            .map(|e| match e {
+                ClientError::Failed { error, .. } => error,
+                e => e.to_string(),
+            })
+    }
+}
+
+/// Progress lines for long waits (stderr, so `--json` output stays clean).
+pub fn progress(quiet: bool) -> impl FnMut(&str) {
+    let mut last = Instant::now() - Duration::from_secs(60);
+    move |msg: &str| {
+        if !quiet && last.elapsed() >= Duration::from_secs(3) {
+            last = Instant::now();
+            eprintln!("  .. {msg}");
+        }
+    }
+}
+
+/// One step of an apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub path: String,
+    pub ok: bool,
+    pub ms: u128,
+    pub error: Option<String>,
+}
+
+/// Sends the description in the controller's resync order; stops at the
+/// first failure (later commands depend on earlier ones).
+pub async fn apply(c: &Client, spec: &RouterSpec, mut each: impl FnMut(&Step)) -> Vec<Step> {
+    let mut steps = vec![];
+    for (path, body) in spec.commands() {
+        let t = Instant::now();
+        let r = c.call(path, &body).await;
+        let step = Step {
+            path: path.into(),
+            ok: r.is_ok(),
+            ms: t.elapsed().as_millis(),
+            error: r.err().map(|e| e.to_string()),
+        };
+        each(&step);
+        let ok = step.ok;
+        steps.push(step);
+        if !ok {
+            break;
+        }
+    }
+    steps
+}
+
+/// Where things are and how to talk to them.
+pub struct Ctx<'a> {
+    pub records: &'a Records,
+    /// Makes a client for an agent URL (async mode with callbacks, or sync).
+    pub connect: &'a dyn Fn(&str) -> Result<Client, ClientError>,
+    pub quiet: bool,
+}
+
+fn create_overlay(image: &str, disk: &Path) -> Result<(), RouterError> {
+    if let Some(dir) = disk.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| RouterError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
+    }
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image])
+        .arg(disk)
+        .output()
+        .map_err(|source| RouterError::Io {
+            what: "running qemu-img".into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(RouterError::Invalid(format!(
+            "qemu-img create {}: {}",
+            disk.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Outcome of bringing a router up.
+#[derive(Debug, Serialize)]
+pub struct Up {
+    pub host: String,
+    pub version: String,
+    pub boot_secs: f64,
+    pub steps: Vec<Step>,
+}
+
+impl Ctx<'_> {
+    fn say(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Start on the first host that fits (or only `on`), push the bootstrap
+    /// info, wait for the agent, resync it.
+    pub async fn start(&self, spec: &RouterSpec, on: Option<&str>) -> Result<Up, RouterError> {
+        spec.desired()?; // a bad description fails before any VM exists
+        let vm = vm_spec(spec)?;
+        let disk = disk_path(spec, vm);
+        if !disk.exists() {
+            return Err(RouterError::Invalid(format!(
+                "{} does not exist: `vrctl vr create` makes it",
+                disk.display()
+            )));
+        }
+        let hosts: Vec<String> = match on {
+            Some(h) => vec![h.to_string()],
+            None => vm.hosts.clone(),
+        };
+        let body = start_cmd(spec, vm, &disk);
+        let mut reasons = vec![];
+        let t0 = Instant::now();
+        let mut placed = None;
+        for h in &hosts {
+            let c = match (self.connect)(h) {
+                Ok(c) => c,
+                Err(e) => {
+                    reasons.push(format!("  {h}: {e}"));
+                    continue;
+                }
+            };
+            self.say(&format!("starting {} on {h}", spec.uuid));
+            match c.call("/vm/start", &body).await {
+                Ok(_) => {
+                    placed = Some((h.clone(), c));
+                    break;
+                }
+                Err(ClientError::Failed { error, .. }) => reasons.push(format!("  {h}: {error}")),
+                Err(e) => reasons.push(format!("  {h}: {e}")),
+            }
+        }
+        let Some((host, c)) = placed else {
+            let reasons = reasons.join("\n");
+            if reasons.contains("cannot fit") {
+                return Err(Diagnosis::NoHostFits {
+                    cpu: vm.cpu_num.max(1),
+                    memory_mb: vm.memory_mb.max(128),
+                    reasons,
+                }
+                .into());
+            }
+            return Err(RouterError::Invalid(format!(
+                "no host could start the VR:\n{reasons}"
+            )));
+        };
+        self.records.put(&Record {
+            uuid: spec.uuid.clone(),
+            host: host.clone(),
+            state: "Running".into(),
+            disk: disk.display().to_string(),
+        })?;
+        self.say("pushing the bootstrap info");
+        c.call("/appliancevm/setbootstrapinfo", &bootstrap_info(spec, vm))
+            .await?;
+        self.wait_and_apply(spec, vm, &host, &c, t0).await
+    }
+
+    async fn wait_and_apply(
+        &self,
+        spec: &RouterSpec,
+        vm: &VmSpec,
+        host: &str,
+        c: &Client,
+        t0: Instant,
+    ) -> Result<Up, RouterError> {
+        let url = spec.agent_url()?;
+        let mgmt = spec.management_nic().cloned().unwrap_or_default();
+        let ip = mgmt.ip.clone().unwrap_or_default();
+        let view = Host {
+            client: c,
+            uuid: &spec.uuid,
+            bridge: (
+                vm.bridges.get(&mgmt.mac).cloned().unwrap_or_default(),
+                mgmt.physical_interface.clone().unwrap_or_default(),
+            ),
+        };
+        let want = diagnose::Expect {
+            url: &url,
+            ip: &ip,
+            bootstrap: format!(
+                "{ip}/{} gateway {}",
+                mgmt.netmask.as_deref().unwrap_or("?"),
+                mgmt.gateway.as_deref().unwrap_or("none")
+            ),
+            bridge: &view.bridge.0,
+        };
+        let timeout = Duration::from_secs(match vm.boot_timeout_secs {
+            0 => 300,
+            s => s,
+        });
+        let version = diagnose::wait_ready(&view, &want, timeout, progress(self.quiet)).await?;
+        let boot_secs = t0.elapsed().as_secs_f64();
+        self.say(&format!(
+            "agent {url} answers (version {version}) {boot_secs:.1} s after the start"
+        ));
+        let agent = (self.connect)(&url)?;
+        let steps = apply(&agent, spec, |s| {
+            if !self.quiet {
+                match &s.error {
+                    None => eprintln!("  ok    {:<22} {:>6} ms", s.path, s.ms),
+                    Some(e) => eprintln!("  FAIL  {:<22} {:>6} ms  {e}", s.path, s.ms),
+                }
+            }
+        })
+        .await;
+        if let Some(s) = steps.iter().find(|s| !s.ok) {
+            return Err(RouterError::Apply {
+                path: s.path.clone(),
+                error: s.error.clone().unwrap_or_default(),
+            });
+        }
+        Ok(Up {
+            host: host.into(),
+            version,
+            boot_secs,
+            steps,
+        })
+    }
+
+    /// A new router: its disk from the image, then [`Ctx::start`].
+    pub async fn create(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
+        spec.desired()?;
+        let vm = vm_spec(spec)?;
+        let disk = disk_path(spec, vm);
+        if !disk.exists() {
+            create_overlay(&vm.image, &disk)?;
+        }
+        self.start(spec, None).await
+    }
+
+    /// The router's host: the record's, else the first of the description's.
+    pub fn host_of(&self, spec: &RouterSpec) -> Result<String, RouterError> {
+        let vm = vm_spec(spec)?;
+        Ok(self
+            .records
+            .get(&spec.uuid)
+            .map(|r| r.host)
+            .unwrap_or_else(|| vm.hosts[0].clone()))
+    }
+
+    async fn host_call(
+        &self,
+        spec: &RouterSpec,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, RouterError> {
+        let host = self.host_of(spec)?;
+        Ok((self.connect)(&host)?.call(path, &body).await?)
+    }
+
+    pub async fn stop(&self, spec: &RouterSpec, grace_secs: u64) -> Result<(), RouterError> {
+        self.host_call(
+            spec,
+            "/vm/stop",
+            json!({"uuid": spec.uuid, "type": "grace", "timeout": grace_secs}),
+        )
+        .await?;
+        self.mark(spec, "Stopped")
+    }
+
+    pub async fn reboot(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
+        let vm = vm_spec(spec)?;
+        let host = self.host_of(spec)?;
+        let c = (self.connect)(&host)?;
+        let t0 = Instant::now();
+        c.call("/vm/reboot", &json!({"uuid": spec.uuid, "timeout": 10}))
+            .await?;
+        // A reboot is a new qemu: the channel is new, so the info goes again.
+        c.call("/appliancevm/setbootstrapinfo", &bootstrap_info(spec, vm))
+            .await?;
+        self.wait_and_apply(spec, vm, &host, &c, t0).await
+    }
+
+    /// Destroy the VM and delete its disk and record.
+    pub async fn destroy(&self, spec: &RouterSpec) -> Result<(), RouterError> {
+        let vm = vm_spec(spec)?;
+        self.host_call(spec, "/vm/destroy", json!({"uuid": spec.uuid}))
+            .await?;
+        let _ = std::fs::remove_file(disk_path(spec, vm));
+        self.records.remove(&spec.uuid);
+        Ok(())
+    }
+
+    /// The seed's "a VR that lost its network is deleted and re-created":
+    /// destroy wherever it is, a fresh disk from the image, start, resync.
+    pub async fn recreate(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
+        let vm = vm_spec(spec)?;
+        if let Err(e) = self
+            .host_call(spec, "/vm/destroy", json!({"uuid": spec.uuid}))
+            .await
+        {
+            self.say(&format!("destroying the old VR failed ({e}); going on"));
+        }
+        let disk = disk_path(spec, vm);
+        let _ = std::fs::remove_file(&disk);
+        create_overlay(&vm.image, &disk)?;
+        self.start(spec, None).await
+    }
+
+    fn mark(&self, spec: &RouterSpec, state: &str) -> Result<(), RouterError> {
+        let vm = vm_spec(spec)?;
+        let mut r = self.records.get(&spec.uuid).unwrap_or_else(|| Record {
+            uuid: spec.uuid.clone(),
+            host: vm.hosts[0].clone(),
+            disk: disk_path(spec, vm).display().to_string(),
+            ..Default::default()
+        });
+        r.state = state.into();
+        self.records.put(&r)
+    }
+
+    /// vmsync on the router's host: the record follows the host's answer.
+    /// With `host_gone` an unreachable host means the router is stopped
+    /// (the host is not coming back; start it elsewhere with `--host`).
+    pub async fn sync(&self, spec: &RouterSpec, host_gone: bool) -> Result<Record, RouterError> {
+        let host = self.host_of(spec)?;
+        let reply = match (self.connect)(&host) {
+            Ok(c) => c.call("/vm/vmsync", &json!({})).await,
+            Err(e) => Err(e),
+        };
+        let state = match reply {
+            Ok(v) => v["states"][&spec.uuid]
+                .as_str()
+                .unwrap_or("Stopped")
+                .to_string(),
+            Err(e) if host_gone => {
+                self.say(&format!(
+                    "host {host} does not answer ({e}); marking the VR stopped as asked"
+                ));
+                "Stopped".into()
+            }
+            Err(e) => {
+                return Err(RouterError::Invalid(format!(
+                    "host {host} does not answer ({e}); the VR's state is unknown. If the host \
+                     is gone for good, `vrctl vr sync FILE --host-gone` marks the VR stopped"
+                )));
+            }
+        };
+        self.mark(spec, &state)?;
+        self.records
+            .get(&spec.uuid)
+            .ok_or_else(|| RouterError::Invalid("record vanished".into()))
+    }
+
+    pub async fn console(&self, spec: &RouterSpec) -> Result<String, RouterError> {
+        let v = self
+            .host_call(
+                spec,
+                "/vm/console/tail",
+                json!({"uuid": spec.uuid, "maxBytes": 8000}),
+            )
+            .await?;
+        Ok(v["tail"].as_str().unwrap_or_default().to_string())
+    }
+}
