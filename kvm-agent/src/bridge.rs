@@ -62,6 +62,12 @@ pub enum BridgeError {
     NoVlanBridge(String),
     #[error("network device[{0}] is not existing")]
     NoNic(String),
+    #[error("bridge[{bridge}] has no uplink: {nic} is not one of its ports{elsewhere}")]
+    NoUplink {
+        bridge: String,
+        nic: String,
+        elsewhere: String,
+    },
 }
 
 fn rollback_note(errors: &[String]) -> String {
@@ -309,11 +315,23 @@ pub async fn check(
     vlan: bool,
 ) -> Result<(), BridgeError> {
     let obs = observe(nl).await?;
-    if !obs.link(bridge).is_some_and(|l| l.is_bridge()) {
+    let Some(br) = obs.link(bridge).filter(|l| l.is_bridge()) else {
         return Err(if vlan {
             BridgeError::NoVlanBridge(bridge.into())
         } else {
             BridgeError::NoBridge(bridge.into())
+        });
+    };
+    // A bridge without its NIC carries nothing off the host: say so here
+    // rather than let a VM on it be unreachable.
+    if let Some(l) = obs.link(nic).filter(|l| l.master != Some(br.index)) {
+        return Err(BridgeError::NoUplink {
+            bridge: bridge.into(),
+            nic: nic.into(),
+            elsewhere: match l.master.and_then(|m| obs.link_by_index(m)) {
+                Some(other) => format!(" (it is a port of {})", other.name),
+                None => String::new(),
+            },
         });
     }
     if let Some(l) = obs.link(nic).filter(|l| !l.up) {

@@ -73,6 +73,22 @@ fn binary_accepts_the_fixtures_and_migrates_over_http() -> Result<()> {
 
     let (s, b) = http_post(&host, &url("/network/l2novlan/checkbridge"), F4, &[])?;
     assert_eq!((s, b.as_str()), (200, r#"{"error":"","success":true}"#));
+    // A bridge that exists but lacks its NIC is reported, not passed.
+    host.ip("link add br_x type bridge")?;
+    let (s, b) = http_post(
+        &host,
+        &url("/network/l2novlan/checkbridge"),
+        r#"{"physicalInterfaceName":"eth0","bridgeName":"br_x"}"#,
+        &[],
+    )?;
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b.contains(
+            "bridge[br_x] has no uplink: eth0 is not one of its ports (it is a port of br_eth0)"
+        ),
+        "{b}"
+    );
+    host.ip("link del br_x")?;
     let (s, b) = http_post(&host, &url("/network/nosuch"), "{}", &[])?;
     assert_eq!(
         (s, b.as_str()),

@@ -149,6 +149,17 @@ impl Client {
         let text = rsp.text().await.unwrap_or_default();
         let reply = match (status, waiter) {
             (404, _) => return Err(ClientError::UnknownCommand { url, body: text }),
+            // An agent that ignored `callbackurl` and answered in the
+            // response (sync only): take that answer rather than wait.
+            (200, Some((task, _)))
+                if serde_json::from_str::<Value>(&text)
+                    .is_ok_and(|v| v.get("success").is_some()) =>
+            {
+                if let Some(cb) = &self.callbacks {
+                    cb.pending.lock().unwrap().remove(&task);
+                }
+                serde_json::from_str(&text).unwrap_or_default()
+            }
             (200, Some((task, rx))) => match tokio::time::timeout(self.timeout, rx).await {
                 Ok(Ok(v)) => v,
                 _ => {

@@ -239,13 +239,10 @@ async fn client(args: &Args, agent: &str) -> Result<Client> {
     Ok(Client::new(agent, Some(Arc::new(rx))))
 }
 
-/// The handshake, with a diagnosis when the agent is not usable.
+/// The handshake (sync, short timeouts), with a diagnosis when the agent
+/// is not usable.
 async fn handshake(c: &Client) -> Result<String> {
-    let p = match diagnose::handshake(c).await {
-        Ok(v) => return Ok(v),
-        Err(diagnose::Probe::Silent(_)) => diagnose::probe(c.base()).await,
-        Err(p) => p,
-    };
+    let p = diagnose::probe(c.base()).await;
     Ok(diagnose::verdict_now(c.base(), p)?)
 }
 

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::start_kvm_agent;
 use testbed::{Netns, TempDir};
 
 /// Runs vr-agent in `ns` on a thread of its own until the guard drops.
@@ -182,46 +185,6 @@ fn an_agent_of_the_wrong_kind_is_named_not_timed_out() {
 
 /// kvm-agent's binary from the same target directory (cargo builds every
 /// binary of the workspace before it runs any test).
-fn kvm_agent_bin() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_vrctl"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = dir.join("kvm-agent");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p kvm-agent` (the workspace test run builds it)",
-        bin.display()
-    );
-    bin
-}
-
-/// kvm-agent on libvirt's test driver in `ns`, answering on 127.0.0.1:7070.
-fn start_kvm_agent(ns: &Netns, state: &TempDir) -> (testbed::Proc, &'static str) {
-    let bin = kvm_agent_bin();
-    let console = state.path().join("console");
-    let agent = testbed::Proc::start(ns.command(
-        bin.to_str().unwrap(),
-        &[
-            "--listen",
-            "127.0.0.1:7070",
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--libvirt-uri",
-            "test:///default",
-            "--console-log-dir",
-            console.to_str().unwrap(),
-        ],
-    ))
-    .unwrap();
-    let url = "http://127.0.0.1:7070";
-    let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-        testbed::http_post(ns, &format!("{url}/host/echo"), "{}", &[]).is_ok_and(|r| r.0 == 200)
-    });
-    assert!(up, "kvm-agent did not answer:\n{}", agent.log());
-    (agent, url)
-}
-
 #[test]
 fn host_connect_bridge_and_capacity() {
     testbed::require_privileged!();

@@ -115,9 +115,9 @@ async fn check(state: AppState, cmd: CheckBridgeCmd, vlan: bool) -> Result<Ok, A
     bridge::check(&*state.netlink, &bridge, &nic, vlan && id != 0)
         .await
         .map_err(|e| match e {
-            BridgeError::NoBridge(_) | BridgeError::NoVlanBridge(_) => {
-                ApiError::bad_request(e.to_string())
-            }
+            BridgeError::NoBridge(_)
+            | BridgeError::NoVlanBridge(_)
+            | BridgeError::NoUplink { .. } => ApiError::bad_request(e.to_string()),
             e => ApiError::internal(e.to_string()),
         })?;
     Result::Ok(Ok {})

@@ -1,8 +1,8 @@
 //! The lab's proofs: real packets between the lab's namespaces. Each check
 //! returns what it saw, or why it failed.
 
-use super::topo::{nsh, shell_quote};
 use super::Names;
+use super::topo::{nsh, shell_quote};
 
 pub type Check = Result<String, String>;
 
@@ -100,4 +100,3 @@ pub fn dns(ns: &str, name: &str, want: &str) -> Check {
         Err(format!("{name} -> {got:?}, expected {want}"))
     }
 }
-

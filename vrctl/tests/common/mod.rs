@@ -1,0 +1,126 @@
+//! Helpers shared by vrctl's integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testbed::{Netns, TempDir};
+
+/// The directory of the vrctl binary under test; the workspace build puts
+/// kvm-agent and vr-agent beside it.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_vrctl"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn kvm_agent_bin() -> PathBuf {
+    let bin = bin_dir().join("kvm-agent");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p kvm-agent` (the workspace test run builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// kvm-agent on libvirt's test driver in `ns`, answering on 127.0.0.1:7070.
+pub fn start_kvm_agent(ns: &Netns, state: &TempDir) -> (testbed::Proc, &'static str) {
+    let bin = kvm_agent_bin();
+    let console = state.path().join("console");
+    let agent = testbed::Proc::start(ns.command(
+        bin.to_str().unwrap(),
+        &[
+            "--listen",
+            "127.0.0.1:7070",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--libvirt-uri",
+            "test:///default",
+            "--console-log-dir",
+            console.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let url = "http://127.0.0.1:7070";
+    let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        testbed::http_post(ns, &format!("{url}/host/echo"), "{}", &[]).is_ok_and(|r| r.0 == 200)
+    });
+    assert!(up, "kvm-agent did not answer:\n{}", agent.log());
+    (agent, url)
+}
+
+/// What one vrctl run did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub secs: f64,
+}
+
+/// Runs the vrctl binary with `args` (and `env`).
+pub fn vrctl(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_vrctl"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("vrctl runs");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        secs: t0.elapsed().as_secs_f64(),
+    };
+    eprintln!(
+        "vrctl {} -> {} in {:.1} s\n{}{}",
+        args.join(" "),
+        run.code,
+        run.secs,
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+/// A VM test's prerequisites, or why it cannot run (a failure under
+/// REQUIRE_VM=1).
+pub fn vm_missing() -> Option<String> {
+    for p in [
+        "libvirtd",
+        "virtlogd",
+        "virsh",
+        "qemu-system-x86_64",
+        "qemu-img",
+    ] {
+        let ok = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            return Some(format!("{p} is not installed"));
+        }
+    }
+    let dir = image_dir();
+    for f in ["vr.qcow2", "vmlinuz", "initrd.img"] {
+        if !dir.join(f).is_file() {
+            return Some(format!(
+                "{} is missing: run `sudo images/build`",
+                dir.join(f).display()
+            ));
+        }
+    }
+    None
+}
+
+pub fn require_vm() -> bool {
+    std::env::var("REQUIRE_VM").as_deref() == Ok("1")
+}
+
+pub fn image_dir() -> PathBuf {
+    std::env::var_os("VR_IMAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/out"))
+}
