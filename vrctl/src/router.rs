@@ -369,9 +369,6 @@ impl Ctx<'_> {
             state: "Running".into(),
             disk: disk.display().to_string(),
         })?;
-        self.say("pushing the bootstrap info");
-        c.call("/appliancevm/setbootstrapinfo", &bootstrap_info(spec, vm))
-            .await?;
         self.wait_and_apply(spec, vm, &host, &c, t0).await
     }
 
@@ -408,7 +405,26 @@ impl Ctx<'_> {
             0 => 300,
             s => s,
         });
-        let version = diagnose::wait_ready(&view, &want, timeout, progress(self.quiet)).await?;
+        // The bootstrap push blocks until the guest reads its channel; a
+        // guest that never boots would hold it for its whole timeout, so
+        // it runs beside the wait, and the diagnosis does not wait for it.
+        self.say("pushing the bootstrap info");
+        let info = bootstrap_info(spec, vm);
+        let push = c.call("/appliancevm/setbootstrapinfo", &info);
+        let wait = diagnose::wait_ready(&view, &want, timeout, progress(self.quiet));
+        tokio::pin!(push, wait);
+        let mut pushed = false;
+        let version = loop {
+            tokio::select! {
+                r = &mut push, if !pushed => {
+                    pushed = true;
+                    if let Err(e) = r {
+                        self.say(&format!("bootstrap info not delivered: {e}"));
+                    }
+                }
+                v = &mut wait => break v?,
+            }
+        };
         let boot_secs = t0.elapsed().as_secs_f64();
         self.say(&format!(
             "agent {url} answers (version {version}) {boot_secs:.1} s after the start"
@@ -486,8 +502,6 @@ impl Ctx<'_> {
         c.call("/vm/reboot", &json!({"uuid": spec.uuid, "timeout": 10}))
             .await?;
         // A reboot is a new qemu: the channel is new, so the info goes again.
-        c.call("/appliancevm/setbootstrapinfo", &bootstrap_info(spec, vm))
-            .await?;
         self.wait_and_apply(spec, vm, &host, &c, t0).await
     }
 
