@@ -183,7 +183,7 @@ fn lab_up_proves_every_service_recovers_and_down_leaves_nothing() {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         std::os::unix::process::CommandExt::process_group(&mut restart, 0);
-        restart.spawn().unwrap();
+        let mut restarted = restart.spawn().unwrap();
         let back = testbed::wait_until(
             std::time::Duration::from_secs(10),
             std::time::Duration::from_millis(200),
@@ -200,6 +200,7 @@ fn lab_up_proves_every_service_recovers_and_down_leaves_nothing() {
         // says so, the record says Stopped (no database edit).
         let (pid, _) = kvm_agent(&lab).expect("kvm-agent runs");
         lab.sh(&format!("kill -9 {pid}"));
+        let _ = restarted.wait();
         let r = lab.ctl(&["vr", "sync", spec, "--host-gone", "--json"]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let rec: Value = serde_json::from_str(&r.stdout).unwrap();
