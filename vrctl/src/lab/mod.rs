@@ -139,16 +139,21 @@ impl Report {
             self.seconds,
             self.router_spec
         );
+        let me = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "vrctl".into());
+        let named = if self.name == "vrlab" {
+            String::new()
+        } else {
+            format!(" --name {}", self.name)
+        };
+        println!("The lab stays up.");
         println!(
-            "Drive it: ip netns exec {n}-net vrctl vr status --agent http://10.0.0.25:7272   \
-             Remove it: vrctl lab down{arg}",
-            n = self.name,
-            arg = if self.name == "vrlab" {
-                String::new()
-            } else {
-                format!(" --name {}", self.name)
-            }
+            "  as the controller: ip netns exec {}-net {me} vr status {}",
+            self.name, self.router_spec
         );
+        println!("  checks again:      {me} lab status{named}");
+        println!("  remove it:         {me} lab down{named}");
     }
 }
 
