@@ -221,22 +221,29 @@ enum VrCmd {
     },
 }
 
-async fn client(args: &Args, agent: &str) -> Result<Client> {
+/// The callback receiver for commands to `url` (None in sync mode): it
+/// listens on `--callback-bind`, and agents are told this host's address
+/// towards `url`.
+async fn receiver(args: &Args, url: &str) -> Result<Option<Arc<CallbackReceiver>>> {
     if args.sync {
-        return Ok(Client::new(agent, None));
+        return Ok(None);
     }
-    let host = agent
+    let host = url
         .trim_start_matches("http://")
         .split([':', '/'])
         .next()
         .unwrap_or("");
     let ip: IpAddr = host
         .parse()
-        .with_context(|| format!("agent {agent:?} must be http://IP:PORT"))?;
-    let me =
-        local_addr_towards(ip).with_context(|| format!("no route to the agent's address {ip}"))?;
-    let rx = CallbackReceiver::start(args.callback_bind, me).await?;
-    Ok(Client::new(agent, Some(Arc::new(rx))))
+        .with_context(|| format!("{url:?} must be http://IP:PORT"))?;
+    let me = local_addr_towards(ip).with_context(|| format!("no route to {ip}"))?;
+    Ok(Some(Arc::new(
+        CallbackReceiver::start(args.callback_bind, me).await?,
+    )))
+}
+
+async fn client(args: &Args, agent: &str) -> Result<Client> {
+    Ok(Client::new(agent, receiver(args, agent).await?))
 }
 
 /// The handshake (sync, short timeouts), with a diagnosis when the agent
@@ -403,26 +410,6 @@ async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
     Ok(())
 }
 
-/// A client for kvm-agents and the router: async mode, one callback
-/// receiver reachable from `towards` (the first host).
-async fn router_ctx_client(args: &Args, towards: &str) -> Result<Option<Arc<CallbackReceiver>>> {
-    if args.sync {
-        return Ok(None);
-    }
-    let host = towards
-        .trim_start_matches("http://")
-        .split([':', '/'])
-        .next()
-        .unwrap_or("");
-    let ip: IpAddr = host
-        .parse()
-        .with_context(|| format!("host {towards:?} must be http://IP:PORT"))?;
-    let me = local_addr_towards(ip).with_context(|| format!("no route to {ip}"))?;
-    Ok(Some(Arc::new(
-        CallbackReceiver::start(args.callback_bind, me).await?,
-    )))
-}
-
 fn print_up(args: &Args, what: &str, up: &vrctl::router::Up) {
     if args.json {
         println!("{}", serde_json::to_string(up).unwrap_or_default());
@@ -445,7 +432,7 @@ async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
         .as_ref()
         .and_then(|v| v.hosts.first().cloned())
         .context("the description has no [vm] section with hosts")?;
-    let rx = router_ctx_client(args, &first).await?;
+    let rx = receiver(args, &first).await?;
     let connect = move |url: &str| -> Result<Client, vrctl::client::ClientError> {
         Ok(Client::new(url, rx.clone()))
     };

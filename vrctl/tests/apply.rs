@@ -177,7 +177,7 @@ fn an_agent_of_the_wrong_kind_is_named_not_timed_out() {
     let (ok, out) = vrctl(&ctl, &["vr", "status", "--agent", &url]);
     assert!(!ok);
     assert!(
-        out.contains("does not know this command") && out.contains("wrong version"),
+        out.contains("wrong version") && out.contains("answers HTTP but not this command (404"),
         "{out}"
     );
     assert!(t.elapsed() < Duration::from_secs(5));
