@@ -27,6 +27,10 @@ struct Args {
     /// Seconds between checks that our nft table still matches (0: never).
     #[arg(long, env = "VR_AGENT_DRIFT_CHECK_SECS", default_value_t = 30)]
     drift_check_secs: u64,
+    /// Power off (`systemctl poweroff`) when the ACPI power button is
+    /// pressed: the VR image has no logind or acpid.
+    #[arg(long, env = "VR_AGENT_POWER_BUTTON")]
+    power_button: bool,
 }
 
 #[tokio::main]
@@ -39,6 +43,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.power_button {
+        vr_agent::sys::power::watch();
+    }
     let sys = vr_agent::real_sys(&args.state_dir)?;
     let cfg = vr_agent::Config {
         listen: args.listen,

@@ -7,6 +7,7 @@ pub mod firewall;
 pub mod haproxy;
 pub mod memory;
 pub mod netlink;
+pub mod power;
 pub mod runner;
 pub mod store;
 pub mod supervisor;
