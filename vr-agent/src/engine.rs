@@ -604,13 +604,47 @@ impl Engine {
         self.sync_lb(&LbState::default(), &lb, plan).await
     }
 
+    /// The UDP load balancer's table: one rule per listener in its chain.
+    /// Missing or edited -> applied again whole (it is small).
+    async fn check_lb_drift(&mut self) -> Result<(), EngineError> {
+        let want = lbudp::rule_count(&self.model.lb);
+        if want == 0 || self.lb_udp.is_none() {
+            return Ok(());
+        }
+        let listing = self
+            .sys
+            .firewall
+            .list(lbudp::TABLE)
+            .await
+            .map_err(apply_err)?;
+        let have = listing.map(|l| census(&l).1.get("prerouting").copied().unwrap_or(0));
+        if have != Some(want) {
+            tracing::warn!(
+                "the udp load balancer's nft table differs from the desired state; replacing it"
+            );
+            self.stats.drift_repairs += 1;
+            self.sys
+                .firewall
+                .apply(&lbudp::render(&self.model.lb))
+                .await
+                .map_err(apply_err)?;
+        }
+        Ok(())
+    }
+
     /// Compare our table in the kernel with what we applied; replace it when
     /// someone flushed or edited it. Returns true when it had drifted.
     pub async fn check_drift(&mut self) -> Result<bool, EngineError> {
+        self.check_lb_drift().await?;
         let Some(expected) = &self.applied else {
             return Ok(false);
         };
-        let listing = self.sys.firewall.list().await.map_err(apply_err)?;
+        let listing = self
+            .sys
+            .firewall
+            .list(nat::TABLE)
+            .await
+            .map_err(apply_err)?;
         let drifted = match &listing {
             None => true,
             Some(l) => {

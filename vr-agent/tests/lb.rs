@@ -412,6 +412,14 @@ fn udp_is_spread_over_backends() {
     }
     let table = lab.vr.sh("nft list table ip vragent_lb").unwrap();
     assert!(table.contains("numgen inc mod 3"), "{table}");
+    // Someone deletes the table: the drift check puts it back.
+    lab.vr.sh("nft delete table ip vragent_lb").unwrap();
+    let back = testbed::wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        lab.vr
+            .sh("nft list table ip vragent_lb")
+            .is_ok_and(|t| t == table)
+    });
+    assert!(back, "udp LB table not repaired: {}", lab.log());
     lab.ok(
         "/lb/delete",
         json!({"lbs": [listener("dns", 53, "udp", &BACKENDS, &[])]}),

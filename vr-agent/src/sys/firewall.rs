@@ -1,4 +1,4 @@
-//! nftables: apply one transaction to our table, read our table back.
+//! nftables: apply one transaction to our tables, read our tables back.
 
 use std::sync::Mutex;
 
@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::runner::{self, RunError};
-use crate::plan::nat::{FAMILY, TABLE};
+use crate::plan::nat::FAMILY;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -22,8 +22,9 @@ pub enum FirewallError {
 pub trait Firewall: Send + Sync {
     /// Apply an nft text script as one transaction (all or nothing).
     async fn apply(&self, script: &str) -> Result<(), FirewallError>;
-    /// Our table as nft JSON, or None when it does not exist.
-    async fn list(&self) -> Result<Option<Value>, FirewallError>;
+    /// One of our tables (`vragent`, `vragent_lb`) as nft JSON, or None
+    /// when it does not exist.
+    async fn list(&self, table: &str) -> Result<Option<Value>, FirewallError>;
 }
 
 pub struct Nft;
@@ -38,8 +39,8 @@ impl Firewall for Nft {
         }
     }
 
-    async fn list(&self) -> Result<Option<Value>, FirewallError> {
-        match runner::run("nft", &["-j", "list", "table", FAMILY, TABLE], None).await {
+    async fn list(&self, table: &str) -> Result<Option<Value>, FirewallError> {
+        match runner::run("nft", &["-j", "list", "table", FAMILY, table], None).await {
             Ok(out) => serde_json::from_str(&out)
                 .map(Some)
                 .map_err(|e| FirewallError::Parse(e.to_string())),
@@ -69,7 +70,7 @@ impl Firewall for FakeFirewall {
         self.applied.lock().unwrap().push(script.to_string());
         Ok(())
     }
-    async fn list(&self) -> Result<Option<Value>, FirewallError> {
+    async fn list(&self, _table: &str) -> Result<Option<Value>, FirewallError> {
         Ok(None)
     }
 }
