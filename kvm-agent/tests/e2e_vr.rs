@@ -243,57 +243,11 @@ fn vr(net: &Netns, path: &str, body: Value) -> Result<Value> {
     Ok(v)
 }
 
-const DHCP_SCRIPT: &str = r#"#!/bin/sh
-[ "$1" = bound ] || exit 0
-ip addr flush dev "$interface"
-ip addr add "$ip/$subnet" dev "$interface"
-ip route replace default via "$router" dev "$interface"
-printf 'ip=%s\nrouter=%s\ndns=%s\ndomain=%s\nhostname=%s\n' \
-  "$ip" "$router" "$dns" "$domain" "$hostname" > "$OUT"
-"#;
-
-/// One DHCP exchange in the tenant; the options it got.
+/// One DHCP exchange in the tenant, which takes the address; its options.
 fn dhcp(tenant: &Netns, dir: &Path) -> Result<Vec<(String, String)>> {
-    let script = dir.join("udhcpc.sh");
-    std::fs::write(&script, DHCP_SCRIPT)?;
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let out = dir.join("lease");
-    let _ = std::fs::remove_file(&out);
-    let st = tenant
-        .command(
-            "busybox",
-            &[
-                "udhcpc",
-                "-i",
-                "eth0",
-                "-n",
-                "-q",
-                "-f",
-                "-t",
-                "10",
-                "-T",
-                "1",
-                "-O",
-                "domain",
-                "-O",
-                "hostname",
-                "-s",
-                script.to_str().unwrap(),
-            ],
-        )
-        .env("OUT", &out)
-        .output()?;
-    if !st.status.success() {
-        bail!(
-            "udhcpc got no lease: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    }
-    Ok(std::fs::read_to_string(&out)?
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect())
+    testbed::dhcp_lease(tenant, "eth0", 10, true, dir)
+        .map(|l| l.into_iter().collect())
+        .context("udhcpc got no lease")
 }
 
 fn dig(tenant: &Netns, name: &str) -> String {

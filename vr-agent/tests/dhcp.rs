@@ -20,19 +20,6 @@ use vr_agent::sys::dnsmasq::{Dnsmasq, DnsmasqProcess, apply};
 const T: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
 
-const SCRIPT: &str = r#"#!/bin/sh
-[ "$1" = bound ] || exit 0
-{
-  echo "ip=$ip"
-  echo "router=$router"
-  echo "dns=$dns"
-  echo "mtu=$mtu"
-  echo "domain=$domain"
-  echo "hostname=$hostname"
-  echo "subnet=$subnet"
-} > "$OUT"
-"#;
-
 fn mac(s: &str) -> Mac {
     s.parse().unwrap()
 }
@@ -93,12 +80,6 @@ impl Lab {
             )
             .unwrap();
         let tmp = TempDir::new("dhcp").unwrap();
-        std::fs::write(tmp.path().join("script.sh"), SCRIPT).unwrap();
-        std::fs::set_permissions(
-            tmp.path().join("script.sh"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
         Lab {
             vr,
             tenant,
@@ -110,33 +91,8 @@ impl Lab {
 
     /// Runs udhcpc on the tenant's `ifname`; the bound environment, or None
     /// when no server answered.
-    fn dhcp(&self, ifname: &str, tries: &str) -> Option<BTreeMap<String, String>> {
-        let out = self.tmp.path().join(format!("{ifname}.env"));
-        let _ = std::fs::remove_file(&out);
-        let script = self.tmp.path().join("script.sh");
-        let script = script.to_str().unwrap();
-        let res = self
-            .tenant
-            .command(
-                "busybox",
-                &[
-                    "udhcpc", "-i", ifname, "-n", "-q", "-f", "-t", tries, "-T", "1", "-O", "mtu",
-                    "-O", "hostname", "-O", "domain", "-s", script,
-                ],
-            )
-            .env("OUT", &out)
-            .output()
-            .unwrap();
-        if !res.status.success() {
-            return None;
-        }
-        let text = std::fs::read_to_string(&out).ok()?;
-        Some(
-            text.lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-                .collect(),
-        )
+    fn dhcp(&self, ifname: &str, tries: u32) -> Option<BTreeMap<String, String>> {
+        testbed::dhcp_lease(&self.tenant, ifname, tries, false, self.tmp.path())
     }
 
     fn dig(&self, name: &str) -> String {
@@ -232,7 +188,7 @@ fn static_leases_options_reload_release_and_dns() {
             let pid = d.pid().unwrap();
 
             // Default L3: IP, router, DNS, MTU, domain, hostname, netmask.
-            let env = lab.dhcp("eth0", "10").expect("lease on eth0");
+            let env = lab.dhcp("eth0", 10).expect("lease on eth0");
             assert_eq!(env["ip"], "192.168.100.10", "{env:?}");
             assert_eq!(env["router"], "192.168.100.1");
             assert_eq!(env["dns"], "192.168.100.1");
@@ -242,7 +198,7 @@ fn static_leases_options_reload_release_and_dns() {
             assert_eq!(env["subnet"], "255.255.255.0");
 
             // Non-default L3: the IP, but no router and no DNS.
-            let env = lab.dhcp("eth1", "10").expect("lease on eth1");
+            let env = lab.dhcp("eth1", 10).expect("lease on eth1");
             assert_eq!(env["ip"], "192.168.200.11", "{env:?}");
             assert_eq!(env["router"], "");
             assert_eq!(env["dns"], "");
@@ -294,10 +250,7 @@ fn static_leases_options_reload_release_and_dns() {
                 leases(&dir)
             );
             lab.tenant.ip("addr flush dev eth0").unwrap();
-            assert!(
-                lab.dhcp("eth0", "3").is_none(),
-                "removed MAC gets no answer"
-            );
+            assert!(lab.dhcp("eth0", 3).is_none(), "removed MAC gets no answer");
             assert_eq!(d.pid(), Some(pid));
 
             // Back again through a full refresh: still only a reload.
@@ -317,7 +270,7 @@ fn static_leases_options_reload_release_and_dns() {
             assert_eq!(d.restarts(), 1);
             let _ = std::fs::remove_file(lab.tmp.path().join("eth0.env"));
             lab.tenant.ip("addr flush dev eth0").unwrap();
-            let env = lab.dhcp("eth0", "10").expect("lease after a crash");
+            let env = lab.dhcp("eth0", 10).expect("lease after a crash");
             assert_eq!(env["ip"], "192.168.100.10");
 
             d.stop().await.unwrap();

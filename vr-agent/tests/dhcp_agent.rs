@@ -12,57 +12,9 @@ use testbed::TempDir;
 
 const TENANT_MAC: &str = "fa:a1:5e:12:34:56";
 
-const SCRIPT: &str = r#"#!/bin/sh
-[ "$1" = bound ] || exit 0
-printf 'ip=%s\nrouter=%s\ndns=%s\nmtu=%s\ndomain=%s\nhostname=%s\nsubnet=%s\n' \
-  "$ip" "$router" "$dns" "$mtu" "$domain" "$hostname" "$subnet" > "$OUT"
-"#;
-
 /// One DHCP exchange from the tenant; the options it got, or None.
-fn dhcp(lab: &Lab, tmp: &TempDir, tries: &str) -> Option<BTreeMap<String, String>> {
-    let script = tmp.path().join("script.sh");
-    std::fs::write(&script, SCRIPT).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = tmp.path().join("env");
-    let _ = std::fs::remove_file(&out);
-    let status = lab
-        .tenant
-        .command(
-            "busybox",
-            &[
-                "udhcpc",
-                "-i",
-                "eth0",
-                "-n",
-                "-q",
-                "-f",
-                "-t",
-                tries,
-                "-T",
-                "1",
-                "-O",
-                "mtu",
-                "-O",
-                "hostname",
-                "-O",
-                "domain",
-                "-s",
-                script.to_str().unwrap(),
-            ],
-        )
-        .env("OUT", &out)
-        .output()
-        .unwrap();
-    if !status.status.success() {
-        return None;
-    }
-    let text = std::fs::read_to_string(&out).ok()?;
-    Some(
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.into(), v.trim().into()))
-            .collect(),
-    )
+fn dhcp(lab: &Lab, tmp: &TempDir, tries: u32) -> Option<BTreeMap<String, String>> {
+    testbed::dhcp_lease(&lab.tenant, "eth0", tries, false, tmp.path())
 }
 
 fn dig(lab: &Lab, name: &str) -> String {
@@ -120,7 +72,7 @@ fn tenant_gets_its_lease_names_resolve_and_removal_frees_the_ip() {
         "/setdns",
         json!({"dns": [{"dnsAddress": "172.20.0.1", "nicMac": PRIV_MAC}]}),
     );
-    let env = dhcp(&lab, &tmp, "10").unwrap_or_else(|| panic!("no lease\n{}", lab.log()));
+    let env = dhcp(&lab, &tmp, 10).unwrap_or_else(|| panic!("no lease\n{}", lab.log()));
     assert_eq!(env["ip"], "192.168.100.10", "{env:?}");
     assert_eq!(env["router"], "192.168.100.1");
     assert_eq!(env["dns"], "192.168.100.1");
@@ -183,7 +135,7 @@ fn tenant_gets_its_lease_names_resolve_and_removal_frees_the_ip() {
     lab.start_agent().unwrap();
     lab.tenant.ip("addr flush dev eth0").unwrap();
     let env =
-        dhcp(&lab, &tmp, "10").unwrap_or_else(|| panic!("no lease after restart\n{}", lab.log()));
+        dhcp(&lab, &tmp, 10).unwrap_or_else(|| panic!("no lease after restart\n{}", lab.log()));
     assert_eq!(env["ip"], "192.168.100.10");
 
     // Removing the entry: no answer, and the lease is released at once.
@@ -196,10 +148,7 @@ fn tenant_gets_its_lease_names_resolve_and_removal_frees_the_ip() {
         "released: {}",
         leases(&lab)
     );
-    assert!(
-        dhcp(&lab, &tmp, "2").is_none(),
-        "removed MAC gets no answer"
-    );
+    assert!(dhcp(&lab, &tmp, 2).is_none(), "removed MAC gets no answer");
     // A refresh replaces the whole set: db-01 and app-01 are gone.
     lab.ok(
         "/refreshDhcpServer",
@@ -221,7 +170,7 @@ fn tenant_gets_its_lease_names_resolve_and_removal_frees_the_ip() {
             "gateway": "192.168.100.1", "vrNicMac": PRIV_MAC, "isDefaultL3Network": true}]}),
     );
     testbed::set_mac(&lab.tenant, "eth0", "fa:a1:5e:00:00:99").unwrap();
-    let env = dhcp(&lab, &tmp, "10").expect("the freed IP is offered to the new VM");
+    let env = dhcp(&lab, &tmp, 10).expect("the freed IP is offered to the new VM");
     assert_eq!(env["ip"], "192.168.100.10");
 }
 

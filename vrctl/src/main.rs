@@ -12,7 +12,8 @@ use vrctl::diagnose::{self, Diagnosis};
 use vrctl::router::{Ctx, Records, RouterError};
 use vrctl::spec::{RouterSpec, diff};
 
-/// Plays the cloud controller against vr-agent with the real protocol.
+/// Plays the cloud controller against kvm-agent and vr-agent with the real
+/// protocol, and runs the lab.
 #[derive(Parser)]
 #[command(version)]
 struct Args {

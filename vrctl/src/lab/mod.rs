@@ -56,7 +56,9 @@ pub enum LabError {
 pub enum Mode {
     /// A VM when libvirt, qemu and the image are present, else a namespace.
     Auto,
+    /// The VR as a VM from the image through kvm-agent and libvirt.
     Vm,
+    /// The VR as vr-agent in a namespace on the same bridges.
     Namespace,
 }
 
