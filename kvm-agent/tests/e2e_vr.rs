@@ -283,22 +283,6 @@ fn check_nat(net: &Netns, tenant: &Netns, within: Duration) -> Result<()> {
     Ok(())
 }
 
-fn root_view() -> String {
-    let run = |args: &[&str]| {
-        Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
-    format!(
-        "{}\n{}\n{}",
-        run(&["ip", "-4", "-br", "addr"]),
-        run(&["ip", "route", "show", "table", "all"]),
-        run(&["nft", "list", "ruleset"])
-    )
-}
-
 #[test]
 fn vr_vm_end_to_end_services_survive_reboot_and_stop_start() -> Result<()> {
     testbed::require_privileged!(Ok(()));
@@ -306,7 +290,7 @@ fn vr_vm_end_to_end_services_survive_reboot_and_stop_start() -> Result<()> {
         skip_or_fail(&why);
         return Ok(());
     }
-    let root_before = root_view();
+    let root_before = testbed::root_view();
     let images = image_dir().canonicalize()?;
 
     // Topology.
@@ -601,6 +585,10 @@ fn vr_vm_end_to_end_services_survive_reboot_and_stop_start() -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    assert_eq!(root_view(), root_before, "the root namespace changed");
+    assert_eq!(
+        testbed::root_view(),
+        root_before,
+        "the root namespace changed"
+    );
     Ok(())
 }

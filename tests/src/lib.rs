@@ -668,6 +668,25 @@ pub fn dhcp_lease(
     )
 }
 
+/// The root namespace's IPv4 addresses, routes (all tables) and nft
+/// ruleset: tests that start libvirtd or the lab compare it before and
+/// after, since they must never change it.
+pub fn root_view() -> String {
+    let run = |args: &[&str]| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "{}\n{}\n{}",
+        run(&["ip", "-4", "-br", "addr"]),
+        run(&["ip", "route", "show", "table", "all"]),
+        run(&["nft", "list", "ruleset"])
+    )
+}
+
 /// `true` when `ping -c count -W 1 ip` from inside `ns` gets replies.
 pub fn ping(ns: &Netns, ip: &str, count: u32) -> bool {
     ns.exec("ping", &["-q", "-c", &count.to_string(), "-W", "1", ip])

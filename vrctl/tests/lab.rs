@@ -127,7 +127,7 @@ fn lab_up_proves_every_service_recovers_and_down_leaves_nothing() {
     testbed::require_privileged!();
     let _turn = VM.lock().unwrap_or_else(|p| p.into_inner());
     let why_not_vm = vm_unavailable();
-    let root_before = root_view();
+    let root_before = testbed::root_view();
     let lab = Lab("vrtlab");
     let img = image_dir();
     let r = vrctl(
@@ -220,25 +220,11 @@ fn lab_up_proves_every_service_recovers_and_down_leaves_nothing() {
     );
     let r = vrctl(&["lab", "down", "--name", lab.0], &[]);
     assert!(r.stdout.contains("nothing to remove"), "{}", r.stdout);
-    assert_eq!(root_view(), root_before, "the root namespace changed");
-}
-
-/// The root namespace's addresses, routes and firewall (the lab must not
-/// touch them).
-fn root_view() -> String {
-    let run = |args: &[&str]| {
-        Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
-    format!(
-        "{}\n{}\n{}",
-        run(&["ip", "-4", "-br", "addr"]),
-        run(&["ip", "route", "show", "table", "all"]),
-        run(&["nft", "list", "ruleset"])
-    )
+    assert_eq!(
+        testbed::root_view(),
+        root_before,
+        "the root namespace changed"
+    );
 }
 
 #[test]
