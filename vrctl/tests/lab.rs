@@ -299,3 +299,34 @@ fn a_router_that_cannot_come_up_is_diagnosed_within_30_s() {
     assert!(r.secs < 30.0, "diagnosis took {:.1} s", r.secs);
     assert_eq!(lab.ctl(&["vr", "destroy", &f]).code, 0);
 }
+
+#[test]
+fn lab_in_namespace_mode_proves_every_service() {
+    testbed::require_privileged!();
+    let _turn = VM.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab("vrtns");
+    let r = vrctl(
+        &[
+            "lab",
+            "up",
+            "--name",
+            lab.0,
+            "--mode",
+            "namespace",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "lab up failed:\n{}\n{}", r.stdout, r.stderr);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["router"], "namespace");
+    assert_eq!(report["why_not_vm"], "--mode namespace");
+    assert_all_pass(&report["rows"], "lab up --mode namespace");
+    let r = vrctl(&["lab", "down", "--name", lab.0], &[]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        lab.leftovers(),
+        Vec::<String>::new(),
+        "lab down left things"
+    );
+}

@@ -395,7 +395,7 @@ fn build(names: &Names, opts: &Options, mode: Mode, kvm: bool) -> Result<Option<
 fn start_namespace_router(
     names: &Names,
     spec: &RouterSpec,
-    opts: &Options,
+    bin_dir: &Path,
 ) -> Result<u32, LabError> {
     let (vr, host) = (names.ns("vr"), names.ns("host"));
     sh(&format!("ip netns add {vr} && ip -n {vr} link set lo up"))?;
@@ -413,7 +413,7 @@ fn start_namespace_router(
     let doc = router::bootstrap_info(spec, &vm)["info"].clone();
     let file = names.state.join("bootstrap.json");
     std::fs::write(&file, doc.to_string()).map_err(|e| LabError::Other(e.to_string()))?;
-    let agent = opts.bin_dir.join("vr-agent");
+    let agent = bin_dir.join("vr-agent");
     let state = names.state.join("vr-agent");
     let log = names.state.join("logs/vr-agent.log");
     Ok(spawn(
@@ -614,15 +614,9 @@ async fn drive(
             .map_err(|e| format!("{e}"))
     } else {
         say("starting vr-agent in the router namespace");
-        let opts = Options {
-            name: names.name.clone(),
-            mode: opts_mode,
-            image_dir: PathBuf::new(),
-            bin_dir: opts_bin,
-            host_only,
-        };
         async {
-            let pid = start_namespace_router(&names, &spec, &opts).map_err(|e| e.to_string())?;
+            let pid =
+                start_namespace_router(&names, &spec, &opts_bin).map_err(|e| e.to_string())?;
             let view = NsRouter {
                 pid,
                 log: names.state.join("logs/vr-agent.log"),
