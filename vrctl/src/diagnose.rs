@@ -364,6 +364,73 @@ mod tests {
         ));
     }
 
+    /// A host whose console and domain state are given.
+    struct Fake {
+        console: &'static str,
+        state: Option<&'static str>,
+    }
+
+    impl HostView for Fake {
+        async fn console(&self) -> String {
+            self.console.into()
+        }
+        async fn state(&self) -> Option<String> {
+            self.state.map(str::to_string)
+        }
+        async fn bridge_problem(&self) -> Option<String> {
+            None
+        }
+    }
+
+    /// The verdict for an agent URL nobody listens on (port 1 refuses).
+    async fn verdict(console: &'static str, state: Option<&'static str>) -> (Diagnosis, f64) {
+        let want = Expect {
+            url: "http://127.0.0.1:1",
+            ip: "127.0.0.1",
+            bootstrap: String::new(),
+            bridge: "br_eth0",
+        };
+        let t = Instant::now();
+        let d = wait_ready(
+            &Fake { console, state },
+            &want,
+            Duration::from_secs(60),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        (d, t.elapsed().as_secs_f64())
+    }
+
+    #[tokio::test]
+    async fn the_console_and_the_domain_decide_at_once() {
+        let (d, secs) = verdict("[ 1.2] Kernel panic - not syncing: VFS\n", Some("Running")).await;
+        assert!(matches!(d, Diagnosis::OsNotBooted { .. }), "{d}");
+        assert!(secs < 2.0, "{secs}");
+        let (d, secs) = verdict(
+            "vr-agent: bootstrap: no NIC with MAC 52:54:00:00:00:09\n",
+            Some("Running"),
+        )
+        .await;
+        assert!(
+            matches!(&d, Diagnosis::AgentMissing { why, .. } if why.contains("no NIC with MAC")),
+            "{d}"
+        );
+        assert!(secs < 2.0, "{secs}");
+        let (d, _) = verdict("", None).await;
+        assert!(
+            d.to_string()
+                .contains("not running on its host (state: gone)"),
+            "{d}"
+        );
+        let (d, secs) = verdict("", Some("Running")).await;
+        assert!(
+            matches!(&d, Diagnosis::AgentMissing { why, .. } if why.contains("connection refused")),
+            "{d}"
+        );
+        assert!(secs < 15.0, "refused for 10 s: {secs}");
+    }
+
     #[test]
     fn versions() {
         assert!(check_version(MIN_VERSION).is_ok());
