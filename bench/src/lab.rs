@@ -1,5 +1,5 @@
 //! The VR topology of the vr-agent's NAT tests, in namespaces, with the real
-//! release vr-agent binary (copied in small from vr-agent/tests/common):
+//! release vr-agent binary (`testbed::RouterNets`, as vr-agent/tests/common):
 //!
 //! ```text
 //!  ctl (10.0.0.2) --eth0-- vr --eth1-- pub (172.20.0.1, the outside)
@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use testbed::{Netns, Proc, TempDir};
+use testbed::{Netns, Proc, RouterNets, TempDir};
 
-pub const MGMT_MAC: &str = "fa:26:9c:aa:00:01";
-pub const PUB_MAC: &str = "fa:26:9c:aa:00:02";
-pub const PRIV_MAC: &str = "fa:26:9c:aa:00:03";
+pub use testbed::{MGMT_MAC, PRIV_MAC, PUB_MAC};
 pub const AGENT: &str = "10.0.0.25:7272";
 pub const GUEST: &str = "192.168.100.10";
 
@@ -52,44 +50,18 @@ impl Lab {
     /// VR's eth2, the tenant and the backends are ports of a bridge `br0`
     /// in a `lan` namespace.
     pub fn with_backends(agent_bin: &Path, n: usize) -> Result<Lab> {
-        let vr = Netns::new("vr")?;
-        let ctl = Netns::new("ctl")?;
-        let public = Netns::new("pub")?;
-        let tenant = Netns::new("ten")?;
-        testbed::veth(&vr, "eth0", &ctl, "eth0")?;
-        testbed::veth(&vr, "eth1", &public, "eth0")?;
-        let mut backends = vec![];
-        let lan = if n == 0 {
-            testbed::veth(&vr, "eth2", &tenant, "eth0")?;
-            None
-        } else {
-            let lan = Netns::new("lan")?;
-            testbed::bridge(&lan, "br0")?;
-            testbed::veth(&vr, "eth2", &lan, "p-vr")?;
-            testbed::enslave(&lan, "p-vr", "br0")?;
-            testbed::veth(&tenant, "eth0", &lan, "p-ten")?;
-            testbed::enslave(&lan, "p-ten", "br0")?;
-            for i in 0..n {
-                let b = Netns::new(&format!("be{i}"))?;
-                let port = format!("p-be{i}");
-                testbed::veth(&b, "eth0", &lan, &port)?;
-                testbed::enslave(&lan, &port, "br0")?;
-                testbed::addr(&b, "eth0", &format!("192.168.100.{}/24", 11 + i))?;
-                testbed::route(&b, "default via 192.168.100.1")?;
-                // The backends close first: no TIME_WAIT to trip a reused port.
-                b.sysctl("net.ipv4.tcp_max_tw_buckets", "0")?;
-                backends.push(b);
-            }
-            Some(lan)
-        };
-        testbed::set_mac(&vr, "eth0", MGMT_MAC)?;
-        testbed::set_mac(&vr, "eth1", PUB_MAC)?;
-        testbed::set_mac(&vr, "eth2", PRIV_MAC)?;
-        testbed::addr(&vr, "eth0", "10.0.0.25/24")?;
-        testbed::addr(&ctl, "eth0", "10.0.0.2/24")?;
-        testbed::addr(&public, "eth0", "172.20.0.1/16")?;
-        testbed::addr(&tenant, "eth0", &format!("{GUEST}/24"))?;
-        testbed::route(&tenant, "default via 192.168.100.1")?;
+        let RouterNets {
+            backends,
+            lan,
+            tenant,
+            public,
+            ctl,
+            vr,
+        } = RouterNets::new(n)?;
+        // The backends close first: no TIME_WAIT to trip a reused port.
+        for b in &backends {
+            b.sysctl("net.ipv4.tcp_max_tw_buckets", "0")?;
+        }
         for net in ["172.21.0.0/16", "172.22.0.0/16", "172.23.0.0/16"] {
             testbed::route(&public, &format!("{net} via 172.20.10.5"))?;
         }
@@ -278,20 +250,4 @@ pub fn eip(vip: &str, guest: &str) -> Value {
            "snatInboundTraffic": false})
 }
 
-/// Removes terminal colour sequences (`ESC [ ... m`).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use common::text::strip_ansi;

@@ -6,4 +6,5 @@ pub mod agent;
 pub mod callback;
 pub mod net;
 pub mod systemd;
+pub mod text;
 pub mod vr;

@@ -303,21 +303,7 @@ fn vr_vm_end_to_end_services_survive_reboot_and_stop_start() -> Result<()> {
     testbed::addr(&host, "eth0", "10.0.0.21/24")?;
     testbed::route(&host, "default via 10.0.0.1")?;
     testbed::set_mac(&tenant, "eth0", TENANT_MAC)?;
-    let _upstream = net.spawn(
-        "dnsmasq",
-        &[
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--pid-file=",
-            "--user=root",
-            "--bind-interfaces",
-            "--listen-address=10.0.0.1",
-            "--log-facility=-",
-            "--address=/example.test/203.0.113.7",
-        ],
-    )?;
+    let _upstream = testbed::upstream_dns(&net, "10.0.0.1")?;
     let _outside = TcpServer::start(&net, "0.0.0.0:80")?;
     let _web = TcpServer::start(&tenant, "0.0.0.0:80")?;
 

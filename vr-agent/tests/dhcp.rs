@@ -61,24 +61,7 @@ impl Lab {
         veth(&vr, "eth1", &public, "eth0").unwrap();
         addr(&vr, "eth1", "172.20.10.5/16").unwrap();
         addr(&public, "eth0", "172.20.0.1/16").unwrap();
-        let upstream = public
-            .spawn(
-                "dnsmasq",
-                &[
-                    "--keep-in-foreground",
-                    "--conf-file=/dev/null",
-                    "--no-resolv",
-                    "--no-hosts",
-                    "--pid-file=",
-                    "--user=root",
-                    "--bind-interfaces",
-                    "--listen-address=172.20.0.1",
-                    "--port=53",
-                    "--log-facility=-",
-                    "--address=/example.test/203.0.113.7",
-                ],
-            )
-            .unwrap();
+        let upstream = testbed::upstream_dns(&public, "172.20.0.1").unwrap();
         let tmp = TempDir::new("dhcp").unwrap();
         Lab {
             vr,

@@ -48,24 +48,7 @@ fn tenant_gets_its_lease_names_resolve_and_removal_frees_the_ip() {
     // The tenant learns its address by DHCP; the outside runs an upstream DNS.
     lab.tenant.ip("addr flush dev eth0").unwrap();
     testbed::set_mac(&lab.tenant, "eth0", TENANT_MAC).unwrap();
-    let _upstream = lab
-        .public
-        .spawn(
-            "dnsmasq",
-            &[
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--pid-file=",
-                "--user=root",
-                "--bind-interfaces",
-                "--listen-address=172.20.0.1",
-                "--log-facility=-",
-                "--address=/example.test/203.0.113.7",
-            ],
-        )
-        .unwrap();
+    let _upstream = testbed::upstream_dns(&lab.public, "172.20.0.1").unwrap();
 
     lab.ok("/refreshDhcpServer", servers());
     lab.ok(

@@ -155,29 +155,11 @@ pub enum ConsoleSign {
     Serving(String),
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ params final-byte
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Reads a console tail. The latest sign wins (a rebooted VR's log has the
 /// previous boot before it).
 pub fn read_console(tail: &str) -> ConsoleSign {
     let mut sign = ConsoleSign::Nothing;
-    for line in tail.lines().map(strip_ansi) {
+    for line in tail.lines().map(common::text::strip_ansi) {
         let l = line.trim();
         if l.contains("Kernel panic")
             || l.contains("vr-initrd:")

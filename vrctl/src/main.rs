@@ -433,14 +433,10 @@ async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
         .as_ref()
         .and_then(|v| v.hosts.first().cloned())
         .context("the description has no [vm] section with hosts")?;
-    let rx = receiver(args, &first).await?;
-    let connect = move |url: &str| -> Result<Client, vrctl::client::ClientError> {
-        Ok(Client::new(url, rx.clone()))
-    };
     let records = Records::new(&args.state_dir);
     let ctx = Ctx {
         records: &records,
-        connect: &connect,
+        callbacks: receiver(args, &first).await?,
         quiet: args.json,
     };
     match cmd {
@@ -620,12 +616,9 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
             let mut vm_state = Value::Null;
             if let Some(spec) = spec.as_ref().filter(|s| s.vm.is_some()) {
                 let records = Records::new(&args.state_dir);
-                let connect = |url: &str| -> Result<Client, vrctl::client::ClientError> {
-                    Ok(Client::new(url, None))
-                };
                 let ctx = Ctx {
                     records: &records,
-                    connect: &connect,
+                    callbacks: None,
                     quiet: true,
                 };
                 let host = ctx.host_of(spec)?;

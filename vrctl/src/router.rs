@@ -9,12 +9,13 @@
 //! truth is always re-read from the hosts (`/vm/vmsync`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientError};
+use crate::client::{CallbackReceiver, Client, ClientError};
 use crate::diagnose::{self, Diagnosis, HostView};
 use crate::spec::{RouterSpec, SpecError, VmSpec};
 
@@ -265,8 +266,8 @@ pub async fn apply(c: &Client, spec: &RouterSpec, mut each: impl FnMut(&Step)) -
 /// Where things are and how to talk to them.
 pub struct Ctx<'a> {
     pub records: &'a Records,
-    /// Makes a client for an agent URL (async mode with callbacks, or sync).
-    pub connect: &'a dyn Fn(&str) -> Result<Client, ClientError>,
+    /// Replies to commands come here (async mode); None: sync mode.
+    pub callbacks: Option<Arc<CallbackReceiver>>,
     pub quiet: bool,
 }
 
@@ -305,6 +306,11 @@ pub struct Up {
 }
 
 impl Ctx<'_> {
+    /// A client for an agent URL, in this context's mode.
+    pub fn client(&self, url: &str) -> Client {
+        Client::new(url, self.callbacks.clone())
+    }
+
     fn say(&self, msg: &str) {
         if !self.quiet {
             eprintln!("{msg}");
@@ -332,13 +338,7 @@ impl Ctx<'_> {
         let t0 = Instant::now();
         let mut placed = None;
         for h in &hosts {
-            let c = match (self.connect)(h) {
-                Ok(c) => c,
-                Err(e) => {
-                    reasons.push(format!("  {h}: {e}"));
-                    continue;
-                }
-            };
+            let c = self.client(h);
             self.say(&format!("starting {} on {h}", spec.uuid));
             match c.call("/vm/start", &body).await {
                 Ok(_) => {
@@ -429,7 +429,7 @@ impl Ctx<'_> {
         self.say(&format!(
             "agent {url} answers (version {version}) {boot_secs:.1} s after the start"
         ));
-        let agent = (self.connect)(&url)?;
+        let agent = self.client(&url);
         let steps = apply(&agent, spec, |s| {
             if !self.quiet {
                 match &s.error {
@@ -481,7 +481,7 @@ impl Ctx<'_> {
         body: Value,
     ) -> Result<Value, RouterError> {
         let host = self.host_of(spec)?;
-        Ok((self.connect)(&host)?.call(path, &body).await?)
+        Ok(self.client(&host).call(path, &body).await?)
     }
 
     pub async fn stop(&self, spec: &RouterSpec, grace_secs: u64) -> Result<(), RouterError> {
@@ -497,7 +497,7 @@ impl Ctx<'_> {
     pub async fn reboot(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
         let vm = vm_spec(spec)?;
         let host = self.host_of(spec)?;
-        let c = (self.connect)(&host)?;
+        let c = self.client(&host);
         let t0 = Instant::now();
         c.call("/vm/reboot", &json!({"uuid": spec.uuid, "timeout": 10}))
             .await?;
@@ -548,10 +548,7 @@ impl Ctx<'_> {
     /// (the host is not coming back; start it elsewhere with `--host`).
     pub async fn sync(&self, spec: &RouterSpec, host_gone: bool) -> Result<Record, RouterError> {
         let host = self.host_of(spec)?;
-        let reply = match (self.connect)(&host) {
-            Ok(c) => c.call("/vm/vmsync", &json!({})).await,
-            Err(e) => Err(e),
-        };
+        let reply = self.client(&host).call("/vm/vmsync", &json!({})).await;
         let state = match reply {
             Ok(v) => v["states"][&spec.uuid]
                 .as_str()

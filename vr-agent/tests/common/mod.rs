@@ -16,11 +16,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use testbed::{Netns, Proc, TempDir};
+use testbed::{Netns, Proc, RouterNets, TempDir};
 
-pub const MGMT_MAC: &str = "fa:26:9c:aa:00:01";
-pub const PUB_MAC: &str = "fa:26:9c:aa:00:02";
-pub const PRIV_MAC: &str = "fa:26:9c:aa:00:03";
+pub use testbed::{MGMT_MAC, PRIV_MAC, PUB_MAC};
 pub const AGENT: &str = "http://10.0.0.25:7272";
 
 pub struct Lab {
@@ -45,43 +43,14 @@ impl Lab {
     /// network: with n > 0 the VR's eth2, the tenant and the backends are
     /// ports of a bridge in a `lan` namespace.
     pub fn with_backends(n: usize) -> Result<Lab> {
-        let vr = Netns::new("vr")?;
-        let ctl = Netns::new("ctl")?;
-        let public = Netns::new("pub")?;
-        let tenant = Netns::new("ten")?;
-        testbed::veth(&vr, "eth0", &ctl, "eth0")?;
-        testbed::veth(&vr, "eth1", &public, "eth0")?;
-        let mut backends = vec![];
-        let lan = if n == 0 {
-            testbed::veth(&vr, "eth2", &tenant, "eth0")?;
-            None
-        } else {
-            let lan = Netns::new("lan")?;
-            testbed::bridge(&lan, "br0")?;
-            testbed::veth(&vr, "eth2", &lan, "p-vr")?;
-            testbed::enslave(&lan, "p-vr", "br0")?;
-            testbed::veth(&tenant, "eth0", &lan, "p-ten")?;
-            testbed::enslave(&lan, "p-ten", "br0")?;
-            for i in 0..n {
-                let b = Netns::new(&format!("be{i}"))?;
-                let port = format!("p-be{i}");
-                testbed::veth(&b, "eth0", &lan, &port)?;
-                testbed::enslave(&lan, &port, "br0")?;
-                testbed::addr(&b, "eth0", &format!("192.168.100.{}/24", 11 + i))?;
-                testbed::route(&b, "default via 192.168.100.1")?;
-                backends.push(b);
-            }
-            Some(lan)
-        };
-        testbed::set_mac(&vr, "eth0", MGMT_MAC)?;
-        testbed::set_mac(&vr, "eth1", PUB_MAC)?;
-        testbed::set_mac(&vr, "eth2", PRIV_MAC)?;
-        // The management address comes from the bootstrap info, before the agent starts.
-        testbed::addr(&vr, "eth0", "10.0.0.25/24")?;
-        testbed::addr(&ctl, "eth0", "10.0.0.2/24")?;
-        testbed::addr(&public, "eth0", "172.20.0.1/16")?;
-        testbed::addr(&tenant, "eth0", "192.168.100.10/24")?;
-        testbed::route(&tenant, "default via 192.168.100.1")?;
+        let RouterNets {
+            backends,
+            lan,
+            tenant,
+            public,
+            ctl,
+            vr,
+        } = RouterNets::new(n)?;
         // The outside can route to the private network, so only the VR's
         // firewall keeps it out.
         testbed::route(&public, "192.168.100.0/24 via 172.20.10.5")?;

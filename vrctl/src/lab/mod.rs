@@ -515,10 +515,8 @@ async fn drive(
                 return rows;
             }
         };
-    let connect = |url: &str| -> Result<Client, crate::client::ClientError> {
-        Ok(Client::new(url, Some(rx.clone())))
-    };
-    let kvm = connect(KVM).unwrap();
+    let connect = |url: &str| Client::new(url, Some(rx.clone()));
+    let kvm = connect(KVM);
     // kvm-agent: up, connected, bridges.
     let t0 = Instant::now();
     let mut up = Err(String::new());
@@ -597,7 +595,7 @@ async fn drive(
         say("creating the VR VM (image overlay, /vm/start, bootstrap info)");
         let ctx = Ctx {
             records: &records,
-            connect: &connect,
+            callbacks: Some(rx.clone()),
             quiet: false,
         };
         ctx.create(&spec)
@@ -635,7 +633,7 @@ async fn drive(
             )
             .await
             .map_err(|e| e.to_string())?;
-            let agent = connect("http://10.0.0.25:7272").map_err(|e| e.to_string())?;
+            let agent = connect("http://10.0.0.25:7272");
             let steps = router::apply(&agent, &spec, |_| {}).await;
             if let Some(s) = steps.iter().find(|s| !s.ok) {
                 return Err(format!(
@@ -661,7 +659,7 @@ async fn drive(
     if !ok {
         return rows;
     }
-    let agent = connect("http://10.0.0.25:7272").unwrap();
+    let agent = connect("http://10.0.0.25:7272");
     let pinged = agent
         .call("/ping", &json!({}))
         .await
