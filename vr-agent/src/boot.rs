@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::vr::BootstrapInfo;
 
-use crate::model::{Edit, NicCategory, from_wire};
+use crate::model::{CidrSource, Edit, NicCategory, from_wire};
 
 pub const DEFAULT_PATH: &str = "/dev/virtio-ports/applianceVm.vport";
 pub const AGENT_PORT: u16 = 7272;
@@ -56,15 +56,28 @@ pub async fn read(path: &Path, timeout: Duration) -> Result<BootstrapInfo, BootE
     }
 }
 
-/// The NIC edit the document asks for, and the management address.
-pub fn plan(info: &BootstrapInfo) -> Result<(Edit, Option<Ipv4Addr>), BootError> {
+/// The edits the document asks for (NICs, then the route to the
+/// management node's network), and the management address.
+pub fn plan(info: &BootstrapInfo) -> Result<(Vec<Edit>, Option<Ipv4Addr>), BootError> {
     let mut wire = vec![info.management_nic.clone()];
     wire.extend(info.additional_nics.iter().cloned());
     let mut nics = from_wire::nics(&wire).map_err(|e| BootError::Invalid(e.to_string()))?;
     // The first NIC is the management NIC whatever its L3 category says.
     nics[0].category = NicCategory::Management;
     let mgmt_ip = nics[0].ip.map(|(ip, _)| ip);
-    Ok((Edit::ConfigureNics(nics), mgmt_ip))
+    let cidr = from_wire::mgmt_cidr(
+        "managementNodeCidr",
+        info.management_node_cidr.as_deref().unwrap_or(""),
+    )
+    .map_err(|e| BootError::Invalid(e.to_string()))?;
+    let edits = vec![
+        Edit::ConfigureNics(nics),
+        Edit::SetMgmtCidr {
+            source: CidrSource::Bootstrap,
+            cidr,
+        },
+    ];
+    Ok((edits, mgmt_ip))
 }
 
 /// Where to listen: `--listen` if given, else the management IP, port 7272.
@@ -83,12 +96,19 @@ mod tests {
             "mac":"fa:26:9c:aa:00:01","deviceName":"eth0","isDefaultRoute":false,"category":"System","mtu":1500},
             "additionalNics":[{"ip":"172.20.10.5","netmask":"255.255.0.0","gateway":"172.20.0.1",
             "mac":"fa:26:9c:aa:00:02","deviceName":"eth1","isDefaultRoute":true,"category":"Public"}],
-            "uuid":"vr1","SkipVyosIptables":true}"#;
+            "uuid":"vr1","SkipVyosIptables":true,"managementNodeCidr":"10.9.0.0/16"}"#;
         let info: BootstrapInfo = serde_json::from_str(&format!("{doc}      ")).unwrap();
-        let (edit, ip) = plan(&info).unwrap();
-        let Edit::ConfigureNics(nics) = edit else {
+        let (edits, ip) = plan(&info).unwrap();
+        let Edit::ConfigureNics(nics) = &edits[0] else {
             panic!()
         };
+        assert_eq!(
+            edits[1],
+            Edit::SetMgmtCidr {
+                source: CidrSource::Bootstrap,
+                cidr: Some("10.9.0.0/16".parse().unwrap())
+            }
+        );
         assert_eq!(nics[0].category, NicCategory::Management);
         assert!(nics[1].is_default_route);
         assert_eq!(ip, Some("10.0.0.25".parse().unwrap()));

@@ -19,6 +19,7 @@ use crate::model::{Edit, Eip, Model, PortForward};
 use crate::plan::dnsmasq::{self as dhcp, DnsmasqState, Files};
 use crate::plan::links::{self, LinkOp};
 use crate::plan::nat::{self, Observed, Ruleset};
+use crate::plan::routes::{self, Route};
 use crate::plan::{haproxy, lbudp};
 use crate::sys::Sys;
 use crate::sys::firewall::census;
@@ -64,6 +65,8 @@ pub struct Engine {
     haproxy_reload_pending: bool,
     /// The udp listener table last applied; None when unknown.
     lb_udp: Option<String>,
+    /// Our static routes (management node networks) in force; None when unknown.
+    routes: Option<BTreeSet<Route>>,
     conntrack_tx: mpsc::UnboundedSender<BTreeSet<nat::FlowMatch>>,
     conntrack_deleted: Arc<AtomicU64>,
     pub stats: Stats,
@@ -103,6 +106,7 @@ impl Engine {
             haproxy_files: None,
             haproxy_reload_pending: false,
             lb_udp: None,
+            routes: None,
             conntrack_tx,
             conntrack_deleted,
             stats: Stats::default(),
@@ -268,8 +272,15 @@ impl Engine {
         if let Some(c) = &change {
             self.apply_nft(c, &ruleset).await?;
         }
-        if let Err(e) = self.run_link_ops(&ops).await {
-            // Put the firewall back as it was before this edit.
+        let routes_change =
+            self.routes.is_none() || routes::mgmt_routes(&self.model) != routes::mgmt_routes(&next);
+        let mut put = self.run_link_ops(&ops).await;
+        if put.is_ok() && routes_change {
+            put = self.sync_routes(&next, &links).await;
+        }
+        if let Err(e) = put {
+            // Put links, routes and the firewall back as they were.
+            self.undo_links(&next, &links).await;
             if change.is_some() {
                 let old = nat::render(&self.model, &obs).ok();
                 let restored = match &old {
@@ -341,11 +352,17 @@ impl Engine {
                     } else {
                         tracing::info!(%ifname, %ip, "re-ordering addresses so the NIC's own IP is first");
                         for (a, p) in &addrs {
-                            nl.del_addr(ifname, *a, *p).await.map_err(apply_err)?;
+                            nl.del_addr(ifname, (*a).into(), *p)
+                                .await
+                                .map_err(apply_err)?;
                         }
-                        nl.add_addr(ifname, *ip, *prefix).await.map_err(apply_err)?;
+                        nl.add_addr(ifname, (*ip).into(), *prefix)
+                            .await
+                            .map_err(apply_err)?;
                         for (a, p) in addrs.iter().filter(|x| **x != (*ip, *prefix)) {
-                            nl.add_addr(ifname, *a, *p).await.map_err(apply_err)?;
+                            nl.add_addr(ifname, (*a).into(), *p)
+                                .await
+                                .map_err(apply_err)?;
                         }
                         Ok(())
                     }
@@ -361,6 +378,56 @@ impl Engine {
             nl.announce(ifname, ip);
         }
         Ok(())
+    }
+
+    /// Make our routes in the kernel those `model` wants: remove ours that
+    /// it does not want, add (or replace) the missing ones.
+    async fn sync_routes(
+        &mut self,
+        model: &Model,
+        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+    ) -> Result<(), EngineError> {
+        let want = routes::resolve(&routes::mgmt_routes(model), links)
+            .map_err(|e| EngineError::BadRequest(e.0))?;
+        self.routes = None;
+        let nl = &self.sys.netlink;
+        let have: BTreeSet<Route> = nl
+            .owned_routes()
+            .await
+            .map_err(apply_err)?
+            .into_iter()
+            .collect();
+        for r in have.difference(&want) {
+            nl.del_route(r).await.map_err(apply_err)?;
+            tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route removed");
+        }
+        for r in want.difference(&have) {
+            nl.replace_route(r).await.map_err(apply_err)?;
+            tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route to the management node added");
+        }
+        self.routes = Some(want);
+        Ok(())
+    }
+
+    /// After a failed edit: take the links and routes from `next` (partly
+    /// applied) back to the model in force. Best effort; what fails is logged.
+    async fn undo_links(
+        &mut self,
+        next: &Model,
+        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+    ) {
+        match links::plan(Some(next), &self.model.clone(), None, links) {
+            Ok(ops) => {
+                if let Err(e) = self.run_link_ops(&ops).await {
+                    tracing::error!(error = %e, "undoing a failed edit's links failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e.0, "cannot plan the undo of a failed edit"),
+        }
+        let model = self.model.clone();
+        if let Err(e) = self.sync_routes(&model, links).await {
+            tracing::error!(error = %e, "restoring routes after a failed edit failed");
+        }
     }
 
     /// Hand flows made stale by a change to the cleaner: listing conntrack
@@ -584,6 +651,8 @@ impl Engine {
         let ops = links::plan(None, &self.model, None, &links)
             .map_err(|e| EngineError::BadRequest(e.0))?;
         self.run_link_ops(&ops).await?;
+        let model = self.model.clone();
+        self.sync_routes(&model, &links).await?;
         let ruleset = nat::render(&self.model, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
         self.applied = None;
         self.sys
@@ -602,6 +671,29 @@ impl Engine {
         let lb = self.model.lb.clone();
         let plan = self.prepare_lb(&lb).await?;
         self.sync_lb(&LbState::default(), &lb, plan).await
+    }
+
+    /// Our routes: someone deleted or changed one -> put them back.
+    async fn check_route_drift(&mut self) -> Result<(), EngineError> {
+        let Some(want) = &self.routes else {
+            return Ok(());
+        };
+        let have: BTreeSet<Route> = self
+            .sys
+            .netlink
+            .owned_routes()
+            .await
+            .map_err(apply_err)?
+            .into_iter()
+            .collect();
+        if have != *want {
+            tracing::warn!("our routes differ from the desired state; putting them back");
+            self.stats.drift_repairs += 1;
+            let links = self.sys.netlink.links().await.map_err(apply_err)?;
+            let model = self.model.clone();
+            self.sync_routes(&model, &links).await?;
+        }
+        Ok(())
     }
 
     /// The UDP load balancer's table: one rule per listener in its chain.
@@ -636,6 +728,7 @@ impl Engine {
     /// someone flushed or edited it. Returns true when it had drifted.
     pub async fn check_drift(&mut self) -> Result<bool, EngineError> {
         self.check_lb_drift().await?;
+        self.check_route_drift().await?;
         let Some(expected) = &self.applied else {
             return Ok(false);
         };
@@ -720,6 +813,7 @@ fn edit_name(e: &Edit) -> &'static str {
         Edit::Lb(LbEdit::Certs(_)) => "certificates-create",
         Edit::Lb(LbEdit::DeleteCert(_)) => "certificate-delete",
         Edit::Lb(LbEdit::LogLevel(_)) => "lb-log-level",
+        Edit::SetMgmtCidr { .. } => "management-cidr",
     }
 }
 

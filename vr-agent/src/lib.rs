@@ -70,11 +70,13 @@ pub async fn run(
     let mut mgmt_ip = None;
     if let Some(path) = &cfg.bootstrap {
         let info = boot::read(path, cfg.bootstrap_timeout).await?;
-        let (edit, ip) = boot::plan(&info)?;
-        engine
-            .apply(edit)
-            .await
-            .map_err(|e| anyhow::anyhow!("bootstrap info from {}: {e}", path.display()))?;
+        let (edits, ip) = boot::plan(&info)?;
+        for edit in edits {
+            engine
+                .apply(edit)
+                .await
+                .map_err(|e| anyhow::anyhow!("bootstrap info from {}: {e}", path.display()))?;
+        }
         tracing::info!(path = %path.display(), management_ip = ?ip, "NICs configured from the bootstrap info");
         mgmt_ip = ip;
     }

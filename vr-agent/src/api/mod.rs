@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::engine::Engine;
 use crate::model::lb::{self, LbEdit};
-use crate::model::{Edit, from_wire};
+use crate::model::{CidrSource, Edit, from_wire};
 use crate::plan::dnsmasq::{self as dhcp, DhcpEdit};
 
 /// Protocol level reported to the controller as `zvrVersion`: the ZStack
@@ -115,9 +115,20 @@ fn kernel_version() -> String {
 }
 
 async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
+    let cidr = from_wire::mgmt_cidr("mgtCidr", &cmd.mgt_cidr).map_err(bad)?;
     if let Some(range) = cmd.parms.get("ipv4LocalPortRange") {
         set_local_port_range(range)?;
     }
+    // The management node's network, routed via the management gateway
+    // (zvr's initHandler does the same).
+    apply(
+        &s,
+        Edit::SetMgmtCidr {
+            source: CidrSource::Init,
+            cidr,
+        },
+    )
+    .await?;
     *s.uuid.write().unwrap() = cmd.uuid.clone();
     tracing::info!(uuid = %cmd.uuid, "initialised by the controller");
     Result::Ok(vr::InitRsp {

@@ -1,7 +1,7 @@
 //! Protocol bodies -> validated model entries. Each error names the entry
 //! (list position and its identity) and the field, in the protocol's names.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::net::{Ipv4Net, Mac, PortRange, Proto, netmask_prefix, parse_ipv4};
 use common::vr;
@@ -48,6 +48,26 @@ impl Entry {
         match s.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
             Some(s) => self.ip(field, s).map(Some),
+        }
+    }
+    pub(crate) fn opt_ip6(
+        &self,
+        field: &'static str,
+        s: &Option<String>,
+    ) -> Result<Option<Ipv6Addr>, FieldError> {
+        match s.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| self.err(field, format!("{s:?} is not an IPv6 address"))),
+        }
+    }
+    pub(crate) fn prefix6(&self, field: &'static str, p: Option<i64>) -> Result<u8, FieldError> {
+        match p {
+            None => Err(self.err(field, "is missing")),
+            Some(p) if (1..=128).contains(&p) => Ok(p as u8),
+            Some(p) => Err(self.err(field, format!("{p} is outside 1-128"))),
         }
     }
     pub(crate) fn netmask(&self, field: &'static str, s: &str) -> Result<u8, FieldError> {
@@ -133,6 +153,10 @@ pub fn nic(i: usize, n: &vr::NicInfo) -> Result<Nic, FieldError> {
         }
     };
     let mtu = e.mtu("mtu", n.mtu)?;
+    let ip6 = match e.opt_ip6("ip6", &n.ip6)? {
+        None => None,
+        Some(ip) => Some((ip, e.prefix6("prefixLength", n.prefix_length)?)),
+    };
     Ok(Nic {
         mac,
         ip,
@@ -141,6 +165,8 @@ pub fn nic(i: usize, n: &vr::NicInfo) -> Result<Nic, FieldError> {
         category,
         mtu,
         default_action: default_action(&e, &n.firewall_default_action)?,
+        ip6,
+        gateway6: e.opt_ip6("gateway6", &n.gateway6)?,
     })
 }
 
@@ -153,6 +179,18 @@ fn default_action(e: &Entry, s: &Option<String>) -> Result<Option<DefaultAction>
             "firewallDefaultAction",
             format!("{other:?} is not accept or reject"),
         )),
+    }
+}
+
+/// The management node's CIDR (`mgtCidr`, `managementNodeCidr`); empty: none.
+pub fn mgmt_cidr(field: &'static str, s: &str) -> Result<Option<Ipv4Net>, FieldError> {
+    match s.trim() {
+        "" => Ok(None),
+        c => c.parse::<Ipv4Net>().map(Some).map_err(|e| FieldError {
+            entry: "command".into(),
+            field,
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -199,14 +237,38 @@ pub fn snats(key: &str, list: &[vr::SnatInfo]) -> Result<Vec<Snat>, FieldError> 
         .collect()
 }
 
-pub fn vip(i: usize, v: &vr::VipInfo) -> Result<Vip, FieldError> {
-    let e = Entry(format!("vips[{i}] (ip {})", v.ip));
+/// A VIP is IPv4 (`ip`, `netmask`) or IPv6 (`ip6`, `prefixLength`, and
+/// no `ip`): VipTO.valueOf sets one or the other.
+fn vip_ip(e: &Entry, v: &vr::VipInfo) -> Result<(IpAddr, u8), FieldError> {
+    if v.ip.trim().is_empty() {
+        let Some(ip6) = e.opt_ip6("ip6", &v.ip6)? else {
+            return Err(e.err("ip", "is missing (and no ip6)"));
+        };
+        // An IPv6 VIP without a prefix length is one host, like an IPv4
+        // VIP without a netmask.
+        let prefix = match v.prefix_length {
+            0 => 128,
+            p => e.prefix6("prefixLength", Some(p))?,
+        };
+        return Ok((IpAddr::V6(ip6), prefix));
+    }
     let ip = e.ip("ip", &v.ip)?;
     let prefix = if v.netmask.is_empty() {
         32
     } else {
         e.netmask("netmask", &v.netmask)?
     };
+    Ok((IpAddr::V4(ip), prefix))
+}
+
+pub fn vip(i: usize, v: &vr::VipInfo) -> Result<Vip, FieldError> {
+    let shown = if v.ip.is_empty() {
+        v.ip6.as_deref().unwrap_or("")
+    } else {
+        &v.ip
+    };
+    let e = Entry(format!("vips[{i}] (ip {shown})"));
+    let (ip, prefix) = vip_ip(&e, v)?;
     Ok(Vip {
         ip,
         prefix,
@@ -220,10 +282,10 @@ pub fn vips(list: &[vr::VipInfo]) -> Result<Vec<Vip>, FieldError> {
     list.iter().enumerate().map(|(i, v)| vip(i, v)).collect()
 }
 
-pub fn vip_ips(list: &[vr::VipInfo]) -> Result<Vec<Ipv4Addr>, FieldError> {
+pub fn vip_ips(list: &[vr::VipInfo]) -> Result<Vec<IpAddr>, FieldError> {
     list.iter()
         .enumerate()
-        .map(|(i, v)| Entry(format!("vips[{i}]")).ip("ip", &v.ip))
+        .map(|(i, v)| vip_ip(&Entry(format!("vips[{i}]")), v).map(|(ip, _)| ip))
         .collect()
 }
 

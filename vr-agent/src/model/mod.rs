@@ -9,7 +9,7 @@ pub mod from_wire;
 pub mod lb;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::net::{Ipv4Net, Mac, PortRange, Proto};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,11 @@ pub struct Nic {
     pub category: NicCategory,
     pub mtu: Option<u32>,
     pub default_action: Option<DefaultAction>,
+    /// IPv6 address and prefix length (`ip6`, `prefixLength`).
+    #[serde(default)]
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 impl Nic {
@@ -69,7 +74,8 @@ impl Snat {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vip {
-    pub ip: Ipv4Addr,
+    /// IPv4 (`ip`, `netmask`) or IPv6 (`ip6`, `prefixLength`).
+    pub ip: IpAddr,
     pub prefix: u8,
     pub mac: Mac,
     pub is_system: bool,
@@ -106,7 +112,7 @@ pub struct Model {
     /// `/syncsnat enable` and `/setsnatservicestate` switch SNAT as a whole.
     pub snat_enabled: bool,
     pub snats: BTreeMap<String, Snat>,
-    pub vips: BTreeMap<Ipv4Addr, Vip>,
+    pub vips: BTreeMap<IpAddr, Vip>,
     pub port_forwards: BTreeMap<String, PortForward>,
     pub eips: BTreeMap<Ipv4Addr, Eip>,
     /// DHCP servers and static leases, DNS forwarding (dnsmasq).
@@ -115,6 +121,25 @@ pub struct Model {
     /// Load balancer listeners and certificates.
     #[serde(default)]
     pub lb: LbState,
+    /// The management node's networks, routed via the management NIC's
+    /// gateway (the default route is on the public NIC).
+    #[serde(default)]
+    pub mgmt_cidrs: MgmtCidrs,
+}
+
+/// Where the management node lives, as each source last said it: the
+/// bootstrap info's `managementNodeCidr` and `/init`'s `mgtCidr`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MgmtCidrs {
+    pub boot: Option<Ipv4Net>,
+    pub init: Option<Ipv4Net>,
+}
+
+/// Who said where the management node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CidrSource {
+    Bootstrap,
+    Init,
 }
 
 impl Default for Model {
@@ -128,6 +153,7 @@ impl Default for Model {
             eips: BTreeMap::new(),
             dhcp: DnsmasqState::default(),
             lb: LbState::default(),
+            mgmt_cidrs: MgmtCidrs::default(),
         }
     }
 }
@@ -153,7 +179,7 @@ pub enum Edit {
         vips: Vec<Vip>,
         primaries: Vec<(Mac, Ipv4Addr, u8)>,
     },
-    RemoveVips(Vec<Ipv4Addr>),
+    RemoveVips(Vec<IpAddr>),
     CreatePortForwards(Vec<PortForward>),
     RevokePortForwards(Vec<String>),
     SyncPortForwards(Vec<PortForward>),
@@ -162,6 +188,11 @@ pub enum Edit {
     SyncEips(Vec<Eip>),
     Dhcp(DhcpEdit),
     Lb(LbEdit),
+    /// The management node's CIDR from one source; None: that source names none.
+    SetMgmtCidr {
+        source: CidrSource,
+        cidr: Option<Ipv4Net>,
+    },
 }
 
 impl Edit {
@@ -222,6 +253,8 @@ impl Model {
                         category: NicCategory::Private,
                         mtu: None,
                         default_action: None,
+                        ip6: None,
+                        gateway6: None,
                     });
                     nic.default_action = Some(*action);
                 }
@@ -293,6 +326,10 @@ impl Model {
                 self.dhcp.apply(e);
             }
             Edit::Lb(e) => self.lb.apply(e)?,
+            Edit::SetMgmtCidr { source, cidr } => match source {
+                CidrSource::Bootstrap => self.mgmt_cidrs.boot = *cidr,
+                CidrSource::Init => self.mgmt_cidrs.init = *cidr,
+            },
         }
         Ok(())
     }

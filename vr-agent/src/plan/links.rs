@@ -2,7 +2,7 @@
 //! remove, from the difference between two desired states.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use common::net::{IfName, Mac};
 
@@ -12,47 +12,44 @@ use crate::model::{Edit, Model, Nic};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkOp {
     /// Bring the link up, with this MTU if given.
-    Up {
-        ifname: IfName,
-        mtu: Option<u32>,
-    },
+    Up { ifname: IfName, mtu: Option<u32> },
     AddAddr {
         ifname: IfName,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         prefix: u8,
     },
     DelAddr {
         ifname: IfName,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         prefix: u8,
     },
-    DefaultRoute {
-        ifname: IfName,
-        gateway: Ipv4Addr,
-    },
+    /// Replace the default route of the gateway's family.
+    DefaultRoute { ifname: IfName, gateway: IpAddr },
     /// Make `ip` the NIC's first address (ZStack's syncVip ordering).
     PrimaryFirst {
         ifname: IfName,
         ip: Ipv4Addr,
         prefix: u8,
     },
-    /// Announce an address with gratuitous ARP.
-    Announce {
-        ifname: IfName,
-        ip: Ipv4Addr,
-    },
+    /// Announce an address: gratuitous ARP (IPv4), unsolicited
+    /// neighbour advertisement (IPv6).
+    Announce { ifname: IfName, ip: IpAddr },
 }
 
-type Addrs = BTreeSet<(Mac, Ipv4Addr, u8)>;
+type Addrs = BTreeSet<(Mac, IpAddr, u8)>;
 
-/// Addresses the model wants on the box: NIC primaries and VIPs.
+/// Addresses the model wants on the box: NIC primaries (IPv4 and IPv6) and VIPs.
 fn addresses(m: &Model) -> Addrs {
-    let nics = m
+    let v4 = m
         .nics
         .values()
-        .filter_map(|n| n.ip.map(|(ip, p)| (n.mac, ip, p)));
+        .filter_map(|n| n.ip.map(|(ip, p)| (n.mac, IpAddr::V4(ip), p)));
+    let v6 = m
+        .nics
+        .values()
+        .filter_map(|n| n.ip6.map(|(ip, p)| (n.mac, IpAddr::V6(ip), p)));
     let vips = m.vips.values().map(|v| (v.mac, v.ip, v.prefix));
-    nics.chain(vips).collect()
+    v4.chain(v6).chain(vips).collect()
 }
 
 /// Ops that take the box from `old` to `new`; `old` None means "unknown,
@@ -108,7 +105,8 @@ pub fn plan(
         .values()
         .filter(|n| changed(n) && n.is_default_route)
     {
-        if let Some(gateway) = nic.gateway {
+        let gateways = [nic.gateway.map(IpAddr::V4), nic.gateway6.map(IpAddr::V6)];
+        for gateway in gateways.into_iter().flatten() {
             ops.push(LinkOp::DefaultRoute {
                 ifname: name(&nic.mac, "nic")?,
                 gateway,

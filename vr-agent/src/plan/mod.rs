@@ -6,3 +6,4 @@ pub mod haproxy;
 pub mod lbudp;
 pub mod links;
 pub mod nat;
+pub mod routes;

@@ -543,6 +543,8 @@ mod tests {
             category,
             mtu: None,
             default_action: action,
+            ip6: None,
+            gateway6: None,
         }
     }
 

@@ -2,15 +2,23 @@
 //! namespace the agent runs in.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use common::net::{IfName, Mac};
+use common::net::{IfName, Ipv4Net, Mac};
 use futures::TryStreamExt;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+
+pub use crate::plan::routes::Route;
+
+/// The route protocol number that marks the routes this agent owns
+/// (`ip route show proto 250`), so it finds and removes only its own.
+pub const ROUTE_PROTO: u8 = 250;
+const RT_TABLE_MAIN: u32 = 254;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
@@ -33,15 +41,27 @@ pub trait Netlink: Send + Sync {
     async fn up(&self, ifname: &IfName, mtu: Option<u32>) -> Result<(), NetlinkError>;
     /// IPv4 addresses in kernel order (the primary first).
     async fn addrs(&self, ifname: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError>;
-    /// Add an address; already present is fine.
-    async fn add_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8)
-    -> Result<(), NetlinkError>;
+    /// Add an address; already present is fine. IPv6 addresses skip
+    /// duplicate address detection (as zvr turns `accept_dad` off): a
+    /// router's address or VIP must answer at once.
+    async fn add_addr(&self, ifname: &IfName, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError>;
     /// Remove an address; already absent is fine.
-    async fn del_addr(&self, ifname: &IfName, ip: Ipv4Addr, prefix: u8)
-    -> Result<(), NetlinkError>;
-    async fn default_route(&self, ifname: &IfName, gateway: Ipv4Addr) -> Result<(), NetlinkError>;
-    /// Announce an address with gratuitous ARP, in the background.
-    fn announce(&self, ifname: &IfName, ip: Ipv4Addr);
+    async fn del_addr(&self, ifname: &IfName, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError>;
+    /// Replace the default route of the gateway's family.
+    async fn default_route(&self, ifname: &IfName, gateway: IpAddr) -> Result<(), NetlinkError>;
+    /// The default routes of the main table: (interface, gateway), both families.
+    async fn default_routes(&self) -> Result<Vec<(IfName, IpAddr)>, NetlinkError>;
+    /// Remove the default route of one family; none is fine.
+    async fn del_default_route(&self, v6: bool) -> Result<(), NetlinkError>;
+    /// The routes marked with [`ROUTE_PROTO`] in the main table.
+    async fn owned_routes(&self) -> Result<Vec<Route>, NetlinkError>;
+    /// Add or replace a route, marked as ours.
+    async fn replace_route(&self, r: &Route) -> Result<(), NetlinkError>;
+    /// Remove one of our routes; already absent is fine.
+    async fn del_route(&self, r: &Route) -> Result<(), NetlinkError>;
+    /// Announce an address in the background: gratuitous ARP for IPv4, an
+    /// unsolicited neighbour advertisement for IPv6.
+    fn announce(&self, ifname: &IfName, ip: IpAddr);
 }
 
 pub struct RtNetlink {
@@ -154,52 +174,54 @@ impl Netlink for RtNetlink {
         Ok(out)
     }
 
-    async fn add_addr(
-        &self,
-        ifname: &IfName,
-        ip: Ipv4Addr,
-        prefix: u8,
-    ) -> Result<(), NetlinkError> {
+    async fn add_addr(&self, ifname: &IfName, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
         let index = self.index(ifname).await?;
-        match self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(ip), prefix)
-            .execute()
-            .await
-        {
+        let mut req = self.handle.address().add(index, ip, prefix);
+        if ip.is_ipv6() {
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match req.execute().await {
             Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
             r => r.map_err(kernel("add address", ifname)),
         }
     }
 
-    async fn del_addr(
-        &self,
-        ifname: &IfName,
-        ip: Ipv4Addr,
-        prefix: u8,
-    ) -> Result<(), NetlinkError> {
+    async fn del_addr(&self, ifname: &IfName, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
         let index = match self.index(ifname).await {
             Ok(i) => i,
             Err(NetlinkError::NoLink(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let msg = rtnetlink::AddressMessageBuilder::<Ipv4Addr>::new()
-            .index(index)
-            .address(ip, prefix)
-            .build();
+        let msg = match ip {
+            IpAddr::V4(ip) => rtnetlink::AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(index)
+                .address(ip, prefix)
+                .build(),
+            IpAddr::V6(ip) => rtnetlink::AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(ip, prefix)
+                .build(),
+        };
         match self.handle.address().del(msg).execute().await {
             Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(()),
             r => r.map_err(kernel("delete address", ifname)),
         }
     }
 
-    async fn default_route(&self, ifname: &IfName, gateway: Ipv4Addr) -> Result<(), NetlinkError> {
+    async fn default_route(&self, ifname: &IfName, gateway: IpAddr) -> Result<(), NetlinkError> {
         let index = self.index(ifname).await?;
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(gateway)
-            .output_interface(index)
-            .build();
+        let msg = match gateway {
+            IpAddr::V4(g) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(g)
+                .output_interface(index)
+                .build(),
+            IpAddr::V6(g) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(g)
+                .output_interface(index)
+                .build(),
+        };
         self.handle
             .route()
             .add(msg)
@@ -209,24 +231,198 @@ impl Netlink for RtNetlink {
             .map_err(kernel("replace default route", ifname))
     }
 
-    fn announce(&self, ifname: &IfName, ip: Ipv4Addr) {
-        let (ifname, ip) = (ifname.to_string(), ip.to_string());
+    async fn default_routes(&self) -> Result<Vec<(IfName, IpAddr)>, NetlinkError> {
+        let names = self.names().await?;
+        let mut out = vec![];
+        for m in self.main_routes().await? {
+            let r = parse_route(&m);
+            if m.header.destination_prefix_length == 0
+                && let (Some(gw), Some(name)) = (r.gateway, r.oif.and_then(|i| names.get(&i)))
+            {
+                out.push((name.clone(), gw));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn del_default_route(&self, v6: bool) -> Result<(), NetlinkError> {
+        for m in self.main_routes().await? {
+            let is_v6 = m.header.address_family == rtnetlink::packet_route::AddressFamily::Inet6;
+            if m.header.destination_prefix_length == 0
+                && is_v6 == v6
+                && parse_route(&m).gateway.is_some()
+            {
+                match self.handle.route().del(m).execute().await {
+                    Err(e) if errno(&e) == Some(libc::ESRCH) => {}
+                    r => r.map_err(kernel("delete default route", &"*".parse().unwrap()))?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn owned_routes(&self) -> Result<Vec<Route>, NetlinkError> {
+        let names = self.names().await?;
+        let mut out = vec![];
+        for m in self.main_routes().await? {
+            if m.header.protocol != RouteProtocol::Other(ROUTE_PROTO) {
+                continue;
+            }
+            let r = parse_route(&m);
+            if let (Some(IpAddr::V4(dst)), Some(IpAddr::V4(gateway)), Some(ifname)) =
+                (r.dst, r.gateway, r.oif.and_then(|i| names.get(&i)))
+            {
+                out.push(Route {
+                    dst: Ipv4Net::containing(dst, m.header.destination_prefix_length),
+                    gateway,
+                    ifname: ifname.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn replace_route(&self, r: &Route) -> Result<(), NetlinkError> {
+        let index = self.index(&r.ifname).await?;
+        self.handle
+            .route()
+            .add(route_msg(r, index))
+            .replace()
+            .execute()
+            .await
+            .map_err(kernel("replace route", &r.ifname))
+    }
+
+    async fn del_route(&self, r: &Route) -> Result<(), NetlinkError> {
+        let index = match self.index(&r.ifname).await {
+            Ok(i) => i,
+            // The link is gone, and its routes with it.
+            Err(NetlinkError::NoLink(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match self.handle.route().del(route_msg(r, index)).execute().await {
+            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
+            r2 => r2.map_err(kernel("delete route", &r.ifname)),
+        }
+    }
+
+    fn announce(&self, ifname: &IfName, ip: IpAddr) {
+        let ifname = ifname.clone();
         tokio::spawn(async move {
-            let args = ["-U", "-c", "3", "-w", "3", "-I", &ifname, &ip];
-            if let Err(e) = super::runner::output("arping", &args, None).await {
-                tracing::warn!(%ifname, %ip, error = %e, "gratuitous ARP failed");
+            let r = match ip {
+                IpAddr::V4(ip) => {
+                    let (i, a) = (ifname.to_string(), ip.to_string());
+                    let args = ["-U", "-c", "3", "-w", "3", "-I", &i, &a];
+                    super::runner::output("arping", &args, None)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+                IpAddr::V6(ip) => super::ndisc::advertise(&ifname, ip, 3).await,
+            };
+            if let Err(e) = r {
+                tracing::warn!(%ifname, %ip, error = %e, "announcing the address failed");
             }
         });
     }
 }
 
-/// An in-memory box: links given up front, addresses recorded.
+struct ParsedRoute {
+    dst: Option<IpAddr>,
+    gateway: Option<IpAddr>,
+    oif: Option<u32>,
+}
+
+fn addr_of(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}
+
+fn parse_route(m: &RouteMessage) -> ParsedRoute {
+    let mut r = ParsedRoute {
+        dst: None,
+        gateway: None,
+        oif: None,
+    };
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => r.dst = addr_of(d),
+            RouteAttribute::Gateway(g) => r.gateway = addr_of(g),
+            RouteAttribute::Oif(i) => r.oif = Some(*i),
+            _ => {}
+        }
+    }
+    r
+}
+
+fn route_msg(r: &Route, index: u32) -> RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(r.dst.addr(), r.dst.prefix_len())
+        .gateway(r.gateway)
+        .output_interface(index)
+        .protocol(RouteProtocol::Other(ROUTE_PROTO))
+        .build()
+}
+
+impl RtNetlink {
+    /// Interface index -> name.
+    async fn names(&self) -> Result<BTreeMap<u32, IfName>, NetlinkError> {
+        let mut out = BTreeMap::new();
+        let mut s = self.handle.link().get().execute();
+        while let Some(m) = s
+            .try_next()
+            .await
+            .map_err(kernel("list links", &"*".parse().unwrap()))?
+        {
+            for a in &m.attributes {
+                if let LinkAttribute::IfName(n) = a
+                    && let Ok(n) = n.parse()
+                {
+                    out.insert(m.header.index, n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every IPv4 and IPv6 route of the main table.
+    async fn main_routes(&self) -> Result<Vec<RouteMessage>, NetlinkError> {
+        let mut out = vec![];
+        for req in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let msgs: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(req)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(kernel("list routes", &"*".parse().unwrap()))?;
+            out.extend(msgs.into_iter().filter(|m| {
+                m.header.table == RT_TABLE_MAIN as u8
+                    || m.attributes
+                        .iter()
+                        .any(|a| matches!(a, RouteAttribute::Table(RT_TABLE_MAIN)))
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// An in-memory box: links given up front, addresses and routes recorded.
 #[derive(Default)]
 pub struct FakeNetlink {
     pub links: Mutex<BTreeMap<Mac, IfName>>,
-    pub addrs: Mutex<BTreeMap<IfName, Vec<(Ipv4Addr, u8)>>>,
-    pub routes: Mutex<Vec<(IfName, Ipv4Addr)>>,
-    pub announced: Mutex<Vec<(IfName, Ipv4Addr)>>,
+    pub addrs: Mutex<BTreeMap<IfName, Vec<(IpAddr, u8)>>>,
+    /// Default routes set, in order.
+    pub routes: Mutex<Vec<(IfName, IpAddr)>>,
+    pub owned: Mutex<Vec<Route>>,
+    pub announced: Mutex<Vec<(IfName, IpAddr)>>,
 }
 
 #[async_trait]
@@ -243,15 +439,15 @@ impl Netlink for FakeNetlink {
             .lock()
             .unwrap()
             .get(ifname)
-            .cloned()
-            .unwrap_or_default())
+            .into_iter()
+            .flatten()
+            .filter_map(|(ip, p)| match ip {
+                IpAddr::V4(a) => Some((*a, *p)),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
     }
-    async fn add_addr(
-        &self,
-        ifname: &IfName,
-        ip: Ipv4Addr,
-        prefix: u8,
-    ) -> Result<(), NetlinkError> {
+    async fn add_addr(&self, ifname: &IfName, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
         let mut a = self.addrs.lock().unwrap();
         let list = a.entry(ifname.clone()).or_default();
         if !list.contains(&(ip, prefix)) {
@@ -259,22 +455,43 @@ impl Netlink for FakeNetlink {
         }
         Ok(())
     }
-    async fn del_addr(
-        &self,
-        ifname: &IfName,
-        ip: Ipv4Addr,
-        prefix: u8,
-    ) -> Result<(), NetlinkError> {
+    async fn del_addr(&self, ifname: &IfName, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
         if let Some(list) = self.addrs.lock().unwrap().get_mut(ifname) {
             list.retain(|x| *x != (ip, prefix));
         }
         Ok(())
     }
-    async fn default_route(&self, ifname: &IfName, gateway: Ipv4Addr) -> Result<(), NetlinkError> {
+    async fn default_route(&self, ifname: &IfName, gateway: IpAddr) -> Result<(), NetlinkError> {
         self.routes.lock().unwrap().push((ifname.clone(), gateway));
         Ok(())
     }
-    fn announce(&self, ifname: &IfName, ip: Ipv4Addr) {
+    async fn default_routes(&self) -> Result<Vec<(IfName, IpAddr)>, NetlinkError> {
+        // The last one set of each family is in force.
+        let r = self.routes.lock().unwrap();
+        let last = |v6: bool| r.iter().rev().find(|(_, g)| g.is_ipv6() == v6).cloned();
+        Ok([last(false), last(true)].into_iter().flatten().collect())
+    }
+    async fn del_default_route(&self, v6: bool) -> Result<(), NetlinkError> {
+        self.routes
+            .lock()
+            .unwrap()
+            .retain(|(_, g)| g.is_ipv6() != v6);
+        Ok(())
+    }
+    async fn owned_routes(&self) -> Result<Vec<Route>, NetlinkError> {
+        Ok(self.owned.lock().unwrap().clone())
+    }
+    async fn replace_route(&self, r: &Route) -> Result<(), NetlinkError> {
+        let mut o = self.owned.lock().unwrap();
+        o.retain(|x| x.dst != r.dst);
+        o.push(r.clone());
+        Ok(())
+    }
+    async fn del_route(&self, r: &Route) -> Result<(), NetlinkError> {
+        self.owned.lock().unwrap().retain(|x| x != r);
+        Ok(())
+    }
+    fn announce(&self, ifname: &IfName, ip: IpAddr) {
         self.announced.lock().unwrap().push((ifname.clone(), ip));
     }
 }
