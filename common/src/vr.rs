@@ -78,6 +78,16 @@ pub struct NicsCmd {
     pub nics: Vec<NicInfo>,
 }
 
+/// `/changeDefaultNic` (ChangeDefaultNicCmd): the NIC that now carries the
+/// default route (`mac`, `ip`/`gateway`, `ip6`/`gateway6`, `state`), and
+/// the router's SNATs on it (absent when it has none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ChangeDefaultNicCmd {
+    pub new_nic: NicInfo,
+    pub snats: Vec<SnatInfo>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct SnatInfo {

@@ -814,6 +814,7 @@ fn edit_name(e: &Edit) -> &'static str {
         Edit::Lb(LbEdit::DeleteCert(_)) => "certificate-delete",
         Edit::Lb(LbEdit::LogLevel(_)) => "lb-log-level",
         Edit::SetMgmtCidr { .. } => "management-cidr",
+        Edit::ChangeDefaultNic { .. } => "change-default-nic",
     }
 }
 

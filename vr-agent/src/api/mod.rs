@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/configurenic", command(configure_nic))
         .route("/removenic", command(remove_nic))
         .route("/configurenicdefaultaction", command(nic_default_action))
+        .route("/changeDefaultNic", command(change_default_nic))
         .route("/setsnat", command(set_snat))
         .route("/removesnat", command(remove_snat))
         .route("/syncsnat", command(sync_snat))
@@ -202,6 +203,10 @@ async fn nic_default_action(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError>
         Edit::SetDefaultActions(from_wire::default_actions(&c.nics).map_err(bad)?),
     )
     .await
+}
+
+async fn change_default_nic(s: AppState, c: vr::ChangeDefaultNicCmd) -> Result<Ok, ApiError> {
+    apply(&s, from_wire::change_default_nic(&c).map_err(bad)?).await
 }
 
 async fn set_snat(s: AppState, c: vr::SetSnatCmd) -> Result<Ok, ApiError> {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use common::net::{Ipv4Net, Mac, PortRange, Proto, netmask_prefix, parse_ipv4};
 use common::vr;
 
-use super::{DefaultAction, Eip, Nic, NicCategory, PortForward, Snat, Vip};
+use super::{DefaultAction, Edit, Eip, Nic, NicCategory, PortForward, Snat, Vip};
 
 /// A field-level validation error: "<entry>: <field>: <reason>".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,6 +216,18 @@ pub fn default_actions(list: &[vr::NicInfo]) -> Result<Vec<(Mac, DefaultAction)>
             Ok((mac, action))
         })
         .collect()
+}
+
+/// `/changeDefaultNic`'s new default NIC and SNATs.
+pub fn change_default_nic(c: &vr::ChangeDefaultNicCmd) -> Result<Edit, FieldError> {
+    let n = &c.new_nic;
+    let e = Entry(format!("newNic (mac {})", n.mac));
+    Ok(Edit::ChangeDefaultNic {
+        mac: e.mac("mac", &n.mac)?,
+        gateway: e.opt_ip("gateway", &n.gateway)?,
+        gateway6: e.opt_ip6("gateway6", &n.gateway6)?,
+        snats: snats("snats", &c.snats)?,
+    })
 }
 
 pub fn snat(name: &str, s: &vr::SnatInfo) -> Result<Snat, FieldError> {

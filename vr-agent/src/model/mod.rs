@@ -188,6 +188,14 @@ pub enum Edit {
     SyncEips(Vec<Eip>),
     Dhcp(DhcpEdit),
     Lb(LbEdit),
+    /// `/changeDefaultNic`: the default route moves to this NIC (its
+    /// gateways updated when given); non-empty `snats` replace the SNATs.
+    ChangeDefaultNic {
+        mac: Mac,
+        gateway: Option<Ipv4Addr>,
+        gateway6: Option<Ipv6Addr>,
+        snats: Vec<Snat>,
+    },
     /// The management node's CIDR from one source; None: that source names none.
     SetMgmtCidr {
         source: CidrSource,
@@ -326,6 +334,33 @@ impl Model {
                 self.dhcp.apply(e);
             }
             Edit::Lb(e) => self.lb.apply(e)?,
+            Edit::ChangeDefaultNic {
+                mac,
+                gateway,
+                gateway6,
+                snats,
+            } => {
+                let Some(nic) = self.nics.get(mac) else {
+                    return Err(Invalid(format!(
+                        "newNic: mac {mac} is not a configured NIC of this router (send /configurenic first)"
+                    )));
+                };
+                if gateway.or(nic.gateway).is_none() && gateway6.or(nic.gateway6).is_none() {
+                    return Err(Invalid(format!(
+                        "newNic (mac {mac}): gateway/gateway6: the new default NIC has no gateway"
+                    )));
+                }
+                for n in self.nics.values_mut() {
+                    n.is_default_route = n.mac == *mac;
+                    if n.mac == *mac {
+                        n.gateway = gateway.or(n.gateway);
+                        n.gateway6 = gateway6.or(n.gateway6);
+                    }
+                }
+                if !snats.is_empty() {
+                    self.snats = snats.iter().map(|s| (s.key(), s.clone())).collect();
+                }
+            }
             Edit::SetMgmtCidr { source, cidr } => match source {
                 CidrSource::Bootstrap => self.mgmt_cidrs.boot = *cidr,
                 CidrSource::Init => self.mgmt_cidrs.init = *cidr,
