@@ -10,6 +10,10 @@
 //! * without `callbackurl` (sync mode) answers with the reply itself:
 //!   200, or 400/409/500 by the error's kind.
 //!
+//! `command_with(options, f)` chooses per route where that differs from what
+//! a caller needs (see [`Options`]): kvm-agent's callers, the Java node, send
+//! exact keys and read errors only from 200 bodies.
+//!
 //! `f` always runs in its own task, so a client that disconnects cannot
 //! cancel an apply half-way.
 
@@ -151,8 +155,58 @@ fn normalize_keys(v: &mut Value) {
     }
 }
 
+/// How one route decodes its body and reports errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Lower the capitalised first letter of every key (zvr's Go structs
+    /// match keys case-insensitively). Off, keys reach the handler exactly as
+    /// sent, opaque maps included.
+    pub fold_key_case: bool,
+    /// Sync mode: a failure answers HTTP 200 with `success:false`. The node's
+    /// `syncJsonPost` (RESTFacadeImpl.syncRawJson) retries any non-2xx as a
+    /// transport error and never reads its body.
+    pub sync_errors_in_body: bool,
+    /// Async mode: a body that does not decode still answers 200 and its
+    /// error goes to the callback. The node's `asyncJsonPost` fails a non-2xx
+    /// answer with the status line only, dropping the body's message.
+    pub async_decode_errors_to_callback: bool,
+}
+
+impl Options {
+    /// What `command` does: lenient keys, HTTP status codes for errors.
+    pub const LENIENT: Options = Options {
+        fold_key_case: true,
+        sync_errors_in_body: false,
+        async_decode_errors_to_callback: false,
+    };
+    /// A path the node posts with `asyncJsonPost`: exact keys, every error
+    /// in the callback. Sync mode (no ZStack caller: curl, vrctl) keeps the
+    /// HTTP status codes.
+    pub const ZSTACK_ASYNC: Options = Options {
+        fold_key_case: false,
+        sync_errors_in_body: false,
+        async_decode_errors_to_callback: true,
+    };
+    /// A path the node posts with `syncJsonPost`: exact keys, errors always in
+    /// a 200 body.
+    pub const ZSTACK_SYNC: Options = Options {
+        fold_key_case: false,
+        sync_errors_in_body: true,
+        async_decode_errors_to_callback: true,
+    };
+}
+
 /// Decode a command body; the error names the JSON path of the bad value.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    decode_with(body, true)
+}
+
+/// Decode without touching key case: what the Java node (Gson) sends.
+pub fn decode_exact<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    decode_with(body, false)
+}
+
+fn decode_with<T: DeserializeOwned>(body: &[u8], fold_key_case: bool) -> Result<T, ApiError> {
     let text = std::str::from_utf8(body).unwrap_or("");
     let mut v: Value = if text.trim().is_empty() {
         Value::Object(Map::new())
@@ -163,15 +217,30 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if v.is_null() {
         v = Value::Object(Map::new());
     }
-    normalize_keys(&mut v);
+    if fold_key_case {
+        normalize_keys(&mut v);
+    }
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         ApiError::bad_request(format!("field {path}: {}", e.into_inner()))
     })
 }
 
-/// An axum POST route for one protocol command.
+/// An axum POST route for one protocol command ([`Options::LENIENT`]).
 pub fn command<S, Req, Rsp, F, Fut>(f: F) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Req: DeserializeOwned + Send + 'static,
+    Rsp: Serialize + Send + 'static,
+    F: Fn(S, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Rsp, ApiError>> + Send + 'static,
+{
+    command_with(Options::LENIENT, f)
+}
+
+/// An axum POST route for one protocol command, decoded and answered as
+/// `opts` says.
+pub fn command_with<S, Req, Rsp, F, Fut>(opts: Options, f: F) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Req: DeserializeOwned + Send + 'static,
@@ -200,11 +269,33 @@ where
                     )
                         .into_response();
                 }
-                let req: Req = match decode(&body) {
+                let status_of = move |e: &ApiError| {
+                    if opts.sync_errors_in_body {
+                        StatusCode::OK
+                    } else {
+                        e.status()
+                    }
+                };
+                let req: Req = match decode_with(&body, opts.fold_key_case) {
                     Result::Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(%path, error = %e, "rejected request body");
-                        return (e.status(), axum::Json(envelope::<Ok>(&Err(e)))).into_response();
+                        let reply = envelope::<Ok>(&Err(e.clone()));
+                        if let (Some(url), Some(task)) = (&callback, &task)
+                            && opts.async_decode_errors_to_callback
+                        {
+                            let (url, task) = (url.clone(), task.clone());
+                            tokio::spawn(async move {
+                                callback::deliver(&url, &task, &reply).await;
+                            });
+                            return (StatusCode::OK, "\"\"").into_response();
+                        }
+                        let status = if callback.is_some() {
+                            e.status()
+                        } else {
+                            status_of(&e)
+                        };
+                        return (status, axum::Json(reply)).into_response();
                     }
                 };
                 let run = tokio::spawn(async move {
@@ -212,10 +303,7 @@ where
                     if let Err(e) = &result {
                         tracing::warn!(%path, error = %e, "command failed");
                     }
-                    (
-                        result.as_ref().err().map(ApiError::status),
-                        envelope(&result),
-                    )
+                    (result.as_ref().err().map(status_of), envelope(&result))
                 });
                 match (callback, task) {
                     (Some(url), Some(task)) => {
@@ -230,13 +318,10 @@ where
                         Result::Ok((status, body)) => {
                             (status.unwrap_or(StatusCode::OK), axum::Json(body)).into_response()
                         }
-                        Err(e) => (
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            axum::Json(envelope::<Ok>(&Err(ApiError::internal(format!(
-                                "command task failed: {e}"
-                            ))))),
-                        )
-                            .into_response(),
+                        Err(e) => {
+                            let e = ApiError::internal(format!("command task failed: {e}"));
+                            (status_of(&e), axum::Json(envelope::<Ok>(&Err(e)))).into_response()
+                        }
                     },
                 }
             }
@@ -324,6 +409,93 @@ mod tests {
             .await
             .unwrap();
         (status, String::from_utf8_lossy(&b).to_string())
+    }
+
+    /// The Java node's view: errors in 200 bodies, exact keys, a bad body of
+    /// an async call reported through the callback.
+    #[tokio::test]
+    async fn zstack_options_answer_as_the_node_reads() {
+        #[derive(Debug, Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct Boot {
+            mac: String,
+            info: Map<String, Value>,
+        }
+        #[derive(Serialize)]
+        struct Echo {
+            keys: Vec<String>,
+        }
+        async fn h(_: (), c: Boot) -> Result<Echo, ApiError> {
+            if c.mac == "bad" {
+                return Err(ApiError::conflict("mac bad"));
+            }
+            Result::Ok(Echo {
+                keys: c.info.keys().cloned().collect(),
+            })
+        }
+        let app = finish(
+            Router::new()
+                .route("/sync", command_with(Options::ZSTACK_SYNC, h))
+                .route("/async", command_with(Options::ZSTACK_ASYNC, h)),
+            (),
+        );
+        let call = |path: &str, body: &str, cb: Option<&str>| {
+            let mut r = Request::post(path.to_string());
+            if let Some(cb) = cb {
+                r = r.header("callbackurl", cb).header("taskuuid", "t1");
+            }
+            let req = r.body(Body::from(body.to_string())).unwrap();
+            let app = app.clone();
+            async move {
+                let rsp = app.oneshot(req).await.unwrap();
+                let s = rsp.status();
+                let b = axum::body::to_bytes(rsp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (
+                    s,
+                    serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+                )
+            }
+        };
+        let (s, v) = call("/sync", r#"{"mac":"bad"}"#, None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, serde_json::json!({"success":false,"error":"mac bad"}));
+        let (s, v) = call("/sync", "{nope", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["success"], false);
+        // Opaque maps keep their keys.
+        let (_, v) = call("/sync", r#"{"info":{"EnableVyosCmd":true,"x":1}}"#, None).await;
+        assert_eq!(v["keys"], serde_json::json!(["EnableVyosCmd", "x"]));
+        // No ZStack caller posts /async without a callback: HTTP codes stay.
+        let (s, _) = call("/async", r#"{"mac":"bad"}"#, None).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        // A bad body with a callback: 200 now, the error in the callback.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        let cb = Router::new().route(
+            "/cb",
+            post(move |b: Bytes| {
+                let tx = tx.clone();
+                async move {
+                    tx.send(serde_json::from_slice(&b).unwrap()).unwrap();
+                    ""
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/cb", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, cb).await });
+        let (s, _) = call("/async", r#"{"mac":7}"#, Some(&url)).await;
+        assert_eq!(s, StatusCode::OK);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got["success"], false);
+        assert!(
+            got["error"].as_str().unwrap().contains("field mac"),
+            "{got}"
+        );
     }
 
     #[tokio::test]

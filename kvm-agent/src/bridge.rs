@@ -2,6 +2,7 @@
 //! roll back on any failure, verify the gateway still answers.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::netstate::Op;
@@ -62,6 +63,10 @@ pub enum BridgeError {
     NoVlanBridge(String),
     #[error("network device[{0}] is not existing")]
     NoNic(String),
+    #[error("device[{port}] is not a port of bridge[{bridge}]")]
+    NotAPort { port: String, bridge: String },
+    #[error("cannot record the isolation of bridge[{bridge}]: {error}")]
+    Record { bridge: String, error: String },
     #[error("bridge[{bridge}] has no uplink: {nic} is not one of its ports{elsewhere}")]
     NoUplink {
         bridge: String,
@@ -378,4 +383,95 @@ pub async fn add_if(nl: &dyn Netlink, bridge: &str, nic: &str) -> Result<Outcome
         changed: 1,
         elapsed: Duration::ZERO,
     })
+}
+
+/// Where `createbridge` records that a bridge is isolated, so that ports
+/// added later (the taps of `/vm/start`) are isolated too: the kernel has no
+/// bridge-wide flag, only per-port ones.
+fn isolation_marker(state_dir: &Path, bridge: &str) -> PathBuf {
+    state_dir.join("isolated-bridges").join(bridge)
+}
+
+/// Was `bridge` created for an isolated L2 network?
+pub fn is_isolated(state_dir: &Path, bridge: &str) -> bool {
+    isolation_marker(state_dir, bridge).exists()
+}
+
+/// Record (or forget) that `bridge` is isolated.
+pub fn record_isolation(state_dir: &Path, bridge: &str, isolated: bool) -> Result<(), BridgeError> {
+    let path = isolation_marker(state_dir, bridge);
+    let r = if isolated {
+        crate::sys::store::write_atomic(&path, b"isolated\n")
+    } else {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    };
+    r.map_err(|e| BridgeError::Record {
+        bridge: bridge.into(),
+        error: e.to_string(),
+    })
+}
+
+/// Give every port of `bridge` but the uplink `nic` isolation `want`; all or
+/// nothing (rolled back on a failure). Returns the number of ports changed.
+pub async fn set_isolation(
+    nl: &dyn Netlink,
+    sysctl: &dyn Sysctl,
+    bridge: &str,
+    nic: &str,
+    want: bool,
+) -> Result<usize, BridgeError> {
+    let steps = planner::port_isolation(bridge, nic, want, &observe(nl).await?);
+    execute(nl, sysctl, &steps).await?;
+    if !steps.is_empty() {
+        tracing::info!(
+            bridge,
+            isolated = want,
+            ports = steps.len(),
+            "port isolation set"
+        );
+    }
+    Ok(steps.len())
+}
+
+/// For the VM side: call once a guest's tap `port` is a port of `bridge`.
+/// Isolates it when the NIC asks (`NicTO.isolated`) or the bridge was
+/// created isolated; never removes isolation. Returns whether the port is
+/// isolated now.
+pub async fn isolate_guest_port(
+    nl: &dyn Netlink,
+    state_dir: &Path,
+    bridge: &str,
+    port: &str,
+    nic_isolated: bool,
+) -> Result<bool, BridgeError> {
+    if !nic_isolated && !is_isolated(state_dir, bridge) {
+        return Ok(false);
+    }
+    let obs = observe(nl).await?;
+    let br = obs
+        .link(bridge)
+        .filter(|l| l.is_bridge())
+        .ok_or_else(|| BridgeError::NoBridge(bridge.into()))?;
+    let p = obs
+        .link(port)
+        .filter(|l| l.master == Some(br.index))
+        .ok_or_else(|| BridgeError::NotAPort {
+            port: port.into(),
+            bridge: bridge.into(),
+        })?;
+    if !p.isolated {
+        let op = Op::SetPortIsolated {
+            name: port.into(),
+            isolated: true,
+        };
+        nl.apply(&op).await.map_err(|e| BridgeError::Step {
+            op: op.to_string(),
+            source: e,
+            rollback: vec![],
+        })?;
+    }
+    Ok(true)
 }

@@ -35,6 +35,9 @@ pub struct Link {
     pub master: Option<u32>,
     pub alias: Option<String>,
     pub bridge: Option<BridgeOpts>,
+    /// A bridge port with `isolated on` (IFLA_BRPORT_ISOLATED): it forwards
+    /// only to ports that are not isolated.
+    pub isolated: bool,
 }
 
 impl Link {
@@ -226,6 +229,11 @@ pub enum Op {
         name: String,
         master: Option<String>,
     },
+    /// Bridge port isolation of a port (`bridge link set dev X isolated on`).
+    SetPortIsolated {
+        name: String,
+        isolated: bool,
+    },
     /// An empty alias removes it.
     SetAlias {
         name: String,
@@ -263,6 +271,11 @@ impl fmt::Display for Op {
                 None => write!(f, "release {name} from its bridge"),
             },
             Op::SetAlias { name, alias } => write!(f, "set alias {alias:?} on {name}"),
+            Op::SetPortIsolated { name, isolated } => write!(
+                f,
+                "set isolated {} on port {name}",
+                if *isolated { "on" } else { "off" }
+            ),
             Op::AddAddr(a) => write!(f, "add address {a}"),
             Op::DelAddr(a) => write!(f, "delete address {a}"),
             Op::ReplaceRoute(r) => write!(f, "replace route {r}"),

@@ -18,11 +18,22 @@ pub struct ConnectCmd {
     pub version: String,
 }
 
+/// The node parses both with `VersionComparator` (KVMHost.connectToAgent),
+/// so both are always present and dotted numbers.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectResponse {
-    pub libvirt_version: Option<String>,
-    pub qemu_version: Option<String>,
+    pub libvirt_version: String,
+    pub qemu_version: String,
+}
+
+/// `UpdateHostConfigurationCmd`: sent when ping's `sendCommandUrl` differs
+/// from the node's (KVMHost.doUpdateHostConfiguration).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct UpdateHostConfigurationCmd {
+    pub host_uuid: String,
+    pub send_command_url: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -57,7 +68,20 @@ pub struct HostCapacityResponse {
     pub used_memory: u64,
 }
 
-/// Only what this host can tell; everything else stays absent.
+/// `VirtualizerInfoTO`. The node sets `uuid` itself and stores the rest in
+/// `KvmHypervisorInfoVO`, whose `hypervisor` and `version` are NOT NULL.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualizerInfo {
+    pub uuid: Option<String>,
+    pub virtualizer: String,
+    pub version: String,
+}
+
+/// Only what this host can tell; everything else stays absent. The fields
+/// the node dereferences in KVMHost.createCollectHostFactsFlow are not
+/// Options: `libvirtVersion` (`compareTo`), `virtualizerInfo` (`setUuid`),
+/// `cpuModelName` (a query parameter), `libvirtCapabilities`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct HostFactResponse {
@@ -65,10 +89,14 @@ pub struct HostFactResponse {
     pub os_version: Option<String>,
     pub os_release: Option<String>,
     pub qemu_img_version: Option<String>,
-    pub libvirt_version: Option<String>,
+    pub libvirt_version: String,
+    pub libvirt_capabilities: Vec<String>,
+    pub virtualizer_info: VirtualizerInfo,
     pub hvm_cpu_flag: Option<String>,
     pub ept_flag: Option<String>,
     pub cpu_architecture: Option<String>,
+    /// The libvirt CPU model (capabilities `host/cpu/model`).
+    pub cpu_model_name: String,
     pub host_cpu_model_name: Option<String>,
     #[serde(rename = "cpuGHz")]
     pub cpu_ghz: Option<String>,

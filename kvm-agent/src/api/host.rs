@@ -4,12 +4,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use common::agent::{ApiError, decode, envelope};
+use common::agent::{ApiError, decode_exact, envelope};
 use common::net::IfName;
 
 use super::{AppState, Session};
 use crate::netstate::Op;
-use crate::sys::hostinfo::tool_version;
+use crate::sys::hostinfo::{LibvirtCaps, parse_capabilities};
 use crate::sys::store::write_atomic;
 use crate::wire::*;
 
@@ -19,10 +19,33 @@ pub async fn echo() -> &'static str {
     ""
 }
 
+async fn persist(state: &AppState, session: &Session) -> Result<(), ApiError> {
+    let json = serde_json::to_vec_pretty(session).map_err(|e| ApiError::internal(e.to_string()))?;
+    let path = state.state_dir.join("host-connect.json");
+    tokio::task::spawn_blocking(move || write_atomic(&path, &json))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(format!("cannot persist connect state: {e}")))
+}
+
+/// A version the node parses with `VersionComparator`: absent is an error
+/// here rather than a null pointer there (kvmagent fails the same way).
+fn required_version(v: Option<String>, what: &str, tool: &str) -> Result<String, ApiError> {
+    v.ok_or_else(|| {
+        ApiError::internal(format!(
+            "cannot report {what}: `{tool} --version` printed no version (is it installed?)"
+        ))
+    })
+}
+
 /// Keep the session in memory and record it under the state dir (as ZStack
 /// records the version). A restarted agent still reports `hostUuid: ""` so
 /// the MN reconnects and re-sends its configuration.
 pub async fn connect(state: AppState, cmd: ConnectCmd) -> Result<ConnectResponse, ApiError> {
+    let (libvirt, qemu) =
+        tokio::join!(state.host.version_of("libvirtd"), state.host.qemu_version());
+    let libvirt_version = required_version(libvirt, "libvirtVersion", "libvirtd")?;
+    let qemu_version = required_version(qemu, "qemuVersion", "qemu-system")?;
     let session = Session {
         host_uuid: cmd.host_uuid,
         send_command_url: cmd.send_command_url,
@@ -36,21 +59,30 @@ pub async fn connect(state: AppState, cmd: ConnectCmd) -> Result<ConnectResponse
             "iptablesRules from connect not applied"
         );
     }
-    let json =
-        serde_json::to_vec_pretty(&session).map_err(|e| ApiError::internal(e.to_string()))?;
-    let path = state.state_dir.join("host-connect.json");
-    tokio::task::spawn_blocking(move || write_atomic(&path, &json))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(format!("cannot persist connect state: {e}")))?;
+    persist(&state, &session).await?;
     tracing::info!(host_uuid = %session.host_uuid, version = %session.version, "connected");
     *state.session.lock().unwrap() = session;
-    let (libvirt, qemu) =
-        tokio::join!(tool_version("libvirtd"), tool_version("qemu-system-x86_64"));
     Ok(ConnectResponse {
-        libvirt_version: libvirt,
-        qemu_version: qemu,
+        libvirt_version,
+        qemu_version,
     })
+}
+
+/// `/host/update/configuration`: the node's URL changed (its IP moved);
+/// later pings report it and events go to it. kvmagent changes only the URL.
+pub async fn update_configuration(
+    state: AppState,
+    cmd: UpdateHostConfigurationCmd,
+) -> Result<common::agent::Ok, ApiError> {
+    if cmd.send_command_url.is_empty() {
+        return Err(ApiError::bad_request("field sendCommandUrl: empty"));
+    }
+    let mut session = state.session.lock().unwrap().clone();
+    session.send_command_url = cmd.send_command_url;
+    persist(&state, &session).await?;
+    tracing::info!(url = %session.send_command_url, "sendCommandUrl updated");
+    state.session.lock().unwrap().send_command_url = session.send_command_url;
+    Ok(common::agent::Ok {})
 }
 
 pub async fn ping(state: AppState, _cmd: PingCmd) -> Result<PingResponse, ApiError> {
@@ -64,14 +96,48 @@ pub async fn ping(state: AppState, _cmd: PingCmd) -> Result<PingResponse, ApiErr
 }
 
 pub async fn capacity(state: AppState, _cmd: Empty) -> Result<HostCapacityResponse, ApiError> {
-    Ok(state.host.capacity())
+    let mut c = state.host.capacity();
+    (c.used_cpu, c.used_memory) = super::vm::used_capacity(&state).await?;
+    Ok(c)
+}
+
+/// The libvirt capabilities of this host (blocking call on its own thread).
+async fn libvirt_caps(state: &AppState) -> Result<LibvirtCaps, ApiError> {
+    let Some(hv) = state.vm.hypervisor.clone() else {
+        return Err(ApiError::internal(format!(
+            "cannot read libvirt capabilities (cpuModelName): libvirt unavailable: {}",
+            state.vm.libvirt_problem()
+        )));
+    };
+    let xml = tokio::task::spawn_blocking(move || hv.capabilities())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(format!("cannot read libvirt capabilities: {e}")))?;
+    Ok(parse_capabilities(&xml))
 }
 
 pub async fn fact(state: AppState, _cmd: Empty) -> Result<HostFactResponse, ApiError> {
     let mut f = state.host.facts();
-    let (libvirt, qemu_img) = tokio::join!(tool_version("libvirtd"), tool_version("qemu-img"));
-    f.libvirt_version = libvirt;
+    let (libvirt, qemu_img, qemu) = tokio::join!(
+        state.host.version_of("libvirtd"),
+        state.host.version_of("qemu-img"),
+        state.host.qemu_version()
+    );
+    f.libvirt_version = required_version(libvirt, "libvirtVersion", "libvirtd")?;
     f.qemu_img_version = qemu_img;
+    let caps = libvirt_caps(&state).await?;
+    f.cpu_model_name = caps.cpu_model.ok_or_else(|| {
+        ApiError::internal("libvirt capabilities name no host CPU model (cpuModelName)")
+    })?;
+    f.libvirt_capabilities = caps.features;
+    let host_uuid = state.session.lock().unwrap().host_uuid.clone();
+    f.virtualizer_info = VirtualizerInfo {
+        uuid: (!host_uuid.is_empty()).then_some(host_uuid),
+        // kvmagent's constant (KVMConstant.VIRTUALIZER_QEMU_KVM); "" when no
+        // qemu answers, as kvmagent does.
+        virtualizer: "qemu-kvm".into(),
+        version: qemu.unwrap_or_default(),
+    };
     let obs = state
         .netlink
         .dump()
@@ -89,40 +155,35 @@ pub async fn fact(state: AppState, _cmd: Empty) -> Result<HostFactResponse, ApiE
     Ok(f)
 }
 
-/// Sync, and the failure reply carries `failedInterfaceNames`, which the
-/// shared envelope drops on errors: so this one builds its reply itself.
+/// Sync (the node's `syncJsonPost`): always HTTP 200, and the failure reply
+/// carries `failedInterfaceNames` (the node calls `.isEmpty()` on it), which
+/// the shared envelope drops on errors: so this one builds its reply itself.
 pub async fn check_physical_interfaces(
     State(state): State<AppState>,
     body: Bytes,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let reply = |status: StatusCode, failed: Vec<String>, err: Option<ApiError>| {
+    let reply = |failed: Vec<String>, err: Option<ApiError>| {
         let mut v = match err {
             Some(e) => envelope::<CheckPhysicalNetworkInterfaceResponse>(&Err(e)),
             None => envelope(&Ok(CheckPhysicalNetworkInterfaceResponse::default())),
         };
         v["failedInterfaceNames"] = serde_json::json!(failed);
-        (status, Json(v))
+        (StatusCode::OK, Json(v))
     };
-    let cmd: CheckPhysicalNetworkInterfaceCmd = match decode(&body) {
+    let cmd: CheckPhysicalNetworkInterfaceCmd = match decode_exact(&body) {
         Ok(c) => c,
-        Err(e) => return reply(e.status(), vec![], Some(e)),
+        Err(e) => return reply(vec![], Some(e)),
     };
     let obs = match state.netlink.dump().await {
         Ok(o) => o,
-        Err(e) => {
-            return reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                vec![],
-                Some(ApiError::internal(e.to_string())),
-            );
-        }
+        Err(e) => return reply(vec![], Some(ApiError::internal(e.to_string()))),
     };
     for name in &cmd.interface_names {
         let link = name.parse::<IfName>().ok().and_then(|_| obs.link(name));
         let Some(link) = link else {
             let e =
                 ApiError::bad_request(format!("cannot find physical network interface[{name}]"));
-            return reply(e.status(), vec![name.clone()], Some(e));
+            return reply(vec![name.clone()], Some(e));
         };
         if !link.up {
             let op = Op::SetUp {
@@ -131,9 +192,9 @@ pub async fn check_physical_interfaces(
             };
             if let Err(e) = state.netlink.apply(&op).await {
                 let e = ApiError::internal(format!("cannot {op}: {e}"));
-                return reply(e.status(), vec![name.clone()], Some(e));
+                return reply(vec![name.clone()], Some(e));
             }
         }
     }
-    reply(StatusCode::OK, vec![], None)
+    reply(vec![], None)
 }

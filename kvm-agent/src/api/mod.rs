@@ -103,14 +103,43 @@ fn both(r: Router<AppState>, path: &str, m: MethodRouter<AppState>) -> Router<Ap
     r.route(path, m.clone()).route(&format!("{path}/"), m)
 }
 
+/// A path the node posts with `asyncJsonPost` (ZStack's async URIs): keys
+/// exactly as sent, every error in the callback; without a callback (curl,
+/// vrctl) errors keep their HTTP status.
+fn command<Req, Rsp, F, Fut>(f: F) -> MethodRouter<AppState>
+where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Rsp: serde::Serialize + Send + 'static,
+    F: Fn(AppState, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Rsp, common::agent::ApiError>> + Send + 'static,
+{
+    common::agent::command_with(common::agent::Options::ZSTACK_ASYNC, f)
+}
+
+/// A path the node posts with `syncJsonPost`: errors are 200 with
+/// `success:false`, as the node reads no other status.
+fn sync_command<Req, Rsp, F, Fut>(f: F) -> MethodRouter<AppState>
+where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Rsp: serde::Serialize + Send + 'static,
+    F: Fn(AppState, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Rsp, common::agent::ApiError>> + Send + 'static,
+{
+    common::agent::command_with(common::agent::Options::ZSTACK_SYNC, f)
+}
+
 pub fn router(state: AppState) -> Router {
-    use common::agent::command;
     let mut r = Router::new();
     r = both(r, "/host/echo", axum::routing::post(host::echo));
-    r = both(r, "/host/connect", command(host::connect));
+    r = both(r, "/host/connect", sync_command(host::connect));
     r = both(r, "/host/ping", command(host::ping));
     r = both(r, "/host/capacity", command(host::capacity));
     r = both(r, "/host/fact", command(host::fact));
+    r = both(
+        r,
+        "/host/update/configuration",
+        command(host::update_configuration),
+    );
     r = both(
         r,
         "/network/checkphysicalnetworkinterface",

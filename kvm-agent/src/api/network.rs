@@ -56,6 +56,21 @@ fn map_err(e: BridgeError, context: String) -> ApiError {
     }
 }
 
+/// `pvlan` (private VLAN: primary/secondary ids, promiscuous, community and
+/// isolated ports) is a security setting this agent does not implement, so a
+/// bridge for it is refused rather than built open. kvmagent itself leaves it
+/// unapplied (network_plugin.py, `_configure_pvlan_veth` commented out).
+fn refuse_pvlan(cmd: &CreateBridgeCmd) -> Result<(), ApiError> {
+    match cmd.pvlan.as_deref().map(str::trim) {
+        None | Some("") => Ok(()),
+        Some(p) => Err(ApiError::bad_request(format!(
+            "unable to create bridge[{}]: private VLAN[{p}] is not supported by this agent \
+             (refused rather than leave the network unisolated)",
+            cmd.bridge_name
+        ))),
+    }
+}
+
 async fn create(state: AppState, cmd: CreateBridgeCmd, vlan: u16) -> Result<Ok, ApiError> {
     let spec = spec(
         &cmd.physical_interface_name,
@@ -63,9 +78,17 @@ async fn create(state: AppState, cmd: CreateBridgeCmd, vlan: u16) -> Result<Ok, 
         cmd.mtu,
         &cmd.l2_network_uuid,
     )?;
+    refuse_pvlan(&cmd)?;
+    let isolated = cmd.isolated.unwrap_or(false);
     let disable = cmd.disable_iptables.unwrap_or(false);
     let _guard = state.bridge_lock.lock().await;
     let (nl, sc, o) = (&*state.netlink, &*state.sysctl, &state.bridge_options);
+    let fail = |e: BridgeError| map_err(e, format!("unable to create bridge[{}]", spec.bridge));
+    // Recorded first: a tap that joins while the bridge is being made is
+    // isolated too (fail-safe: a stale mark only isolates more).
+    if isolated {
+        bridge::record_isolation(&state.state_dir, &spec.bridge, true).map_err(fail)?;
+    }
     if vlan == 0 {
         bridge::create(nl, sc, &spec, disable, o)
             .await
@@ -90,6 +113,17 @@ async fn create(state: AppState, cmd: CreateBridgeCmd, vlan: u16) -> Result<Ok, 
                     ),
                 )
             })?;
+    }
+    let uplink = if vlan == 0 {
+        spec.nic.clone()
+    } else {
+        bridge::vlan_ifname(&spec.nic, vlan).map_err(fail)?
+    };
+    bridge::set_isolation(nl, sc, &spec.bridge, &uplink, isolated)
+        .await
+        .map_err(fail)?;
+    if !isolated {
+        bridge::record_isolation(&state.state_dir, &spec.bridge, false).map_err(fail)?;
     }
     Result::Ok(Ok {})
 }
@@ -141,6 +175,8 @@ async fn delete(state: AppState, cmd: DeleteBridgeCmd, vlan: u16) -> Result<Ok, 
         bridge::delete_vlan(nl, sc, &spec, vlan).await
     };
     r.map_err(|e| map_err(e, format!("unable to delete bridge[{}]", spec.bridge)))?;
+    bridge::record_isolation(&state.state_dir, &spec.bridge, false)
+        .map_err(|e| map_err(e, format!("unable to delete bridge[{}]", spec.bridge)))?;
     Result::Ok(Ok {})
 }
 

@@ -8,8 +8,15 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::netstate::{Addr, Link, Observed, Op, Route, TABLE_MAIN};
+use crate::sys::hostinfo::HostProbe;
+use crate::sys::hypervisor::FakeHypervisor;
 use crate::sys::netlink::FakeNetlink;
 use crate::sys::sysctl::FakeSysctl;
+
+#[cfg(target_arch = "x86_64")]
+const QEMU: &str = "qemu-system-x86_64";
+#[cfg(target_arch = "aarch64")]
+const QEMU: &str = "qemu-system-aarch64";
 
 fn host() -> Observed {
     let eth0 = Link {
@@ -22,6 +29,7 @@ fn host() -> Observed {
         master: None,
         alias: None,
         bridge: None,
+        isolated: false,
     };
     let ip = "10.0.0.21".parse().unwrap();
     Observed {
@@ -61,6 +69,7 @@ fn host() -> Observed {
 struct Env {
     nl: Arc<FakeNetlink>,
     sysctl: Arc<FakeSysctl>,
+    state: AppState,
     app: axum::Router,
     dir: std::path::PathBuf,
 }
@@ -74,11 +83,19 @@ fn env(name: &str) -> Env {
         .unwrap()
         .insert("net/bridge/bridge-nf-call-iptables".into(), "0".into());
     let dir = std::env::temp_dir().join(format!("kvm-agent-api-{name}-{}", std::process::id()));
-    let agent = Agent::new(nl.clone(), sysctl.clone(), dir.clone());
+    let mut agent = Agent::new(nl.clone(), sysctl.clone(), dir.clone());
+    agent.host = HostProbe::default().with_tools(&[
+        ("libvirtd", "9.0.0"),
+        ("qemu-img", "7.2.15"),
+        (QEMU, "7.2.15"),
+    ]);
+    agent.vm.hypervisor = Some(Arc::new(FakeHypervisor::default()));
+    let state = Arc::new(agent);
     Env {
         nl,
         sysctl,
-        app: router(Arc::new(agent)),
+        app: router(state.clone()),
+        state,
         dir,
     }
 }
@@ -168,9 +185,14 @@ async fn check_physical_interfaces_names_the_missing_one() {
         r#"{"interfaceNames":["eth0","eth9"]}"#,
     )
     .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Sync for the node (KVMHost.checkPhysicalInterface): 200, the error in
+    // the body, the missing name in failedInterfaceNames.
+    assert_eq!(s, StatusCode::OK);
     assert_eq!(v["success"], false);
     assert_eq!(v["failedInterfaceNames"], serde_json::json!(["eth9"]));
+    let (s, v) = post(&e.app, "/network/checkphysicalnetworkinterface", "{bad").await;
+    assert_eq!((s, v["success"].clone()), (StatusCode::OK, false.into()));
+    assert_eq!(v["failedInterfaceNames"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -299,4 +321,209 @@ async fn occupied_nic_bad_names_and_attached_vms_are_clear_errors() {
             .iter()
             .any(|o| matches!(o, Op::DeleteLink { .. }))
     );
+}
+
+/// A local callback/event receiver: every POST body with its `commandpath`.
+async fn receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+) {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().fallback(axum::routing::post(move |h: HeaderMap, b: Bytes| {
+        let tx = tx.clone();
+        async move {
+            let path = h
+                .get("commandpath")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let v = serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null);
+            let _ = tx.send((path, v));
+            ""
+        }
+    }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/zstack/asyncrest/sendcommand",
+        l.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, rx)
+}
+
+async fn next(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+) -> (String, serde_json::Value) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("nothing arrived within 10 s")
+        .unwrap()
+}
+
+/// Every HostFactResponse field KVMHost's collect-kvm-host-facts flow calls
+/// a method on: virtualizerInfo (setUuid, NOT NULL columns), libvirtVersion
+/// (compareTo), cpuModelName, libvirtCapabilities.
+#[tokio::test]
+async fn fact_has_every_field_the_node_dereferences() {
+    let e = env("fact");
+    let (s, v) = post(&e.app, "/host/connect", F1).await;
+    assert_eq!(
+        (s, v["success"].clone()),
+        (StatusCode::OK, true.into()),
+        "{v}"
+    );
+    assert_eq!(v["libvirtVersion"], "9.0.0");
+    assert_eq!(v["qemuVersion"], "7.2.15");
+    let (s, v) = post(&e.app, "/host/fact", "{}").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["virtualizerInfo"],
+        serde_json::json!({"uuid":"3f1c2b7e9a5d4e0f8b6a1c2d3e4f5a6b",
+            "virtualizer":"qemu-kvm","version":"7.2.15"})
+    );
+    assert_eq!(v["libvirtVersion"], "9.0.0");
+    assert_eq!(v["qemuImgVersion"], "7.2.15");
+    assert_eq!(v["cpuModelName"], "FakeModel");
+    assert_eq!(
+        v["libvirtCapabilities"],
+        serde_json::json!(["incrementaldrivemirror"])
+    );
+    let _ = std::fs::remove_dir_all(&e.dir);
+}
+
+/// What the node cannot parse is an error the node can read, not a field it
+/// trips over: no libvirt means no fact, no libvirtd means no connect.
+#[tokio::test]
+async fn fact_and_connect_fail_readably_without_libvirt() {
+    let nl = Arc::new(FakeNetlink::new(host()));
+    let dir = std::env::temp_dir().join(format!("kvm-agent-api-nolv-{}", std::process::id()));
+    let mut agent = Agent::new(nl, Arc::new(FakeSysctl::default()), dir.clone());
+    agent.host = HostProbe::default().with_tools(&[("qemu-img", "7.2.15")]);
+    let app = router(Arc::new(agent));
+    let (s, v) = post(&app, "/host/fact", "{}").await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("libvirtVersion"),
+        "{v}"
+    );
+    // /host/connect is sync for the node: 200 with the error.
+    let (s, v) = post(&app, "/host/connect", F1).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["success"], false);
+    assert!(
+        v["error"].as_str().unwrap().contains("libvirtd --version"),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The node's syncJsonPost retries any non-2xx and never reads its body;
+/// asyncJsonPost fails a non-2xx with the status line only.
+#[tokio::test]
+async fn node_reads_every_error_from_a_200_or_the_callback() {
+    let e = env("errmodes");
+    let (s, v) = post(&e.app, "/host/connect", r#"{"hostUuid":5}"#).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["success"], false);
+    assert!(
+        v["error"].as_str().unwrap().contains("field hostUuid"),
+        "{v}"
+    );
+    // An async path with a body that does not decode: 200, then the error
+    // in the callback.
+    let (url, mut rx) = receiver().await;
+    let rsp = e
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/network/l2vlan/createbridge")
+                .header("taskuuid", "t-1")
+                .header("callbackurl", &url)
+                .body(Body::from(r#"{"vlan":"x"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), StatusCode::OK);
+    let (_, v) = next(&mut rx).await;
+    assert_eq!(v["success"], false);
+    assert!(v["error"].as_str().unwrap().contains("field vlan"), "{v}");
+    // Without a callback (curl, vrctl: no ZStack caller) codes stay.
+    let (s, _) = post(&e.app, "/network/l2vlan/createbridge", r#"{"vlan":"x"}"#).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let _ = std::fs::remove_dir_all(&e.dir);
+}
+
+/// The bootstrap info is opaque: the router's zvrboot reads `EnableVyosCmd`
+/// and friends case-sensitively, so the document on the socket keeps them.
+#[tokio::test]
+async fn bootstrap_info_keys_reach_the_socket_unchanged() {
+    let e = env("bootkeys");
+    std::fs::create_dir_all(&e.dir).unwrap();
+    let sock = e.dir.join("applianceVm.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut c, _) = l.accept().unwrap();
+        let mut b = Vec::new();
+        c.read_to_end(&mut b).unwrap();
+        b
+    });
+    let info = serde_json::json!({"EnableVyosCmd": true, "ConfigTcForVipQos": false,
+        "SkipVyosIptables": true, "managementNodeCidr": "10.0.0.0/24",
+        "managementNic": {"Mac": "fa:4c:ee:9a:76:00", "ip": "10.0.0.200"}});
+    let body = serde_json::json!({"socketPath": sock, "bootStrapInfoTimeout": 5, "info": info,
+        "kvmHostAddons": {"Qcow2Options": "x"}});
+    let (s, v) = post(&e.app, "/appliancevm/setbootstrapinfo", &body.to_string()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let got: serde_json::Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
+    assert_eq!(got, info);
+    let _ = std::fs::remove_dir_all(&e.dir);
+}
+
+/// `/host/update/configuration` as KVMHost.doUpdateHostConfiguration sends
+/// it: later pings report the new URL and events go to it.
+#[tokio::test]
+async fn update_configuration_moves_pings_and_events_to_the_new_url() {
+    let e = env("updconf");
+    let (s, _) = post(&e.app, "/host/connect", F1).await;
+    assert_eq!(s, StatusCode::OK);
+    let (url, mut rx) = receiver().await;
+    let cmd = serde_json::json!({"hostUuid": "3f1c2b7e9a5d4e0f8b6a1c2d3e4f5a6b",
+        "sendCommandUrl": url, "kvmHostAddons": {}});
+    let (s, v) = post(&e.app, "/host/update/configuration", &cmd.to_string()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, serde_json::json!({"success":true,"error":""}));
+    let (_, v) = post(
+        &e.app,
+        "/host/ping",
+        r#"{"hostUuid":"3f1c2b7e9a5d4e0f8b6a1c2d3e4f5a6b"}"#,
+    )
+    .await;
+    assert_eq!(v["sendCommandUrl"], url.as_str());
+    assert_eq!(v["hostUuid"], "3f1c2b7e9a5d4e0f8b6a1c2d3e4f5a6b");
+    let saved = std::fs::read_to_string(e.dir.join("host-connect.json")).unwrap();
+    assert!(saved.contains(&url), "{saved}");
+    // A libvirt event after the update is reported to the new URL.
+    let (tx, erx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(vm::report_events(e.state.clone(), erx));
+    tx.send(crate::sys::events::DomainEvent::Reboot {
+        name: "7c0de1f2a3b44c5d8e9f00112233aabb".into(),
+    })
+    .unwrap();
+    let (path, body) = next(&mut rx).await;
+    assert_eq!(path, "/kvm/reportvmreboot", "{body}");
+    let (s, v) = post(
+        &e.app,
+        "/host/update/configuration",
+        r#"{"sendCommandUrl":""}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, v["success"].clone()),
+        (StatusCode::BAD_REQUEST, false.into())
+    );
+    let _ = std::fs::remove_dir_all(&e.dir);
 }

@@ -382,6 +382,32 @@ pub fn delete(spec: &BridgeSpec, obs: &Observed) -> Result<Plan, PlanError> {
     })
 }
 
+/// Plan port isolation on `bridge`: every port but the uplink `nic` gets
+/// `isolated` = `want`, so on an isolated L2 network guests reach the uplink
+/// (and the host) but not each other (kvmagent: `brport/isolated` on the
+/// guest taps, vm_plugin's `config_link_isolated`).
+pub fn port_isolation(bridge: &str, nic: &str, want: bool, obs: &Observed) -> Vec<Step> {
+    let Some(br) = obs.link(bridge).filter(|l| l.is_bridge()) else {
+        return Vec::new();
+    };
+    obs.ports_of(br)
+        .into_iter()
+        .filter(|p| p.name != nic && p.isolated != want)
+        .map(|p| {
+            step(
+                Op::SetPortIsolated {
+                    name: p.name.clone(),
+                    isolated: want,
+                },
+                Op::SetPortIsolated {
+                    name: p.name.clone(),
+                    isolated: !want,
+                },
+            )
+        })
+        .collect()
+}
+
 /// The ops that undo the first `done` steps, newest first.
 pub fn rollback(steps: &[Step]) -> Vec<Op> {
     steps.iter().rev().filter_map(|s| s.undo.clone()).collect()

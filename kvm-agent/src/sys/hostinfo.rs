@@ -1,7 +1,7 @@
 //! Host facts from procfs/sysfs (and `--version` of the virtualisation
 //! tools when installed). Reads below `root` so tests can use a fake tree.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,13 +9,70 @@ use crate::wire::{HostCapacityResponse, HostFactResponse};
 
 pub struct HostProbe {
     root: PathBuf,
+    /// Tool versions to report instead of running the tools (tests).
+    tools: Option<BTreeMap<String, String>>,
 }
 
 impl Default for HostProbe {
     fn default() -> Self {
         HostProbe {
             root: PathBuf::from("/"),
+            tools: None,
         }
+    }
+}
+
+/// What `/host/fact` takes from libvirt's capabilities XML.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LibvirtCaps {
+    /// `host/cpu/model`.
+    pub cpu_model: Option<String>,
+    /// The ZStack libvirt features kvmagent reports as `libvirtCapabilities`
+    /// when the first guest's `features` carry them.
+    pub features: Vec<String>,
+}
+
+const ZSTACK_LIBVIRT_FEATURES: [&str; 2] = ["incrementaldrivemirror", "blockcopynetworktarget"];
+
+/// The text between the first `<tag ...>` and its `</tag>`.
+fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}");
+    let mut from = 0;
+    let start = loop {
+        let i = from + xml[from..].find(&open)?;
+        let after = xml[i + open.len()..].chars().next()?;
+        if after == '>' || after == '/' || after.is_whitespace() {
+            break i;
+        }
+        from = i + open.len();
+    };
+    let body = start + xml[start..].find('>')? + 1;
+    if xml[..body].ends_with("/>") {
+        return Some("");
+    }
+    let end = body + xml[body..].find(&format!("</{tag}>"))?;
+    Some(&xml[body..end])
+}
+
+pub fn parse_capabilities(xml: &str) -> LibvirtCaps {
+    let cpu_model = element(xml, "host")
+        .and_then(|h| element(h, "cpu"))
+        .and_then(|c| element(c, "model"))
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty());
+    let features = element(xml, "guest")
+        .and_then(|g| element(g, "features"))
+        .map(|f| {
+            ZSTACK_LIBVIRT_FEATURES
+                .iter()
+                .filter(|n| element(f, n).is_some())
+                .map(|n| n.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    LibvirtCaps {
+        cpu_model,
+        features,
     }
 }
 
@@ -96,7 +153,42 @@ pub fn format_utc(secs: u64) -> String {
 
 impl HostProbe {
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
-        HostProbe { root: root.into() }
+        HostProbe {
+            root: root.into(),
+            tools: None,
+        }
+    }
+
+    /// Report these versions instead of running the tools; a tool not
+    /// listed is "not installed".
+    pub fn with_tools(mut self, tools: &[(&str, &str)]) -> Self {
+        self.tools = Some(
+            tools
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The version `program --version` prints, None when not installed.
+    pub async fn version_of(&self, program: &str) -> Option<String> {
+        match &self.tools {
+            Some(t) => t.get(program).cloned(),
+            None => tool_version(program).await,
+        }
+    }
+
+    /// The qemu binary kvmagent asks (`qemu.get_path()`): qemu-kvm where the
+    /// distribution ships it, else qemu-system-<arch>.
+    pub async fn qemu_version(&self) -> Option<String> {
+        match self.version_of("qemu-kvm").await {
+            Some(v) => Some(v),
+            None => {
+                self.version_of(&format!("qemu-system-{}", std::env::consts::ARCH))
+                    .await
+            }
+        }
     }
 
     fn read(&self, rel: &str) -> Option<String> {
@@ -243,6 +335,7 @@ impl HostProbe {
     pub fn clone_probe(&self) -> HostProbe {
         HostProbe {
             root: self.root.clone(),
+            tools: self.tools.clone(),
         }
     }
 
@@ -335,6 +428,27 @@ mod tests {
         // Not on this fake host: absent, not invented.
         assert_eq!(f.system_uuid, None);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn libvirt_capabilities() {
+        let xml = "<capabilities>\n<host><uuid>u</uuid><cpu><arch>x86_64</arch>\
+            <model>Skylake-Client-IBRS</model><vendor>Intel</vendor>\
+            <feature name='ss'/></cpu></host>\
+            <guest><os_type>hvm</os_type><features><acpi default='on'/>\
+            <blockcopynetworktarget/></features></guest>\
+            <guest><features><incrementaldrivemirror/></features></guest></capabilities>";
+        assert_eq!(
+            parse_capabilities(xml),
+            LibvirtCaps {
+                cpu_model: Some("Skylake-Client-IBRS".into()),
+                features: vec!["blockcopynetworktarget".into()],
+            }
+        );
+        assert_eq!(
+            parse_capabilities("<capabilities/>"),
+            LibvirtCaps::default()
+        );
     }
 
     #[test]

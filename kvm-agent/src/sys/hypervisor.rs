@@ -89,6 +89,8 @@ pub trait Hypervisor: Send + Sync {
     fn kill_leftovers(&self, name: &str) -> usize;
     /// (virtualizer, version) for `virtualizerInfo`.
     fn virtualizer(&self) -> (String, String);
+    /// The capabilities XML (`virsh capabilities`), read by `/host/fact`.
+    fn capabilities(&self) -> Result<String, HypervisorError>;
 }
 
 fn state_of(d: &Domain) -> Result<VmState, HypervisorError> {
@@ -268,6 +270,10 @@ impl Hypervisor for Libvirt {
         };
         (name, version)
     }
+
+    fn capabilities(&self) -> Result<String, HypervisorError> {
+        self.conn.capabilities().map_err(lv("getCapabilities"))
+    }
 }
 
 /// SIGKILL every process whose command line carries `-name guest=<name>,`
@@ -425,5 +431,13 @@ impl Hypervisor for FakeHypervisor {
     }
     fn virtualizer(&self) -> (String, String) {
         ("fake".into(), "0.0.0".into())
+    }
+    fn capabilities(&self) -> Result<String, HypervisorError> {
+        Ok(
+            "<capabilities><host><cpu><arch>x86_64</arch><model>FakeModel</model></cpu></host>\
+            <guest><os_type>hvm</os_type><features><incrementaldrivemirror/></features></guest>\
+            </capabilities>"
+                .into(),
+        )
     }
 }

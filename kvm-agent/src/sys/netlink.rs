@@ -19,13 +19,14 @@ use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use rtnetlink::packet_route::link::{
-    BridgeStpState, InfoBridge, InfoData, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    BridgeStpState, InfoBridge, InfoBridgePort, InfoData, InfoPortData, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVlan, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVlan, RouteMessageBuilder};
 
 use common::net::Mac;
 
@@ -234,6 +235,14 @@ impl RtNetlink {
                 let m = LinkUnspec::new_with_name(name).alias(alias.clone()).build();
                 link.set(m).execute().await?;
             }
+            Op::SetPortIsolated { name, isolated } => {
+                // RTM_NEWLINK on the port with IFLA_INFO_SLAVE_DATA, as
+                // `ip link set dev X type bridge_slave isolated on` does.
+                let m = LinkBridgePort::new(self.index(name).await?)
+                    .append_info_data(InfoBridgePort::Isolated(*isolated))
+                    .build();
+                link.change(m).execute().await?;
+            }
             Op::SetMaster { name, master } => {
                 let b = LinkUnspec::new_with_name(name);
                 let b = match master {
@@ -394,6 +403,7 @@ fn parse_link(m: LinkMessage) -> Link {
         master: None,
         alias: None,
         bridge: None,
+        isolated: false,
     };
     for a in m.attributes {
         match a {
@@ -423,6 +433,9 @@ fn parse_link(m: LinkMessage) -> Link {
                                 }
                             }
                             l.bridge = Some(o);
+                        }
+                        LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
+                            l.isolated = port.contains(&InfoBridgePort::Isolated(true));
                         }
                         _ => {}
                     }
@@ -694,6 +707,7 @@ impl FakeNetlink {
                         stp: 0,
                         forward_delay: 0,
                     }),
+                    isolated: false,
                 });
             }
             Op::AddVlan {
@@ -716,7 +730,10 @@ impl FakeNetlink {
                 s.links
                     .iter_mut()
                     .filter(|l| l.master == Some(i))
-                    .for_each(|l| l.master = None);
+                    .for_each(|l| {
+                        l.master = None;
+                        l.isolated = false;
+                    });
                 s.addrs.retain(|a| a.link != *name);
                 s.routes.retain(|r| r.oif.as_deref() != Some(name));
             }
@@ -740,12 +757,23 @@ impl FakeNetlink {
                 let i = link_mut(&mut s, name)?;
                 s.links[i].alias = Some(alias.clone()).filter(|a| !a.is_empty());
             }
+            Op::SetPortIsolated { name, isolated } => {
+                let i = link_mut(&mut s, name)?;
+                if s.links[i].master.is_none() {
+                    return Err(NetlinkError::kernel(libc::EOPNOTSUPP));
+                }
+                s.links[i].isolated = *isolated;
+            }
             Op::SetMaster { name, master } => {
                 let m = match master {
                     Some(m) => Some(idx(&s, m)?),
                     None => None,
                 };
                 let i = link_mut(&mut s, name)?;
+                // A port's flags live and die with its membership.
+                if s.links[i].master != m {
+                    s.links[i].isolated = false;
+                }
                 s.links[i].master = m;
             }
             Op::AddAddr(a) => {

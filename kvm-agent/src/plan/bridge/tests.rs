@@ -14,6 +14,7 @@ fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
         master: None,
         alias: None,
         bridge: kind.filter(|k| *k == "bridge").map(|_| STP_OFF),
+        isolated: false,
     }
 }
 
