@@ -305,3 +305,44 @@ async fn lb_fixture_f11_is_accepted() {
     let (s, v) = post(&b, "/lb/log/level", r#"{"level":"debug"}"#).await;
     assert_eq!(s, 200, "{v}");
 }
+
+/// VirtualRouterSyncVipFlow on a dual-stack router: every VIP in one
+/// /createvip, the IPv6 one as VipTO.valueOf makes it (ip6, no ip), and the
+/// IPv6-only NIC's address among nicIps.
+const SYNC_VIP_DUAL_STACK: &str = r#"{"syncVip":true,
+ "vips":[{"ip":"172.20.10.100","netmask":"255.255.0.0","gateway":"172.20.0.1",
+   "prefixLength":0,"ownerEthernetMac":"fa:26:9c:aa:00:02","vipUuid":"v4","isSystem":false},
+  {"ip6":"2001:db8:20::100","netmask":"ffff:ffff:ffff:ffff::","gateway6":"2001:db8:20::1",
+   "prefixLength":64,"ownerEthernetMac":"fa:26:9c:aa:00:02","vipUuid":"v6","isSystem":false}],
+ "nicIps":[{"ip":"172.20.10.5","netmask":"255.255.0.0","ownerEthernetMac":"fa:26:9c:aa:00:02"},
+   {"ip":"2001:db8:30::5","netmask":"ffff:ffff:ffff:ffff::","ownerEthernetMac":"fa:26:9c:aa:00:04"}]}"#;
+
+#[tokio::test]
+async fn ipv6_vip_in_a_sync_is_applied_and_announced() {
+    let b = vr().await;
+    let (code, v) = post(&b, "/createvip", SYNC_VIP_DUAL_STACK).await;
+    assert_eq!(code, 200, "{v}");
+    let eth1: common::net::IfName = "eth1".parse().unwrap();
+    let addrs = b.netlink.addrs.lock().unwrap().clone();
+    assert!(
+        addrs[&eth1].contains(&("2001:db8:20::100".parse().unwrap(), 64)),
+        "{addrs:?}"
+    );
+    let announced = b.netlink.announced.lock().unwrap().clone();
+    assert!(
+        announced.contains(&(eth1.clone(), "2001:db8:20::100".parse().unwrap())),
+        "{announced:?}"
+    );
+    let (code, v) = post(
+        &b,
+        "/removevip",
+        r#"{"vips":[{"ip6":"2001:db8:20::100","prefixLength":64,"ownerEthernetMac":"fa:26:9c:aa:00:02"}]}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let addrs = b.netlink.addrs.lock().unwrap().clone();
+    assert!(
+        !addrs[&eth1].contains(&("2001:db8:20::100".parse().unwrap(), 64)),
+        "{addrs:?}"
+    );
+}

@@ -301,9 +301,14 @@ pub fn vip_ips(list: &[vr::VipInfo]) -> Result<Vec<IpAddr>, FieldError> {
         .collect()
 }
 
+/// syncVip's NIC addresses that must stay first on their NIC. NicIpTO
+/// carries a NIC's primary address, which is IPv6 for an IPv6-only NIC:
+/// address order only matters for IPv4 (the kernel's primary), so those
+/// are skipped.
 pub fn nic_ips(list: &[vr::NicIpInfo]) -> Result<Vec<(Mac, Ipv4Addr, u8)>, FieldError> {
     list.iter()
         .enumerate()
+        .filter(|(_, n)| !n.ip.trim().is_empty() && n.ip.trim().parse::<Ipv6Addr>().is_err())
         .map(|(i, n)| {
             let e = Entry(format!("nicIps[{i}] (ip {})", n.ip));
             Ok((
