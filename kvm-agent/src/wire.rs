@@ -78,6 +78,19 @@ pub struct VirtualizerInfo {
     pub version: String,
 }
 
+/// `UpdateDependencyCmd`: sent on every reconnect while the node's
+/// `updatePkgWhenConnect` is on (its default), KVMHost's
+/// update-kvmagent-dependencies flow.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct UpdateDependencyCmd {
+    pub host_uuid: String,
+    pub enable_exp_repo: bool,
+    pub exclude_packages: Option<String>,
+    pub update_packages: Option<String>,
+    pub zstack_repo: Option<String>,
+}
+
 /// Only what this host can tell; everything else stays absent. The fields
 /// the node dereferences in KVMHost.createCollectHostFactsFlow are not
 /// Options: `libvirtVersion` (`compareTo`), `virtualizerInfo` (`setUuid`),

@@ -82,10 +82,12 @@ fn guest_port_joined(ns: &Netns, state_dir: &Path, tap: &str) -> Result<bool> {
             .unwrap();
         rt.block_on(async move {
             let nl = RtNetlink::new().expect("rtnetlink socket");
-            bridge::isolate_guest_port(&nl, &dir, "br_eth0", &tap, false).await
+            bridge::isolate_guest_port(&nl, &dir, "br_eth0", &tap, false)
+                .await
+                .map_err(|e| e.to_string())
         })
     })
-    .map_err(anyhow::Error::from)
+    .map_err(anyhow::Error::msg)
 }
 
 /// The kernel's own word: `ip -d -j link show <port>`'s bridge_slave data.

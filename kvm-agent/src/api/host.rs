@@ -101,6 +101,24 @@ pub async fn capacity(state: AppState, _cmd: Empty) -> Result<HostCapacityRespon
     Ok(c)
 }
 
+/// `/host/updatedependency`: kvmagent installs `/var/lib/zstack/dependencies`
+/// from the node's yum/apt repo, and answers success doing nothing on a host
+/// with neither. This host's packages belong to its own deployment
+/// (scripts/install-deps), not to the node's repo, so it answers like the
+/// latter, and says so in the log. Without an answer every reconnect fails.
+pub async fn update_dependency(
+    _state: AppState,
+    cmd: UpdateDependencyCmd,
+) -> Result<common::agent::Ok, ApiError> {
+    tracing::info!(
+        host_uuid = %cmd.host_uuid,
+        repo = cmd.zstack_repo.as_deref().unwrap_or(""),
+        experimental = cmd.enable_exp_repo,
+        "updatedependency: packages are managed by this host's deployment, nothing installed"
+    );
+    Ok(common::agent::Ok {})
+}
+
 /// The libvirt capabilities of this host (blocking call on its own thread).
 async fn libvirt_caps(state: &AppState) -> Result<LibvirtCaps, ApiError> {
     let Some(hv) = state.vm.hypervisor.clone() else {

@@ -527,3 +527,14 @@ async fn update_configuration_moves_pings_and_events_to_the_new_url() {
     );
     let _ = std::fs::remove_dir_all(&e.dir);
 }
+
+/// Every reconnect sends `/host/updatedependency` (updatePkgWhenConnect is on
+/// by default); a 404 fails the reconnect.
+#[tokio::test]
+async fn reconnect_paths_are_served() {
+    let e = env("updep");
+    let cmd = r#"{"hostUuid":"3f1c2b7e9a5d4e0f8b6a1c2d3e4f5a6b","enableExpRepo":false,"zstackRepo":"zstack-mn,qemu-kvm-ev-mn"}"#;
+    let (s, v) = post(&e.app, "/host/updatedependency", cmd).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, serde_json::json!({"success":true,"error":""}));
+}
