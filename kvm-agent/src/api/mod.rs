@@ -140,7 +140,11 @@ pub fn router(state: AppState) -> Router {
         "/host/update/configuration",
         command(host::update_configuration),
     );
-    r = both(r, "/host/updatedependency", command(host::update_dependency));
+    r = both(
+        r,
+        "/host/updatedependency",
+        command(host::update_dependency),
+    );
     r = both(
         r,
         "/network/checkphysicalnetworkinterface",
