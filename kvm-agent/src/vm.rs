@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use crate::plan::domain::{self, DomainError, DomainPlan, HostRoom};
 use crate::sys::hypervisor::{Hypervisor, HypervisorError, VmState};
 
+pub mod nic;
+
 const POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,18 @@ pub enum VmError {
         state: VmState,
         detail: String,
     },
+    #[error("nic {mac} does not show in vm {name} after attach")]
+    NicNotShown { name: String, mac: String },
+    #[error(
+        "nic {mac} is still attached to vm {name} after {secs} s (does the guest handle PCI hot-unplug? stop the VM and detach again)"
+    )]
+    NicStillAttached {
+        name: String,
+        mac: String,
+        secs: u64,
+    },
+    #[error(transparent)]
+    Guard(#[from] crate::sys::antispoof::GuardError),
     #[error("cannot prepare {path}: {source}")]
     Io {
         path: String,
@@ -268,3 +282,35 @@ pub fn sync(hv: &dyn Hypervisor) -> Result<(BTreeMap<String, String>, Vec<String
     }
     Ok((states, shutting))
 }
+
+/// vCPUs and memory (bytes, currentMemory) of the running domains, as
+/// ZStack's kvmagent reports them in `/host/capacity`
+/// (`get_cpu_memory_used_by_running_vms`).
+pub fn used_capacity(hv: &dyn Hypervisor) -> Result<(u64, u64), HypervisorError> {
+    let running: Vec<_> = hv
+        .list()?
+        .into_iter()
+        .filter(|d| d.state.is_active())
+        .collect();
+    let cpu = running.iter().map(|d| u64::from(d.vcpus)).sum();
+    let mem = running.iter().map(|d| d.memory_kib * 1024).sum();
+    Ok((cpu, mem))
+}
+
+/// `/vm/checkstate`: the state of each asked VM in ZStack's words; a VM
+/// this host does not have is `Shutdown`, as kvmagent answers.
+pub fn check_states(
+    hv: &dyn Hypervisor,
+    uuids: &[String],
+) -> Result<BTreeMap<String, String>, VmError> {
+    let mut out = BTreeMap::new();
+    for u in uuids {
+        let name = domain::parse_vm_uuid(u).map_or_else(|_| u.clone(), |(n, _)| n);
+        let st = hv.lookup(&name)?.map_or("Shutdown", |d| d.state.zstack());
+        out.insert(u.clone(), st.to_string());
+    }
+    Ok(out)
+}
+
+/// The time a guest gets to release a hot-unplugged NIC (kvmagent: 10 s).
+pub const DETACH_WAIT: Duration = Duration::from_secs(10);

@@ -168,6 +168,75 @@ fn qemu_vm_two_nics_bootstrap_stop_destroy() -> Result<()> {
     assert_eq!(v["nicInfos"][0]["macAddress"], "52:54:00:12:34:01");
     assert_eq!(v["nicInfos"][0]["deviceAddress"]["type"], "pci", "{v}");
     assert_eq!(v["virtualizerInfo"]["virtualizer"], "qemu-kvm");
+    // The node reads the balloon's address after every start (issue 12).
+    assert_eq!(v["memBalloonInfo"]["deviceAddress"]["type"], "pci", "{v}");
+    assert!(
+        v["memBalloonInfo"]["deviceAddress"]["slot"].is_string(),
+        "{v}"
+    );
+
+    // Paths a router host receives: state, console port, capacity.
+    let (s, v) = call(
+        "/vm/checkstate",
+        &json!({"vmUuids": [uuid], "hostUuid": "h"}),
+    )?;
+    assert_eq!(
+        (s, v["states"][&uuid].clone()),
+        (200, json!("Running")),
+        "{v}"
+    );
+    let (s, v) = call("/vm/getvncport", &json!({"vmUuid": uuid}))?;
+    assert_eq!((s, v["protocol"].clone()), (200, json!("vnc")), "{v}");
+    assert!(v["port"].as_i64().is_some_and(|p| p >= 5900), "{v}");
+    let (s, v) = call("/host/capacity", &json!({}))?;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["usedCpu"].as_u64() >= Some(1), "{v}");
+    assert!(v["usedMemory"].as_u64() >= Some(64 << 20), "{v}");
+
+    // NIC hot-plug: a third NIC on br1, live and in the definition.
+    let nic = json!({"mac": "52:54:00:12:34:03", "bridgeName": br1, "nicInternalName": "vn2",
+                     "uuid": "0123456789abcdef0123456789abcd03", "deviceId": 2, "mtu": 1450,
+                     "driverType": "virtio", "ips": ["10.0.1.3"]});
+    let (s, v) = call("/vm/attachnic", &json!({"vmUuid": uuid, "nic": nic}))?;
+    assert_eq!(s, 200, "{v}\n{}", agent.log());
+    assert_eq!(
+        v["virtualDeviceInfoList"][0]["deviceAddress"]["type"], "pci",
+        "{v}"
+    );
+    let l2 = link("vn2");
+    assert!(
+        l2.contains(&format!("master {br1}")) && l2.contains("mtu 1450"),
+        "{l2}"
+    );
+    let inactive = virsh(&uri, &["dumpxml", "--inactive", &uuid])?;
+    assert!(
+        inactive.contains("52:54:00:12:34:03"),
+        "not in the definition"
+    );
+    // Unplugging live needs a guest that acknowledges it; this VM has no
+    // OS, so the agent must say so rather than claim success. The
+    // definition loses the NIC at once.
+    let (s, v) = call("/vm/detachnic", &json!({"vmUuid": uuid, "nic": nic}))?;
+    eprintln!("detachnic without a guest OS: {s} {v}");
+    if s != 200 {
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("hot-unplug"),
+            "{v}"
+        );
+    } else {
+        assert!(
+            link("vn2").is_empty(),
+            "detach reported success with the tap still there"
+        );
+    }
+    let inactive = virsh(&uri, &["dumpxml", "--inactive", &uuid])?;
+    assert!(
+        !inactive.contains("52:54:00:12:34:03"),
+        "still in the definition"
+    );
 
     // Taps on the right bridges, with the requested MTU.
     let l0 = link(tap0);

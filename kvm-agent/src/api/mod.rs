@@ -46,6 +46,8 @@ pub struct VmSide {
     /// Why `hypervisor` is None.
     pub problem: String,
     pub options: DomainOptions,
+    /// Anti-spoofing rules for `cleanTraffic` NICs (nft by default).
+    pub guard: Arc<dyn crate::sys::antispoof::NicGuard>,
     pub locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -55,8 +57,13 @@ impl VmSide {
             hypervisor,
             problem: "not configured".into(),
             options,
+            guard: Arc::new(crate::sys::antispoof::NftGuard),
             locks: Default::default(),
         }
+    }
+    pub fn with_guard(mut self, guard: Arc<dyn crate::sys::antispoof::NicGuard>) -> Self {
+        self.guard = guard;
+        self
     }
     pub fn libvirt_problem(&self) -> &str {
         &self.problem
@@ -187,6 +194,15 @@ pub fn router(state: AppState) -> Router {
     r = both(r, "/vm/reboot", command(vm::reboot));
     r = both(r, "/vm/vmsync", command(vm::vmsync));
     r = both(r, "/vm/console/tail", command(vm::console_tail));
+    r = both(r, "/vm/checkstate", command(vm::check_state));
+    r = both(r, "/vm/getvncport", command(vm::get_vnc_port));
+    r = both(r, "/vm/attachnic", command(vm::attach_nic));
+    r = both(r, "/vm/detachnic", command(vm::detach_nic));
+    r = both(
+        r,
+        "/vm/getvirtualizerinfo",
+        command(vm::get_virtualizer_info),
+    );
     r = both(
         r,
         "/appliancevm/setbootstrapinfo",

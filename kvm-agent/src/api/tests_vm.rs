@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use super::*;
 use crate::netstate::Observed;
 use crate::plan::domain::{DomainOptions, DomainType};
+use crate::sys::antispoof::FakeGuard;
 use crate::sys::hostinfo::HostProbe;
 use crate::sys::hypervisor::{FakeHypervisor, Libvirt};
 use crate::sys::netlink::FakeNetlink;
@@ -43,6 +44,7 @@ fn unique_uuid() -> String {
 struct Env {
     app: axum::Router,
     dir: PathBuf,
+    guard: Arc<FakeGuard>,
 }
 
 impl Drop for Env {
@@ -66,23 +68,28 @@ fn env(tag: &str, hv: Arc<dyn crate::sys::hypervisor::Hypervisor>) -> Env {
         "MemTotal: 70000000 kB\nMemAvailable: 67108864 kB\n",
     );
     w("host/sys/devices/system/cpu/online", "0-3\n");
+    let guard = Arc::new(FakeGuard::default());
     let mut agent = Agent::new(
         Arc::new(FakeNetlink::new(Observed::default())),
         Arc::new(FakeSysctl::default()),
         dir.join("state"),
     )
-    .with_vm(VmSide::new(
-        Some(hv),
-        DomainOptions {
-            domain_type: DomainType::Qemu,
-            console_log_dir: dir.join("console"),
-            vnc_listen: "127.0.0.1".into(),
-        },
-    ));
+    .with_vm(
+        VmSide::new(
+            Some(hv),
+            DomainOptions {
+                domain_type: DomainType::Qemu,
+                console_log_dir: dir.join("console"),
+                vnc_listen: "127.0.0.1".into(),
+            },
+        )
+        .with_guard(guard.clone()),
+    );
     agent.host = HostProbe::with_root(dir.join("host"));
     Env {
         app: router(Arc::new(agent)),
         dir,
+        guard,
     }
 }
 
@@ -432,3 +439,5 @@ fn test_driver_lifecycle_events_arrive() {
         "{seen:?}"
     );
 }
+
+mod ops;

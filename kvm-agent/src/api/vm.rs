@@ -15,6 +15,9 @@ use crate::sys::hypervisor::Hypervisor;
 use crate::vm::{self, StopKind, VmError};
 use crate::wire::vm::*;
 
+mod ops;
+pub use ops::*;
+
 const CONSOLE_TAIL_DEFAULT: u64 = 8192;
 
 fn hypervisor(state: &AppState) -> Result<Arc<dyn Hypervisor>, ApiError> {
@@ -110,14 +113,26 @@ pub async fn start(state: AppState, cmd: StartVmCmd) -> Result<StartVmResponse, 
     let _g = lock_vm(&state, &plan.name).await;
     let host = state.host.clone_probe();
     let timeout = Duration::from_secs(cmd.timeout.filter(|t| *t > 0).unwrap_or(300));
-    let (hv2, plan2) = (hv.clone(), plan.clone());
+    let (hv2, plan2, guard) = (hv.clone(), plan.clone(), state.vm.guard.clone());
+    let paused = cmd.create_paused;
     let outcome = blocking(move || {
         let room = |reserved_kib| HostRoom {
             mem_available_kib: host.mem_available_kib(),
             reserved_kib,
             online_cpus: host.online_cpus(),
         };
-        let r = vm::start(hv2.as_ref(), &plan2, room, cmd.create_paused, timeout)?;
+        let unguard = || {
+            for g in &plan2.guards {
+                let _ = guard.remove(&g.tap);
+            }
+        };
+        // Before the taps exist, so the guest never sends unguarded.
+        if let Some(e) = plan2.guards.iter().find_map(|g| guard.apply(g).err()) {
+            unguard();
+            return Err(e.into());
+        }
+        let r =
+            vm::start(hv2.as_ref(), &plan2, room, paused, timeout).inspect_err(|_| unguard())?;
         let xml = hv2.xml(&plan2.name, false)?;
         Result::Ok((r, xml))
     })
@@ -136,26 +151,32 @@ pub async fn start(state: AppState, cmd: StartVmCmd) -> Result<StartVmResponse, 
             .into_iter()
             .map(|(mac, addr)| NicInfo {
                 mac_address: mac,
-                device_address: addr,
+                device_address: addr.unwrap_or_default(),
             })
             .collect(),
         virtual_device_info_list: disks
             .into_iter()
             .map(|(serial, addr)| VirtualDeviceInfo {
-                resource_uuid: volumes
-                    .iter()
-                    .find(|v| v.volume_uuid == serial)
-                    .map(|v| {
-                        if v.resource_uuid.is_empty() {
-                            v.volume_uuid.clone()
-                        } else {
-                            v.resource_uuid.clone()
-                        }
-                    })
-                    .unwrap_or(serial),
-                device_address: addr,
+                resource_uuid: Some(
+                    volumes
+                        .iter()
+                        .find(|v| v.volume_uuid == serial)
+                        .map(|v| {
+                            if v.resource_uuid.is_empty() {
+                                v.volume_uuid.clone()
+                            } else {
+                                v.resource_uuid.clone()
+                            }
+                        })
+                        .unwrap_or(serial),
+                ),
+                device_address: addr.unwrap_or_default(),
             })
             .collect(),
+        mem_balloon_info: VirtualDeviceInfo {
+            resource_uuid: None,
+            device_address: domain::memballoon_address(&live).unwrap_or_default(),
+        },
         virtualizer_info: Some(virtualizer_info(hv.as_ref(), &plan.name)),
         console_log_path: Some(plan.console_log.display().to_string()),
     })
@@ -167,21 +188,52 @@ pub async fn stop(state: AppState, cmd: StopVmCmd) -> Result<Ok, ApiError> {
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
     let timeout = Duration::from_secs(cmd.timeout.filter(|t| *t > 0).unwrap_or(120));
-    let n = name.clone();
-    blocking(move || vm::stop(hv.as_ref(), &n, kind, timeout))
-        .await
-        .map_err(|e| map_err(&state, e))?;
+    let (n, guard) = (name.clone(), state.vm.guard.clone());
+    blocking(move || {
+        let taps = vm_taps(hv.as_ref(), &n);
+        vm::stop(hv.as_ref(), &n, kind, timeout)?;
+        remove_guards(guard.as_ref(), &taps)
+    })
+    .await
+    .map_err(|e| map_err(&state, e))?;
     Result::Ok(Ok {})
+}
+
+/// The taps of a VM's NICs (to drop their anti-spoofing rules once the VM
+/// is gone); none when the VM is not there.
+fn vm_taps(hv: &dyn Hypervisor, name: &str) -> Vec<String> {
+    hv.xml(name, false)
+        .map(|x| {
+            domain::interfaces(&x)
+                .into_iter()
+                .filter_map(|i| i.tap)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn remove_guards(
+    guard: &dyn crate::sys::antispoof::NicGuard,
+    taps: &[String],
+) -> Result<(), VmError> {
+    for t in taps {
+        guard.remove(t)?;
+    }
+    Result::Ok(())
 }
 
 pub async fn destroy(state: AppState, cmd: DestroyVmCmd) -> Result<Ok, ApiError> {
     let name = name_of("uuid", &cmd.uuid)?;
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
-    let n = name.clone();
-    blocking(move || vm::destroy(hv.as_ref(), &n))
-        .await
-        .map_err(|e| map_err(&state, e))?;
+    let (n, guard) = (name.clone(), state.vm.guard.clone());
+    blocking(move || {
+        let taps = vm_taps(hv.as_ref(), &n);
+        vm::destroy(hv.as_ref(), &n)?;
+        remove_guards(guard.as_ref(), &taps)
+    })
+    .await
+    .map_err(|e| map_err(&state, e))?;
     Result::Ok(Ok {})
 }
 
@@ -304,4 +356,16 @@ pub async fn report_events(
             }
         }
     }
+}
+
+/// vCPUs and memory of the running domains for `/host/capacity`; zero
+/// when libvirt is not connected (no domain can run then).
+pub async fn used_capacity(state: &AppState) -> Result<(u64, u64), ApiError> {
+    let Some(hv) = state.vm.hypervisor.clone() else {
+        return Result::Ok((0, 0));
+    };
+    tokio::task::spawn_blocking(move || vm::used_capacity(hv.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(format!("cannot count running domains: {e}")))
 }

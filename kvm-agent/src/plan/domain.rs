@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::wire::vm::{DeviceAddress, StartVmCmd};
+use crate::wire::vm::StartVmCmd;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DomainError {
@@ -84,6 +84,8 @@ pub struct DomainPlan {
     pub vcpus: u32,
     pub channel_socket: Option<PathBuf>,
     pub console_log: PathBuf,
+    /// Anti-spoofing for the NICs that ask for it (`cleanTraffic`).
+    pub guards: Vec<crate::plan::antispoof::NicGuardSpec>,
 }
 
 pub fn console_log_path(dir: &Path, name: &str) -> PathBuf {
@@ -124,27 +126,16 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-fn invalid(field: impl Into<String>, value: impl Into<String>, why: &'static str) -> DomainError {
+pub(crate) fn invalid(
+    field: impl Into<String>,
+    value: impl Into<String>,
+    why: &'static str,
+) -> DomainError {
     DomainError::Invalid {
         field: field.into(),
         value: value.into(),
         why,
     }
-}
-
-fn tap_name_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-fn mac_ok(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Build the domain XML. Element choices follow ZStack's generator where a
@@ -339,47 +330,11 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
 
     let mut nics: Vec<_> = cmd.nics.iter().collect();
     nics.sort_by_key(|n| n.device_id);
+    let mut guards = Vec::new();
     for n in nics {
-        let at = |f: &str| format!("nics[{}].{f}", n.device_id);
-        if !mac_ok(&n.mac) {
-            return Err(invalid(at("mac"), &n.mac, "is not a MAC address"));
-        }
-        if n.bridge_name.is_empty() {
-            return Err(invalid(at("bridgeName"), "", "is required"));
-        }
-        if !tap_name_ok(&n.bridge_name) {
-            return Err(invalid(
-                at("bridgeName"),
-                &n.bridge_name,
-                "is not an interface name",
-            ));
-        }
-        if !n.nic_internal_name.is_empty() && !tap_name_ok(&n.nic_internal_name) {
-            return Err(invalid(
-                at("nicInternalName"),
-                &n.nic_internal_name,
-                "is not a valid tap name (15 characters at most)",
-            ));
-        }
-        let model = match (n.driver_type.as_str(), n.use_virtio) {
-            ("e1000", _) | ("", Some(false)) => "e1000",
-            ("virtio" | "", _) => "virtio",
-            (d, _) => return Err(invalid(at("driverType"), d, "is not virtio or e1000")),
-        };
-        let _ = writeln!(w, "    <interface type='bridge'>");
-        let _ = writeln!(w, "      <mac address='{}'/>", n.mac.to_ascii_lowercase());
-        let _ = writeln!(w, "      <source bridge='{}'/>", n.bridge_name);
-        if !n.nic_internal_name.is_empty() {
-            let _ = writeln!(w, "      <target dev='{}'/>", n.nic_internal_name);
-        }
-        let _ = writeln!(w, "      <model type='{model}'/>");
-        if let Some(mtu) = n.mtu.filter(|m| *m > 0) {
-            let _ = writeln!(w, "      <mtu size='{mtu}'/>");
-        }
-        if n.state == "disable" {
-            let _ = writeln!(w, "      <link state='down'/>");
-        }
-        let _ = writeln!(w, "    </interface>");
+        w.push_str(&nic::interface_xml(n, "    ")?);
+        let field = format!("nics[{}]", n.device_id);
+        guards.extend(crate::plan::antispoof::guard_of(n, &field)?);
     }
 
     // The serial console is always logged: it is the only way to see why a
@@ -438,7 +393,24 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
         w,
         "    <video>\n      <model type='{video}'/>\n    </video>"
     );
-    let _ = writeln!(w, "    <memballoon model='virtio'/>");
+    // libvirt gives the balloon a PCI slot; a start after the first keeps
+    // the one the node recorded from our reply.
+    match cmd
+        .mem_balloon
+        .as_ref()
+        .and_then(|b| b.device_address.as_ref())
+        .and_then(pci_address)
+    {
+        Some(a) => {
+            let _ = writeln!(
+                w,
+                "    <memballoon model='virtio'>\n      {a}\n    </memballoon>"
+            );
+        }
+        None => {
+            let _ = writeln!(w, "    <memballoon model='virtio'/>");
+        }
+    }
     let _ = writeln!(w, "  </devices>");
     let _ = writeln!(w, "</domain>");
 
@@ -450,7 +422,30 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
         vcpus: cmd.cpu_num,
         channel_socket,
         console_log,
+        guards,
     })
+}
+
+/// `<address type='pci' .../>` from a recorded address whose parts are all
+/// hex numbers; anything else (no address yet, a drive address) is left to
+/// libvirt.
+fn pci_address(a: &crate::wire::vm::DeviceAddress) -> Option<String> {
+    if !matches!(a.kind.as_deref(), None | Some("pci")) {
+        return None;
+    }
+    let hex = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|s| s.strip_prefix("0x"))
+            .filter(|h| !h.is_empty() && h.len() <= 4 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|h| format!("0x{h}"))
+    };
+    Some(format!(
+        "<address type='pci' domain='{}' bus='{}' slot='{}' function='{}'/>",
+        hex(&a.domain)?,
+        hex(&a.bus)?,
+        hex(&a.slot)?,
+        hex(&a.function)?
+    ))
 }
 
 /// What the host can still give a new VM.
@@ -497,90 +492,6 @@ pub fn check_fit(
     Ok(())
 }
 
-/// Value of `name='...'` (or double-quoted) inside one tag.
-fn attr(tag: &str, name: &str) -> Option<String> {
-    for q in ['\'', '"'] {
-        let pat = format!(" {name}={q}");
-        if let Some(i) = tag.find(&pat) {
-            let rest = &tag[i + pat.len()..];
-            return rest.find(q).map(|j| rest[..j].to_string());
-        }
-    }
-    None
-}
-
-/// The `<address .../>` directly inside an element body (not a nested
-/// `<source><address/></source>`, which libvirt does not emit for our NICs).
-fn address_in(body: &str) -> Option<DeviceAddress> {
-    let i = body.find("<address ")?;
-    let tag = &body[i..i + body[i..].find('>')?];
-    Some(DeviceAddress {
-        kind: attr(tag, "type"),
-        domain: attr(tag, "domain"),
-        bus: attr(tag, "bus"),
-        slot: attr(tag, "slot"),
-        function: attr(tag, "function"),
-        controller: attr(tag, "controller"),
-        target: attr(tag, "target"),
-        unit: attr(tag, "unit"),
-    })
-}
-
-fn elements<'a>(xml: &'a str, open: &str, close: &str) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find(open) {
-        let from = &rest[i..];
-        let Some(j) = from.find(close) else { break };
-        out.push(&from[..j]);
-        rest = &from[j + close.len()..];
-    }
-    out
-}
-
-/// Read back (mac, address) per interface and (disk serial, address) per
-/// disk from a live domain XML, for the start reply's `nicInfos` and
-/// `virtualDeviceInfoList`. libvirt writes its XML in a fixed form, so a
-/// scanner is enough; anything unexpected just yields no address.
-/// (mac or disk serial, address) pairs read from a live domain XML.
-pub type LiveDevices = Vec<(String, Option<DeviceAddress>)>;
-
-pub fn live_devices(xml: &str) -> (LiveDevices, LiveDevices) {
-    let nics = elements(xml, "<interface ", "</interface>")
-        .into_iter()
-        .filter_map(|b| {
-            let i = b.find("<mac ")?;
-            let mac = attr(&b[i..i + b[i..].find('>')?], "address")?;
-            Some((mac, address_in(b)))
-        })
-        .collect();
-    let disks = elements(xml, "<disk ", "</disk>")
-        .into_iter()
-        .filter_map(|b| {
-            let s = b.find("<serial>")? + "<serial>".len();
-            let e = b[s..].find("</serial>")? + s;
-            Some((b[s..e].to_string(), address_in(b)))
-        })
-        .collect();
-    (nics, disks)
-}
-
-/// `<source mode='bind' path=...>` of every unix channel, so stop can remove
-/// stale socket files as ZStack does.
-pub fn channel_sockets(xml: &str) -> Vec<PathBuf> {
-    elements(xml, "<channel type='unix'", "</channel>")
-        .into_iter()
-        .filter_map(|b| {
-            let i = b.find("<source ")?;
-            let tag = &b[i..i + b[i..].find('>')?];
-            (attr(tag, "mode").as_deref() == Some("bind"))
-                .then(|| attr(tag, "path"))
-                .flatten()
-                .map(PathBuf::from)
-        })
-        .collect()
-}
-
 /// Replace the `<boot dev=.../>` lines of a domain XML (reboot with a new
 /// boot order).
 pub fn with_boot_devs(xml: &str, devs: &[String]) -> String {
@@ -605,6 +516,12 @@ pub fn with_boot_devs(xml: &str, devs: &[String]) -> String {
     }
     out
 }
+
+mod live;
+mod nic;
+pub use live::*;
+pub use nic::interface_xml;
+pub(crate) use nic::{mac_ok as nic_mac_ok, tap_name_ok as nic_tap_ok};
 
 #[cfg(test)]
 mod tests;

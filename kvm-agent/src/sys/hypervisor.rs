@@ -89,8 +89,24 @@ pub trait Hypervisor: Send + Sync {
     fn kill_leftovers(&self, name: &str) -> usize;
     /// (virtualizer, version) for `virtualizerInfo`.
     fn virtualizer(&self) -> (String, String);
+    /// Hot-plug a device: into the persistent definition, and into the
+    /// running guest when the domain is active.
+    fn attach_device(&self, name: &str, xml: &str) -> Result<(), HypervisorError>;
+    /// Unplug a device (libvirt matches it on its XML, e.g. an interface's
+    /// MAC), from the definition and from a running guest.
+    fn detach_device(&self, name: &str, xml: &str) -> Result<(), HypervisorError>;
     /// The capabilities XML (`virsh capabilities`), read by `/host/fact`.
     fn capabilities(&self) -> Result<String, HypervisorError>;
+}
+
+/// Live and config when the domain runs, config alone when it does not
+/// (libvirt refuses AFFECT_LIVE on an inactive domain).
+fn affect_flags(d: &Domain) -> Result<u32, HypervisorError> {
+    let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
+    if d.is_active().map_err(lv("get domain state"))? {
+        flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+    }
+    Ok(flags)
 }
 
 fn state_of(d: &Domain) -> Result<VmState, HypervisorError> {
@@ -271,6 +287,24 @@ impl Hypervisor for Libvirt {
         (name, version)
     }
 
+    fn attach_device(&self, name: &str, xml: &str) -> Result<(), HypervisorError> {
+        let d = self.get(name)?.ok_or_else(|| HypervisorError::Libvirt {
+            op: "attach device",
+            message: format!("domain {name} not found"),
+        })?;
+        d.attach_device_flags(xml, affect_flags(&d)?)
+            .map_err(lv("attach device"))
+    }
+
+    fn detach_device(&self, name: &str, xml: &str) -> Result<(), HypervisorError> {
+        let d = self.get(name)?.ok_or_else(|| HypervisorError::Libvirt {
+            op: "detach device",
+            message: format!("domain {name} not found"),
+        })?;
+        d.detach_device_flags(xml, affect_flags(&d)?)
+            .map_err(lv("detach device"))
+    }
+
     fn capabilities(&self) -> Result<String, HypervisorError> {
         self.conn.capabilities().map_err(lv("getCapabilities"))
     }
@@ -431,6 +465,34 @@ impl Hypervisor for FakeHypervisor {
     }
     fn virtualizer(&self) -> (String, String) {
         ("fake".into(), "0.0.0".into())
+    }
+    fn attach_device(&self, name: &str, xml: &str) -> Result<(), HypervisorError> {
+        self.record(format!("attach {name}"));
+        let mut doms = self.domains.lock().unwrap();
+        let (x, _) = doms.get_mut(name).ok_or(HypervisorError::Libvirt {
+            op: "attach device",
+            message: format!("domain {name} not found"),
+        })?;
+        let at = x.rfind("</devices>").ok_or(HypervisorError::Libvirt {
+            op: "attach device",
+            message: "no <devices>".into(),
+        })?;
+        x.insert_str(at, xml);
+        Ok(())
+    }
+    fn detach_device(&self, name: &str, xml: &str) -> Result<(), HypervisorError> {
+        self.record(format!("detach {name}"));
+        let mut doms = self.domains.lock().unwrap();
+        let (x, _) = doms.get_mut(name).ok_or(HypervisorError::Libvirt {
+            op: "detach device",
+            message: format!("domain {name} not found"),
+        })?;
+        let i = x.find(xml).ok_or(HypervisorError::Libvirt {
+            op: "detach device",
+            message: "device not found".into(),
+        })?;
+        x.replace_range(i..i + xml.len(), "");
+        Ok(())
     }
     fn capabilities(&self) -> Result<String, HypervisorError> {
         Ok(

@@ -1,5 +1,6 @@
 //! Side effects, one trait each, with a real implementation and a fake.
 
+pub mod antispoof;
 pub mod bootstrap;
 pub mod events;
 pub mod hostinfo;

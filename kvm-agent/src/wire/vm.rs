@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod ops;
+pub use ops::*;
+
 /// `StartVmCmd`. Memory is in bytes, as the MN sends it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -40,6 +43,16 @@ pub struct StartVmCmd {
     pub data_volumes: Vec<VolumeTo>,
     pub nics: Vec<NicTo>,
     pub addons: Addons,
+    /// The balloon's address from the previous start's `memBalloonInfo`
+    /// (the node keeps it so the guest sees the same PCI slot again).
+    pub mem_balloon: Option<MemBalloonTo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MemBalloonTo {
+    pub resource_uuid: String,
+    pub device_address: Option<DeviceAddress>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,35 +117,54 @@ pub struct NicTo {
     pub driver_type: String,
     pub state: String,
     pub resource_uuid: String,
+    /// Anti-spoofing on the tap (source MAC, IPs and ARP must be the NIC's
+    /// own); see `crate::plan::antispoof`.
+    pub clean_traffic: Option<bool>,
 }
 
-/// A PCI (or drive) address as the MN reads it: hex strings, all optional.
+/// A PCI (or drive) address as the MN reads it (`DeviceAddress`): hex
+/// strings, all optional. Absent fields are left out (the envelope does not
+/// strip nulls inside arrays).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DeviceAddress {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub controller: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
 }
 
+/// `VmNicInfo`. The MN calls `getDeviceAddress().toString()` on every NIC
+/// whose MAC it knows (KVMHost.startVm), so the address is always an object,
+/// empty when libvirt gave none.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct NicInfo {
     pub mac_address: String,
-    pub device_address: Option<DeviceAddress>,
+    pub device_address: DeviceAddress,
 }
 
+/// `VirtualDeviceInfo`: the MN keeps entries whose `resourceUuid` and
+/// `deviceAddress` are both set (`isValid`), and dereferences
+/// `memBalloonInfo.deviceAddress` unconditionally.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualDeviceInfo {
-    pub resource_uuid: String,
-    pub device_address: Option<DeviceAddress>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_uuid: Option<String>,
+    pub device_address: DeviceAddress,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -148,6 +180,9 @@ pub struct VirtualizerInfo {
 pub struct StartVmResponse {
     pub nic_infos: Vec<NicInfo>,
     pub virtual_device_info_list: Vec<VirtualDeviceInfo>,
+    /// Read by VirtualPciDeviceKvmExtensionPoint whenever the two lists are
+    /// set: `getMemBalloonInfo().getDeviceAddress().toString()`.
+    pub mem_balloon_info: VirtualDeviceInfo,
     pub virtualizer_info: Option<VirtualizerInfo>,
     /// Our addition: where the serial console is logged.
     pub console_log_path: Option<String>,

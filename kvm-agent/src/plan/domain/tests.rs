@@ -1,4 +1,5 @@
 use super::*;
+use crate::wire::vm::DeviceAddress;
 use common::agent::decode;
 
 /// Reference section 7, F5 (a VR start).
@@ -257,4 +258,81 @@ fn direct_kernel_boot_extension() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn memballoon_keeps_the_recorded_address_and_is_read_back() {
+    let mut cmd = f5();
+    cmd.mem_balloon = Some(crate::wire::vm::MemBalloonTo {
+        resource_uuid: "b".into(),
+        device_address: Some(DeviceAddress {
+            kind: Some("pci".into()),
+            domain: Some("0x0000".into()),
+            bus: Some("0x00".into()),
+            slot: Some("0x07".into()),
+            function: Some("0x0".into()),
+            ..Default::default()
+        }),
+    });
+    let p = plan(&cmd, &opts(DomainType::Kvm)).unwrap();
+    assert!(
+        p.xml.contains(
+            "<memballoon model='virtio'>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x07' function='0x0'/>\n    </memballoon>"
+        ),
+        "{}",
+        p.xml
+    );
+    validate(&p.xml, "balloon");
+    assert_eq!(
+        memballoon_address(&p.xml).and_then(|a| a.slot),
+        Some("0x07".into())
+    );
+    // A drive address or a malformed one is left to libvirt.
+    let mut bad = cmd.clone();
+    bad.mem_balloon
+        .as_mut()
+        .unwrap()
+        .device_address
+        .as_mut()
+        .unwrap()
+        .slot = Some("7'".into());
+    let p = plan(&bad, &opts(DomainType::Kvm)).unwrap();
+    assert!(p.xml.contains("<memballoon model='virtio'/>"));
+    assert_eq!(memballoon_address(&p.xml), None);
+}
+
+#[test]
+fn reads_console_ports_and_interfaces_from_live_xml() {
+    let live = "<domain><devices>
+    <interface type='bridge'>
+      <mac address='FA:4C:EE:9A:76:00'/>
+      <source bridge='br0'/>
+      <target dev='vnic1.0'/>
+      <model type='virtio'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>
+    </interface>
+    <graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'>
+      <listen type='address' address='127.0.0.1'/>
+    </graphics>
+    <memballoon model='virtio'>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/>
+    </memballoon>
+    </devices></domain>";
+    let i = interface_by_mac(live, "fa:4c:ee:9a:76:00").unwrap();
+    assert_eq!(i.tap.as_deref(), Some("vnic1.0"));
+    assert!(i.xml.starts_with("<interface type='bridge'>") && i.xml.ends_with("</interface>"));
+    assert_eq!(i.address.unwrap().slot.as_deref(), Some("0x03"));
+    assert_eq!(interface_by_mac(live, "fa:4c:ee:9a:76:01"), None);
+    assert_eq!(
+        graphics(live),
+        [Graphics {
+            kind: "vnc".into(),
+            port: Some(5901),
+            tls_port: None
+        }]
+    );
+    assert_eq!(
+        memballoon_address(live).and_then(|a| a.slot),
+        Some("0x05".into())
+    );
 }

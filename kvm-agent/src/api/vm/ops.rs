@@ -1,0 +1,123 @@
+//! VM paths a host that runs routers receives besides the lifecycle
+//! (callers in zstackio/zstack 5a29293b, plugin/kvm KVMHost.java):
+//! `/vm/checkstate` (CheckVmStateOnHypervisorMsg: VM destroy flow, state
+//! checks), `/vm/getvncport` (GetVmConsoleAddressFromHostMsg: the console),
+//! `/vm/attachnic` and `/vm/detachnic` (VmAttachNicOnHypervisorFlow,
+//! VmDetachNicOnHypervisorFlow: a VPC router gains and loses networks),
+//! `/vm/getvirtualizerinfo` (the host connect flow
+//! "collect-virtualizer-info-for-running-vm" fails the connect without it).
+
+use common::agent::{ApiError, Ok};
+
+use super::{AppState, blocking, hypervisor, lock_vm, map_err, name_of};
+use crate::plan::domain;
+use crate::vm::{self, VmError};
+use crate::wire::vm::*;
+
+pub async fn check_state(
+    state: AppState,
+    cmd: CheckVmStateCmd,
+) -> Result<CheckVmStateRsp, ApiError> {
+    let hv = hypervisor(&state)?;
+    let states = blocking(move || vm::check_states(hv.as_ref(), &cmd.vm_uuids))
+        .await
+        .map_err(|e| map_err(&state, e))?;
+    Result::Ok(CheckVmStateRsp { states })
+}
+
+/// The console's protocol and port from the live XML (libvirt writes the
+/// port it allocated), as kvmagent's `get_vm_console_info`.
+pub async fn get_vnc_port(
+    state: AppState,
+    cmd: GetVncPortCmd,
+) -> Result<GetVncPortResponse, ApiError> {
+    let name = name_of("vmUuid", &cmd.vm_uuid)?;
+    let hv = hypervisor(&state)?;
+    let n = name.clone();
+    let xml = blocking(move || {
+        if hv.lookup(&n)?.is_none() {
+            return Err(VmError::NotFound(n));
+        }
+        Result::Ok(hv.xml(&n, false)?)
+    })
+    .await
+    .map_err(|e| map_err(&state, e))?;
+    let g = domain::graphics(&xml);
+    let vnc = g.iter().find(|g| g.kind == "vnc");
+    let spice = g.iter().find(|g| g.kind == "spice");
+    let Some(first) = vnc.or(spice) else {
+        return Err(ApiError::bad_request(format!(
+            "no vnc console defined for vm[uuid:{name}]"
+        )));
+    };
+    let vnc_port = vnc.and_then(|g| g.port);
+    let spice_port = spice.and_then(|g| g.port);
+    Result::Ok(GetVncPortResponse {
+        port: vnc_port.or(spice_port).unwrap_or(-1),
+        protocol: first.kind.clone(),
+        vnc_port,
+        spice_port,
+        spice_tls_port: spice.and_then(|g| g.tls_port),
+    })
+}
+
+pub async fn attach_nic(state: AppState, cmd: AttachNicCmd) -> Result<AttachNicResponse, ApiError> {
+    let name = name_of("vmUuid", &cmd.vm_uuid)?;
+    // Validate before locking: a bad NIC is the caller's error.
+    domain::interface_xml(&cmd.nic, "").map_err(|e| ApiError::bad_request(e.to_string()))?;
+    crate::plan::antispoof::guard_of(&cmd.nic, "nic")
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let hv = hypervisor(&state)?;
+    let _g = lock_vm(&state, &name).await;
+    let guard = state.vm.guard.clone();
+    let n = name.clone();
+    let nic = cmd.nic.clone();
+    let addr = blocking(move || vm::nic::attach(hv.as_ref(), guard.as_ref(), &n, &nic))
+        .await
+        .map_err(|e| map_err(&state, e))?;
+    let resource = [&cmd.nic.uuid, &cmd.nic.resource_uuid]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .cloned();
+    Result::Ok(AttachNicResponse {
+        virtual_device_info_list: vec![VirtualDeviceInfo {
+            resource_uuid: resource,
+            device_address: addr,
+        }],
+    })
+}
+
+pub async fn detach_nic(state: AppState, cmd: DetachNicCmd) -> Result<Ok, ApiError> {
+    let name = name_of("vmUuid", &cmd.vm_uuid)?;
+    if cmd.nic.mac.is_empty() {
+        return Err(ApiError::bad_request("field nic.mac: missing"));
+    }
+    let hv = hypervisor(&state)?;
+    let _g = lock_vm(&state, &name).await;
+    let guard = state.vm.guard.clone();
+    let n = name.clone();
+    blocking(move || vm::nic::detach(hv.as_ref(), guard.as_ref(), &n, &cmd.nic, vm::DETACH_WAIT))
+        .await
+        .map_err(|e| map_err(&state, e))?;
+    Result::Ok(Ok {})
+}
+
+/// `hostInfo.uuid` is the host's uuid from `/host/connect`, as kvmagent
+/// answers; one entry per asked VM.
+pub async fn get_virtualizer_info(
+    state: AppState,
+    cmd: GetVirtualizerInfoCmd,
+) -> Result<GetVirtualizerInfoRsp, ApiError> {
+    let hv = hypervisor(&state)?;
+    let host_uuid = state.session.lock().unwrap().host_uuid.clone();
+    let (virtualizer, version) = hv.virtualizer();
+    let info = |uuid: &str| VirtualizerInfo {
+        uuid: uuid.to_string(),
+        virtualizer: virtualizer.clone(),
+        version: version.clone(),
+    };
+    Result::Ok(GetVirtualizerInfoRsp {
+        host_info: info(&host_uuid),
+        vm_info_list: cmd.vm_uuids.iter().map(|u| info(u)).collect(),
+    })
+}
