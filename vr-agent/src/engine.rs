@@ -447,6 +447,11 @@ impl Engine {
         s
     }
 
+    /// The netlink side, for waiting on links without the engine lock.
+    pub fn netlink(&self) -> Arc<dyn crate::sys::netlink::Netlink> {
+        self.sys.netlink.clone()
+    }
+
     /// The haproxy side, for reading statistics without the engine lock.
     pub fn haproxy(&self) -> Arc<dyn crate::sys::haproxy::Haproxy> {
         self.sys.haproxy.clone()

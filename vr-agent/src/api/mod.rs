@@ -181,12 +181,49 @@ async fn ping(s: AppState, _: vr::UuidCmd) -> Result<vr::PingRsp, ApiError> {
     })
 }
 
+/// How long `/configurenic` waits for a hot-plugged NIC to appear: the
+/// node sends it right after attaching the NIC on the host, and the guest
+/// kernel may register the link a little later (zvr retries 5 x 1 s).
+pub const NIC_APPEAR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn configure_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
-    apply(
-        &s,
-        Edit::ConfigureNics(from_wire::nics(&c.nics).map_err(bad)?),
-    )
-    .await
+    let nics = from_wire::nics(&c.nics).map_err(bad)?;
+    let netlink = s.engine.lock().await.netlink();
+    let macs: Vec<_> = nics.iter().map(|n| n.mac).collect();
+    wait_for_nics(netlink.as_ref(), &macs, NIC_APPEAR_WAIT).await?;
+    apply(&s, Edit::ConfigureNics(nics)).await
+}
+
+/// Wait (without the engine lock) until every MAC is a link of the box.
+async fn wait_for_nics(
+    netlink: &dyn crate::sys::netlink::Netlink,
+    macs: &[common::net::Mac],
+    wait: std::time::Duration,
+) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let links = netlink
+            .links()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let missing: Vec<String> = macs
+            .iter()
+            .filter(|m| !links.contains_key(m))
+            .map(|m| m.to_string())
+            .collect();
+        if missing.is_empty() {
+            return Result::Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::conflict(format!(
+                "nics: mac {} matches no NIC on this router after waiting {} s for it to appear \
+                 (is the NIC attached to the VM?)",
+                missing.join(", "),
+                wait.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 async fn remove_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {

@@ -248,9 +248,14 @@ impl Model {
                     self.nics.insert(n.mac, n);
                 }
             }
-            Edit::RemoveNics(macs) => macs.iter().for_each(|m| {
-                self.nics.remove(m);
-            }),
+            Edit::RemoveNics(macs) => {
+                // The NIC's addresses go with it, VIPs included (zvr flushes
+                // the NIC's addresses).
+                for m in macs {
+                    self.nics.remove(m);
+                }
+                self.vips.retain(|_, v| !macs.contains(&v.mac));
+            }
             Edit::SetDefaultActions(list) => {
                 for (mac, action) in list {
                     let nic = self.nics.entry(*mac).or_insert_with(|| Nic {
