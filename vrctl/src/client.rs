@@ -1,6 +1,15 @@
 //! Talking to an agent like the management node does: POST with `taskuuid`
 //! and `callbackurl`, a 200 ack at once, the reply later on our callback
 //! receiver; or sync mode (the reply in the response) for quick calls.
+//!
+//! What goes on the wire is what the node's own code sends (zstackio/zstack
+//! 5a29293bd5): `core/.../rest/RESTFacadeImpl.java` `asyncJson` sends
+//! `taskuuid`, `callbackurl` (`http://<node>:<port>/zstack/asyncrest/callback`)
+//! and `Content-Type: application/json; charset=utf-8`; `syncJson` sends
+//! only `Content-Type: application/json`. Bodies are Gson's
+//! (`JSONObjectUtil`): null fields are left out. Commands to a host go
+//! through `KVMHost.Http`, which appends `"kvmHostAddons":{...}` to every
+//! async body and sends `X-Resource-UUID: <host uuid>`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -38,7 +47,15 @@ pub enum ClientError {
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
 
-/// Receives async replies: POST /callback with header `taskuuid`.
+/// Where the node receives async replies (`RESTConstant.CALLBACK_PATH`
+/// under the node's web application path `zstack`).
+pub const CALLBACK_PATH: &str = "/zstack/asyncrest/callback";
+/// `RESTFacadeImpl.asyncJson`'s content type; `syncJson` sends plain
+/// `application/json`.
+pub const ASYNC_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+pub const SYNC_CONTENT_TYPE: &str = "application/json";
+
+/// Receives async replies: POST [`CALLBACK_PATH`] with header `taskuuid`.
 pub struct CallbackReceiver {
     pending: Pending,
     url: String,
@@ -74,14 +91,14 @@ impl CallbackReceiver {
             .port();
         let pending: Pending = Arc::default();
         let app = Router::new()
-            .route("/callback", axum::routing::post(receive))
+            .route(CALLBACK_PATH, axum::routing::post(receive))
             .with_state(pending.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Ok(CallbackReceiver {
             pending,
-            url: format!("http://{advertise}:{port}/callback"),
+            url: format!("http://{advertise}:{port}{CALLBACK_PATH}"),
             _server: server,
         })
     }
@@ -102,8 +119,33 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     callbacks: Option<Arc<CallbackReceiver>>,
+    /// A compute host's kvm-agent: `Some(host uuid)` (possibly empty when
+    /// unknown); async bodies carry `kvmHostAddons` like `KVMHost.Http`'s.
+    kvm_host: Option<String>,
     /// How long an async command may take before we give up.
     pub timeout: Duration,
+}
+
+/// A body as Gson writes it: null fields (and null map values) left out.
+pub fn gson(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), gson(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(gson).collect()),
+        v => v.clone(),
+    }
+}
+
+/// One request as the node sends it: the body (Gson, plus `kvmHostAddons`
+/// for an async host command) and the headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub body: Value,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Client {
@@ -118,8 +160,42 @@ impl Client {
                 .build()
                 .expect("http client"),
             callbacks,
+            kvm_host: None,
             timeout: Duration::from_secs(300),
         }
+    }
+
+    /// A client for a compute host's kvm-agent (`uuid`: the host's, or
+    /// empty when the caller does not know it).
+    pub fn host(base: &str, callbacks: Option<Arc<CallbackReceiver>>, uuid: &str) -> Client {
+        let mut c = Client::new(base, callbacks);
+        c.kvm_host = Some(uuid.to_string());
+        c
+    }
+
+    /// The body and headers of one command in this client's mode (`task`:
+    /// the task uuid of an async call).
+    pub fn request(&self, body: &Value, task: Option<&str>) -> Request {
+        let mut body = gson(body);
+        let mut headers = vec![];
+        match (task, &self.callbacks) {
+            (Some(task), Some(cb)) => {
+                headers.push(("taskuuid", task.to_string()));
+                headers.push(("callbackurl", cb.url().to_string()));
+                headers.push(("content-type", ASYNC_CONTENT_TYPE.to_string()));
+                if let Some(host) = &self.kvm_host {
+                    if !host.is_empty() {
+                        headers.push(("x-resource-uuid", host.clone()));
+                    }
+                    if let Value::Object(o) = &mut body {
+                        o.entry("kvmHostAddons")
+                            .or_insert_with(|| Value::Object(Default::default()));
+                    }
+                }
+            }
+            _ => headers.push(("content-type", SYNC_CONTENT_TYPE.to_string())),
+        }
+        Request { body, headers }
     }
 
     pub fn base(&self) -> &str {
@@ -130,16 +206,19 @@ impl Client {
     /// command otherwise.
     pub async fn call(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.post(&url).json(body);
         let mut waiter = None;
+        let mut task = None;
         if let Some(cb) = &self.callbacks {
-            let task = task_uuid();
+            let t = task_uuid();
             let (tx, rx) = oneshot::channel();
-            cb.pending.lock().unwrap().insert(task.clone(), tx);
-            req = req
-                .header("taskuuid", &task)
-                .header("callbackurl", cb.url());
-            waiter = Some((task, rx));
+            cb.pending.lock().unwrap().insert(t.clone(), tx);
+            task = Some(t.clone());
+            waiter = Some((t, rx));
+        }
+        let sent = self.request(body, task.as_deref());
+        let mut req = self.http.post(&url).body(sent.body.to_string());
+        for (k, v) in &sent.headers {
+            req = req.header(*k, v);
         }
         let rsp = req.send().await.map_err(|e| ClientError::Unreachable {
             url: url.clone(),

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use vrctl::client::{CallbackReceiver, Client, local_addr_towards};
 use vrctl::diagnose::{self, Diagnosis};
+use vrctl::host;
 use vrctl::router::{Ctx, Records, RouterError};
 use vrctl::spec::{RouterSpec, diff};
 
@@ -27,7 +28,7 @@ struct Args {
     /// this host's address towards it.
     #[arg(long, global = true, default_value = "0.0.0.0:0")]
     callback_bind: SocketAddr,
-    /// Run in this network namespace (e.g. `vrlab-net`, the lab's controller side).
+    /// Run in this network namespace (e.g. `vrlab-mn`, the lab's management node).
     #[arg(long, global = true)]
     netns: Option<String>,
     /// Where vrctl keeps what it knows of the routers it created.
@@ -247,6 +248,11 @@ async fn client(args: &Args, agent: &str) -> Result<Client> {
     Ok(Client::new(agent, receiver(args, agent).await?))
 }
 
+/// A client for a host's kvm-agent (async bodies carry `kvmHostAddons`).
+async fn host_client(args: &Args, agent: &str) -> Result<Client> {
+    Ok(Client::host(agent, receiver(args, agent).await?, ""))
+}
+
 /// The handshake (sync, short timeouts), with a diagnosis when the agent
 /// is not usable.
 async fn handshake(c: &Client) -> Result<String> {
@@ -332,18 +338,15 @@ async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
             uuid,
             r#type,
             timeout,
-        } => (
-            "/vm/stop",
-            json!({"uuid": uuid, "type": r#type, "timeout": timeout}),
-        ),
-        VmCmd::Reboot { uuid } => ("/vm/reboot", json!({"uuid": uuid})),
-        VmCmd::Destroy { uuid } => ("/vm/destroy", json!({"uuid": uuid})),
-        VmCmd::Sync => ("/vm/vmsync", json!({})),
+        } => ("/vm/stop", host::stop_vm_cmd(uuid, r#type, *timeout)),
+        VmCmd::Reboot { uuid } => ("/vm/reboot", host::reboot_vm_cmd(uuid, 120)),
+        VmCmd::Destroy { uuid } => ("/vm/destroy", host::destroy_vm_cmd(uuid)),
+        VmCmd::Sync => ("/vm/vmsync", host::vm_sync_cmd()),
         VmCmd::Console { uuid, bytes } => {
             ("/vm/console/tail", json!({"uuid": uuid, "maxBytes": bytes}))
         }
     };
-    let c = client(args, agent).await?;
+    let c = host_client(args, agent).await?;
     let t = Instant::now();
     let reply = c.call(path, &body).await?;
     if args.json {
@@ -365,14 +368,18 @@ async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
 }
 
 async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
-    let c = client(args, agent).await?;
+    // `KVMHost` sends `/host/connect` with `syncJsonPost`.
+    let c = match cmd {
+        HostCmd::Connect { uuid, .. } => Client::host(agent, None, uuid),
+        _ => host_client(args, agent).await?,
+    };
     let (path, body) = match cmd {
         HostCmd::Connect {
             uuid,
             send_command_url,
         } => (
             "/host/connect".to_string(),
-            json!({"hostUuid": uuid, "sendCommandUrl": send_command_url}),
+            host::connect_cmd(uuid, send_command_url),
         ),
         HostCmd::Bridge {
             nic,
@@ -382,17 +389,24 @@ async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
             delete,
         } => {
             let kind = if vlan.is_some() { "l2vlan" } else { "l2novlan" };
-            let verb = if *check {
-                "checkbridge"
+            let l2 = format!(
+                "{:0<32}",
+                bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "")
+            );
+            let (verb, body) = if *check {
+                ("checkbridge", host::check_bridge_cmd(nic, bridge, *vlan))
             } else if *delete {
-                "deletebridge"
+                (
+                    "deletebridge",
+                    host::delete_bridge_cmd(nic, bridge, &l2, *vlan),
+                )
             } else {
-                "createbridge"
+                (
+                    "createbridge",
+                    host::create_bridge_cmd(nic, bridge, &l2, 1500, *vlan),
+                )
             };
-            (
-                format!("/network/{kind}/{verb}"),
-                json!({"physicalInterfaceName": nic, "bridgeName": bridge, "vlan": vlan}),
-            )
+            (format!("/network/{kind}/{verb}"), body)
         }
         HostCmd::Capacity => ("/host/capacity".to_string(), json!({})),
     };

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::client::{CallbackReceiver, Client, ClientError};
 use crate::diagnose::{self, Diagnosis, HostView};
+use crate::host;
 use crate::spec::{RouterSpec, SpecError, VmSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -127,16 +128,35 @@ fn socket_path(spec: &RouterSpec, vm: &VmSpec) -> String {
     )
 }
 
-/// The `/vm/start` body (ZStack's StartVmCmd) for the router.
-pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path) -> Value {
+/// The address in an agent URL (`http://10.0.0.21:7070` -> `10.0.0.21`).
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split([':', '/']).next().unwrap_or("")
+}
+
+/// The `/vm/start` body for the router: `StartVmCmd` as `KVMHost.startVm`
+/// fills it for an appliance VM (zstackio/zstack 5a29293bd5,
+/// `plugin/kvm/.../KVMHost.java`, `KVMAgentCommands.StartVmCmd`), with the
+/// node's global-config defaults (`conf/globalConfig/{vm,kvm}.xml`: video
+/// `virtio`, sound `ich6`, boot menu on with a 3000 ms splash, cpu mode
+/// `none`, additional QMP on, timeout 5 minutes) and every primitive field,
+/// as Gson writes them. `addons` carries the appliance VM's channel
+/// (`ApplianceVmKvmBackend`) and, our extension, a direct kernel boot.
+pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path, host: &str) -> Value {
     let nics: Vec<Value> = spec
         .nics
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            json!({"mac": n.mac, "bridgeName": vm.bridges[&n.mac], "deviceId": i,
+            json!({"mac": n.mac, "ips": n.ip.iter().collect::<Vec<_>>(),
+                   "bridgeName": vm.bridges[&n.mac],
+                   "physicalInterface": n.physical_interface,
+                   "uuid": nic_uuid(spec, i), "resourceUuid": nic_uuid(spec, i),
                    "nicInternalName": format!("vr{}.{i}", &spec.uuid[..8]),
-                   "mtu": n.mtu.unwrap_or(1500), "driverType": "virtio"})
+                   "deviceId": i, "useVirtio": true, "bootOrder": 0,
+                   "mtu": n.mtu.unwrap_or(1500), "driverType": "virtio",
+                   "vHostAddOn": {"queueNum": 1}, "type": "VNIC", "state": "enable",
+                   "cleanTraffic": false, "isolated": false})
         })
         .collect();
     let mut addons = json!({"channel": {"socketPath": socket_path(spec, vm),
@@ -145,35 +165,126 @@ pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path) -> Value {
         addons["directKernelBoot"] = json!({"kernel": kernel, "initrd": vm.initrd,
             "cmdline": vm.cmdline.clone().unwrap_or_else(|| "root=/dev/vda rw console=ttyS0 quiet".into())});
     }
-    json!({
-        "vmInstanceUuid": spec.uuid, "vmName": if vm.name.is_empty() { format!("vrouter.{}", spec.uuid) } else { vm.name.clone() },
-        "imagePlatform": "Linux", "cpuNum": vm.cpu_num.max(1), "memory": vm.memory_mb.max(128) << 20,
-        "clock": "utc", "machineType": "pc", "videoType": "vga", "consoleMode": "vnc",
-        "bootDev": ["hd"], "timeout": 120, "isApplianceVm": true,
-        "rootVolume": {"installPath": disk, "format": "qcow2", "deviceType": "file",
-                       "volumeUuid": format!("{}root", &spec.uuid[..8]), "useVirtio": true},
+    let cpu = vm.cpu_num.max(1);
+    let memory = vm.memory_mb.max(128) << 20;
+    let root = format!("{}root", &spec.uuid[..8]);
+    let mut cmd = json!({
+        "vmInstanceUuid": spec.uuid, "vmInternalId": 1,
+        "vmName": if vm.name.is_empty() { format!("vrouter.{}", spec.uuid) } else { vm.name.clone() },
+        "imagePlatform": "Linux", "imageArchitecture": "x86_64",
+        "memory": memory, "maxMemory": memory, "cpuNum": cpu, "maxVcpuNum": cpu, "cpuSpeed": 0,
+        "socketNum": 1, "cpuOnSocket": cpu, "threadsPerCore": 1,
+        "bootDev": ["hd"], "bootMode": "Legacy", "machineType": "pc",
+        "useBootMenu": true, "bootMenuSplashTimeout": 3000,
+        "clock": "utc", "consoleMode": "vnc", "videoType": "virtio", "soundType": "ich6",
+        "nestedVirtualization": "none", "hostManagementIp": url_host(host),
+        "timeout": 300, "isApplianceVm": true,
+    });
+    let devices = json!({
+        "rootVolume": {"installPath": disk, "deviceId": 0, "deviceType": "file",
+                       "volumeUuid": root, "resourceUuid": root, "format": "qcow2",
+                       "useVirtio": true, "useVirtioSCSI": false, "shareable": false,
+                       "cacheMode": "none", "aioNative": false, "bootOrder": 0,
+                       "physicalBlockSize": 0, "ioThreadId": 0, "controllerIndex": 0},
+        "dataVolumes": [], "cacheVolumes": [],
         "nics": nics, "addons": addons,
-    })
+    });
+    // The boolean switches, at the node's defaults.
+    let flags = json!({
+        "instanceOfferingOnlineChange": false, "useNuma": false, "usbRedirect": false,
+        "enableSecurityElement": false, "createPaused": false, "kvmHiddenState": false,
+        "vmPortOff": false, "emulateHyperV": false, "hypervClock": false,
+        "suspendToRam": false, "suspendToDisk": false, "additionalQmp": true,
+        "secureBoot": false, "fromForeignHypervisor": false, "useHugePage": false,
+        "coloPrimary": false, "coloSecondary": false, "consoleLogToFile": false,
+        "acpi": true, "x2apic": true, "cpuHypervisorFeature": true, "useColoBinary": false,
+    });
+    for part in [devices, flags] {
+        if let (Value::Object(c), Value::Object(f)) = (&mut cmd, part) {
+            c.extend(f);
+        }
+    }
+    cmd
 }
 
-/// The bootstrap document (ZStack's shape): the management NIC and the rest.
+/// The uuid of the router's NIC `i` (the description names NICs by MAC).
+fn nic_uuid(spec: &RouterSpec, i: usize) -> String {
+    format!("{}{i:0>24}", &spec.uuid[..8])
+}
+
+/// The router's NICs as `VmNicInventory` (what `/vm/stop` and
+/// `/vm/destroy` carry in `vmNics`).
+pub fn vm_nics(spec: &RouterSpec) -> Vec<Value> {
+    spec.nics
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            json!({"uuid": nic_uuid(spec, i), "vmInstanceUuid": spec.uuid, "ip": n.ip,
+                   "mac": n.mac, "netmask": n.netmask, "gateway": n.gateway, "deviceId": i,
+                   "internalName": format!("vr{}.{i}", &spec.uuid[..8]),
+                   "hypervisorType": "KVM", "driverType": "virtio", "type": "VNIC",
+                   "state": "enable", "mtu": n.mtu.unwrap_or(1500)})
+        })
+        .collect()
+}
+
+/// `vyos.configure.firewall.with.iptables`, `vyos.enable.vyos.cmd`,
+/// `virtualRouter.tc.for.vipqos`, `applianceVm.abnormalFileMaxSize`,
+/// `virtualRouter.ssh.port` and `virtualRouter.vrouter.password` at the
+/// node's defaults.
+const ENABLE_VYOS_CMD: bool = true;
+const CONFIG_TC_FOR_VIP_QOS: bool = true;
+const ABNORMAL_FILE_MAX_SIZE: i64 = 100;
+const VR_SSH_PORT: i64 = 22;
+const VYOS_PASSWORD: &str = "vrouter12#";
+
+/// One NIC of the bootstrap info: `ApplianceVmNicTO`'s fields only (no
+/// `firewallDefaultAction` or `state`: those come by command).
+fn appliance_nic(n: &common::vr::NicInfo, device: String, default_route: bool) -> Value {
+    json!({"ip": n.ip, "netmask": n.netmask, "gateway": n.gateway, "mac": n.mac,
+           "deviceName": device, "isDefaultRoute": default_route, "category": n.category,
+           "l2type": n.l2type, "vni": n.vni, "physicalInterface": n.physical_interface,
+           "mtu": n.mtu, "ip6": n.ip6, "prefixLength": n.prefix_length,
+           "gateway6": n.gateway6, "addressMode": n.address_mode})
+}
+
+/// The `/appliancevm/setbootstrapinfo` body: `PrepareBootstrapInfoCmd` as
+/// `ApplianceVmKvmBootstrapFlow` sends it (`bootStrapInfoTimeout`:
+/// `applianceVm.bootstrapinfo.timeout`, 300 s), its `info` the map of
+/// `ApplianceVmFacadeImpl.prepareBootstrapInformation` plus the vrouter
+/// keys of `VyosVmBaseFactory.applianceVmPrepareBootstrapInfo`, capitalised
+/// ones included (zstackio/zstack 5a29293bd5). The management NIC is
+/// `eth0`; when it is not the default-route NIC, the default-route NIC
+/// comes next as `eth1`, then the others.
 pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec) -> Value {
     let mgmt = spec.management_nic().cloned().unwrap_or_default();
-    let nic = |n: &common::vr::NicInfo| {
-        let mut v = serde_json::to_value(n).unwrap_or_default();
-        v["isDefaultRoute"] = json!(n.is_default_route);
-        v
-    };
-    let others: Vec<Value> = spec
-        .nics
+    let mut others: Vec<&common::vr::NicInfo> =
+        spec.nics.iter().filter(|n| n.mac != mgmt.mac).collect();
+    if !mgmt.is_default_route {
+        // A stable sort keeps the rest in the description's order.
+        others.sort_by_key(|n| !n.is_default_route);
+    }
+    let additional: Vec<Value> = others
         .iter()
-        .filter(|n| n.mac != mgmt.mac)
-        .map(nic)
+        .enumerate()
+        .map(|(i, n)| appliance_nic(n, format!("eth{}", i + 1), n.is_default_route))
         .collect();
-    json!({"socketPath": socket_path(spec, vm), "bootStrapInfoTimeout": 60, "info": {
-        "applianceVmSubType": "vrouter", "uuid": spec.uuid,
-        "managementNodeIp": vm.management_node_ip, "managementNic": nic(&mgmt),
-        "additionalNics": others}})
+    let info = json!({
+        "applianceVmSubType": "vrouter",
+        "managementNic": appliance_nic(&mgmt, "eth0".into(), mgmt.is_default_route),
+        "additionalNics": additional,
+        "publicKey": vm.public_key.clone().unwrap_or_default(),
+        "uuid": spec.uuid,
+        "managementNodeIp": vm.management_node_ip,
+        "managementNodeCidr": spec.management_node_cidr,
+        "vyosPassword": VYOS_PASSWORD,
+        "sshPort": VR_SSH_PORT,
+        "EnableVyosCmd": ENABLE_VYOS_CMD,
+        "ConfigTcForVipQos": CONFIG_TC_FOR_VIP_QOS,
+        "abnormalFileMaxSize": ABNORMAL_FILE_MAX_SIZE,
+    });
+    crate::client::gson(&json!({"socketPath": socket_path(spec, vm),
+        "bootStrapInfoTimeout": 300, "info": info}))
 }
 
 /// kvm-agent of the router's host, as the waiting loop sees it.
@@ -197,7 +308,7 @@ impl HostView for Host<'_> {
     }
 
     async fn state(&self) -> Option<String> {
-        match self.client.call("/vm/vmsync", &json!({})).await {
+        match self.client.call("/vm/vmsync", &host::vm_sync_cmd()).await {
             Ok(v) => v["states"][self.uuid].as_str().map(str::to_string),
             // The host did not answer: do not conclude anything about the VM.
             Err(_) => Some("Running".into()),
@@ -209,7 +320,7 @@ impl HostView for Host<'_> {
         self.client
             .call(
                 "/network/l2novlan/checkbridge",
-                &json!({"bridgeName": bridge, "physicalInterfaceName": nic}),
+                &host::check_bridge_cmd(nic, bridge, None),
             )
             .await
             .err()
@@ -263,6 +374,13 @@ pub async fn apply(c: &Client, spec: &RouterSpec, mut each: impl FnMut(&Step)) -
     steps
 }
 
+/// `/vm/destroy` for the router, its NICs included.
+fn destroy_cmd(spec: &RouterSpec) -> Value {
+    let mut c = host::destroy_vm_cmd(&spec.uuid);
+    c["vmNics"] = json!(vm_nics(spec));
+    c
+}
+
 /// Where things are and how to talk to them.
 pub struct Ctx<'a> {
     pub records: &'a Records,
@@ -311,6 +429,11 @@ impl Ctx<'_> {
         Client::new(url, self.callbacks.clone())
     }
 
+    /// A client for a host's kvm-agent (its uuid is not in the description).
+    pub fn host_client(&self, url: &str) -> Client {
+        Client::host(url, self.callbacks.clone(), "")
+    }
+
     fn say(&self, msg: &str) {
         if !self.quiet {
             eprintln!("{msg}");
@@ -333,14 +456,13 @@ impl Ctx<'_> {
             Some(h) => vec![h.to_string()],
             None => vm.hosts.clone(),
         };
-        let body = start_cmd(spec, vm, &disk);
         let mut reasons = vec![];
         let t0 = Instant::now();
         let mut placed = None;
         for h in &hosts {
-            let c = self.client(h);
+            let c = self.host_client(h);
             self.say(&format!("starting {} on {h}", spec.uuid));
-            match c.call("/vm/start", &body).await {
+            match c.call("/vm/start", &start_cmd(spec, vm, &disk, h)).await {
                 Ok(_) => {
                     placed = Some((h.clone(), c));
                     break;
@@ -481,15 +603,15 @@ impl Ctx<'_> {
         body: Value,
     ) -> Result<Value, RouterError> {
         let host = self.host_of(spec)?;
-        Ok(self.client(&host).call(path, &body).await?)
+        Ok(self.host_client(&host).call(path, &body).await?)
     }
 
     pub async fn stop(&self, spec: &RouterSpec, grace_secs: u64) -> Result<(), RouterError> {
-        self.host_call(
-            spec,
-            "/vm/stop",
-            json!({"uuid": spec.uuid, "type": "grace", "timeout": grace_secs}),
-        )
+        self.host_call(spec, "/vm/stop", {
+            let mut c = host::stop_vm_cmd(&spec.uuid, "grace", grace_secs);
+            c["vmNics"] = json!(vm_nics(spec));
+            c
+        })
         .await?;
         self.mark(spec, "Stopped")
     }
@@ -497,9 +619,9 @@ impl Ctx<'_> {
     pub async fn reboot(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
         let vm = vm_spec(spec)?;
         let host = self.host_of(spec)?;
-        let c = self.client(&host);
+        let c = self.host_client(&host);
         let t0 = Instant::now();
-        c.call("/vm/reboot", &json!({"uuid": spec.uuid, "timeout": 10}))
+        c.call("/vm/reboot", &host::reboot_vm_cmd(&spec.uuid, 10))
             .await?;
         // A reboot is a new qemu: the channel is new, so the info goes again.
         self.wait_and_apply(spec, vm, &host, &c, t0).await
@@ -508,7 +630,7 @@ impl Ctx<'_> {
     /// Destroy the VM and delete its disk and record.
     pub async fn destroy(&self, spec: &RouterSpec) -> Result<(), RouterError> {
         let vm = vm_spec(spec)?;
-        self.host_call(spec, "/vm/destroy", json!({"uuid": spec.uuid}))
+        self.host_call(spec, "/vm/destroy", destroy_cmd(spec))
             .await?;
         let _ = std::fs::remove_file(disk_path(spec, vm));
         self.records.remove(&spec.uuid);
@@ -519,10 +641,7 @@ impl Ctx<'_> {
     /// destroy wherever it is, a fresh disk from the image, start, resync.
     pub async fn recreate(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
         let vm = vm_spec(spec)?;
-        if let Err(e) = self
-            .host_call(spec, "/vm/destroy", json!({"uuid": spec.uuid}))
-            .await
-        {
+        if let Err(e) = self.host_call(spec, "/vm/destroy", destroy_cmd(spec)).await {
             self.say(&format!("destroying the old VR failed ({e}); going on"));
         }
         let disk = disk_path(spec, vm);
@@ -548,7 +667,10 @@ impl Ctx<'_> {
     /// (the host is not coming back; start it elsewhere with `--host`).
     pub async fn sync(&self, spec: &RouterSpec, host_gone: bool) -> Result<Record, RouterError> {
         let host = self.host_of(spec)?;
-        let reply = self.client(&host).call("/vm/vmsync", &json!({})).await;
+        let reply = self
+            .host_client(&host)
+            .call("/vm/vmsync", &host::vm_sync_cmd())
+            .await;
         let state = match reply {
             Ok(v) => v["states"][&spec.uuid]
                 .as_str()

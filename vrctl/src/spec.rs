@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
+use crate::wire;
 use common::vr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -19,6 +20,11 @@ pub struct RouterSpec {
     pub agent: String,
     /// The router's uuid, sent with `/init`.
     pub uuid: String,
+    /// The management node's network (`Platform.getManagementServerCidr()`,
+    /// e.g. `10.1.0.0/24`): `/init`'s `mgtCidr` and the bootstrap info's
+    /// `managementNodeCidr`, from which the router routes the node through
+    /// its management NIC's gateway.
+    pub management_node_cidr: Option<String>,
     pub nics: Vec<vr::NicInfo>,
     pub dns: Vec<vr::DnsInfo>,
     pub dhcp_servers: Vec<vr::DhcpServerInfo>,
@@ -58,6 +64,8 @@ pub struct VmSpec {
     pub socket_dir: String,
     /// The address vr-agent is told the management node has.
     pub management_node_ip: Option<String>,
+    /// The bootstrap info's `publicKey` (the node's SSH key; empty: none).
+    pub public_key: Option<String>,
     /// How long the router may take from start to its agent answering.
     pub boot_timeout_secs: u64,
 }
@@ -85,33 +93,82 @@ impl RouterSpec {
         }
     }
 
-    /// The commands in the order the controller resyncs a router:
-    /// `/init`, NICs, DNS, DHCP, SNAT, VIPs, port forwarding, EIPs.
+    /// The commands in the order the controller resyncs a router
+    /// (`VyosConnectFlow`'s `/init`, then the reconnect flows of
+    /// `conf/springConfigXml/vyos.xml`): `/init`, NICs, DNS, DHCP, SNAT, VIPs,
+    /// port forwarding, EIPs, certificates (only when there are any, as
+    /// `refreshCertsAndListeners` does), load balancers. The bodies are the
+    /// Java command classes' (see [`crate::wire`]).
+    ///
+    /// The node itself configures a router's NICs through the bootstrap
+    /// info and sends `/configurenic` only for a NIC attached later; vrctl
+    /// sends it in every resync so that `vr apply` also works on a router
+    /// started without bootstrap info. The sync commands go even when their
+    /// list is empty (the node skips some of those), so that an apply
+    /// removes what the description no longer has.
     pub fn commands(&self) -> Vec<(&'static str, Value)> {
+        let vm = self.vm.clone().unwrap_or_default();
         let nic_ips: Vec<Value> = self
             .nics
             .iter()
             .filter(|n| n.ip.as_deref().is_some_and(|ip| !ip.is_empty()))
-            .map(|n| json!({"ip": n.ip, "netmask": n.netmask, "ownerEthernetMac": n.mac}))
+            .map(wire::nic_ip)
             .collect();
-        vec![
-            ("/init", json!({"uuid": self.uuid})),
-            ("/configurenic", json!({"nics": self.nics})),
-            ("/setdns", json!({"dns": self.dns})),
+        let mut parms = serde_json::Map::new();
+        if !self.lbs.is_empty() {
+            // `VyosConnectFlow`: the port range goes when the router has a
+            // load balancer (`virtualRouter.ipv4LocalPortRange`, "0-0").
+            parms.insert("ipv4LocalPortRange".into(), json!("0-0"));
+        }
+        let init = json!({
+            "uuid": self.uuid,
+            "restartDnsmasqAfterNumberOfSIGUSER1": 0,
+            "mgtCidr": self.management_node_cidr,
+            "logLevel": "info",
+            "timeServers": vm.management_node_ip.iter().collect::<Vec<_>>(),
+            "parms": parms,
+        });
+        let mut cmds = vec![
+            ("/init", init),
+            (
+                "/configurenic",
+                json!({"nics": self.nics.iter().map(wire::nic).collect::<Vec<_>>()}),
+            ),
+            (
+                "/setdns",
+                json!({"dns": self.dns.iter().map(wire::dns).collect::<Vec<_>>()}),
+            ),
             (
                 "/refreshDhcpServer",
-                json!({"dhcpServers": self.dhcp_servers}),
+                json!({"dhcpServers": self.dhcp_servers.iter().map(wire::dhcp_server).collect::<Vec<_>>()}),
             ),
-            ("/syncsnat", json!({"snats": self.snats, "enable": true})),
+            (
+                "/syncsnat",
+                json!({"snats": self.snats.iter().map(wire::snat).collect::<Vec<_>>(), "enable": true}),
+            ),
             (
                 "/createvip",
-                json!({"vips": self.vips, "syncVip": true, "nicIps": nic_ips}),
+                json!({"vips": self.vips.iter().map(wire::vip).collect::<Vec<_>>(),
+                       "syncVip": true, "nicIps": nic_ips}),
             ),
-            ("/syncportforwarding", json!({"rules": self.port_forwards})),
-            ("/synceip", json!({"eips": self.eips})),
-            ("/certificates/create", json!({"certs": self.certificates})),
-            ("/lb/refresh", json!({"lbs": self.lbs})),
-        ]
+            (
+                "/syncportforwarding",
+                json!({"rules": self.port_forwards.iter().map(wire::port_forward).collect::<Vec<_>>()}),
+            ),
+            (
+                "/synceip",
+                json!({"eips": self.eips.iter().map(wire::eip).collect::<Vec<_>>()}),
+            ),
+        ];
+        if !self.certificates.is_empty() {
+            cmds.push(("/certificates/create", json!({"certs": self.certificates})));
+        }
+        cmds.push((
+            "/lb/refresh",
+            json!({"lbs": self.lbs.iter().map(wire::lb).collect::<Vec<_>>(),
+                   "enableHaproxyLog": true}),
+        ));
+        cmds
     }
 
     /// The agent's URL: `agent`, or the management NIC's address on 7272.
@@ -318,10 +375,14 @@ privateMac = "fa:26:9c:aa:00:03"
                 "/createvip",
                 "/syncportforwarding",
                 "/synceip",
-                "/certificates/create",
                 "/lb/refresh"
             ]
         );
+        // `refreshCertsAndListeners` sends certificates only when there are some.
+        let mut with_cert = spec.clone();
+        with_cert.certificates.insert("c1".into(), "PEM".into());
+        let paths: Vec<_> = with_cert.commands().iter().map(|(p, _)| *p).collect();
+        assert_eq!(paths[8..], ["/certificates/create", "/lb/refresh"]);
         assert_eq!(cmds[5].1["nicIps"].as_array().unwrap().len(), 2);
         let want = spec.desired().unwrap();
         let d = diff(&Model::default(), &want);

@@ -33,11 +33,11 @@ impl Lab {
     fn ns(&self, role: &str) -> String {
         format!("{}-{role}", self.0)
     }
-    /// vrctl as the controller of this lab (in its `net` namespace, with
+    /// vrctl as the management node of this lab (in its `mn` namespace, with
     /// the lab's records).
     fn ctl(&self, args: &[&str]) -> Run {
-        let net = self.ns("net");
-        let mut all = vec!["--netns", net.as_str()];
+        let mn = self.ns("mn");
+        let mut all = vec!["--netns", mn.as_str()];
         all.extend_from_slice(args);
         let records = self.state().join("vrctl");
         vrctl(&all, &[("VRCTL_STATE_DIR", records.to_str().unwrap())])

@@ -1,16 +1,8 @@
 //! `vrctl lab up|down|status`: the seed topology on this machine, driven
 //! through the agents' protocol and proven with real packets.
 //!
-//! ```text
-//!  <lab>-net: 10.0.0.1 (gateway, controller = vrctl, upstream DNS, "outside" :80)
-//!   | eth0 (veth: the compute host's physical NIC eth0)
-//!  <lab>-host: kvm-agent :7070; br_eth0 (eth0, host IP 10.0.0.21 moved onto it)
-//!   |                          br_eth1 (eth1, no address)
-//!   +-- VR eth0 10.0.0.25 (management + public, VIPs .100 .101 .102) on br_eth0
-//!   +-- VR eth1 192.168.100.1 (private) on br_eth1
-//!          br_eth1 -- eth1 -- <lab>-ten1 (tenant web-01, DHCP .10, EIP .101)
-//!          br_eth1 -- tap  -- <lab>-ten2 (tenant db-01, DHCP .20, SNAT only)
-//! ```
+//! The layout (ZStack's three networks, the management node in a subnet of
+//! its own behind the management gateway) is drawn in [`layout`].
 //!
 //! The VR is a real VM from the image through kvm-agent and a private
 //! libvirtd (KVM where it can boot guests, TCG elsewhere) when libvirt,
@@ -18,10 +10,12 @@
 //! `<lab>-vr`, plugged into the same bridges, bootstrapped from the same
 //! document. The report says which.
 //!
-//! vrctl itself plays the controller from `<lab>-net` (a thread of its own
-//! in that namespace), in async mode with its callback receiver on 10.0.0.1.
+//! vrctl itself plays the management node from `<lab>-mn` (a thread of its
+//! own in that namespace), in async mode with its callback receiver on the
+//! node's own address, 10.1.0.10.
 
 pub mod checks;
+pub mod layout;
 pub mod topo;
 
 use std::path::{Path, PathBuf};
@@ -32,16 +26,16 @@ use serde_json::{Value, json};
 
 use crate::client::{CallbackReceiver, Client};
 use crate::diagnose::{self, HostView};
+use crate::host;
 use crate::router::{self, Ctx, Records};
 use crate::spec::RouterSpec;
-use topo::{nsh, sh, spawn};
+use topo::{nsh, sh};
 
-pub const TENANT1_MAC: &str = "fa:a1:5e:12:34:56";
-pub const TENANT2_MAC: &str = "fa:a1:5e:00:00:20";
-const MGMT_MAC: &str = "52:54:00:7e:00:01";
-const PRIV_MAC: &str = "52:54:00:7e:00:02";
-const VR_UUID: &str = "1ab0000000000000000000000000a001";
-const KVM: &str = "http://10.0.0.21:7070";
+use layout::{
+    HOST_IP, HOST_UUID, KVM, MGMT_GW, MN_IP, OUTSIDE_IP, VIP_EIP, VIP_LB, VIP_PF, VR_AGENT,
+    VR_MGMT_IP, VR_PUB_IP, VR_UUID, build, start_namespace_router,
+};
+pub use layout::{TENANT1_MAC, TENANT2_MAC, router_spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -151,7 +145,7 @@ impl Report {
         };
         println!("The lab stays up.");
         println!(
-            "  as the controller: ip netns exec {}-net {me} vr status {}",
+            "  as the controller: ip netns exec {}-mn {me} vr status {}",
             self.name, self.router_spec
         );
         println!("  checks again:      {me} lab status{named}");
@@ -241,194 +235,6 @@ fn nix_is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// The router's description in the lab (also written to
-/// `<state>/router.json` for `vrctl vr apply|diff|status`).
-pub fn router_spec(names: &Names, image_dir: &Path) -> RouterSpec {
-    let img = |f: &str| image_dir.join(f).display().to_string();
-    let vips: Vec<Value> = ["10.0.0.100", "10.0.0.101", "10.0.0.102"]
-        .iter()
-        .map(|ip| {
-            json!({"ip": ip, "netmask": "255.255.255.0", "gateway": "10.0.0.1",
-                   "ownerEthernetMac": MGMT_MAC})
-        })
-        .collect();
-    let spec = json!({
-        "agent": "http://10.0.0.25:7272",
-        "uuid": VR_UUID,
-        "nics": [
-            {"ip": "10.0.0.25", "mac": MGMT_MAC, "netmask": "255.255.255.0", "gateway": "10.0.0.1",
-             "isDefaultRoute": true, "category": "Management", "physicalInterface": "eth0",
-             "deviceName": "eth0", "mtu": 1500},
-            {"ip": "192.168.100.1", "mac": PRIV_MAC, "netmask": "255.255.255.0",
-             "category": "Private", "firewallDefaultAction": "reject", "physicalInterface": "eth1",
-             "deviceName": "eth1", "mtu": 1500}],
-        "dns": [{"dnsAddress": "10.0.0.1", "nicMac": PRIV_MAC}],
-        "dhcpServers": [{"nicMac": PRIV_MAC, "subnet": "192.168.100.0/24",
-            "netmask": "255.255.255.0", "gateway": "192.168.100.1", "dnsDomain": "zstack.local",
-            "dnsServer": "192.168.100.1", "mtu": 1500, "dhcpInfos": [
-                {"ip": "192.168.100.10", "mac": TENANT1_MAC, "hostname": "web-01.zstack.local",
-                 "isDefaultL3Network": true},
-                {"ip": "192.168.100.20", "mac": TENANT2_MAC, "hostname": "db-01.zstack.local",
-                 "isDefaultL3Network": true}]}],
-        "snats": [{"publicNicMac": MGMT_MAC, "publicIp": "10.0.0.25", "privateNicMac": PRIV_MAC,
-            "privateNicIp": "192.168.100.1", "snatNetmask": "255.255.255.0", "state": true}],
-        "vips": vips,
-        "portForwards": [{"uuid": "pf-web", "vipPortStart": 8080, "vipPortEnd": 8080,
-            "privatePortStart": 80, "privatePortEnd": 80, "protocolType": "TCP",
-            "vipIp": "10.0.0.100", "publicMac": MGMT_MAC, "privateIp": "192.168.100.10",
-            "privateMac": PRIV_MAC}],
-        "eips": [{"vipIp": "10.0.0.101", "privateMac": PRIV_MAC, "publicMac": MGMT_MAC,
-            "guestIp": "192.168.100.10"}],
-        "lbs": [{"lbUuid": "lb-web", "listenerUuid": "lst-web", "vip": "10.0.0.102",
-            "publicNic": MGMT_MAC, "nicIps": ["192.168.100.10"], "instancePort": 80,
-            "loadBalancerPort": 80, "mode": "tcp",
-            "parameters": ["balancerAlgorithm::roundrobin", "healthCheckTarget::tcp:default",
-                           "healthCheckInterval::1", "healthyThreshold::1"]}],
-        "vm": {
-            "hosts": [KVM], "name": "vrouter.lab", "cpuNum": 1, "memoryMb": 512,
-            "image": img("vr.qcow2"), "diskDir": names.state.join("disks"),
-            "kernel": img("vmlinuz"), "initrd": img("initrd.img"),
-            "cmdline": "root=/dev/vda rw console=ttyS0 quiet",
-            "bridges": {MGMT_MAC: "br_eth0", PRIV_MAC: "br_eth1"},
-            "socketDir": names.state.join("sock"), "managementNodeIp": "10.0.0.1",
-            "bootTimeoutSecs": 180}
-    });
-    serde_json::from_value(spec).expect("the lab's router description")
-}
-
-/// Builds the namespaces, wires and servers, starts kvm-agent (and the
-/// private libvirtd in VM mode). Returns the libvirt URI.
-fn build(names: &Names, opts: &Options, mode: Mode, kvm: bool) -> Result<Option<String>, LabError> {
-    let n = |r: &str| names.ns(r);
-    std::fs::create_dir_all(names.state.join("logs"))
-        .map_err(|e| LabError::Other(format!("{}: {e}", names.state.display())))?;
-    sh(&format!(
-        "chmod 755 /run/vrctl-lab {}",
-        names.state.display()
-    ))?;
-    for role in ["net", "host", "ten1", "ten2"] {
-        sh(&format!(
-            "ip netns add {ns} && ip -n {ns} link set lo up",
-            ns = n(role)
-        ))?;
-    }
-    topo::veth(&n("host"), "eth0", &n("net"), "eth0")?;
-    topo::veth(&n("host"), "eth1", &n("ten1"), "eth0")?;
-    topo::veth(&n("host"), "tap-ten2", &n("ten2"), "eth0")?;
-    sh(&format!(
-        "ip -n {net} addr add 10.0.0.1/24 dev eth0
-         ip -n {net} route add 192.168.100.0/24 via 10.0.0.25
-         ip -n {host} addr add 10.0.0.21/24 dev eth0
-         ip -n {host} route add default via 10.0.0.1
-         ip -n {t1} link set eth0 address {TENANT1_MAC}
-         ip -n {t2} link set eth0 address {TENANT2_MAC}",
-        net = n("net"),
-        host = n("host"),
-        t1 = n("ten1"),
-        t2 = n("ten2"),
-    ))?;
-    let log = |f: &str| names.state.join("logs").join(f);
-    spawn(
-        &n("net"),
-        "dnsmasq",
-        &[
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--pid-file=",
-            "--user=root",
-            "--bind-interfaces",
-            "--listen-address=10.0.0.1",
-            "--log-facility=-",
-            "--address=/example.test/203.0.113.7",
-        ],
-        &log("upstream-dns.log"),
-    )?;
-    for (ns, name, port) in [
-        ("net", "outside", 80),
-        ("ten1", "web-01", 80),
-        ("ten1", "web-01", 22),
-        ("ten2", "db-01", 80),
-    ] {
-        let args = checks::server_args(name, port);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        spawn(
-            &n(ns),
-            "socat",
-            &args,
-            &log(&format!("server-{ns}-{port}.log")),
-        )?;
-    }
-    let uri = if mode == Mode::Vm {
-        Some(topo::private_libvirt(&n("host"), !kvm, &names.state)?)
-    } else {
-        None
-    };
-    let kvm_agent = opts.bin_dir.join("kvm-agent");
-    let state = |d: &str| names.state.join(d).display().to_string();
-    let uri_arg = uri.clone().unwrap_or_else(|| "test:///default".into());
-    spawn(
-        &n("host"),
-        kvm_agent.to_str().unwrap_or("kvm-agent"),
-        &[
-            "--listen",
-            "0.0.0.0:7070",
-            "--state-dir",
-            &state("kvm-agent"),
-            "--libvirt-uri",
-            &uri_arg,
-            "--domain-type",
-            if kvm { "kvm" } else { "qemu" },
-            "--console-log-dir",
-            &state("console"),
-            "--vnc-listen",
-            "127.0.0.1",
-        ],
-        &log("kvm-agent.log"),
-    )?;
-    Ok(uri)
-}
-
-/// The VR as a namespace: veths on the same bridges a VM's taps would be
-/// on, vr-agent bootstrapped from the same document (as a file).
-fn start_namespace_router(
-    names: &Names,
-    spec: &RouterSpec,
-    bin_dir: &Path,
-) -> Result<u32, LabError> {
-    let (vr, host) = (names.ns("vr"), names.ns("host"));
-    sh(&format!("ip netns add {vr} && ip -n {vr} link set lo up"))?;
-    let vm = spec.vm.clone().unwrap_or_default();
-    for (i, nic) in spec.nics.iter().enumerate() {
-        let tap = format!("vr.{i}");
-        let dev = nic.device_name.clone().unwrap_or(format!("eth{i}"));
-        topo::veth(&vr, &dev, &host, &tap)?;
-        sh(&format!(
-            "ip -n {vr} link set {dev} address {mac} && ip -n {host} link set {tap} master {br}",
-            mac = nic.mac,
-            br = vm.bridges[&nic.mac]
-        ))?;
-    }
-    let doc = router::bootstrap_info(spec, &vm)["info"].clone();
-    let file = names.state.join("bootstrap.json");
-    std::fs::write(&file, doc.to_string()).map_err(|e| LabError::Other(e.to_string()))?;
-    let agent = bin_dir.join("vr-agent");
-    let state = names.state.join("vr-agent");
-    let log = names.state.join("logs/vr-agent.log");
-    Ok(spawn(
-        &vr,
-        agent.to_str().unwrap_or("vr-agent"),
-        &[
-            "--bootstrap",
-            file.to_str().unwrap_or(""),
-            "--state-dir",
-            state.to_str().unwrap_or(""),
-        ],
-        &log,
-    )?)
-}
-
 /// The namespace router seen like a VM: its log is the console, its
 /// process is the domain.
 struct NsRouter {
@@ -502,29 +308,30 @@ async fn drive(
     spec: RouterSpec,
 ) -> Vec<Row> {
     let mut rows = vec![];
-    let rx =
-        match CallbackReceiver::start("10.0.0.1:0".parse().unwrap(), "10.0.0.1".parse().unwrap())
-            .await
-        {
-            Ok(r) => std::sync::Arc::new(r),
-            Err(e) => {
-                rows.push(row(
-                    "controller: callback receiver on 10.0.0.1",
-                    Err(e.to_string()),
-                ));
-                return rows;
-            }
-        };
+    let me = format!("{MN_IP}:0");
+    let rx = match CallbackReceiver::start(me.parse().unwrap(), MN_IP.parse().unwrap()).await {
+        Ok(r) => std::sync::Arc::new(r),
+        Err(e) => {
+            rows.push(row(
+                &format!("management node: callback receiver on {MN_IP}"),
+                Err(e.to_string()),
+            ));
+            return rows;
+        }
+    };
     let connect = |url: &str| Client::new(url, Some(rx.clone()));
-    let kvm = connect(KVM);
+    // The host's agent as `KVMHost` drives it: sync for echo, connect and
+    // the interface check, async (with kvmHostAddons) for the rest.
+    let kvm = Client::host(KVM, Some(rx.clone()), HOST_UUID);
+    let kvm_sync = Client::host(KVM, None, HOST_UUID);
     // kvm-agent: up, connected, bridges.
     let t0 = Instant::now();
     let mut up = Err(String::new());
     while t0.elapsed() < Duration::from_secs(15) {
-        up = Client::new(KVM, None)
+        up = kvm_sync
             .call("/host/echo", &json!({}))
             .await
-            .map(|_| format!("answers on {KVM}"))
+            .map(|_| format!("answers on {KVM}, from the node's subnet"))
             .map_err(|e| e.to_string());
         if up.is_ok() {
             break;
@@ -536,27 +343,37 @@ async fn drive(
     if !ok {
         return rows;
     }
-    let connected = kvm
+    let connected = kvm_sync
         .call(
             "/host/connect",
-            &json!({"hostUuid": "1ab0000000000000000000000000h001",
-                    "sendCommandUrl": "http://10.0.0.1:9/events"}),
+            &host::connect_cmd(HOST_UUID, &host::send_command_url(MN_IP)),
         )
         .await
         .map(|_| "connected".to_string())
         .map_err(|e| e.to_string());
     rows.push(row("host: /host/connect", connected));
     let mut bridges = Ok(String::new());
-    for (nic, br, l2) in [("eth0", "br_eth0", "a1"), ("eth1", "br_eth1", "a2")] {
+    for (nic, br, l2) in [
+        ("eth0", "br_eth0", "a1"),
+        ("eth1", "br_eth1", "a2"),
+        ("eth2", "br_eth2", "a3"),
+    ] {
         say(&format!("createbridge {br} over {nic}"));
-        if let Err(e) = kvm
-            .call(
+        let l2 = format!("{l2:0<32}");
+        let made = async {
+            kvm_sync
+                .call(
+                    "/network/checkphysicalnetworkinterface",
+                    &host::check_interface_cmd(nic),
+                )
+                .await?;
+            kvm.call(
                 "/network/l2novlan/createbridge",
-                &json!({"physicalInterfaceName": nic, "bridgeName": br,
-                        "l2NetworkUuid": format!("{l2:0<32}")}),
+                &host::create_bridge_cmd(nic, br, &l2, 1500, None),
             )
             .await
-        {
+        };
+        if let Err(e) = made.await {
             bridges = Err(format!("{br}: {e}"));
             break;
         }
@@ -566,7 +383,7 @@ async fn drive(
         bridges = kvm
             .call(
                 "/network/bridge/addif",
-                &json!({"physicalInterfaceName": "tap-ten2", "bridgeName": "br_eth1"}),
+                &host::add_interface_cmd("tap-ten2", "br_eth1"),
             )
             .await
             .map(|_| String::new())
@@ -575,15 +392,20 @@ async fn drive(
     let host_ns = names.ns("host");
     let bridges = bridges.and_then(|_| {
         let a = nsh(&host_ns, "ip -br -4 addr show br_eth0").map_err(|e| e.to_string())?;
-        if !a.contains("10.0.0.21/24") {
+        if !a.contains(&format!("{HOST_IP}/24")) {
             return Err(format!("br_eth0 lacks the host IP: {a}"));
         }
-        nsh(&host_ns, "ping -c1 -W2 10.0.0.1")
-            .map_err(|_| "the host lost its uplink".to_string())?;
-        Ok("br_eth0 carries 10.0.0.21, the host still reaches 10.0.0.1; br_eth1 up".into())
+        nsh(&host_ns, &format!("ping -c1 -W2 {MN_IP}"))
+            .map_err(|_| "the host lost its way to the management node".to_string())?;
+        Ok(format!(
+            "br_eth0 carries {HOST_IP}, the host still reaches the node {MN_IP} via {MGMT_GW}; br_eth1, br_eth2 up"
+        ))
     });
     let ok = bridges.is_ok();
-    rows.push(row("host: bridges over eth0 (IP moved) and eth1", bridges));
+    rows.push(row(
+        "host: bridges over eth0 (IP moved), eth1 and eth2",
+        bridges,
+    ));
     if !ok || host_only {
         return rows;
     }
@@ -620,9 +442,9 @@ async fn drive(
                 log: names.state.join("logs/vr-agent.log"),
             };
             let want = diagnose::Expect {
-                url: "http://10.0.0.25:7272",
-                ip: "10.0.0.25",
-                bootstrap: "10.0.0.25/24 gateway 10.0.0.1".into(),
+                url: VR_AGENT,
+                ip: VR_MGMT_IP,
+                bootstrap: format!("{VR_MGMT_IP}/24 gateway {MGMT_GW}"),
                 bridge: "br_eth0",
             };
             let version = diagnose::wait_ready(
@@ -633,7 +455,7 @@ async fn drive(
             )
             .await
             .map_err(|e| e.to_string())?;
-            let agent = connect("http://10.0.0.25:7272");
+            let agent = connect(VR_AGENT);
             let steps = router::apply(&agent, &spec, |_| {}).await;
             if let Some(s) = steps.iter().find(|s| !s.ok) {
                 return Err(format!(
@@ -659,7 +481,7 @@ async fn drive(
     if !ok {
         return rows;
     }
-    let agent = connect("http://10.0.0.25:7272");
+    let agent = connect(VR_AGENT);
     let pinged = agent
         .call("/ping", &json!({}))
         .await
@@ -678,7 +500,8 @@ async fn drive(
 /// The traffic proofs (also what `lab status` re-runs).
 pub fn verify(names: &Names) -> Vec<Row> {
     let n = |r: &str| names.ns(r);
-    let (net, t1, t2) = (n("net"), n("ten1"), n("ten2"));
+    let (out, t1, t2) = (n("out"), n("ten1"), n("ten2"));
+    let outside = format!("{OUTSIDE_IP}:80");
     let mut rows = vec![
         row(
             "DHCP: web-01 gets 192.168.100.10, gateway, DNS, domain, name",
@@ -705,40 +528,50 @@ pub fn verify(names: &Names) -> Vec<Row> {
             checks::dns(&t1, "www.example.test", "203.0.113.7"),
         ),
         row(
-            "SNAT: db-01 leaves as the router (10.0.0.25)",
-            checks::reaches(&t2, "10.0.0.1:80", "outside", "10.0.0.25"),
+            &format!("SNAT: db-01 leaves as the router's public IP ({VR_PUB_IP})"),
+            checks::reaches(&t2, &outside, "outside", VR_PUB_IP),
         ),
         row(
-            "EIP: web-01 leaves as its EIP 10.0.0.101",
-            checks::reaches(&t1, "10.0.0.1:80", "outside", "10.0.0.101"),
+            &format!("EIP: web-01 leaves as its EIP {VIP_EIP}"),
+            checks::reaches(&t1, &outside, "outside", VIP_EIP),
         ),
         row(
-            "EIP: the outside reaches web-01 through 10.0.0.101",
-            checks::reaches(&net, "10.0.0.101:22", "web-01", "10.0.0.1"),
+            &format!("EIP: the outside reaches web-01 through {VIP_EIP}"),
+            checks::reaches(&out, &format!("{VIP_EIP}:22"), "web-01", OUTSIDE_IP),
         ),
         row(
-            "port forward: 10.0.0.100:8080 -> web-01:80",
-            checks::reaches(&net, "10.0.0.100:8080", "web-01", "10.0.0.1"),
+            &format!("port forward: {VIP_PF}:8080 -> web-01:80"),
+            checks::reaches(&out, &format!("{VIP_PF}:8080"), "web-01", OUTSIDE_IP),
         ),
         row(
             "hairpin: db-01 reaches web-01 through its EIP",
-            checks::reaches(&t2, "10.0.0.101:80", "web-01", "192.168.100.1"),
+            checks::reaches(&t2, &format!("{VIP_EIP}:80"), "web-01", "192.168.100.1"),
         ),
         row(
             "firewall: the outside cannot reach a tenant directly",
-            checks::blocked(&net, "192.168.100.10:80"),
+            checks::blocked(&out, "192.168.100.10:80"),
         ),
     ];
+    rows.push(row(
+        &format!(
+            "layout: the outside has no route to the node's subnet {}",
+            layout::MN_CIDR
+        ),
+        match nsh(&out, &format!("ip route get {MN_IP}")) {
+            Ok(r) => Err(format!("the outside routes the node: {}", r.trim())),
+            Err(_) => Ok("a reply to the node by the public NIC is lost".into()),
+        },
+    ));
     // haproxy's first health check may run before the tenant had its
     // address (DHCP above) and mark the backend down until it rises again:
     // the check passes once the listener reaches web-01, within 30 s.
     let mut lb = Err("not tried".to_string());
     topo::wait_until(Duration::from_secs(30), || {
-        lb = checks::reaches(&net, "10.0.0.102:80", "web-01", "192.168.100.1");
+        lb = checks::reaches(&out, &format!("{VIP_LB}:80"), "web-01", "192.168.100.1");
         lb.is_ok()
     });
     rows.push(row(
-        "load balancer: 10.0.0.102:80 -> web-01:80 (haproxy)",
+        &format!("load balancer: {VIP_LB}:80 -> web-01:80 (haproxy)"),
         lb,
     ));
     rows
@@ -791,7 +624,7 @@ pub fn up(opts: &Options) -> Result<Report, LabError> {
         opts.host_only,
         spec.clone(),
     );
-    let mut rows = in_netns(&names.ns("net"), async move || {
+    let mut rows = in_netns(&names.ns("mn"), async move || {
         drive(n2, mode, bin, host_only, s2).await
     })?;
     if rows.iter().all(|r| r.pass) && !opts.host_only {

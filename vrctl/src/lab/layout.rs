@@ -1,0 +1,277 @@
+//! Where everything sits in the lab: ZStack's standard three networks
+//! (management, public, private), the management node in a subnet of its
+//! own behind the management gateway, the router's description, and the
+//! namespaces, wires and servers that make it real.
+//!
+//! ```text
+//!  <lab>-mn   10.1.0.10/24, default via 10.1.0.1: the management node (vrctl,
+//!   |         its callback receivers), nothing else
+//!  <lab>-mgw  10.1.0.1 | 10.0.0.1: the management gateway (forwards between
+//!   |         the node's subnet and the management network, nothing more)
+//!   | eth0 (veth: the compute host's physical NIC eth0, management L2)
+//!  <lab>-host: kvm-agent :7070, default via 10.0.0.1
+//!   |  br_eth0 (eth0, host IP 10.0.0.21 moved onto it)     management L2
+//!   |  br_eth1 (eth1, no address)                          private L2
+//!   |  br_eth2 (eth2, no address)                          public L2
+//!   +-- VR eth0 10.0.0.25/24 gw 10.0.0.1 (management, no default route) on br_eth0
+//!   +-- VR eth1 172.20.10.5/16 gw 172.20.0.1 (public, default route,
+//!   |          VIPs .100 .101 .102, SNAT, EIP, port forward, LB) on br_eth2
+//!   +-- VR eth2 192.168.100.1/24 (private) on br_eth1
+//!  br_eth2 -- eth2 -- <lab>-out: 172.20.0.1/16, the outside (upstream DNS, :80);
+//!                     no route to 10.1.0.0/24, so a reply from the VR to the
+//!                     node that leaves by the public NIC is lost
+//!  br_eth1 -- eth1 -- <lab>-ten1 (tenant web-01, DHCP .10, EIP .101)
+//!  br_eth1 -- tap  -- <lab>-ten2 (tenant db-01, DHCP .20, SNAT only)
+//! ```
+//!
+//! The router reaches the node only through the route vr-agent adds from
+//! `managementNodeCidr` (bootstrap info) and `mgtCidr` (`/init`) via the
+//! management NIC's gateway, as ZStack's own agent does.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::topo::{self, sh, spawn};
+use super::{LabError, Mode, Names, Options, checks};
+use crate::router;
+use crate::spec::RouterSpec;
+
+pub const TENANT1_MAC: &str = "fa:a1:5e:12:34:56";
+pub const TENANT2_MAC: &str = "fa:a1:5e:00:00:20";
+pub const MGMT_MAC: &str = "52:54:00:7e:00:01";
+pub const PRIV_MAC: &str = "52:54:00:7e:00:02";
+pub const PUB_MAC: &str = "52:54:00:7e:00:03";
+pub const VR_UUID: &str = "1ab0000000000000000000000000a001";
+pub const HOST_UUID: &str = "1ab0000000000000000000000000h001";
+
+/// The management node (vrctl) and its subnet.
+pub const MN_IP: &str = "10.1.0.10";
+pub const MN_CIDR: &str = "10.1.0.0/24";
+/// The management gateway: towards the node, and on the management network.
+pub const MGW_MN_IP: &str = "10.1.0.1";
+pub const MGMT_GW: &str = "10.0.0.1";
+pub const HOST_IP: &str = "10.0.0.21";
+pub const KVM: &str = "http://10.0.0.21:7070";
+pub const VR_MGMT_IP: &str = "10.0.0.25";
+pub const VR_AGENT: &str = "http://10.0.0.25:7272";
+/// The public network: the outside's address is the public gateway.
+pub const OUTSIDE_IP: &str = "172.20.0.1";
+pub const VR_PUB_IP: &str = "172.20.10.5";
+pub const VIP_PF: &str = "172.20.10.100";
+pub const VIP_EIP: &str = "172.20.10.101";
+pub const VIP_LB: &str = "172.20.10.102";
+
+/// The router's description in the lab (also written to
+/// `<state>/router.json` for `vrctl vr apply|diff|status`).
+pub fn router_spec(names: &Names, image_dir: &Path) -> RouterSpec {
+    let img = |f: &str| image_dir.join(f).display().to_string();
+    let vips: Vec<Value> = [VIP_PF, VIP_EIP, VIP_LB]
+        .iter()
+        .map(|ip| {
+            json!({"ip": ip, "netmask": "255.255.0.0", "gateway": OUTSIDE_IP,
+                   "ownerEthernetMac": PUB_MAC, "vipUuid": format!("{:0<32}", ip.replace('.', "")),
+                   "isSystem": false})
+        })
+        .collect();
+    let spec = json!({
+        "agent": VR_AGENT,
+        "uuid": VR_UUID,
+        "managementNodeCidr": MN_CIDR,
+        "nics": [
+            {"ip": VR_MGMT_IP, "mac": MGMT_MAC, "netmask": "255.255.255.0", "gateway": MGMT_GW,
+             "isDefaultRoute": false, "category": "Management", "l2type": "L2NoVlanNetwork",
+             "physicalInterface": "eth0", "deviceName": "eth0", "mtu": 1500},
+            {"ip": VR_PUB_IP, "mac": PUB_MAC, "netmask": "255.255.0.0", "gateway": OUTSIDE_IP,
+             "isDefaultRoute": true, "category": "Public", "l2type": "L2NoVlanNetwork",
+             "physicalInterface": "eth2", "deviceName": "eth1", "mtu": 1500},
+            {"ip": "192.168.100.1", "mac": PRIV_MAC, "netmask": "255.255.255.0",
+             "gateway": "192.168.100.1", "category": "Private", "l2type": "L2NoVlanNetwork",
+             "firewallDefaultAction": "reject", "physicalInterface": "eth1",
+             "deviceName": "eth2", "mtu": 1500}],
+        "dns": [{"dnsAddress": OUTSIDE_IP, "nicMac": PRIV_MAC}],
+        "dhcpServers": [{"nicMac": PRIV_MAC, "subnet": "192.168.100.0/24",
+            "netmask": "255.255.255.0", "gateway": "192.168.100.1", "dnsDomain": "zstack.local",
+            "dnsServer": "192.168.100.1", "mtu": 1500, "dhcpInfos": [
+                {"ip": "192.168.100.10", "mac": TENANT1_MAC, "hostname": "web-01.zstack.local",
+                 "isDefaultL3Network": true},
+                {"ip": "192.168.100.20", "mac": TENANT2_MAC, "hostname": "db-01.zstack.local",
+                 "isDefaultL3Network": true}]}],
+        "snats": [{"publicNicMac": PUB_MAC, "publicIp": VR_PUB_IP, "privateNicMac": PRIV_MAC,
+            "privateNicIp": "192.168.100.1", "privateGatewayIp": "192.168.100.1",
+            "snatNetmask": "255.255.255.0", "state": true}],
+        "vips": vips,
+        "portForwards": [{"uuid": "pf-web", "vipPortStart": 8080, "vipPortEnd": 8080,
+            "privatePortStart": 80, "privatePortEnd": 80, "protocolType": "TCP",
+            "vipIp": VIP_PF, "publicMac": PUB_MAC, "privateIp": "192.168.100.10",
+            "privateMac": PRIV_MAC, "snatInboundTraffic": false}],
+        "eips": [{"vipIp": VIP_EIP, "privateMac": PRIV_MAC, "publicMac": PUB_MAC,
+            "guestIp": "192.168.100.10", "snatInboundTraffic": false, "needCleanGuestIp": false}],
+        "lbs": [{"lbUuid": "lb-web", "listenerUuid": "lst-web", "vip": VIP_LB,
+            "publicNic": PUB_MAC, "nicIps": ["192.168.100.10"], "instancePort": 80,
+            "loadBalancerPort": 80, "mode": "tcp",
+            "parameters": ["balancerAlgorithm::roundrobin", "healthCheckTarget::tcp:default",
+                           "healthCheckInterval::1", "healthyThreshold::1"]}],
+        "vm": {
+            "hosts": [KVM], "name": "vrouter.lab", "cpuNum": 1, "memoryMb": 512,
+            "image": img("vr.qcow2"), "diskDir": names.state.join("disks"),
+            "kernel": img("vmlinuz"), "initrd": img("initrd.img"),
+            "cmdline": "root=/dev/vda rw console=ttyS0 quiet",
+            "bridges": {MGMT_MAC: "br_eth0", PUB_MAC: "br_eth2", PRIV_MAC: "br_eth1"},
+            "socketDir": names.state.join("sock"), "managementNodeIp": MN_IP,
+            "bootTimeoutSecs": 180}
+    });
+    serde_json::from_value(spec).expect("the lab's router description")
+}
+
+/// The namespaces of one lab, in the order they are made.
+pub const ROLES: [&str; 6] = ["mn", "mgw", "host", "out", "ten1", "ten2"];
+
+/// Builds the namespaces, wires and servers, starts kvm-agent (and the
+/// private libvirtd in VM mode). Returns the libvirt URI.
+pub fn build(
+    names: &Names,
+    opts: &Options,
+    mode: Mode,
+    kvm: bool,
+) -> Result<Option<String>, LabError> {
+    let n = |r: &str| names.ns(r);
+    std::fs::create_dir_all(names.state.join("logs"))
+        .map_err(|e| LabError::Other(format!("{}: {e}", names.state.display())))?;
+    sh(&format!(
+        "chmod 755 /run/vrctl-lab {}",
+        names.state.display()
+    ))?;
+    for role in ROLES {
+        sh(&format!(
+            "ip netns add {ns} && ip -n {ns} link set lo up",
+            ns = n(role)
+        ))?;
+    }
+    // Management: node -- gateway -- host's eth0. Public: host's eth2 --
+    // outside. Private: host's eth1 and a tap -- tenants.
+    topo::veth(&n("mn"), "eth0", &n("mgw"), "eth1")?;
+    topo::veth(&n("host"), "eth0", &n("mgw"), "eth0")?;
+    topo::veth(&n("host"), "eth2", &n("out"), "eth0")?;
+    topo::veth(&n("host"), "eth1", &n("ten1"), "eth0")?;
+    topo::veth(&n("host"), "tap-ten2", &n("ten2"), "eth0")?;
+    sh(&format!(
+        "ip -n {mn} addr add {MN_IP}/24 dev eth0
+         ip -n {mn} route add default via {MGW_MN_IP}
+         ip -n {mgw} addr add {MGW_MN_IP}/24 dev eth1
+         ip -n {mgw} addr add {MGMT_GW}/24 dev eth0
+         ip netns exec {mgw} sysctl -qw net.ipv4.ip_forward=1
+         ip -n {host} addr add {HOST_IP}/24 dev eth0
+         ip -n {host} route add default via {MGMT_GW}
+         ip -n {out} addr add {OUTSIDE_IP}/16 dev eth0
+         ip -n {out} route add 192.168.100.0/24 via {VR_PUB_IP}
+         ip -n {t1} link set eth0 address {TENANT1_MAC}
+         ip -n {t2} link set eth0 address {TENANT2_MAC}",
+        mn = n("mn"),
+        mgw = n("mgw"),
+        host = n("host"),
+        out = n("out"),
+        t1 = n("ten1"),
+        t2 = n("ten2"),
+    ))?;
+    let log = |f: &str| names.state.join("logs").join(f);
+    spawn(
+        &n("out"),
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--pid-file=",
+            "--user=root",
+            "--bind-interfaces",
+            &format!("--listen-address={OUTSIDE_IP}"),
+            "--log-facility=-",
+            "--address=/example.test/203.0.113.7",
+        ],
+        &log("upstream-dns.log"),
+    )?;
+    for (ns, name, port) in [
+        ("out", "outside", 80),
+        ("ten1", "web-01", 80),
+        ("ten1", "web-01", 22),
+        ("ten2", "db-01", 80),
+    ] {
+        let args = checks::server_args(name, port);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        spawn(
+            &n(ns),
+            "socat",
+            &args,
+            &log(&format!("server-{ns}-{port}.log")),
+        )?;
+    }
+    let uri = if mode == Mode::Vm {
+        Some(topo::private_libvirt(&n("host"), !kvm, &names.state)?)
+    } else {
+        None
+    };
+    let kvm_agent = opts.bin_dir.join("kvm-agent");
+    let state = |d: &str| names.state.join(d).display().to_string();
+    let uri_arg = uri.clone().unwrap_or_else(|| "test:///default".into());
+    spawn(
+        &n("host"),
+        kvm_agent.to_str().unwrap_or("kvm-agent"),
+        &[
+            "--listen",
+            "0.0.0.0:7070",
+            "--state-dir",
+            &state("kvm-agent"),
+            "--libvirt-uri",
+            &uri_arg,
+            "--domain-type",
+            if kvm { "kvm" } else { "qemu" },
+            "--console-log-dir",
+            &state("console"),
+            "--vnc-listen",
+            "127.0.0.1",
+        ],
+        &log("kvm-agent.log"),
+    )?;
+    Ok(uri)
+}
+
+/// The VR as a namespace: veths on the same bridges a VM's taps would be
+/// on, vr-agent bootstrapped from the same document (as a file).
+pub fn start_namespace_router(
+    names: &Names,
+    spec: &RouterSpec,
+    bin_dir: &Path,
+) -> Result<u32, LabError> {
+    let (vr, host) = (names.ns("vr"), names.ns("host"));
+    sh(&format!("ip netns add {vr} && ip -n {vr} link set lo up"))?;
+    let vm = spec.vm.clone().unwrap_or_default();
+    for (i, nic) in spec.nics.iter().enumerate() {
+        let tap = format!("vr.{i}");
+        let dev = nic.device_name.clone().unwrap_or(format!("eth{i}"));
+        topo::veth(&vr, &dev, &host, &tap)?;
+        sh(&format!(
+            "ip -n {vr} link set {dev} address {mac} && ip -n {host} link set {tap} master {br}",
+            mac = nic.mac,
+            br = vm.bridges[&nic.mac]
+        ))?;
+    }
+    let doc = router::bootstrap_info(spec, &vm)["info"].clone();
+    let file = names.state.join("bootstrap.json");
+    std::fs::write(&file, doc.to_string()).map_err(|e| LabError::Other(e.to_string()))?;
+    let agent = bin_dir.join("vr-agent");
+    let state = names.state.join("vr-agent");
+    let log = names.state.join("logs/vr-agent.log");
+    Ok(spawn(
+        &vr,
+        agent.to_str().unwrap_or("vr-agent"),
+        &[
+            "--bootstrap",
+            file.to_str().unwrap_or(""),
+            "--state-dir",
+            state.to_str().unwrap_or(""),
+        ],
+        &log,
+    )?)
+}
