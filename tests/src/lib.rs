@@ -18,6 +18,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod conformance;
+
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
 use std::fs::File;

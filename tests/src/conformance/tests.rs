@@ -1,0 +1,183 @@
+//! Unit tests of the checker: specs, reports, fixture parsing.
+
+use super::*;
+use serde_json::json;
+
+fn spec(pairs: &[(&str, &str)]) -> Vec<FieldSpec> {
+    pairs
+        .iter()
+        .map(|(p, t)| FieldSpec::parse(p, t).unwrap())
+        .collect()
+}
+
+#[test]
+fn conforming_reply_has_no_problems() {
+    let s = spec(&[
+        ("virtualizerInfo", "object"),
+        ("virtualizerInfo.uuid", "string"),
+        ("nicInfos[].macAddress", "string"),
+        ("states{}", "string"),
+        ("cpuNum", "integer"),
+        ("ratio", "number"),
+        ("ok", "boolean"),
+        ("list", "array"),
+        ("maybe", "string?"),
+    ]);
+    let r = json!({"virtualizerInfo":{"uuid":"u"},"nicInfos":[{"macAddress":"m"},{"macAddress":"n"}],
+        "states":{"a":"Running"},"cpuNum":4,"ratio":0.5,"ok":false,"list":[]});
+    assert_eq!(check_fields(&s, &r), Vec::<String>::new());
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let s = spec(&[
+        ("virtualizerInfo.uuid", "string"),
+        ("cpuModelName", "string"),
+        ("nicInfos[].macAddress", "string"),
+        ("states{}", "string"),
+        ("cpuNum", "integer"),
+        ("maybe", "string?"),
+        ("empty[]", "string"),
+    ]);
+    let r = json!({"nicInfos":[{"macAddress":"m"},{"mac":"x"}],"states":{"a":1},
+        "cpuNum":1.5,"maybe":3,"empty":[]});
+    let p = check_fields(&s, &r);
+    assert_eq!(p.len(), 7, "{p:#?}");
+    assert!(p[0].starts_with("virtualizerInfo: missing"), "{}", p[0]);
+    assert!(p[1].starts_with("cpuModelName: missing"), "{}", p[1]);
+    assert!(
+        p[2].starts_with("nicInfos[1].macAddress: missing"),
+        "{}",
+        p[2]
+    );
+    assert!(p[3].starts_with("states{\"a\"}: is number 1"), "{}", p[3]);
+    assert!(p[4].starts_with("cpuNum: is number 1.5"), "{}", p[4]);
+    assert!(p[5].starts_with("maybe: is number 3"), "{}", p[5]);
+    assert!(p[6].starts_with("empty: is an empty array"), "{}", p[6]);
+}
+
+#[test]
+fn null_counts_as_missing_and_wrong_containers_are_named() {
+    let s = spec(&[("a.b", "string"), ("l[]", "string"), ("m{}", "string")]);
+    let p = check_fields(&s, &json!({"a":null,"l":{"x":"y"},"m":["z"]}));
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(p[0].starts_with("a: missing"), "{}", p[0]);
+    assert!(p[1].starts_with("l: is object, not an array"), "{}", p[1]);
+    assert!(p[2].starts_with("m: is array, not a map"), "{}", p[2]);
+}
+
+#[test]
+fn a_reply_that_is_not_an_object_is_one_problem() {
+    let s = spec(&[("a", "string"), ("b", "integer")]);
+    let p = check_fields(&s, &json!("no plugin registered the path[/x]"));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].starts_with("reply: is string \"no plugin"), "{}", p[0]);
+    assert!(check_fields(&[], &json!("")).is_empty());
+}
+
+#[test]
+fn bad_specs_are_refused() {
+    assert!(FieldSpec::parse("a..b", "string").is_err());
+    assert!(FieldSpec::parse("a[x]", "string").is_err());
+    assert!(FieldSpec::parse("a", "str").is_err());
+    assert!(FieldSpec::parse("[]", "string").is_err());
+}
+
+const FIXTURE: &str = r#"{
+  "path": "/host/fact", "mode": "async",
+  "source": {"repo": "zstackio/zstack", "commit": "5a29293bd53c98a38488fb8b71d54531012d3dae",
+             "request": "KVMAgentCommands.java HostFactCmd", "reply": "KVMAgentCommands.java HostFactResponse",
+             "readers": ["KVMHost.java: ret.getVirtualizerInfo().setUuid(...)"]},
+  "request": {"socket": "$TMP/x"},
+  "expect": {"http": 200, "success": true},
+  "reply": {
+    "virtualizerInfo.uuid": "string",
+    "libvirtVersion": "string"
+  }
+}"#;
+
+#[test]
+fn fixture_report_names_source_and_every_missing_field() {
+    let f = Fixture::parse("conformance/kvm/host-fact.json", FIXTURE).unwrap();
+    assert_eq!(f.mode, Mode::Async);
+    assert_eq!(f.body(Path::new("/t")), json!({"socket": "/t/x"}));
+    assert!(
+        f.check(
+            200,
+            &json!({"success":true,"error":"","virtualizerInfo":{"uuid":"u"},"libvirtVersion":"9"})
+        )
+        .is_ok()
+    );
+    let e = f
+        .check(500, &json!({"success":false,"error":"boom"}))
+        .unwrap_err();
+    assert!(
+        e.contains("conformance/kvm/host-fact.json: POST /host/fact (async)"),
+        "{e}"
+    );
+    assert!(e.contains("zstackio/zstack@5a29293b"), "{e}");
+    assert!(
+        e.contains("read by: KVMHost.java: ret.getVirtualizerInfo()"),
+        "{e}"
+    );
+    assert!(e.contains("HTTP status 500, the node needs 200"), "{e}");
+    assert!(e.contains("success: is false, the node needs true"), "{e}");
+    assert!(e.contains("virtualizerInfo: missing"), "{e}");
+    assert!(e.contains("libvirtVersion: missing"), "{e}");
+    // Java's AgentResponse.success defaults to true.
+    assert!(
+        f.check(
+            200,
+            &json!({"virtualizerInfo":{"uuid":"u"},"libvirtVersion":"9"})
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn fixture_typos_are_refused() {
+    let bad = FIXTURE.replace("\"reply\"", "\"replies\"");
+    let e = Fixture::parse("x.json", &bad).unwrap_err().to_string();
+    assert!(e.contains("unknown key \"replies\""), "{e}");
+    let bad = FIXTURE.replace("\"async\"", "\"asynchronous\"");
+    assert!(Fixture::parse("x.json", &bad).is_err());
+    let bad = FIXTURE.replace(
+        "\"libvirtVersion\": \"string\"",
+        "\"libvirtVersion\": \"text\"",
+    );
+    assert!(
+        format!("{:#}", Fixture::parse("x.json", &bad).unwrap_err()).contains("libvirtVersion")
+    );
+}
+
+#[test]
+fn json_diff_names_renamed_keys() {
+    let want = json!({"info":{"EnableVyosCmd":false,"uuid":"u"},"l":[1,2]});
+    let got = json!({"info":{"enableVyosCmd":false,"uuid":"u"},"l":[1,3]});
+    assert_eq!(
+        json_diff(&want, &got),
+        vec![
+            "info.EnableVyosCmd: missing",
+            "info.enableVyosCmd: not sent by the node",
+            "l[1]: is 3, the node sent 2"
+        ]
+    );
+    assert!(json_diff(&want, &want).is_empty());
+}
+
+#[test]
+fn routes_are_read_from_the_router_source() {
+    let src = "fn f() { \"/proc/x\" }\npub fn router(s: S) {\n    r = both(r, \"/host/echo\", x); .route(\"/echo\", command(echo)).route(\"/healthz\", get(h)) format!(\"{path}/\") \"no plugin registered the path[/x]\"\n}\nfn g() { \"/later\" }";
+    assert_eq!(routes_in(src), vec!["/echo", "/host/echo"]);
+}
+
+#[test]
+fn checked_in_fixtures_all_parse() {
+    for agent in ["kvm", "vr"] {
+        let dir = fixture_dir(agent);
+        if dir.exists() {
+            let all = load_dir(&dir).unwrap();
+            assert!(!all.is_empty(), "{} has no fixtures", dir.display());
+        }
+    }
+}
