@@ -614,6 +614,23 @@ mod tests {
     }
 
     #[test]
+    fn state_persisted_before_ipv6_and_management_routes_loads() {
+        let old = r#"{"nics":{"fa:26:9c:aa:00:02":{"mac":"fa:26:9c:aa:00:02",
+            "ip":["172.20.10.5",16],"gateway":"172.20.0.1","is_default_route":true,
+            "category":"Public","mtu":null,"default_action":null}},
+            "snat_enabled":true,"snats":{},"port_forwards":{},"eips":{},
+            "vips":{"172.20.10.100":{"ip":"172.20.10.100","prefix":16,
+            "mac":"fa:26:9c:aa:00:02","is_system":false,"uuid":null}}}"#;
+        let m: Model = serde_json::from_str(old).unwrap();
+        let ip: IpAddr = "172.20.10.100".parse().unwrap();
+        assert_eq!(m.vips[&ip].prefix, 16);
+        assert_eq!(m.nics.values().next().unwrap().ip6, None);
+        assert_eq!(m.mgmt_cidrs, MgmtCidrs::default());
+        let edit: Edit = serde_json::from_str(r#"{"RemoveVips":["172.20.10.100"]}"#).unwrap();
+        assert_eq!(edit, Edit::RemoveVips(vec![ip]));
+    }
+
+    #[test]
     fn sync_replaces_section() {
         let mut m = Model::default();
         m.apply(&Edit::CreatePortForwards(vec![pf(
