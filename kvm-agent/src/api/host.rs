@@ -145,7 +145,7 @@ pub async fn fact(state: AppState, _cmd: Empty) -> Result<HostFactResponse, ApiE
     f.qemu_img_version = qemu_img;
     let caps = libvirt_caps(&state).await?;
     f.cpu_model_name = caps.cpu_model.ok_or_else(|| {
-        ApiError::internal("libvirt capabilities name no host CPU model (cpuModelName)")
+        ApiError::internal("libvirt capabilities have no host CPU model (host/cpu/model), which cpuModelName needs")
     })?;
     f.libvirt_capabilities = caps.features;
     let host_uuid = state.session.lock().unwrap().host_uuid.clone();

@@ -538,3 +538,46 @@ async fn reconnect_paths_are_served() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v, serde_json::json!({"success":true,"error":""}));
 }
+
+/// `isolated` is applied, remembered for later taps and forgotten with the
+/// bridge; `pvlan` is refused (never accepted and ignored).
+#[tokio::test]
+async fn isolated_createbridge_isolates_guest_ports_and_pvlan_is_refused() {
+    let e = env("isolated");
+    let iso = r#"{"physicalInterfaceName":"eth0","bridgeName":"br_eth0","l2NetworkUuid":"a1b2c3d4e5f60718293a4b5c6d7e8f90","mtu":1500,"isolated":true}"#;
+    let (s, v) = post(&e.app, "/network/l2novlan/createbridge", iso).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(crate::bridge::is_isolated(&e.dir, "br_eth0"));
+    {
+        let mut st = e.nl.state.lock().unwrap();
+        let br = st.link("br_eth0").unwrap().index;
+        let mut tap = st.links[0].clone();
+        (tap.index, tap.name, tap.kind, tap.master) = (30, "vnic1.0".into(), None, Some(br));
+        st.links.push(tap);
+    }
+    let (s, v) = post(&e.app, "/network/l2novlan/createbridge", iso).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    {
+        let st = e.nl.state.lock().unwrap();
+        assert!(st.link("vnic1.0").unwrap().isolated);
+        assert!(!st.link("eth0").unwrap().isolated, "uplink isolated");
+    }
+    let pv = r#"{"physicalInterfaceName":"eth0","bridgeName":"br_eth0","vlan":100,"pvlan":"pvlan://100-i200"}"#;
+    let (s, v) = post(&e.app, "/network/l2vlan/createbridge", pv).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("private VLAN"), "{v}");
+    e.nl.state
+        .lock()
+        .unwrap()
+        .links
+        .retain(|l| l.name != "vnic1.0");
+    let (s, v) = post(
+        &e.app,
+        "/network/l2novlan/deletebridge",
+        r#"{"physicalInterfaceName":"eth0","bridgeName":"br_eth0"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(!crate::bridge::is_isolated(&e.dir, "br_eth0"));
+    let _ = std::fs::remove_dir_all(&e.dir);
+}

@@ -313,3 +313,29 @@ fn ipv6_only_default_route_is_verified() {
         Some(IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap()))
     );
 }
+
+#[test]
+fn port_isolation_touches_guest_ports_only() {
+    let mut obs = Observed::default();
+    obs.links.push(link(1, "eth0", Some("veth")));
+    obs.links.push(link(9, "br_eth0", Some("bridge")));
+    for (i, name, isolated) in [(3, "vnic1.0", false), (4, "vnic2.0", true)] {
+        let mut l = link(i, name, Some("tun"));
+        l.master = Some(9);
+        l.isolated = isolated;
+        obs.links.push(l);
+    }
+    obs.links[0].master = Some(9);
+    let steps = port_isolation("br_eth0", "eth0", true, &obs);
+    assert_eq!(
+        text(steps.iter().map(|s| s.op.clone())),
+        ["set isolated on on port vnic1.0"]
+    );
+    assert_eq!(text(rollback(&steps)), ["set isolated off on port vnic1.0"]);
+    let steps = port_isolation("br_eth0", "eth0", false, &obs);
+    assert_eq!(
+        text(steps.iter().map(|s| s.op.clone())),
+        ["set isolated off on port vnic2.0"]
+    );
+    assert!(port_isolation("br_nope", "eth0", true, &obs).is_empty());
+}
