@@ -196,7 +196,7 @@ fn qemu_vm_two_nics_bootstrap_stop_destroy() -> Result<()> {
     // NIC hot-plug: a third NIC on br1, live and in the definition.
     let nic = json!({"mac": "52:54:00:12:34:03", "bridgeName": br1, "nicInternalName": "vn2",
                      "uuid": "0123456789abcdef0123456789abcd03", "deviceId": 2, "mtu": 1450,
-                     "driverType": "virtio", "ips": ["10.0.1.3"]});
+                     "driverType": "virtio", "ips": ["10.0.1.3"], "isolated": true});
     let (s, v) = call("/vm/attachnic", &json!({"vmUuid": uuid, "nic": nic}))?;
     assert_eq!(s, 200, "{v}\n{}", agent.log());
     assert_eq!(
@@ -207,6 +207,11 @@ fn qemu_vm_two_nics_bootstrap_stop_destroy() -> Result<()> {
     assert!(
         l2.contains(&format!("master {br1}")) && l2.contains("mtu 1450"),
         "{l2}"
+    );
+    let port = ns.sh("bridge -d link show dev vn2").unwrap_or_default();
+    assert!(
+        port.contains("isolated on"),
+        "NicTO.isolated not applied: {port}"
     );
     let inactive = virsh(&uri, &["dumpxml", "--inactive", &uuid])?;
     assert!(

@@ -139,6 +139,23 @@ pub async fn start(state: AppState, cmd: StartVmCmd) -> Result<StartVmResponse, 
     .await
     .map_err(|e| map_err(&state, e))?;
     let (started, live) = outcome;
+    if let Err(e) = isolate_taps(&state, &live, &isolated_macs(&cmd.nics), None).await {
+        // An isolated network must not see an unisolated guest: undo.
+        let (n, guard, guards) = (
+            plan.name.clone(),
+            state.vm.guard.clone(),
+            plan.guards.clone(),
+        );
+        let _ = blocking(move || {
+            vm::destroy(hv.as_ref(), &n)?;
+            for g in &guards {
+                let _ = guard.remove(&g.tap);
+            }
+            Result::Ok(())
+        })
+        .await;
+        return Err(e);
+    }
     tracing::info!(vm = %plan.name, ?started, "vm start done");
     let (nics, disks) = domain::live_devices(&live);
     let volumes: Vec<_> = cmd
@@ -199,6 +216,56 @@ pub async fn stop(state: AppState, cmd: StopVmCmd) -> Result<Ok, ApiError> {
     Result::Ok(Ok {})
 }
 
+/// Port isolation of guest taps once they are ports of their bridges: when
+/// the NIC asks (`NicTO.isolated`) or the bridge was created isolated (the
+/// bridge side's `isolate_guest_port`). `only_mac` limits it to one NIC.
+/// A NIC that asks for isolation but has no tap on a bridge is an error,
+/// never silently unisolated.
+pub(super) async fn isolate_taps(
+    state: &AppState,
+    live: &str,
+    want_macs: &[String],
+    only_mac: Option<&str>,
+) -> Result<(), ApiError> {
+    for i in domain::interfaces(live) {
+        if only_mac.is_some_and(|m| !m.eq_ignore_ascii_case(&i.mac)) {
+            continue;
+        }
+        let want = want_macs.iter().any(|m| m.eq_ignore_ascii_case(&i.mac));
+        let (Some(tap), Some(bridge)) = (&i.tap, &i.bridge) else {
+            if want {
+                return Err(ApiError::internal(format!(
+                    "nic {} asks for port isolation but libvirt shows no tap on a bridge for it",
+                    i.mac
+                )));
+            }
+            continue;
+        };
+        crate::bridge::isolate_guest_port(
+            state.netlink.as_ref(),
+            &state.state_dir,
+            bridge,
+            tap,
+            want,
+        )
+        .await
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "cannot isolate tap {tap} on bridge {bridge} (an isolated network must not see an unisolated guest): {e}"
+            ))
+        })?;
+    }
+    Result::Ok(())
+}
+
+/// The MACs of the NICs that ask for port isolation.
+pub(super) fn isolated_macs(nics: &[NicTo]) -> Vec<String> {
+    nics.iter()
+        .filter(|n| n.isolated == Some(true))
+        .map(|n| n.mac.clone())
+        .collect()
+}
+
 /// The taps of a VM's NICs (to drop their anti-spoofing rules once the VM
 /// is gone); none when the VM is not there.
 fn vm_taps(hv: &dyn Hypervisor, name: &str) -> Vec<String> {
@@ -242,10 +309,38 @@ pub async fn reboot(state: AppState, cmd: RebootVmCmd) -> Result<RebootVmRespons
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
     let timeout = Duration::from_secs(cmd.timeout.filter(|t| *t > 0).unwrap_or(300));
+    // Reboot makes new taps: they get the isolation the old ones had.
     let (n, h) = (name.clone(), hv.clone());
-    blocking(move || vm::reboot(h.as_ref(), &n, &cmd.boot_dev, timeout))
+    let before = blocking(move || Result::Ok(h.xml(&n, false).unwrap_or_default()))
         .await
         .map_err(|e| map_err(&state, e))?;
+    let obs = state
+        .netlink
+        .dump()
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot read the bridge ports: {e}")))?;
+    let was_isolated: Vec<String> = domain::interfaces(&before)
+        .into_iter()
+        .filter(|i| {
+            i.tap
+                .as_deref()
+                .and_then(|t| obs.link(t))
+                .is_some_and(|l| l.isolated)
+        })
+        .map(|i| i.mac)
+        .collect();
+    let (n, h) = (name.clone(), hv.clone());
+    let live = blocking(move || {
+        vm::reboot(h.as_ref(), &n, &cmd.boot_dev, timeout)?;
+        Result::Ok(h.xml(&n, false)?)
+    })
+    .await
+    .map_err(|e| map_err(&state, e))?;
+    if let Err(e) = isolate_taps(&state, &live, &was_isolated, None).await {
+        let (n, h) = (name.clone(), hv.clone());
+        let _ = blocking(move || vm::destroy(h.as_ref(), &n)).await;
+        return Err(e);
+    }
     Result::Ok(RebootVmResponse {
         virtualizer_info: Some(virtualizer_info(hv.as_ref(), &name)),
     })

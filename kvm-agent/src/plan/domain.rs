@@ -332,8 +332,8 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
     nics.sort_by_key(|n| n.device_id);
     let mut guards = Vec::new();
     for n in nics {
-        w.push_str(&nic::interface_xml(n, "    ")?);
         let field = format!("nics[{}]", n.device_id);
+        w.push_str(&nic::interface_xml(n, &field, "    ")?);
         guards.extend(crate::plan::antispoof::guard_of(n, &field)?);
     }
 

@@ -17,14 +17,14 @@ fn find(hv: &dyn Hypervisor, name: &str, mac: &str) -> Result<Option<LiveInterfa
 }
 
 /// Attach (idempotent: a NIC with this MAC already there is success) and
-/// return its address as libvirt assigned it.
+/// return its address as libvirt assigned it, with the live XML after it.
 pub fn attach(
     hv: &dyn Hypervisor,
     guard: &dyn NicGuard,
     name: &str,
     nic: &NicTo,
-) -> Result<DeviceAddress, VmError> {
-    let xml = domain::interface_xml(nic, "")?;
+) -> Result<(DeviceAddress, String), VmError> {
+    let xml = domain::interface_xml(nic, "nic", "")?;
     let spec = antispoof::guard_of(nic, "nic")?;
     if hv.lookup(name)?.is_none() {
         return Err(VmError::NotFound(name.into()));
@@ -32,9 +32,10 @@ pub fn attach(
     if let Some(g) = &spec {
         guard.apply(g)?;
     }
-    if let Some(i) = find(hv, name, &nic.mac)? {
+    let live = hv.xml(name, false)?;
+    if let Some(i) = domain::interface_by_mac(&live, &nic.mac) {
         tracing::info!(vm = name, mac = %nic.mac, "nic already attached");
-        return Ok(i.address.unwrap_or_default());
+        return Ok((i.address.unwrap_or_default(), live));
     }
     if let Err(e) = hv.attach_device(name, &xml) {
         if let Some(g) = &spec {
@@ -42,12 +43,13 @@ pub fn attach(
         }
         return Err(e.into());
     }
-    let got = find(hv, name, &nic.mac)?.ok_or_else(|| VmError::NicNotShown {
+    let live = hv.xml(name, false)?;
+    let got = domain::interface_by_mac(&live, &nic.mac).ok_or_else(|| VmError::NicNotShown {
         name: name.into(),
         mac: nic.mac.clone(),
     })?;
     tracing::info!(vm = name, mac = %nic.mac, bridge = %nic.bridge_name, "nic attached");
-    Ok(got.address.unwrap_or_default())
+    Ok((got.address.unwrap_or_default(), live))
 }
 
 /// Detach and wait until the guest released it. A VM or NIC that is not

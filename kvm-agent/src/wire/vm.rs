@@ -120,6 +120,9 @@ pub struct NicTo {
     /// Anti-spoofing on the tap (source MAC, IPs and ARP must be the NIC's
     /// own); see `crate::plan::antispoof`.
     pub clean_traffic: Option<bool>,
+    /// Port isolation of the tap (guests on the bridge do not reach each
+    /// other); bridges created isolated isolate every guest tap anyway.
+    pub isolated: Option<bool>,
 }
 
 /// A PCI (or drive) address as the MN reads it (`DeviceAddress`): hex

@@ -187,10 +187,7 @@ async fn attach_and_detach_nic_by_hot_plug() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert_eq!(
-        v["error"],
-        "field nics[5].mac: \"nope\" is not a MAC address"
-    );
+    assert_eq!(v["error"], "field nic.mac: \"nope\" is not a MAC address");
     let other = unique_uuid();
     let (s, v) = post(
         &e.app,
@@ -299,4 +296,30 @@ async fn bootstrap_info_keys_pass_through_unchanged() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let got: Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
     assert_eq!(got, info);
+}
+
+/// `NicTO.isolated`: the tap must become an isolated bridge port; where it
+/// cannot (here: the fake host has no such bridge), the start fails and the
+/// VM is gone, never left running unisolated.
+#[tokio::test]
+async fn nic_isolation_is_applied_or_the_start_fails() {
+    let fake = Arc::new(FakeHypervisor::default());
+    let e = env("isolated", fake.clone());
+    let uuid = unique_uuid();
+    let mut body: Value = serde_json::from_str(&start_body(&e, &uuid, 64 << 20)).unwrap();
+    body["nics"][0]["isolated"] = json!(true);
+    let (s, v) = post(&e.app, "/vm/start", &body.to_string()).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot isolate tap vnic12.0 on bridge br_eth0"),
+        "{v}"
+    );
+    assert_eq!(fake.lookup(&uuid).unwrap(), None, "VM left behind");
+    // Not asked, bridge not isolated: nothing to do, the start succeeds.
+    body["nics"][0]["isolated"] = json!(false);
+    let (s, v) = post(&e.app, "/vm/start", &body.to_string()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }

@@ -9,7 +9,7 @@
 
 use common::agent::{ApiError, Ok};
 
-use super::{AppState, blocking, hypervisor, lock_vm, map_err, name_of};
+use super::{AppState, blocking, hypervisor, isolate_taps, lock_vm, map_err, name_of};
 use crate::plan::domain;
 use crate::vm::{self, VmError};
 use crate::wire::vm::*;
@@ -64,7 +64,7 @@ pub async fn get_vnc_port(
 pub async fn attach_nic(state: AppState, cmd: AttachNicCmd) -> Result<AttachNicResponse, ApiError> {
     let name = name_of("vmUuid", &cmd.vm_uuid)?;
     // Validate before locking: a bad NIC is the caller's error.
-    domain::interface_xml(&cmd.nic, "").map_err(|e| ApiError::bad_request(e.to_string()))?;
+    domain::interface_xml(&cmd.nic, "nic", "").map_err(|e| ApiError::bad_request(e.to_string()))?;
     crate::plan::antispoof::guard_of(&cmd.nic, "nic")
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let hv = hypervisor(&state)?;
@@ -72,9 +72,21 @@ pub async fn attach_nic(state: AppState, cmd: AttachNicCmd) -> Result<AttachNicR
     let guard = state.vm.guard.clone();
     let n = name.clone();
     let nic = cmd.nic.clone();
-    let addr = blocking(move || vm::nic::attach(hv.as_ref(), guard.as_ref(), &n, &nic))
+    let hv2 = hv.clone();
+    let (addr, live) = blocking(move || vm::nic::attach(hv2.as_ref(), guard.as_ref(), &n, &nic))
         .await
         .map_err(|e| map_err(&state, e))?;
+    let want = super::isolated_macs(std::slice::from_ref(&cmd.nic));
+    if let Err(e) = isolate_taps(&state, &live, &want, Some(&cmd.nic.mac)).await {
+        // Take the unisolated NIC away again (best effort: a live unplug
+        // needs the guest), then report.
+        let (n, nic, guard) = (name.clone(), cmd.nic.clone(), state.vm.guard.clone());
+        let _ = blocking(move || {
+            vm::nic::detach(hv.as_ref(), guard.as_ref(), &n, &nic, vm::DETACH_WAIT)
+        })
+        .await;
+        return Err(e);
+    }
     let resource = [&cmd.nic.uuid, &cmd.nic.resource_uuid]
         .into_iter()
         .find(|s| !s.is_empty())

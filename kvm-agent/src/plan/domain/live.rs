@@ -137,6 +137,8 @@ pub struct LiveInterface {
     pub xml: String,
     pub mac: String,
     pub tap: Option<String>,
+    /// `<source bridge=...>`.
+    pub bridge: Option<String>,
     pub address: Option<DeviceAddress>,
 }
 
@@ -151,10 +153,15 @@ pub fn interfaces(xml: &str) -> Vec<LiveInterface> {
                 let tag = &b[t..t + b[t..].find('>')?];
                 attr(tag, "dev")
             });
+            let bridge = b.find("<source ").and_then(|t| {
+                let tag = &b[t..t + b[t..].find('>')?];
+                attr(tag, "bridge")
+            });
             Some(LiveInterface {
                 xml: format!("{b}{close}"),
                 mac: mac.to_ascii_lowercase(),
                 tap,
+                bridge,
                 address: address_in(b),
             })
         })

@@ -23,9 +23,9 @@ pub(crate) fn mac_ok(s: &str) -> bool {
 }
 
 /// The element, each line prefixed with `indent`; errors name the field as
-/// `nics[<deviceId>].<field>`.
-pub fn interface_xml(n: &NicTo, indent: &str) -> Result<String, DomainError> {
-    let at = |f: &str| format!("nics[{}].{f}", n.device_id);
+/// `<field>.<name>` (`nics[0].mac` in a start, `nic.mac` in an attach).
+pub fn interface_xml(n: &NicTo, field: &str, indent: &str) -> Result<String, DomainError> {
+    let at = |f: &str| format!("{field}.{f}");
     if !mac_ok(&n.mac) {
         return Err(invalid(at("mac"), &n.mac, "is not a MAC address"));
     }

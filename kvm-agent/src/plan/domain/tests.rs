@@ -320,6 +320,7 @@ fn reads_console_ports_and_interfaces_from_live_xml() {
     </devices></domain>";
     let i = interface_by_mac(live, "fa:4c:ee:9a:76:00").unwrap();
     assert_eq!(i.tap.as_deref(), Some("vnic1.0"));
+    assert_eq!(i.bridge.as_deref(), Some("br0"));
     assert!(i.xml.starts_with("<interface type='bridge'>") && i.xml.ends_with("</interface>"));
     assert_eq!(i.address.unwrap().slot.as_deref(), Some("0x03"));
     assert_eq!(interface_by_mac(live, "fa:4c:ee:9a:76:01"), None);
