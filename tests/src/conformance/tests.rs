@@ -181,3 +181,89 @@ fn checked_in_fixtures_all_parse() {
         }
     }
 }
+
+#[test]
+fn files_must_stay_under_tmp() {
+    let with =
+        |files: &str| FIXTURE.replace("\"request\":", &format!("\"files\": {files}, \"request\":"));
+    let f = Fixture::parse("x.json", &with(r#"{"$TMP/a/b.log": "hi"}"#)).unwrap();
+    let dir = crate::TempDir::new("conformance-files").unwrap();
+    f.write_files(dir.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a/b.log")).unwrap(),
+        "hi"
+    );
+    assert!(Fixture::parse("x.json", &with(r#"{"/etc/passwd": "x"}"#)).is_err());
+    assert!(Fixture::parse("x.json", &with(r#"{"$TMP/../x": "x"}"#)).is_err());
+}
+
+/// A stand-in agent: echoes the request's headers and body as its reply,
+/// in the body (sync) or by a callback POST to `callbackurl` (async).
+fn echo_agent() -> axum::Router {
+    use axum::http::HeaderMap;
+    async fn handle(headers: HeaderMap, body: String) -> String {
+        let h = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let seen = json!({"taskuuid": h("taskuuid"), "callbackurl": h("callbackurl"),
+            "contentType": h("content-type"), "body": body});
+        let Some(rest) = h("callbackurl").strip_prefix("http://").map(str::to_string) else {
+            return seen.to_string();
+        };
+        let task = h("taskuuid");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let (addr, path) = rest.split_once('/').unwrap();
+            let text = seen.to_string();
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "POST /{path} HTTP/1.1\r\nhost: {addr}\r\ntaskuuid: {task}\r\ncontent-length: {}\r\n\r\n{text}",
+                text.len()
+            )
+            .unwrap();
+            let _ = std::io::Read::read(&mut s, &mut [0u8; 64]);
+        });
+        "\"\"".to_string()
+    }
+    axum::Router::new().route("/x", axum::routing::post(handle))
+}
+
+#[tokio::test]
+async fn exchange_sends_what_rest_facade_sends() {
+    let app = echo_agent();
+    let cb = crate::CallbackReceiver::start(None).unwrap();
+    let body = json!({"uuid": "u", "isDefaultRoute": false});
+    let (s, v) = exchange::exchange(&app, &cb, "/x", Mode::Async, &body)
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(v["contentType"], "application/json; charset=utf-8");
+    assert_eq!(
+        v["callbackurl"],
+        format!("{}/zstack/asyncrest/callback", cb.url())
+    );
+    let task = v["taskuuid"].as_str().unwrap();
+    assert!(
+        task.len() == 32 && task.chars().all(|c| c.is_ascii_hexdigit()),
+        "{task}"
+    );
+    assert_eq!(v["body"], body.to_string());
+    let (s, v) = exchange::exchange(&app, &cb, "/x", Mode::Sync, &json!(""))
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        json!({"taskuuid": "", "callbackurl": "", "contentType": "application/json", "body": ""})
+    );
+    // An unknown path is the agent's answer, not a wait for a callback.
+    let (s, _) = exchange::exchange(&app, &cb, "/nosuch", Mode::Async, &body)
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+}
