@@ -151,11 +151,11 @@ pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path, host: &str) -> Val
             json!({"mac": n.mac, "ips": n.ip.iter().collect::<Vec<_>>(),
                    "bridgeName": vm.bridges[&n.mac],
                    "physicalInterface": n.physical_interface,
-                   "uuid": nic_uuid(spec, i), "resourceUuid": nic_uuid(spec, i),
+                   "uuid": nic_uuid(spec, i),
                    "nicInternalName": format!("vr{}.{i}", &spec.uuid[..8]),
                    "deviceId": i, "useVirtio": true, "bootOrder": 0,
                    "mtu": n.mtu.unwrap_or(1500), "driverType": "virtio",
-                   "vHostAddOn": {"queueNum": 1}, "type": "VNIC", "state": "enable",
+                   "vHostAddOn": {"queueNum": 1}, "type": "VNIC",
                    "cleanTraffic": false, "isolated": false})
         })
         .collect();
@@ -223,7 +223,7 @@ pub fn vm_nics(spec: &RouterSpec) -> Vec<Value> {
                    "mac": n.mac, "netmask": n.netmask, "gateway": n.gateway, "deviceId": i,
                    "internalName": format!("vr{}.{i}", &spec.uuid[..8]),
                    "hypervisorType": "KVM", "driverType": "virtio", "type": "VNIC",
-                   "state": "enable", "mtu": n.mtu.unwrap_or(1500)})
+                   "state": "enable"})
         })
         .collect()
 }
