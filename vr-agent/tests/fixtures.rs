@@ -346,3 +346,43 @@ async fn ipv6_vip_in_a_sync_is_applied_and_announced() {
         "{addrs:?}"
     );
 }
+
+/// The node posts VR commands with asyncJsonPost, which fails a non-2xx
+/// answer with its status line only: a body that does not decode must
+/// answer 200 and report its error (naming the field) in the callback.
+#[tokio::test]
+async fn async_decode_error_goes_to_the_callback() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = vr().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/callback", listener.local_addr().unwrap());
+    let got = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let mut n = 0;
+        // Head and a small body arrive quickly; read until the JSON closes.
+        while !buf[..n].ends_with(b"}") {
+            n += s.read(&mut buf[n..]).await.unwrap();
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    let req = Request::post("/createvip")
+        .header("Content-Type", "application/json")
+        .header("taskuuid", "t-1")
+        .header("callbackurl", &url)
+        .body(Body::from(r#"{"vips":"not a list"}"#))
+        .unwrap();
+    let rsp = b.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(rsp.status().as_u16(), 200);
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), got)
+        .await
+        .unwrap()
+        .unwrap();
+    let body = &seen[seen.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["success"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("vips"), "{v}");
+}

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use common::agent::{self, ApiError, Ok, command};
+use common::agent::{self, ApiError, Ok, command_with};
 use common::vr;
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -31,43 +31,63 @@ pub struct AppState {
     pub uuid: Arc<RwLock<String>>,
 }
 
+/// The node posts `/echo` and `/type` with `syncJsonPost`/`echo` (any
+/// non-2xx is a transport failure, the body is never read) and every other
+/// command with `asyncJsonPost` (a non-2xx fails with its status line only):
+/// errors go in a 200 body or the callback. Keys are decoded exactly as Gson
+/// writes them. Without a callback (curl, vrctl) the status codes stay.
+const SYNC: agent::Options = agent::Options::ZSTACK_SYNC;
+const ASYNC: agent::Options = agent::Options::ZSTACK_ASYNC;
+
 pub fn router(state: AppState) -> Router {
     let r = Router::new()
-        .route("/echo", command(echo))
-        .route("/type", command(type_))
-        .route("/test", command(test))
-        .route("/init", command(init))
-        .route("/ping", command(ping))
-        .route("/configurenic", command(configure_nic))
-        .route("/removenic", command(remove_nic))
-        .route("/configurenicdefaultaction", command(nic_default_action))
-        .route("/changeDefaultNic", command(change_default_nic))
-        .route("/setsnat", command(set_snat))
-        .route("/removesnat", command(remove_snat))
-        .route("/syncsnat", command(sync_snat))
-        .route("/setsnatservicestate", command(set_snat_state))
-        .route("/createvip", command(create_vip))
-        .route("/removevip", command(remove_vip))
-        .route("/createportforwarding", command(create_pf))
-        .route("/revokeportforwarding", command(revoke_pf))
-        .route("/syncportforwarding", command(sync_pf))
-        .route("/createeip", command(create_eip))
-        .route("/removeeip", command(remove_eip))
-        .route("/synceip", command(sync_eip))
-        .route("/adddhcp", command(add_dhcp))
-        .route("/removedhcp", command(remove_dhcp))
-        .route("/refreshDhcpServer", command(refresh_dhcp))
-        .route("/startDhcpServer", command(start_dhcp))
-        .route("/stopDhcpServer", command(stop_dhcp))
-        .route("/setdns", command(set_dns))
-        .route("/removedns", command(remove_dns))
-        .route("/setvpcdns", command(set_vpc_dns))
-        .route("/lb/refresh", command(lb_refresh))
-        .route("/lb/delete", command(lb_delete))
-        .route("/lb/log/level", command(lb_log_level))
-        .route("/certificate/create", command(certificate_create))
-        .route("/certificates/create", command(certificates_create))
-        .route("/certificate/delete", command(certificate_delete))
+        .route("/echo", command_with(SYNC, echo))
+        .route("/type", command_with(SYNC, type_))
+        .route("/test", command_with(SYNC, test))
+        .route("/init", command_with(ASYNC, init))
+        .route("/ping", command_with(ASYNC, ping))
+        .route("/configurenic", command_with(ASYNC, configure_nic))
+        .route("/removenic", command_with(ASYNC, remove_nic))
+        .route(
+            "/configurenicdefaultaction",
+            command_with(ASYNC, nic_default_action),
+        )
+        .route("/changeDefaultNic", command_with(ASYNC, change_default_nic))
+        .route("/setsnat", command_with(ASYNC, set_snat))
+        .route("/removesnat", command_with(ASYNC, remove_snat))
+        .route("/syncsnat", command_with(ASYNC, sync_snat))
+        .route("/setsnatservicestate", command_with(ASYNC, set_snat_state))
+        .route("/createvip", command_with(ASYNC, create_vip))
+        .route("/removevip", command_with(ASYNC, remove_vip))
+        .route("/createportforwarding", command_with(ASYNC, create_pf))
+        .route("/revokeportforwarding", command_with(ASYNC, revoke_pf))
+        .route("/syncportforwarding", command_with(ASYNC, sync_pf))
+        .route("/createeip", command_with(ASYNC, create_eip))
+        .route("/removeeip", command_with(ASYNC, remove_eip))
+        .route("/synceip", command_with(ASYNC, sync_eip))
+        .route("/adddhcp", command_with(ASYNC, add_dhcp))
+        .route("/removedhcp", command_with(ASYNC, remove_dhcp))
+        .route("/refreshDhcpServer", command_with(ASYNC, refresh_dhcp))
+        .route("/startDhcpServer", command_with(ASYNC, start_dhcp))
+        .route("/stopDhcpServer", command_with(ASYNC, stop_dhcp))
+        .route("/setdns", command_with(ASYNC, set_dns))
+        .route("/removedns", command_with(ASYNC, remove_dns))
+        .route("/setvpcdns", command_with(ASYNC, set_vpc_dns))
+        .route("/lb/refresh", command_with(ASYNC, lb_refresh))
+        .route("/lb/delete", command_with(ASYNC, lb_delete))
+        .route("/lb/log/level", command_with(ASYNC, lb_log_level))
+        .route(
+            "/certificate/create",
+            command_with(ASYNC, certificate_create),
+        )
+        .route(
+            "/certificates/create",
+            command_with(ASYNC, certificates_create),
+        )
+        .route(
+            "/certificate/delete",
+            command_with(ASYNC, certificate_delete),
+        )
         .route("/healthz", get(healthz))
         .route("/state", get(state_json))
         .route("/metrics", get(metrics));
