@@ -89,6 +89,34 @@ fn binary_accepts_the_fixtures_and_migrates_over_http() -> Result<()> {
         "{b}"
     );
     host.ip("link del br_x")?;
+    // Sync for the node (syncJsonPost reads only 2xx bodies): a missing NIC
+    // is a 200 naming it.
+    let (s, b) = http_post(
+        &host,
+        &url("/network/checkphysicalnetworkinterface"),
+        r#"{"interfaceNames":["eth0","eth9"]}"#,
+        &[],
+    )?;
+    assert_eq!(s, 200, "{b}");
+    let v: Value = serde_json::from_str(&b)?;
+    assert_eq!(
+        (v["success"].clone(), v["failedInterfaceNames"].clone()),
+        (false.into(), serde_json::json!(["eth9"]))
+    );
+    // Async with a body that does not decode: 200, the error by callback
+    // (asyncJsonPost keeps only the status line of a non-2xx answer).
+    let (s, _) = http_post(
+        &host,
+        &url("/network/l2vlan/createbridge"),
+        r#"{"physicalInterfaceName":"eth0","bridgeName":"br_v","vlan":"x"}"#,
+        &[("taskuuid", "t-bad-body"), ("callbackurl", cb_url.as_str())],
+    )?;
+    assert_eq!(s, 200);
+    let got = cb.wait_for(2, Duration::from_secs(10))?;
+    assert_eq!(got[1].header("taskuuid"), Some("t-bad-body"));
+    let v = got[1].json()?;
+    assert_eq!(v["success"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("field vlan"), "{v}");
     let (s, b) = http_post(&host, &url("/network/nosuch"), "{}", &[])?;
     assert_eq!(
         (s, b.as_str()),
