@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use kvm_agent::api::{Agent, VmSide, router};
 use kvm_agent::netstate::{Addr, Link, Observed, Route, TABLE_MAIN};
 use kvm_agent::plan::domain::{DomainOptions, DomainType};
+use kvm_agent::sys::antispoof::FakeGuard;
 use kvm_agent::sys::hostinfo::HostProbe;
 use kvm_agent::sys::hypervisor::FakeHypervisor;
 use kvm_agent::sys::netlink::FakeNetlink;
@@ -113,7 +114,8 @@ fn host_root(root: &Path) {
     }
 }
 
-/// One agent over fresh fakes: kernel, sysctl, host files and hypervisor
+/// One agent over fresh fakes: kernel, sysctl, host files, hypervisor and
+/// anti-spoofing guard
 /// (libvirt's test driver cannot hot-plug NICs nor name a host CPU model).
 fn agent(dir: &Path) -> axum::Router {
     host_root(&dir.join("host"));
@@ -128,14 +130,18 @@ fn agent(dir: &Path) -> axum::Router {
         Arc::new(sysctl),
         dir.join("state"),
     )
-    .with_vm(VmSide::new(
-        Some(Arc::new(FakeHypervisor::default())),
-        DomainOptions {
-            domain_type: DomainType::Qemu,
-            console_log_dir: dir.join("console"),
-            vnc_listen: "127.0.0.1".into(),
-        },
-    ));
+    .with_vm(
+        VmSide::new(
+            Some(Arc::new(FakeHypervisor::default())),
+            DomainOptions {
+                domain_type: DomainType::Qemu,
+                console_log_dir: dir.join("console"),
+                vnc_listen: "127.0.0.1".into(),
+            },
+        )
+        // cleanTraffic's nft rules are a side effect too.
+        .with_guard(Arc::new(FakeGuard::default())),
+    );
     a.host = HostProbe::with_root(dir.join("host"));
     router(Arc::new(a))
 }
