@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use common::vr::BootstrapInfo;
 
-use crate::model::{CidrSource, Edit, NicCategory, from_wire};
+use common::net::Mac;
+
+use crate::model::{CidrSource, Edit, Model, NicCategory, from_wire};
 
 pub const DEFAULT_PATH: &str = "/dev/virtio-ports/applianceVm.vport";
 pub const AGENT_PORT: u16 = 7272;
@@ -78,6 +80,21 @@ pub fn plan(info: &BootstrapInfo) -> Result<(Vec<Edit>, Option<Ipv4Addr>), BootE
         },
     ];
     Ok((edits, mgmt_ip))
+}
+
+/// NICs the persisted state has but the bootstrap info (every NIC of the
+/// VM) no longer lists.
+pub fn stale_nics(info: &BootstrapInfo, model: &Model) -> Vec<Mac> {
+    let listed: Vec<Mac> = std::iter::once(&info.management_nic)
+        .chain(&info.additional_nics)
+        .filter_map(|n| n.mac.trim().parse().ok())
+        .collect();
+    model
+        .nics
+        .keys()
+        .filter(|m| !listed.contains(m))
+        .copied()
+        .collect()
 }
 
 /// Where to listen: `--listen` if given, else the management IP, port 7272.

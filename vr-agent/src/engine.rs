@@ -820,6 +820,7 @@ fn edit_name(e: &Edit) -> &'static str {
         Edit::Lb(LbEdit::LogLevel(_)) => "lb-log-level",
         Edit::SetMgmtCidr { .. } => "management-cidr",
         Edit::ChangeDefaultNic { .. } => "change-default-nic",
+        Edit::ForgetNics(_) => "forget-nics",
     }
 }
 

@@ -71,7 +71,12 @@ pub async fn run(
     if let Some(path) = &cfg.bootstrap {
         let info = boot::read(path, cfg.bootstrap_timeout).await?;
         let (edits, ip) = boot::plan(&info)?;
-        for edit in edits {
+        let stale = boot::stale_nics(&info, engine.model());
+        if !stale.is_empty() {
+            tracing::warn!(nics = ?stale, "NICs of the persisted state are no longer in the bootstrap info; forgetting them and what was on them");
+        }
+        let forget = (!stale.is_empty()).then_some(model::Edit::ForgetNics(stale));
+        for edit in forget.into_iter().chain(edits) {
             engine
                 .apply(edit)
                 .await

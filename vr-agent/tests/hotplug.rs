@@ -103,3 +103,79 @@ fn a_nic_that_never_appears_is_a_clear_error() {
     let (_, state) = testbed::http_get(&lab.ctl, &format!("{AGENT}/state")).unwrap();
     assert!(!state.contains(NEW_MAC), "{state}");
 }
+
+/// A NIC detached while the router was stopped: the node skips
+/// `/removenic` then, and the bootstrap info of the next boot no longer
+/// lists it. The persisted state still names it (SNAT, EIP, DHCP on it);
+/// the router must boot and serve the rest, not fail on the missing NIC.
+#[test]
+fn a_nic_detached_while_stopped_is_forgotten_at_boot() {
+    testbed::require_privileged!();
+    let mut lab = Lab::new().unwrap();
+    lab.base_config();
+    let guest = Netns::new("hpgone").unwrap();
+    lab.vr
+        .ip(&format!(
+            "link add eth3 address {NEW_MAC} type veth peer name eth0 netns {}",
+            guest.name()
+        ))
+        .unwrap();
+    lab.ok("/configurenic", new_nic());
+    let snat3 = json!({"publicNicMac": PUB_MAC, "publicIp": "172.20.10.5", "privateNicMac": NEW_MAC,
+        "privateNicIp": "192.168.200.1", "snatNetmask": "255.255.255.0"});
+    lab.ok(
+        "/syncsnat",
+        json!({"snats": [snat(), snat3], "enable": true}),
+    );
+    lab.ok("/createvip", json!({"vips": [vip("172.20.10.101")]}));
+    lab.ok(
+        "/createeip",
+        json!({"eip": {"vipIp": "172.20.10.101", "privateMac": NEW_MAC, "publicMac": PUB_MAC,
+            "guestIp": "192.168.200.10"}}),
+    );
+    lab.ok(
+        "/startDhcpServer",
+        json!({"dhcpServers": [{"nicMac": NEW_MAC, "subnet": "192.168.200.0/24",
+            "netmask": "255.255.255.0", "gateway": "192.168.200.1", "dnsServer": "192.168.200.1",
+            "dhcpInfos": [{"ip": "192.168.200.10", "mac": "fa:a1:5e:00:00:10", "isDefaultL3Network": true}]}]}),
+    );
+    lab.kill_agent();
+    lab.vr.ip("link del eth3").unwrap();
+
+    let boot = lab.state.path().join("bootstrap.json");
+    let doc = json!({
+        "managementNic": {"ip": "10.0.0.25", "netmask": "255.255.255.0", "mac": MGMT_MAC,
+            "deviceName": "eth0", "category": "Management"},
+        "additionalNics": [
+            {"ip": "172.20.10.5", "netmask": "255.255.0.0", "gateway": "172.20.0.1", "mac": PUB_MAC,
+             "deviceName": "eth1", "isDefaultRoute": true, "category": "Public"},
+            {"ip": "192.168.100.1", "netmask": "255.255.255.0", "mac": PRIV_MAC,
+             "deviceName": "eth2", "category": "Private"}],
+        "uuid": "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"
+    });
+    std::fs::write(&boot, doc.to_string()).unwrap();
+    let mut cmd = lab.vr.command(
+        env!("CARGO_BIN_EXE_vr-agent"),
+        &[
+            "--bootstrap",
+            boot.to_str().unwrap(),
+            "--bootstrap-timeout-secs",
+            "5",
+            "--state-dir",
+            lab.state.path().to_str().unwrap(),
+        ],
+    );
+    cmd.env("VR_AGENT_LOG", "debug");
+    lab.agent = Some(testbed::Proc::start(cmd).unwrap());
+    let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        lab.post_raw("/echo", "{}", &[]).is_ok_and(|r| r.0 == 200)
+    });
+    assert!(up, "router did not boot:\n{}", lab.log());
+    let (_, state) = testbed::http_get(&lab.ctl, &format!("{AGENT}/state")).unwrap();
+    assert!(!state.contains(NEW_MAC), "{state}");
+    assert!(!lab.table_text().contains("eth3"), "{}", lab.table_text());
+    // What was not on the NIC still works: the tenant's SNAT.
+    let _out = TcpServer::start(&lab.public, "0.0.0.0:80").unwrap();
+    let seen = tcp_probe(&lab.tenant, "172.20.0.1:80", T).unwrap();
+    assert_eq!(source(&seen), "172.20.10.5", "{}", lab.log());
+}

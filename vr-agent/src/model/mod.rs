@@ -196,6 +196,11 @@ pub enum Edit {
         gateway6: Option<Ipv6Addr>,
         snats: Vec<Snat>,
     },
+    /// NICs gone from the VM while the agent was not told (detached from a
+    /// stopped router: the node skips `/removenic` then): at boot, the
+    /// bootstrap info no longer lists them. Drop them and every entry on
+    /// them; the node's reconnect resyncs each section.
+    ForgetNics(Vec<Mac>),
     /// The management node's CIDR from one source; None: that source names none.
     SetMgmtCidr {
         source: CidrSource,
@@ -214,6 +219,7 @@ impl Edit {
                 | Edit::SyncPortForwards(_)
                 | Edit::SyncEips(_)
                 | Edit::Dhcp(DhcpEdit::Refresh(_))
+                | Edit::ForgetNics(_)
         )
     }
 
@@ -366,12 +372,32 @@ impl Model {
                     self.snats = snats.iter().map(|s| (s.key(), s.clone())).collect();
                 }
             }
+            Edit::ForgetNics(macs) => self.forget_nics(macs),
             Edit::SetMgmtCidr { source, cidr } => match source {
                 CidrSource::Bootstrap => self.mgmt_cidrs.boot = *cidr,
                 CidrSource::Init => self.mgmt_cidrs.init = *cidr,
             },
         }
         Ok(())
+    }
+
+    /// Remove NICs and everything that names them.
+    fn forget_nics(&mut self, macs: &[Mac]) {
+        let gone = |m: &Mac| macs.contains(m);
+        self.nics.retain(|m, _| !gone(m));
+        self.vips.retain(|_, v| !gone(&v.mac));
+        self.snats
+            .retain(|_, s| !gone(&s.public_mac) && !gone(&s.private_mac));
+        self.eips
+            .retain(|_, e| !gone(&e.public_mac) && !gone(&e.private_mac));
+        self.port_forwards
+            .retain(|_, r| !gone(&r.public_mac) && !gone(&r.private_mac));
+        self.dhcp.servers.retain(|m, _| !gone(m));
+        self.dhcp.entries.retain(|(nic, _), _| !gone(nic));
+        self.dhcp.dns.listen.retain(|m| !gone(m));
+        self.lb
+            .listeners
+            .retain(|_, l| !l.public_mac.as_ref().is_some_and(gone));
     }
 
     /// An EIP VIP is bound to one guest.
