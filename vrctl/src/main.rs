@@ -293,6 +293,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// The management node's address and network as `Platform` finds them
+/// (`getManagementServerIp`, `getManagementServerCidr`: the address of this
+/// machine and the network of the interface that carries it), for a
+/// description that does not name them: this host's address towards the
+/// router's management IP, and its prefix from `ip -o -4 addr`.
+fn fill_node_address(spec: &mut RouterSpec) {
+    let Some(mgmt) = spec
+        .management_nic()
+        .and_then(|n| n.ip.as_deref())
+        .and_then(|ip| ip.parse::<IpAddr>().ok())
+    else {
+        return;
+    };
+    let Some(me) = local_addr_towards(mgmt) else {
+        return;
+    };
+    if let Some(vm) = spec.vm.as_mut().filter(|v| v.management_node_ip.is_none()) {
+        vm.management_node_ip = Some(me.to_string());
+    }
+    if spec.management_node_cidr.is_none() {
+        spec.management_node_cidr = own_cidr(me);
+    }
+}
+
+/// The network (`a.b.c.0/len`) of the local interface address `me`.
+fn own_cidr(me: IpAddr) -> Option<String> {
+    let IpAddr::V4(me) = me else { return None };
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix: u32 = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{me}/")).map(str::to_string))?
+        .parse()
+        .ok()?;
+    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+    let net = std::net::Ipv4Addr::from(u32::from(me) & mask);
+    Some(format!("{net}/{prefix}"))
+}
+
 fn enter_netns(ns: &str) -> Result<()> {
     let path = format!("/run/netns/{ns}");
     let f = std::fs::File::open(&path).with_context(|| format!("network namespace {path}"))?;
@@ -441,7 +483,8 @@ fn print_up(args: &Args, what: &str, up: &vrctl::router::Up) {
 
 /// The lifecycle commands (create, start, ... console) on a description.
 async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
-    let spec = RouterSpec::load(file)?;
+    let mut spec = RouterSpec::load(file)?;
+    fill_node_address(&mut spec);
     let first = spec
         .vm
         .as_ref()
@@ -573,7 +616,8 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
         | VrCmd::Sync { file, .. }
         | VrCmd::Console { file } => vr_vm(args, cmd, file).await,
         VrCmd::Apply { file } => {
-            let spec = RouterSpec::load(file)?;
+            let mut spec = RouterSpec::load(file)?;
+            fill_node_address(&mut spec);
             spec.desired()?; // refuse a bad file before touching the router
             let c = client(args, &spec.agent_url()?).await?;
             let version = handshake(&c).await?;
@@ -702,5 +746,21 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Platform.getManagementServerCidr`: the network of the interface
+    /// that carries the address (loopback is always there).
+    #[test]
+    fn own_cidr_is_the_network_of_the_address() {
+        assert_eq!(
+            own_cidr("127.0.0.1".parse().unwrap()).as_deref(),
+            Some("127.0.0.0/8")
+        );
+        assert_eq!(own_cidr("192.0.2.77".parse().unwrap()), None);
     }
 }
