@@ -386,3 +386,22 @@ async fn async_decode_error_goes_to_the_callback() {
     assert_eq!(v["success"], false, "{v}");
     assert!(v["error"].as_str().unwrap().contains("vips"), "{v}");
 }
+
+/// `/init` carries haproxy's log level (VyosConnectFlow sets
+/// virtualRouter.haproxy.logLevel); zvr applies it like /lb/log/level.
+#[tokio::test]
+async fn init_applies_the_haproxy_log_level() {
+    let b = vr().await;
+    let (code, v) = post(&b, "/init", r#"{"uuid":"u1","logLevel":"debug"}"#).await;
+    assert_eq!(code, 200, "{v}");
+    let req = Request::get("/state").body(Body::empty()).unwrap();
+    let rsp = b.app.clone().oneshot(req).await.unwrap();
+    let bytes = axum::body::to_bytes(rsp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let state: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(state["model"]["lb"]["log_level"], "debug", "{state}");
+    let (code, v) = post(&b, "/init", r#"{"uuid":"u1","logLevel":"loud"}"#).await;
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("logLevel"), "{v}");
+}

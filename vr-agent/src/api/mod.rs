@@ -137,6 +137,14 @@ fn kernel_version() -> String {
 
 async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
     let cidr = from_wire::mgmt_cidr("mgtCidr", &cmd.mgt_cidr).map_err(bad)?;
+    // haproxy's log level (virtualRouter.haproxy.logLevel), as /lb/log/level.
+    let log_level = match cmd.log_level.trim() {
+        "" => None,
+        l => Some(
+            lb::log_level(l)
+                .map_err(|e| ApiError::bad_request(format!("logLevel: {}", e.reason)))?,
+        ),
+    };
     if let Some(range) = cmd.parms.get("ipv4LocalPortRange") {
         set_local_port_range(range)?;
     }
@@ -150,6 +158,9 @@ async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
         },
     )
     .await?;
+    if let Some(level) = log_level {
+        apply(&s, Edit::Lb(LbEdit::LogLevel(level))).await?;
+    }
     *s.uuid.write().unwrap() = cmd.uuid.clone();
     tracing::info!(uuid = %cmd.uuid, "initialised by the controller");
     Result::Ok(vr::InitRsp {
