@@ -275,3 +275,34 @@ pub fn start_namespace_router(
         &log,
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The normal vrouter layout: the default route and every service on
+    /// the public NIC, the management NIC only for the node, the node in a
+    /// subnet the management NIC does not reach on-link.
+    #[test]
+    fn the_router_is_laid_out_like_a_zstack_vrouter() {
+        let spec = router_spec(&Names::new("vrunit"), Path::new("/img"));
+        let mgmt = spec.management_nic().unwrap();
+        assert_eq!(mgmt.mac, MGMT_MAC);
+        assert!(!mgmt.is_default_route);
+        let public: Vec<_> = spec.nics.iter().filter(|n| n.is_default_route).collect();
+        assert_eq!(public.len(), 1);
+        assert_eq!(public[0].mac, PUB_MAC);
+        assert!(spec.vips.iter().all(|v| v.owner_ethernet_mac == PUB_MAC));
+        assert!(spec.snats.iter().all(|s| s.public_nic_mac == PUB_MAC));
+        assert!(spec.eips.iter().all(|e| e.public_mac == PUB_MAC));
+        assert!(spec.port_forwards.iter().all(|p| p.public_mac == PUB_MAC));
+        assert_eq!(spec.management_node_cidr.as_deref(), Some(MN_CIDR));
+        assert!(
+            !MN_CIDR.starts_with("10.0.0."),
+            "on-link with the management NIC"
+        );
+        let vm = spec.vm.unwrap();
+        assert_eq!(vm.management_node_ip.as_deref(), Some(MN_IP));
+        assert_eq!(vm.bridges.len(), 3);
+    }
+}
