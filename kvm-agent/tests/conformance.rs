@@ -1,6 +1,6 @@
 //! The conformance suite (conformance/README.md): every fixture under
 //! `conformance/kvm` through the real router, over the fakes of kernel,
-//! sysctl, host files and hypervisor, sent the way
+//! sysctl, host files, hypervisor and anti-spoofing guard, sent the way
 //! `RESTFacadeImpl` sends it: async with `taskuuid`/`callbackurl` headers and
 //! the reply taken from the callback, or sync with the reply in the body.
 
