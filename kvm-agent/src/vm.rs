@@ -11,6 +11,7 @@ use crate::plan::domain::{self, DomainError, DomainPlan, HostRoom};
 use crate::sys::hypervisor::{Hypervisor, HypervisorError, VmState};
 
 pub mod nic;
+pub mod volumes;
 
 const POLL: Duration = Duration::from_millis(200);
 

@@ -48,6 +48,8 @@ pub struct VmSide {
     pub options: DomainOptions,
     /// Anti-spoofing rules for `cleanTraffic` NICs (nft by default).
     pub guard: Arc<dyn crate::sys::antispoof::NicGuard>,
+    /// `/vm/volumesync`'s previous round (a path must be unused twice).
+    pub volume_sync: std::sync::Mutex<crate::vm::volumes::Inactive>,
     pub locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -58,6 +60,7 @@ impl VmSide {
             problem: "not configured".into(),
             options,
             guard: Arc::new(crate::sys::antispoof::NftGuard),
+            volume_sync: Default::default(),
             locks: Default::default(),
         }
     }
@@ -196,6 +199,7 @@ pub fn router(state: AppState) -> Router {
     r = both(r, "/vm/console/tail", command(vm::console_tail));
     r = both(r, "/vm/checkstate", command(vm::check_state));
     r = both(r, "/vm/getvncport", command(vm::get_vnc_port));
+    r = both(r, "/vm/volumesync", command(vm::volume_sync));
     r = both(r, "/vm/attachnic", command(vm::attach_nic));
     r = both(r, "/vm/detachnic", command(vm::detach_nic));
     r = both(

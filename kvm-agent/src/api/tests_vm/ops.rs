@@ -323,3 +323,32 @@ async fn nic_isolation_is_applied_or_the_start_fails() {
     let (s, v) = post(&e.app, "/vm/start", &body.to_string()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+/// `/vm/volumesync`: a volume file no VM uses is reported once it was unused
+/// at two calls in a row; the running VM's root volume never is.
+#[tokio::test]
+async fn volume_sync_reports_files_unused_twice() {
+    let fake = Arc::new(FakeHypervisor::default());
+    let e = env("volsync", fake.clone());
+    let ps = e.dir.join("ps");
+    std::fs::create_dir_all(&ps).unwrap();
+    for f in ["root-a.qcow2", "orphan-b.qcow2"] {
+        std::fs::write(ps.join(f), b"").unwrap();
+    }
+    let uuid = unique_uuid();
+    let mut body: Value = serde_json::from_str(&start_body(&e, &uuid, 64 << 20)).unwrap();
+    body["rootVolume"]["installPath"] = json!(ps.join("root-a.qcow2"));
+    let (s, v) = post(&e.app, "/vm/start", &body.to_string()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let url = format!("file://{}", ps.display());
+    let req = json!({"storagePaths": [url, "ceph://pool/x"]}).to_string();
+    let (s, v) = post(&e.app, "/vm/volumesync", &req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["inactiveVolumePaths"], json!({}), "first round: {v}");
+    let (_, v) = post(&e.app, "/vm/volumesync", &req).await;
+    assert_eq!(
+        v["inactiveVolumePaths"],
+        json!({url.clone(): [format!("{}/orphan-b.qcow2", ps.display())]}),
+        "{v}"
+    );
+}

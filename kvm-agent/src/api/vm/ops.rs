@@ -133,3 +133,15 @@ pub async fn get_virtualizer_info(
         vm_info_list: cmd.vm_uuids.iter().map(|u| info(u)).collect(),
     })
 }
+
+pub async fn volume_sync(state: AppState, cmd: VolumeSyncCmd) -> Result<VolumeSyncRsp, ApiError> {
+    let hv = hypervisor(&state)?;
+    let last = state.vm.volume_sync.lock().unwrap().clone();
+    let (report, now) = blocking(move || vm::volumes::sync(hv.as_ref(), &cmd.storage_paths, &last))
+        .await
+        .map_err(|e| map_err(&state, e))?;
+    *state.vm.volume_sync.lock().unwrap() = now;
+    Result::Ok(VolumeSyncRsp {
+        inactive_volume_paths: report,
+    })
+}

@@ -82,3 +82,18 @@ pub struct GetVirtualizerInfoRsp {
     pub host_info: VirtualizerInfo,
     pub vm_info_list: Vec<VirtualizerInfo>,
 }
+
+/// `/vm/volumesync` (`VolumeSyncCmd`), sent by KvmVmActiveVolumeSyncPingTask
+/// when a primary storage extension names storage paths.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VolumeSyncCmd {
+    pub storage_paths: Vec<String>,
+}
+
+/// `VolumeSyncRsp`: storage path -> volume paths no VM uses (twice in a row).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSyncRsp {
+    pub inactive_volume_paths: BTreeMap<String, Vec<String>>,
+}
