@@ -4,7 +4,9 @@
 //! into an axum POST handler that:
 //! * decodes the body leniently (missing fields take defaults, unknown fields
 //!   are ignored, Go-style capitalised keys are accepted) and answers 400 naming
-//!   the JSON path when a value has the wrong type;
+//!   the JSON path when a value has the wrong type; the body itself must be
+//!   strict: valid UTF-8, one JSON object, no key twice (see [`crate::json`]),
+//!   else 400 naming the byte offset or the repeated key's path;
 //! * with `callbackurl` + `taskuuid` headers (async mode, what ZStack sends)
 //!   answers 200 at once, runs `f`, and POSTs the reply to the callback;
 //! * without `callbackurl` (sync mode) answers with the reply itself:
@@ -29,7 +31,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::callback;
+use crate::{callback, json, text};
 
 pub const HEADER_TASK_UUID: &str = "taskuuid";
 pub const HEADER_CALLBACK_URL: &str = "callbackurl";
@@ -207,23 +209,90 @@ pub fn decode_exact<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 fn decode_with<T: DeserializeOwned>(body: &[u8], fold_key_case: bool) -> Result<T, ApiError> {
-    let text = std::str::from_utf8(body).unwrap_or("");
-    let mut v: Value = if text.trim().is_empty() {
-        Value::Object(Map::new())
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?
+    let parsed = json::parse_strict(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut v = match parsed {
+        Some(Value::Object(map)) => Value::Object(map),
+        // Not an object: only a command that takes any JSON (`Value`, the
+        // VR's /echo, which the node's RESTFacadeImpl.echo posts `""` to)
+        // may have it. A struct must not turn `[]`, `null` or nothing into
+        // its defaults: on a sync command that is "delete everything".
+        other => {
+            let (what, v) = match other {
+                None => ("empty", Value::Null),
+                Some(v) => (json_kind(&v), v),
+            };
+            return T::deserialize(AnyOnly { value: v, what }).map_err(|e| {
+                ApiError::bad_request(text::excerpt_n(&e.to_string(), MESSAGE_CHARS))
+            });
+        }
     };
-    if v.is_null() {
-        v = Value::Object(Map::new());
-    }
     if fold_key_case {
         normalize_keys(&mut v);
     }
     serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::bad_request(format!("field {path}: {}", e.into_inner()))
+        let path = text::excerpt_n(&e.path().to_string(), MESSAGE_CHARS);
+        let inner = text::excerpt_n(&e.into_inner().to_string(), MESSAGE_CHARS);
+        ApiError::bad_request(format!("field {path}: {inner}"))
     })
+}
+
+/// How much of a decode error's path and message reaches the reply: serde's
+/// messages quote the offending value (`invalid type: string "..."`).
+const MESSAGE_CHARS: usize = 200;
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a JSON boolean",
+        Value::Number(_) => "a JSON number",
+        Value::String(_) => "a JSON string",
+        Value::Array(_) => "a JSON array",
+        Value::Object(_) => "a JSON object",
+    }
+}
+
+/// A top-level body that is not an object: handed to a type that asks for
+/// any value (`deserialize_any`, as `Value` does), refused for any other
+/// (a struct, a map, an option...).
+struct AnyOnly {
+    value: Value,
+    what: &'static str,
+}
+
+impl AnyOnly {
+    fn refuse(&self) -> serde_json::Error {
+        serde::de::Error::custom(format!(
+            "request body is {}: this command needs one JSON object",
+            self.what
+        ))
+    }
+}
+
+macro_rules! refuse_all {
+    ($($method:ident($($arg:ty),*)),* $(,)?) => {
+        $(fn $method<V: serde::de::Visitor<'de>>(self, $(_: $arg,)* _: V) -> Result<V::Value, Self::Error> {
+            Err(self.refuse())
+        })*
+    };
+}
+
+impl<'de> serde::Deserializer<'de> for AnyOnly {
+    type Error = serde_json::Error;
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        serde::Deserializer::deserialize_any(self.value, v)
+    }
+    refuse_all! {
+        deserialize_bool(), deserialize_i8(), deserialize_i16(), deserialize_i32(),
+        deserialize_i64(), deserialize_u8(), deserialize_u16(), deserialize_u32(),
+        deserialize_u64(), deserialize_f32(), deserialize_f64(), deserialize_char(),
+        deserialize_str(), deserialize_string(), deserialize_bytes(), deserialize_byte_buf(),
+        deserialize_option(), deserialize_unit(), deserialize_unit_struct(&'static str),
+        deserialize_newtype_struct(&'static str), deserialize_seq(), deserialize_tuple(usize),
+        deserialize_tuple_struct(&'static str, usize), deserialize_map(),
+        deserialize_struct(&'static str, &'static [&'static str]),
+        deserialize_enum(&'static str, &'static [&'static str]), deserialize_identifier(),
+        deserialize_ignored_any(),
+    }
 }
 
 /// An axum POST route for one protocol command ([`Options::LENIENT`]).
@@ -369,7 +438,7 @@ mod tests {
         assert_eq!(c.mac, "aa");
         assert!(c.is_default_route);
         assert_eq!(c.mtu, None);
-        let c: Cmd = decode(b"").unwrap();
+        let c: Cmd = decode(b"{}").unwrap();
         assert_eq!(c.mac, "");
         let e = decode::<Cmd>(br#"{"mtu":"x"}"#).unwrap_err();
         assert!(e.message.contains("field mtu"), "{}", e.message);
@@ -523,3 +592,7 @@ mod tests {
         assert_eq!(call(half).await.0, StatusCode::BAD_REQUEST);
     }
 }
+
+#[cfg(test)]
+#[path = "agent_strict_tests.rs"]
+mod strict_tests;

@@ -1,4 +1,33 @@
-//! Text from logs and consoles.
+//! Text from logs and consoles, and input quoted into replies and logs.
+
+/// How many characters of untrusted input an error message quotes.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// `s` made safe to quote in a reply or a log line: control characters
+/// (newlines, escapes, NUL...) escaped as `\n`, `\u{1b}`, and at most
+/// `max_chars` characters kept, the rest replaced by a note of how many bytes
+/// were cut. A 50 MB field or a newline in a uuid then cannot bloat a reply
+/// or forge a log line.
+pub fn excerpt_n(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars * 2));
+    for (kept, (i, c)) in s.char_indices().enumerate() {
+        if kept == max_chars {
+            out.push_str(&format!("...({} more bytes)", s.len() - i));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`excerpt_n`] with [`EXCERPT_CHARS`].
+pub fn excerpt(s: &str) -> String {
+    excerpt_n(s, EXCERPT_CHARS)
+}
 
 /// Removes terminal control sequences (`ESC [ ... letter`, e.g. the colours
 /// of a `tracing` log line), so log and console text can be matched.
@@ -21,6 +50,21 @@ pub fn strip_ansi(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_short_and_on_one_line() {
+        assert_eq!(excerpt("eth0"), "eth0");
+        assert_eq!(excerpt("a\nb\u{1b}[1m\0"), "a\\nb\\u{1b}[1m\\u{0}");
+        let long = "x".repeat(50 << 20);
+        let e = excerpt(&long);
+        assert!(e.len() < 100, "{}", e.len());
+        assert!(e.starts_with(&"x".repeat(EXCERPT_CHARS)));
+        assert!(e.ends_with(&format!("...({} more bytes)", (50 << 20) - EXCERPT_CHARS)));
+        // Multi-byte characters are never split.
+        assert_eq!(excerpt_n("ééé", 2), "éé...(2 more bytes)");
+    }
+
     #[test]
     fn colours_go_text_stays() {
         assert_eq!(
