@@ -8,7 +8,8 @@
 //! `a.b` (object member), `a[]` (every element of a non-empty array), `a{}`
 //! (every value of a non-empty map), e.g. `nicInfos[].macAddress`. A type
 //! ending in `?` (`"string?"`) is a field the node reads but null-checks
-//! first: absent is fine, present must have the type.
+//! first: absent is fine, present must have the type. `enum:A|B` is a
+//! string the node turns into a Java enum (`valueOf`): one of those names.
 
 pub mod exchange;
 
@@ -117,6 +118,8 @@ pub struct FieldSpec {
     pub ty: JsonType,
     /// `"type?"`: the node null-checks it before use.
     pub optional: bool,
+    /// `enum:A|B`: the names a Java enum's `valueOf` accepts.
+    pub names: Vec<String>,
     segs: Vec<Seg>,
 }
 
@@ -126,10 +129,24 @@ impl FieldSpec {
             Some(t) => (t, true),
             None => (ty, false),
         };
+        let (ty, names) = match ty.strip_prefix("enum:") {
+            Some(list) => {
+                let names: Vec<String> = list.split('|').map(str::to_string).collect();
+                if names.iter().any(String::is_empty) {
+                    bail!("reply field {path:?}: enum:{list} has an empty name");
+                }
+                (JsonType::String, names)
+            }
+            None => (
+                JsonType::parse(ty).with_context(|| format!("reply field {path:?}"))?,
+                vec![],
+            ),
+        };
         Ok(FieldSpec {
             path: path.to_string(),
-            ty: JsonType::parse(ty).with_context(|| format!("reply field {path:?}"))?,
+            ty,
             optional,
+            names,
             segs: parse_path(path)?,
         })
     }
@@ -184,6 +201,12 @@ fn walk(v: &Value, segs: &[Seg], here: String, f: &FieldSpec, out: &mut Vec<Stri
                 "{here}: is {} {v}, {}",
                 type_of(v),
                 want(f.ty.name())
+            ));
+        } else if !f.names.is_empty() && !f.names.iter().any(|n| v.as_str() == Some(n)) {
+            out.push(format!(
+                "{here}: is {v}, the node reads {} as one of {}",
+                f.path,
+                f.names.join("|")
             ));
         }
         return;

@@ -76,6 +76,24 @@ fn a_reply_that_is_not_an_object_is_one_problem() {
 }
 
 #[test]
+fn enum_values_must_be_a_name_of_the_enum() {
+    let s = spec(&[("states{}", "enum:Running|Shutdown"), ("mode", "enum:a|b?")]);
+    assert!(check_fields(&s, &json!({"states":{"u":"Running","v":"Shutdown"}})).is_empty());
+    let p = check_fields(&s, &json!({"states":{"u":"running","v":3},"mode":"c"}));
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(
+        p[0].starts_with(
+            "states{\"u\"}: is \"running\", the node reads states{} as one of Running|Shutdown"
+        ),
+        "{}",
+        p[0]
+    );
+    assert!(p[1].starts_with("states{\"v\"}: is number 3"), "{}", p[1]);
+    assert!(p[2].starts_with("mode: is \"c\""), "{}", p[2]);
+    assert!(FieldSpec::parse("a", "enum:").is_err());
+}
+
+#[test]
 fn bad_specs_are_refused() {
     assert!(FieldSpec::parse("a..b", "string").is_err());
     assert!(FieldSpec::parse("a[x]", "string").is_err());
