@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::quoted;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ParseError(pub String);
@@ -25,7 +27,8 @@ impl FromStr for Mac {
     fn from_str(s: &str) -> Result<Self, ParseError> {
         let bad = || {
             err(format!(
-                "{s:?} is not a MAC address (expected aa:bb:cc:dd:ee:ff)"
+                "{} is not a MAC address (expected aa:bb:cc:dd:ee:ff)",
+                quoted(s)
             ))
         };
         let parts: Vec<&str> = s.split([':', '-']).collect();
@@ -96,7 +99,7 @@ impl FromStr for IfName {
         if ok {
             Ok(IfName(s.to_string()))
         } else {
-            Err(err(format!("{s:?} is not a valid interface name")))
+            Err(err(format!("{} is not a valid interface name", quoted(s))))
         }
     }
 }
@@ -129,7 +132,7 @@ impl fmt::Debug for IfName {
 pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, ParseError> {
     s.trim()
         .parse()
-        .map_err(|_| err(format!("{s:?} is not an IPv4 address")))
+        .map_err(|_| err(format!("{} is not an IPv4 address", quoted(s))))
 }
 
 /// Prefix length of a dotted netmask ("255.255.255.0" -> 24); a bare number is accepted too.
@@ -140,7 +143,7 @@ pub fn netmask_prefix(s: &str) -> Result<u8, ParseError> {
     {
         return Ok(n);
     }
-    let bad = || err(format!("{s:?} is not a netmask"));
+    let bad = || err(format!("{} is not a netmask", quoted(s)));
     let m = u32::from(s.parse::<Ipv4Addr>().map_err(|_| bad())?);
     let len = m.leading_ones();
     if m.checked_shl(len).unwrap_or(0) != 0 {
@@ -186,7 +189,7 @@ impl FromStr for Ipv4Net {
     /// Accepts "a.b.c.d/len" with host bits set or not, and a bare address as /32.
     fn from_str(s: &str) -> Result<Self, ParseError> {
         let s = s.trim();
-        let bad = || err(format!("{s:?} is not an IPv4 CIDR"));
+        let bad = || err(format!("{} is not an IPv4 CIDR", quoted(s)));
         let (a, l) = match s.split_once('/') {
             Some((a, l)) => (a, l.parse::<u8>().map_err(|_| bad())?),
             None => (s, 32),
@@ -297,7 +300,7 @@ impl FromStr for Proto {
         match s.trim().to_ascii_lowercase().as_str() {
             "tcp" => Ok(Proto::Tcp),
             "udp" => Ok(Proto::Udp),
-            _ => Err(err(format!("{s:?} is not a protocol (TCP or UDP)"))),
+            _ => Err(err(format!("{} is not a protocol (TCP or UDP)", quoted(s)))),
         }
     }
 }
@@ -364,6 +367,26 @@ mod tests {
         assert!("a-very-long-interface".parse::<IfName>().is_err());
         assert!("eth0\n".parse::<IfName>().is_err());
         assert!("a\"b".parse::<IfName>().is_err());
+    }
+
+    /// A 50 MB value quoted whole would make a 50 MB reply and log line.
+    #[test]
+    fn parse_errors_quote_input_bounded() {
+        let big = format!("{}\nforged", "x".repeat(1 << 20));
+        let errors = [
+            big.parse::<IfName>().unwrap_err(),
+            big.parse::<Mac>().unwrap_err(),
+            parse_ipv4(&big).unwrap_err(),
+            netmask_prefix(&big).unwrap_err(),
+            big.parse::<Proto>().unwrap_err(),
+            big.parse::<Ipv4Net>().unwrap_err(),
+        ];
+        for e in errors {
+            assert!(e.0.len() < 200, "{}", e.0.len());
+            assert!(!e.0.contains('\n'));
+        }
+        let e = "eth0\n".parse::<IfName>().unwrap_err();
+        assert_eq!(e.0, "\"eth0\\n\" is not a valid interface name");
     }
 
     #[test]

@@ -24,6 +24,16 @@ pub fn excerpt_n(s: &str, max_chars: usize) -> String {
     out
 }
 
+/// `s` as a quoted, escaped Rust string literal (`"eth0"`, `"a\nb"`) of
+/// at most [`EXCERPT_CHARS`] characters, with a note of the bytes cut: the
+/// bounded form of `format!("{s:?}")` for error messages.
+pub fn quoted(s: &str) -> String {
+    match s.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{s:?}"),
+        Some((i, _)) => format!("{:?}...({} more bytes)", &s[..i], s.len() - i),
+    }
+}
+
 /// [`excerpt_n`] with [`EXCERPT_CHARS`].
 pub fn excerpt(s: &str) -> String {
     excerpt_n(s, EXCERPT_CHARS)
@@ -63,6 +73,9 @@ mod tests {
         assert!(e.ends_with(&format!("...({} more bytes)", (50 << 20) - EXCERPT_CHARS)));
         // Multi-byte characters are never split.
         assert_eq!(excerpt_n("ééé", 2), "éé...(2 more bytes)");
+        assert_eq!(quoted("eth0\n"), "\"eth0\\n\"");
+        let q = quoted(&long);
+        assert!(q.len() < 100 && q.starts_with("\"xxx"), "{q}");
     }
 
     #[test]
