@@ -10,6 +10,8 @@
 //! ending in `?` (`"string?"`) is a field the node reads but null-checks
 //! first: absent is fine, present must have the type. `enum:A|B` is a
 //! string the node turns into a Java enum (`valueOf`): one of those names.
+//! `integer>0` is a count the fixture's setup makes non-zero (e.g. the CPUs
+//! of running VMs): a 0 there is a wrong answer the node would act on.
 
 pub mod exchange;
 
@@ -120,6 +122,8 @@ pub struct FieldSpec {
     pub optional: bool,
     /// `enum:A|B`: the names a Java enum's `valueOf` accepts.
     pub names: Vec<String>,
+    /// `integer>0` / `number>0`: the value must be positive.
+    pub positive: bool,
     segs: Vec<Seg>,
 }
 
@@ -127,6 +131,11 @@ impl FieldSpec {
     pub fn parse(path: &str, ty: &str) -> Result<FieldSpec> {
         let (ty, optional) = match ty.strip_suffix('?') {
             Some(t) => (t, true),
+            None => (ty, false),
+        };
+        let (ty, positive) = match ty.strip_suffix(">0") {
+            Some(t) if t == "integer" || t == "number" => (t, true),
+            Some(_) => bail!("reply field {path:?}: only integer>0 and number>0 exist"),
             None => (ty, false),
         };
         let (ty, names) = match ty.strip_prefix("enum:") {
@@ -147,6 +156,7 @@ impl FieldSpec {
             ty,
             optional,
             names,
+            positive,
             segs: parse_path(path)?,
         })
     }
@@ -201,6 +211,11 @@ fn walk(v: &Value, segs: &[Seg], here: String, f: &FieldSpec, out: &mut Vec<Stri
                 "{here}: is {} {v}, {}",
                 type_of(v),
                 want(f.ty.name())
+            ));
+        } else if f.positive && v.as_f64().is_none_or(|x| x <= 0.0) {
+            out.push(format!(
+                "{here}: is {v}, the fixture's setup makes {} positive",
+                f.path
             ));
         } else if !f.names.is_empty() && !f.names.iter().any(|n| v.as_str() == Some(n)) {
             out.push(format!(

@@ -94,6 +94,21 @@ fn enum_values_must_be_a_name_of_the_enum() {
 }
 
 #[test]
+fn positive_counts_must_not_be_zero() {
+    let s = spec(&[("usedCpu", "integer>0"), ("usedMemory", "integer>0?")]);
+    assert!(check_fields(&s, &json!({"usedCpu": 1, "usedMemory": 1024})).is_empty());
+    assert!(check_fields(&s, &json!({"usedCpu": 1})).is_empty());
+    let p = check_fields(&s, &json!({"usedCpu": 0, "usedMemory": -1}));
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with("usedCpu: is 0, the fixture's setup makes usedCpu positive"),
+        "{}",
+        p[0]
+    );
+    assert!(FieldSpec::parse("a", "string>0").is_err());
+}
+
+#[test]
 fn bad_specs_are_refused() {
     assert!(FieldSpec::parse("a..b", "string").is_err());
     assert!(FieldSpec::parse("a[x]", "string").is_err());
