@@ -20,6 +20,8 @@ use crate::plan::dnsmasq::{self as dhcp, DnsmasqState, Files};
 use crate::plan::links::{self, LinkOp};
 use crate::plan::nat::{self, Observed, Ruleset};
 use crate::plan::routes::{self, Route};
+
+mod routes_sync;
 use crate::plan::{haproxy, lbudp};
 use crate::sys::Sys;
 use crate::sys::firewall::census;
@@ -380,56 +382,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Make our routes in the kernel those `model` wants: remove ours that
-    /// it does not want, add (or replace) the missing ones.
-    async fn sync_routes(
-        &mut self,
-        model: &Model,
-        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
-    ) -> Result<(), EngineError> {
-        let want = routes::resolve(&routes::mgmt_routes(model), links)
-            .map_err(|e| EngineError::BadRequest(e.0))?;
-        self.routes = None;
-        let nl = &self.sys.netlink;
-        let have: BTreeSet<Route> = nl
-            .owned_routes()
-            .await
-            .map_err(apply_err)?
-            .into_iter()
-            .collect();
-        for r in have.difference(&want) {
-            nl.del_route(r).await.map_err(apply_err)?;
-            tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route removed");
-        }
-        for r in want.difference(&have) {
-            nl.replace_route(r).await.map_err(apply_err)?;
-            tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route to the management node added");
-        }
-        self.routes = Some(want);
-        Ok(())
-    }
-
-    /// After a failed edit: take the links and routes from `next` (partly
-    /// applied) back to the model in force. Best effort; what fails is logged.
-    async fn undo_links(
-        &mut self,
-        next: &Model,
-        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
-    ) {
-        match links::plan(Some(next), &self.model.clone(), None, links) {
-            Ok(ops) => {
-                if let Err(e) = self.run_link_ops(&ops).await {
-                    tracing::error!(error = %e, "undoing a failed edit's links failed");
-                }
-            }
-            Err(e) => tracing::error!(error = %e.0, "cannot plan the undo of a failed edit"),
-        }
-        let model = self.model.clone();
-        if let Err(e) = self.sync_routes(&model, links).await {
-            tracing::error!(error = %e, "restoring routes after a failed edit failed");
-        }
-    }
-
     /// Hand flows made stale by a change to the cleaner: listing conntrack
     /// walks the kernel's whole table (10-20 ms), which must not hold up
     /// the reply. The cleaner runs within milliseconds of the change.
@@ -676,29 +628,6 @@ impl Engine {
         let lb = self.model.lb.clone();
         let plan = self.prepare_lb(&lb).await?;
         self.sync_lb(&LbState::default(), &lb, plan).await
-    }
-
-    /// Our routes: someone deleted or changed one -> put them back.
-    async fn check_route_drift(&mut self) -> Result<(), EngineError> {
-        let Some(want) = &self.routes else {
-            return Ok(());
-        };
-        let have: BTreeSet<Route> = self
-            .sys
-            .netlink
-            .owned_routes()
-            .await
-            .map_err(apply_err)?
-            .into_iter()
-            .collect();
-        if have != *want {
-            tracing::warn!("our routes differ from the desired state; putting them back");
-            self.stats.drift_repairs += 1;
-            let links = self.sys.netlink.links().await.map_err(apply_err)?;
-            let model = self.model.clone();
-            self.sync_routes(&model, &links).await?;
-        }
-        Ok(())
     }
 
     /// The UDP load balancer's table: one rule per listener in its chain.

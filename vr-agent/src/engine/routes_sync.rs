@@ -1,0 +1,83 @@
+//! The engine's routes: the management node's networks (see
+//! `plan::routes`), put in force, undone with a failed edit, and repaired
+//! when someone changes them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::net::{IfName, Mac};
+
+use super::{Engine, EngineError, apply_err};
+use crate::model::Model;
+use crate::plan::links;
+use crate::plan::routes::{self, Route};
+
+impl Engine {
+    /// Make our routes in the kernel those `model` wants: remove ours that
+    /// it does not want, add (or replace) the missing ones.
+    pub(super) async fn sync_routes(
+        &mut self,
+        model: &Model,
+        links: &BTreeMap<Mac, IfName>,
+    ) -> Result<(), EngineError> {
+        let want = routes::resolve(&routes::mgmt_routes(model), links)
+            .map_err(|e| EngineError::BadRequest(e.0))?;
+        self.routes = None;
+        let nl = &self.sys.netlink;
+        let have: BTreeSet<Route> = nl
+            .owned_routes()
+            .await
+            .map_err(apply_err)?
+            .into_iter()
+            .collect();
+        for r in have.difference(&want) {
+            nl.del_route(r).await.map_err(apply_err)?;
+            tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route removed");
+        }
+        for r in want.difference(&have) {
+            nl.replace_route(r).await.map_err(apply_err)?;
+            tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route to the management node added");
+        }
+        self.routes = Some(want);
+        Ok(())
+    }
+
+    /// After a failed edit: take the links and routes from `next` (partly
+    /// applied) back to the model in force. Best effort; what fails is logged.
+    pub(super) async fn undo_links(&mut self, next: &Model, links: &BTreeMap<Mac, IfName>) {
+        match links::plan(Some(next), &self.model.clone(), None, links) {
+            Ok(ops) => {
+                if let Err(e) = self.run_link_ops(&ops).await {
+                    tracing::error!(error = %e, "undoing a failed edit's links failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e.0, "cannot plan the undo of a failed edit"),
+        }
+        let model = self.model.clone();
+        if let Err(e) = self.sync_routes(&model, links).await {
+            tracing::error!(error = %e, "restoring routes after a failed edit failed");
+        }
+    }
+
+    /// Our routes: someone deleted or changed one -> put them back.
+    pub(super) async fn check_route_drift(&mut self) -> Result<(), EngineError> {
+        let Some(want) = &self.routes else {
+            return Ok(());
+        };
+        let have: BTreeSet<Route> = self
+            .sys
+            .netlink
+            .owned_routes()
+            .await
+            .map_err(apply_err)?
+            .into_iter()
+            .collect();
+        if have != *want {
+            tracing::warn!("our routes differ from the desired state; putting them back");
+            self.stats.drift_repairs += 1;
+            let links = self.sys.netlink.links().await.map_err(apply_err)?;
+            let model = self.model.clone();
+            self.sync_routes(&model, &links).await?;
+        }
+        Ok(())
+    }
+}
