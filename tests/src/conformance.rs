@@ -386,14 +386,13 @@ impl Fixture {
             }
             files.push((p, text.to_string()));
         }
+        let steps = match m.get("setup") {
+            None => vec![],
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => bail!("{name}: \"setup\" must be an array"),
+        };
         let mut setup = vec![];
-        for (i, st) in m
-            .get("setup")
-            .map(|v| v.as_array().cloned().unwrap_or_default())
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, st) in steps.iter().enumerate() {
             let what = format!("{name}: setup[{i}]");
             let o = st
                 .as_object()
@@ -408,11 +407,22 @@ impl Fixture {
             .get("request")
             .cloned()
             .ok_or_else(|| anyhow!("{name}: \"request\" is missing"))?;
+        // Gson leaves null fields out; a body with a null is not the node's.
+        for (what, body) in std::iter::once(("request", &request))
+            .chain(setup.iter().map(|s| ("setup body", &s.body)))
+        {
+            if let Some(at) = null_at(body, String::new()) {
+                bail!("{name}: {what} has null at {at:?}; Gson omits null fields");
+            }
+        }
         let expect = m
             .get("expect")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
+        if let Some(k) = expect.keys().find(|k| *k != "http" && *k != "success") {
+            bail!("{name}: unknown expect.{k} (known: http, success)");
+        }
         let http = match expect.get("http") {
             None => 200,
             Some(v) => v
@@ -528,6 +538,20 @@ impl Fixture {
         }
         let _ = writeln!(s, "  reply was: {text}");
         s
+    }
+}
+
+fn null_at(v: &Value, here: String) -> Option<String> {
+    match v {
+        Value::Null => Some(here),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| null_at(e, format!("{here}[{i}]"))),
+        Value::Object(m) => m
+            .iter()
+            .find_map(|(k, e)| null_at(e, format!("{here}.{k}"))),
+        _ => None,
     }
 }
 
