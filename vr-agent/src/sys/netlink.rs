@@ -49,10 +49,6 @@ pub trait Netlink: Send + Sync {
     async fn del_addr(&self, ifname: &IfName, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError>;
     /// Replace the default route of the gateway's family.
     async fn default_route(&self, ifname: &IfName, gateway: IpAddr) -> Result<(), NetlinkError>;
-    /// The default routes of the main table: (interface, gateway), both families.
-    async fn default_routes(&self) -> Result<Vec<(IfName, IpAddr)>, NetlinkError>;
-    /// Remove the default route of one family; none is fine.
-    async fn del_default_route(&self, v6: bool) -> Result<(), NetlinkError>;
     /// The routes marked with [`ROUTE_PROTO`] in the main table.
     async fn owned_routes(&self) -> Result<Vec<Route>, NetlinkError>;
     /// Add or replace a route, marked as ours.
@@ -231,36 +227,6 @@ impl Netlink for RtNetlink {
             .map_err(kernel("replace default route", ifname))
     }
 
-    async fn default_routes(&self) -> Result<Vec<(IfName, IpAddr)>, NetlinkError> {
-        let names = self.names().await?;
-        let mut out = vec![];
-        for m in self.main_routes().await? {
-            let r = parse_route(&m);
-            if m.header.destination_prefix_length == 0
-                && let (Some(gw), Some(name)) = (r.gateway, r.oif.and_then(|i| names.get(&i)))
-            {
-                out.push((name.clone(), gw));
-            }
-        }
-        Ok(out)
-    }
-
-    async fn del_default_route(&self, v6: bool) -> Result<(), NetlinkError> {
-        for m in self.main_routes().await? {
-            let is_v6 = m.header.address_family == rtnetlink::packet_route::AddressFamily::Inet6;
-            if m.header.destination_prefix_length == 0
-                && is_v6 == v6
-                && parse_route(&m).gateway.is_some()
-            {
-                match self.handle.route().del(m).execute().await {
-                    Err(e) if errno(&e) == Some(libc::ESRCH) => {}
-                    r => r.map_err(kernel("delete default route", &"*".parse().unwrap()))?,
-                }
-            }
-        }
-        Ok(())
-    }
-
     async fn owned_routes(&self) -> Result<Vec<Route>, NetlinkError> {
         let names = self.names().await?;
         let mut out = vec![];
@@ -388,29 +354,25 @@ impl RtNetlink {
         Ok(out)
     }
 
-    /// Every IPv4 and IPv6 route of the main table.
+    /// Every IPv4 route of the main table (ours are IPv4 only).
     async fn main_routes(&self) -> Result<Vec<RouteMessage>, NetlinkError> {
-        let mut out = vec![];
-        for req in [
-            RouteMessageBuilder::<Ipv4Addr>::new().build(),
-            RouteMessageBuilder::<Ipv6Addr>::new().build(),
-        ] {
-            let msgs: Vec<RouteMessage> = self
-                .handle
-                .route()
-                .get(req)
-                .execute()
-                .try_collect()
-                .await
-                .map_err(kernel("list routes", &"*".parse().unwrap()))?;
-            out.extend(msgs.into_iter().filter(|m| {
+        let msgs: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(kernel("list routes", &"*".parse().unwrap()))?;
+        Ok(msgs
+            .into_iter()
+            .filter(|m| {
                 m.header.table == RT_TABLE_MAIN as u8
                     || m.attributes
                         .iter()
                         .any(|a| matches!(a, RouteAttribute::Table(RT_TABLE_MAIN)))
-            }));
-        }
-        Ok(out)
+            })
+            .collect())
     }
 }
 
@@ -463,19 +425,6 @@ impl Netlink for FakeNetlink {
     }
     async fn default_route(&self, ifname: &IfName, gateway: IpAddr) -> Result<(), NetlinkError> {
         self.routes.lock().unwrap().push((ifname.clone(), gateway));
-        Ok(())
-    }
-    async fn default_routes(&self) -> Result<Vec<(IfName, IpAddr)>, NetlinkError> {
-        // The last one set of each family is in force.
-        let r = self.routes.lock().unwrap();
-        let last = |v6: bool| r.iter().rev().find(|(_, g)| g.is_ipv6() == v6).cloned();
-        Ok([last(false), last(true)].into_iter().flatten().collect())
-    }
-    async fn del_default_route(&self, v6: bool) -> Result<(), NetlinkError> {
-        self.routes
-            .lock()
-            .unwrap()
-            .retain(|(_, g)| g.is_ipv6() != v6);
         Ok(())
     }
     async fn owned_routes(&self) -> Result<Vec<Route>, NetlinkError> {
