@@ -138,9 +138,12 @@ pub fn url_host(url: &str) -> &str {
 /// fills it for an appliance VM (zstackio/zstack 5a29293bd5,
 /// `plugin/kvm/.../KVMHost.java`, `KVMAgentCommands.StartVmCmd`), with the
 /// node's global-config defaults (`conf/globalConfig/{vm,kvm}.xml`: video
-/// `virtio`, sound `ich6`, boot menu on with a 3000 ms splash, cpu mode
-/// `none`, additional QMP on, timeout 5 minutes) and every primitive field,
-/// as Gson writes them. `addons` carries the appliance VM's channel
+/// `virtio`, sound `ich6`, cpu mode `none`, additional QMP on, timeout 5
+/// minutes) and every primitive field, as Gson writes them. The boot menu
+/// (`vm.bootMenu`, a per-VM resource config, on by default with a 3000 ms
+/// splash) is off: a router booted straight into its kernel has nothing to
+/// choose, and the splash would only delay every boot; the node then sends
+/// no `bootMenuSplashTimeout`. `addons` carries the appliance VM's channel
 /// (`ApplianceVmKvmBackend`) and, our extension, a direct kernel boot.
 pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path, host: &str) -> Value {
     let nics: Vec<Value> = spec
@@ -175,7 +178,7 @@ pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path, host: &str) -> Val
         "memory": memory, "maxMemory": memory, "cpuNum": cpu, "maxVcpuNum": cpu, "cpuSpeed": 0,
         "socketNum": 1, "cpuOnSocket": cpu, "threadsPerCore": 1,
         "bootDev": ["hd"], "bootMode": "Legacy", "machineType": "pc",
-        "useBootMenu": true, "bootMenuSplashTimeout": 3000,
+        "useBootMenu": false,
         "clock": "utc", "consoleMode": "vnc", "videoType": "virtio", "soundType": "ich6",
         "nestedVirtualization": "none", "hostManagementIp": url_host(host),
         "timeout": 300, "isApplianceVm": true,

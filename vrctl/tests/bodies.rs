@@ -197,11 +197,13 @@ fn start_vm_carries_every_primitive_of_start_vm_cmd() {
         "http://10.0.0.21:7070",
     );
     assert_no_nulls(&body, "/vm/start");
-    // KVMHost.startVm: five minutes, the node's video and boot-menu
-    // defaults, the host's management IP, the appliance VM's channel.
+    // KVMHost.startVm: five minutes, the node's video default, the host's
+    // management IP, the appliance VM's channel.
     assert_eq!(body["timeout"], 300);
     assert_eq!(body["videoType"], "virtio");
-    assert_eq!(body["useBootMenu"], true);
+    // vm.bootMenu off for the router: no splash timeout then.
+    assert_eq!(body["useBootMenu"], false);
+    assert!(body.get("bootMenuSplashTimeout").is_none());
     assert_eq!(body["hostManagementIp"], "10.0.0.21");
     assert_eq!(body["isApplianceVm"], true);
     assert_eq!(body["addons"]["channel"]["targetName"], "applianceVm.vport");
