@@ -67,6 +67,8 @@ pub enum BridgeError {
     NotAPort { port: String, bridge: String },
     #[error("cannot record the isolation of bridge[{bridge}]: {error}")]
     Record { bridge: String, error: String },
+    #[error("cannot find network device[{nic}], the uplink of bridge[{bridge}]")]
+    UplinkMissing { bridge: String, nic: String },
     #[error("bridge[{bridge}] has no uplink: {nic} is not one of its ports{elsewhere}")]
     NoUplink {
         bridge: String,
@@ -327,6 +329,15 @@ pub async fn check(
             BridgeError::NoBridge(bridge.into())
         });
     };
+    // kvmagent's check_bridge brings the uplink up and fails when it does
+    // not exist (network_plugin.py _ifup_device_if_down: "cannot find
+    // /sys/class/net/<nic>/operstate").
+    if obs.link(nic).is_none() {
+        return Err(BridgeError::UplinkMissing {
+            bridge: bridge.into(),
+            nic: nic.into(),
+        });
+    }
     // A bridge without its NIC carries nothing off the host: say so here
     // rather than let a VM on it be unreachable.
     if let Some(l) = obs.link(nic).filter(|l| l.master != Some(br.index)) {
@@ -359,11 +370,20 @@ pub async fn add_if(nl: &dyn Netlink, bridge: &str, nic: &str) -> Result<Outcome
     let obs = observe(nl).await?;
     let br = obs
         .link(bridge)
-        .filter(|l| l.is_bridge())
         .ok_or_else(|| BridgeError::NoBridge(bridge.into()))?;
+    if !br.is_bridge() {
+        return Err(PlanError::NotABridge(bridge.into()).into());
+    }
     let dev = obs
         .link(nic)
         .ok_or_else(|| BridgeError::NoNic(nic.into()))?;
+    // What the kernel would refuse with a bare EINVAL/ELOOP.
+    if crate::plan::bridge::is_loopback(dev) {
+        return Err(PlanError::Loopback(nic.into()).into());
+    }
+    if dev.is_bridge() {
+        return Err(PlanError::NicIsBridge(nic.into()).into());
+    }
     if dev.master == Some(br.index) {
         return Ok(Outcome {
             changed: 0,

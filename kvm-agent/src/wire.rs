@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod bounds;
 pub mod vm;
 
 #[derive(Debug, Clone, Default, Deserialize)]

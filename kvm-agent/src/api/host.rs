@@ -11,6 +11,7 @@ use super::{AppState, Session};
 use crate::netstate::Op;
 use crate::sys::hostinfo::{LibvirtCaps, parse_capabilities};
 use crate::sys::store::write_atomic;
+use crate::wire::bounds;
 use crate::wire::*;
 
 /// Answers at once, never behind a running apply; the body is empty as in
@@ -42,6 +43,12 @@ fn required_version(v: Option<String>, what: &str, tool: &str) -> Result<String,
 /// records the version). A restarted agent still reports `hostUuid: ""` so
 /// the MN reconnects and re-sends its configuration.
 pub async fn connect(state: AppState, cmd: ConnectCmd) -> Result<ConnectResponse, ApiError> {
+    // Stored, logged and echoed by /host/ping: bounded and printable.
+    bounds::uuid("hostUuid", &cmd.host_uuid)?;
+    if !cmd.send_command_url.is_empty() {
+        bounds::url("sendCommandUrl", &cmd.send_command_url)?;
+    }
+    bounds::text("version", &cmd.version, 64)?;
     let (libvirt, qemu) =
         tokio::join!(state.host.version_of("libvirtd"), state.host.qemu_version());
     let libvirt_version = required_version(libvirt, "libvirtVersion", "libvirtd")?;
@@ -77,6 +84,7 @@ pub async fn update_configuration(
     if cmd.send_command_url.is_empty() {
         return Err(ApiError::bad_request("field sendCommandUrl: empty"));
     }
+    bounds::url("sendCommandUrl", &cmd.send_command_url)?;
     let mut session = state.session.lock().unwrap().clone();
     session.send_command_url = cmd.send_command_url;
     persist(&state, &session).await?;
@@ -110,9 +118,10 @@ pub async fn update_dependency(
     _state: AppState,
     cmd: UpdateDependencyCmd,
 ) -> Result<common::agent::Ok, ApiError> {
+    bounds::optional_uuid("hostUuid", &cmd.host_uuid)?;
     tracing::info!(
         host_uuid = %cmd.host_uuid,
-        repo = cmd.zstack_repo.as_deref().unwrap_or(""),
+        repo = %common::text::excerpt(cmd.zstack_repo.as_deref().unwrap_or("")),
         experimental = cmd.enable_exp_repo,
         "updatedependency: packages are managed by this host's deployment, nothing installed"
     );
@@ -196,9 +205,13 @@ pub async fn check_physical_interfaces(
         Ok(o) => o,
         Err(e) => return reply(vec![], Some(ApiError::internal(e.to_string()))),
     };
-    for name in &cmd.interface_names {
-        let link = name.parse::<IfName>().ok().and_then(|_| obs.link(name));
-        let Some(link) = link else {
+    for (i, name) in cmd.interface_names.iter().enumerate() {
+        // Quoted bounded: the name is echoed in the reply and the log.
+        if let Err(e) = name.parse::<IfName>() {
+            let e = ApiError::bad_request(format!("field interfaceNames[{i}]: {e}"));
+            return reply(vec![common::text::excerpt(name)], Some(e));
+        }
+        let Some(link) = obs.link(name) else {
             let e =
                 ApiError::bad_request(format!("cannot find physical network interface[{name}]"));
             return reply(vec![name.clone()], Some(e));

@@ -6,6 +6,7 @@ use common::net::IfName;
 use super::AppState;
 use crate::bridge::{self, BridgeError};
 use crate::plan::bridge::{BridgeSpec, PlanError};
+use crate::wire::bounds;
 use crate::wire::*;
 
 fn ifname(field: &str, v: &str) -> Result<String, ApiError> {
@@ -33,6 +34,9 @@ fn spec(nic: &str, bridge: &str, mtu: Option<i64>, uuid: &str) -> Result<BridgeS
             )));
         }
     };
+    // The uuid becomes the bridge's alias (IFLA_IFALIAS), which the kernel
+    // bounds; the node always sends a 32-hex uuid.
+    bounds::optional_uuid("l2NetworkUuid", uuid)?;
     Ok(BridgeSpec {
         bridge: ifname("bridgeName", bridge)?,
         nic: ifname("physicalInterfaceName", nic)?,
@@ -46,8 +50,12 @@ fn map_err(e: BridgeError, context: String) -> ApiError {
     let msg = format!("{context}, because {e}");
     match e {
         BridgeError::Plan(
-            PlanError::NicMissing(_) | PlanError::NicIsBridge(_) | PlanError::NotABridge(_),
+            PlanError::NicMissing(_)
+            | PlanError::NicIsBridge(_)
+            | PlanError::NotABridge(_)
+            | PlanError::Loopback(_),
         )
+        | BridgeError::NoBridge(_)
         | BridgeError::NoParent(_)
         | BridgeError::NoNic(_)
         | BridgeError::VlanNameTooLong(_) => ApiError::bad_request(msg),
@@ -141,7 +149,7 @@ pub async fn create_vlan(state: AppState, cmd: CreateBridgeCmd) -> Result<Ok, Ap
 async fn check(state: AppState, cmd: CheckBridgeCmd, vlan: bool) -> Result<Ok, ApiError> {
     let bridge = ifname("bridgeName", &cmd.bridge_name)?;
     let id = vlan_id(cmd.vlan)?;
-    let mut nic = cmd.physical_interface_name.clone();
+    let mut nic = ifname("physicalInterfaceName", &cmd.physical_interface_name)?;
     if vlan && id != 0 {
         nic = bridge::vlan_ifname(&nic, id).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
@@ -151,6 +159,7 @@ async fn check(state: AppState, cmd: CheckBridgeCmd, vlan: bool) -> Result<Ok, A
         .map_err(|e| match e {
             BridgeError::NoBridge(_)
             | BridgeError::NoVlanBridge(_)
+            | BridgeError::UplinkMissing { .. }
             | BridgeError::NoUplink { .. } => ApiError::bad_request(e.to_string()),
             e => ApiError::internal(e.to_string()),
         })?;

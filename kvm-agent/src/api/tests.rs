@@ -581,3 +581,6 @@ async fn isolated_createbridge_isolates_guest_ports_and_pvlan_is_refused() {
     assert!(!crate::bridge::is_isolated(&e.dir, "br_eth0"));
     let _ = std::fs::remove_dir_all(&e.dir);
 }
+
+#[path = "tests_bounds.rs"]
+mod bounds;

@@ -13,6 +13,7 @@ use crate::sys::bootstrap;
 use crate::sys::events::{DomainEvent, reports};
 use crate::sys::hypervisor::Hypervisor;
 use crate::vm::{self, StopKind, VmError};
+use crate::wire::bounds;
 use crate::wire::vm::*;
 
 mod ops;
@@ -112,7 +113,7 @@ pub async fn start(state: AppState, cmd: StartVmCmd) -> Result<StartVmResponse, 
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &plan.name).await;
     let host = state.host.clone_probe();
-    let timeout = Duration::from_secs(cmd.timeout.filter(|t| *t > 0).unwrap_or(300));
+    let timeout = bounds::timeout_secs(cmd.timeout, 300);
     let (hv2, plan2, guard) = (hv.clone(), plan.clone(), state.vm.guard.clone());
     let paused = cmd.create_paused;
     let outcome = blocking(move || {
@@ -204,7 +205,7 @@ pub async fn stop(state: AppState, cmd: StopVmCmd) -> Result<Ok, ApiError> {
     let kind: StopKind = cmd.kind.parse().map_err(ApiError::bad_request)?;
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
-    let timeout = Duration::from_secs(cmd.timeout.filter(|t| *t > 0).unwrap_or(120));
+    let timeout = bounds::timeout_secs(cmd.timeout, 120);
     let (n, guard) = (name.clone(), state.vm.guard.clone());
     blocking(move || {
         let taps = vm_taps(hv.as_ref(), &n);
@@ -308,7 +309,7 @@ pub async fn reboot(state: AppState, cmd: RebootVmCmd) -> Result<RebootVmRespons
     let name = name_of("uuid", &cmd.uuid)?;
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
-    let timeout = Duration::from_secs(cmd.timeout.filter(|t| *t > 0).unwrap_or(300));
+    let timeout = bounds::timeout_secs(cmd.timeout, 300);
     // Reboot makes new taps: they get the isolation the old ones had.
     let (n, h) = (name.clone(), hv.clone());
     let before = blocking(move || Result::Ok(h.xml(&n, false).unwrap_or_default()))
@@ -359,17 +360,14 @@ pub async fn vmsync(state: AppState, _cmd: crate::wire::Empty) -> Result<VmSyncR
 
 pub async fn set_bootstrap_info(state: AppState, cmd: SetBootstrapInfoCmd) -> Result<Ok, ApiError> {
     let _ = state;
+    bounds::abs_path("socketPath", &cmd.socket_path)?;
     if cmd.socket_path.is_empty() || !cmd.socket_path.starts_with('/') {
         return Err(ApiError::bad_request(format!(
             "field socketPath: {:?} is not an absolute path",
             cmd.socket_path
         )));
     }
-    let timeout = Duration::from_secs(
-        cmd.boot_strap_info_timeout
-            .filter(|t| *t > 0)
-            .unwrap_or(300),
-    );
+    let timeout = bounds::timeout_secs(cmd.boot_strap_info_timeout, 300);
     let path = PathBuf::from(&cmd.socket_path);
     tokio::task::spawn_blocking(move || bootstrap::send(&path, &cmd.info, timeout))
         .await

@@ -50,6 +50,8 @@ pub enum PlanError {
     NicMissing(String),
     #[error("interface {0} is bridge")]
     NicIsBridge(String),
+    #[error("device[{0}] is the loopback device, which cannot be a bridge port")]
+    Loopback(String),
     #[error("link {0} exists and is not a bridge")]
     NotABridge(String),
     #[error(
@@ -112,6 +114,13 @@ fn default_gateway(routes: &[&Route]) -> Option<IpAddr> {
     best(false).or_else(|| best(true))
 }
 
+/// The kernel refuses to enslave the loopback device (EINVAL), and a
+/// bridge over it would carry nothing: `lo`, or a plain device with the
+/// all-zero MAC only loopback has.
+pub fn is_loopback(link: &Link) -> bool {
+    link.name == "lo" || (link.kind.is_none() && link.mac.is_some_and(|m| m.0 == [0; 6]))
+}
+
 fn check_nic<'a>(
     spec: &BridgeSpec,
     obs: &'a Observed,
@@ -121,6 +130,9 @@ fn check_nic<'a>(
         .ok_or_else(|| PlanError::NicMissing(spec.nic.clone()))?;
     if nic.is_bridge() {
         return Err(PlanError::NicIsBridge(spec.nic.clone()));
+    }
+    if is_loopback(nic) {
+        return Err(PlanError::Loopback(spec.nic.clone()));
     }
     let br = obs.link(&spec.bridge);
     if let Some(b) = br
