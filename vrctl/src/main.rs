@@ -431,10 +431,9 @@ async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
             delete,
         } => {
             let kind = if vlan.is_some() { "l2vlan" } else { "l2novlan" };
-            let l2 = format!(
-                "{:0<32}",
-                bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "")
-            );
+            // The L2 network's uuid: the bridge name in hex (stable per bridge).
+            let hex: String = bridge.bytes().map(|b| format!("{b:02x}")).collect();
+            let l2 = format!("{:0<32}", &hex[..hex.len().min(32)]);
             let (verb, body) = if *check {
                 ("checkbridge", host::check_bridge_cmd(nic, bridge, *vlan))
             } else if *delete {
