@@ -95,7 +95,8 @@ impl RouterSpec {
 
     /// The commands in the order the controller resyncs a router
     /// (`VyosConnectFlow`'s `/init`, then the reconnect flows of
-    /// `conf/springConfigXml/vyos.xml`): `/init`, NICs, DNS, DHCP, SNAT, VIPs,
+    /// `conf/springConfigXml/vyos.xml`): `/init`, NICs, the guest NICs'
+    /// firewall default actions, DNS, DHCP, SNAT, VIPs,
     /// port forwarding, EIPs, certificates (only when there are any, as
     /// `refreshCertsAndListeners` does), load balancers. The bodies are the
     /// Java command classes' (see [`crate::wire`]).
@@ -128,12 +129,19 @@ impl RouterSpec {
             "timeServers": vm.management_node_ip.iter().collect::<Vec<_>>(),
             "parms": parms,
         });
+        let actions: Vec<Value> = self
+            .nics
+            .iter()
+            .filter_map(wire::nic_default_action)
+            .collect();
         let mut cmds = vec![
             ("/init", init),
             (
                 "/configurenic",
-                json!({"nics": self.nics.iter().map(wire::nic).collect::<Vec<_>>()}),
+                json!({"nics": self.nics.iter().map(wire::configure_nic).collect::<Vec<_>>()}),
             ),
+            // The node skips it when no guest NIC has an action.
+            ("/configurenicdefaultaction", json!({"nics": actions})),
             (
                 "/setdns",
                 json!({"dns": self.dns.iter().map(wire::dns).collect::<Vec<_>>()}),
@@ -160,6 +168,9 @@ impl RouterSpec {
                 json!({"eips": self.eips.iter().map(wire::eip).collect::<Vec<_>>()}),
             ),
         ];
+        if cmds[2].1["nics"].as_array().is_some_and(|a| a.is_empty()) {
+            cmds.remove(2);
+        }
         if !self.certificates.is_empty() {
             cmds.push(("/certificates/create", json!({"certs": self.certificates})));
         }
@@ -344,6 +355,7 @@ mac = "fa:26:9c:aa:00:03"
 ip = "192.168.100.1"
 netmask = "255.255.255.0"
 category = "Private"
+firewallDefaultAction = "reject"
 
 [[snats]]
 publicNicMac = "fa:26:9c:aa:00:02"
@@ -369,6 +381,7 @@ privateMac = "fa:26:9c:aa:00:03"
             [
                 "/init",
                 "/configurenic",
+                "/configurenicdefaultaction",
                 "/setdns",
                 "/refreshDhcpServer",
                 "/syncsnat",
@@ -378,12 +391,21 @@ privateMac = "fa:26:9c:aa:00:03"
                 "/lb/refresh"
             ]
         );
+        // No guest NIC with an action: no /configurenicdefaultaction.
+        let mut plain = spec.clone();
+        plain.nics[1].firewall_default_action = None;
+        assert!(
+            plain
+                .commands()
+                .iter()
+                .all(|(p, _)| *p != "/configurenicdefaultaction")
+        );
         // `refreshCertsAndListeners` sends certificates only when there are some.
         let mut with_cert = spec.clone();
         with_cert.certificates.insert("c1".into(), "PEM".into());
         let paths: Vec<_> = with_cert.commands().iter().map(|(p, _)| *p).collect();
-        assert_eq!(paths[8..], ["/certificates/create", "/lb/refresh"]);
-        assert_eq!(cmds[5].1["nicIps"].as_array().unwrap().len(), 2);
+        assert_eq!(paths[9..], ["/certificates/create", "/lb/refresh"]);
+        assert_eq!(cmds[6].1["nicIps"].as_array().unwrap().len(), 2);
         let want = spec.desired().unwrap();
         let d = diff(&Model::default(), &want);
         assert!(d.contains(&Change {

@@ -25,6 +25,28 @@ pub fn nic(n: &vr::NicInfo) -> Value {
     }))
 }
 
+/// The `NicInfo` of `/configurenic` as `VirtualRouter.java` fills it after
+/// a NIC is attached: no `firewallDefaultAction` (that follows by
+/// `/configurenicdefaultaction`).
+pub fn configure_nic(n: &vr::NicInfo) -> Value {
+    let mut v = nic(n);
+    if let Value::Object(o) = &mut v {
+        o.remove("firewallDefaultAction");
+    }
+    v
+}
+
+/// The `NicInfo` of `/configurenicdefaultaction`
+/// (`VyosChangePrivateL3FirewallDefaultActionFlow`): a guest NIC's address
+/// and its action; None for a NIC without one.
+pub fn nic_default_action(n: &vr::NicInfo) -> Option<Value> {
+    let action = n.firewall_default_action.as_ref()?;
+    Some(gson(&json!({
+        "ip": n.ip, "isDefaultRoute": false, "gateway": n.gateway, "mac": n.mac,
+        "netmask": n.netmask, "firewallDefaultAction": action,
+    })))
+}
+
 /// `VirtualRouterCommands.NicIpTO` of one of the router's NICs (`/createvip`'s
 /// `nicIps`).
 pub fn nic_ip(n: &vr::NicInfo) -> Value {

@@ -147,12 +147,21 @@ fn router_commands_have_the_java_classes_fields() {
     for (path, body) in spec.commands() {
         assert_no_nulls(&body, path);
     }
-    // VirtualRouterCommands.NicInfo has no deviceName.
+    // VirtualRouterCommands.NicInfo has no deviceName; the attach-NIC body
+    // has no firewallDefaultAction, which goes by /configurenicdefaultaction.
     let nics = command(&spec, "/configurenic");
     for n in nics["nics"].as_array().unwrap() {
         assert!(n.get("deviceName").is_none(), "{n}");
+        assert!(n.get("firewallDefaultAction").is_none(), "{n}");
         assert!(n.get("isDefaultRoute").is_some(), "{n}");
     }
+    let actions = command(&spec, "/configurenicdefaultaction");
+    assert_eq!(
+        actions["nics"],
+        json!([{"ip": "192.168.100.1", "isDefaultRoute": false, "gateway": "192.168.100.1",
+                "mac": "52:54:00:7e:00:02", "netmask": "255.255.255.0",
+                "firewallDefaultAction": "reject"}])
+    );
     // VyosDhcpBackend's refresh entries: ip, mac, hostname, isDefaultL3Network.
     let dhcp = command(&spec, "/refreshDhcpServer");
     let entry = &dhcp["dhcpServers"][0]["dhcpInfos"][0];
