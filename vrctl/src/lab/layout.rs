@@ -43,7 +43,7 @@ pub const MGMT_MAC: &str = "52:54:00:7e:00:01";
 pub const PRIV_MAC: &str = "52:54:00:7e:00:02";
 pub const PUB_MAC: &str = "52:54:00:7e:00:03";
 pub const VR_UUID: &str = "1ab0000000000000000000000000a001";
-pub const HOST_UUID: &str = "1ab0000000000000000000000000h001";
+pub const HOST_UUID: &str = "1ab0000000000000000000000000c001";
 
 /// The management node (vrctl) and its subnet.
 pub const MN_IP: &str = "10.1.0.10";
