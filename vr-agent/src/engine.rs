@@ -235,14 +235,49 @@ impl Engine {
         if let Some(r) = self.applied.as_mut() {
             r.commit(gone, came);
         }
-        let _ = self.model.apply(edit);
+        let mut next = self.model.clone();
+        let _ = next.apply(edit);
+        let prev = std::mem::replace(&mut self.model, next);
         self.generation += 1;
-        Some(
-            self.sys
-                .store
-                .record(self.generation, edit, &self.model)
-                .map_err(|e| EngineError::Apply(format!("applied, but not persisted: {e}"))),
-        )
+        if let Err(e) = self.persist(edit) {
+            return Some(Err(self.roll_back(prev, &links, e).await));
+        }
+        Some(Ok(()))
+    }
+
+    fn persist(&self, edit: &Edit) -> Result<(), EngineError> {
+        self.sys
+            .store
+            .record(self.generation, edit, &self.model)
+            .map_err(|e| EngineError::Apply(format!("cannot persist the change: {e}")))
+    }
+
+    /// An edit went (partly) onto the box but cannot be kept (a service
+    /// refused it, the disk is full): put `prev` back in force, so the
+    /// reply's "not applied" is what the router does.
+    async fn roll_back(
+        &mut self,
+        prev: Model,
+        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+        cause: EngineError,
+    ) -> EngineError {
+        let next = std::mem::replace(&mut self.model, prev);
+        self.generation -= 1;
+        self.undo_links(&next, links).await;
+        let outcome = match self.reconcile().await {
+            Ok(()) => "not applied; the previous state is in force".to_string(),
+            Err(e) => {
+                tracing::error!(error = %e, "putting the previous state back failed");
+                format!(
+                    "not applied, and putting the previous state back failed ({e}): the router may hold part of the change"
+                )
+            }
+        };
+        match cause {
+            EngineError::BadRequest(m) => EngineError::BadRequest(format!("{m} ({outcome})")),
+            EngineError::Conflict(m) => EngineError::Conflict(format!("{m} ({outcome})")),
+            EngineError::Apply(m) => EngineError::Apply(format!("{m} ({outcome})")),
+        }
     }
 
     async fn apply_inner(&mut self, edit: &Edit) -> Result<(), EngineError> {
@@ -302,16 +337,23 @@ impl Engine {
         if let Some(c) = change {
             self.defer_conntrack(c.stale);
         }
-        self.sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, dhcp_files, &links)
-            .await?;
-        self.sync_lb(&self.model.lb.clone(), &next.lb, lb_plan)
-            .await?;
-        self.model = next;
+        let mut r = self
+            .sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, dhcp_files, &links)
+            .await;
+        if r.is_ok() {
+            r = self
+                .sync_lb(&self.model.lb.clone(), &next.lb, lb_plan)
+                .await;
+        }
+        let prev = std::mem::replace(&mut self.model, next);
         self.generation += 1;
-        self.sys
-            .store
-            .record(self.generation, edit, &self.model)
-            .map_err(|e| EngineError::Apply(format!("applied, but not persisted: {e}")))
+        if r.is_ok() {
+            r = self.persist(edit);
+        }
+        if let Err(e) = r {
+            return Err(self.roll_back(prev, &links, e).await);
+        }
+        Ok(())
     }
 
     /// Apply a change; an incremental change that the kernel refuses means
