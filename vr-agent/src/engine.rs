@@ -21,10 +21,10 @@ use crate::plan::links::{self, LinkOp};
 use crate::plan::nat::{self, Observed, Ruleset};
 use crate::plan::routes::{self, Route};
 
+mod drift;
 mod routes_sync;
 use crate::plan::{haproxy, lbudp};
 use crate::sys::Sys;
-use crate::sys::firewall::census;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -69,6 +69,11 @@ pub struct Engine {
     lb_udp: Option<String>,
     /// Our static routes (management node networks) in force; None when unknown.
     routes: Option<BTreeSet<Route>>,
+    /// Digest of each of our nft tables as the kernel listed it right after
+    /// our last change to it: the drift check compares content with it.
+    listed: std::collections::BTreeMap<&'static str, u64>,
+    /// Tables changed since they were last listed.
+    relist: BTreeSet<&'static str>,
     conntrack_tx: mpsc::UnboundedSender<BTreeSet<nat::FlowMatch>>,
     conntrack_deleted: Arc<AtomicU64>,
     pub stats: Stats,
@@ -109,12 +114,16 @@ impl Engine {
             haproxy_reload_pending: false,
             lb_udp: None,
             routes: None,
+            listed: Default::default(),
+            relist: BTreeSet::new(),
             conntrack_tx,
             conntrack_deleted,
             stats: Stats::default(),
         };
         let t = Instant::now();
-        match engine.reconcile().await {
+        let r = engine.reconcile().await;
+        engine.take_listings().await;
+        match r {
             Ok(()) => tracing::info!(
                 generation,
                 ms = t.elapsed().as_millis() as u64,
@@ -137,6 +146,7 @@ impl Engine {
     pub async fn apply(&mut self, edit: Edit) -> Result<(), EngineError> {
         let t = Instant::now();
         let r = self.apply_inner(&edit).await;
+        self.take_listings().await;
         if edit.is_bulk() || edit.is_sync() {
             crate::sys::memory::trim();
         }
@@ -223,7 +233,7 @@ impl Engine {
         };
         let change = nat::delta(self.applied.as_ref()?, &gone, &came);
         if let Some(c) = change {
-            if let Err(e) = self.sys.firewall.apply(&c.script).await {
+            if let Err(e) = self.nft(nat::TABLE, &c.script).await {
                 // Our table drifted; the general path replaces it whole.
                 tracing::warn!(error = %e, "element change refused; taking the full path");
                 self.applied = None;
@@ -322,9 +332,7 @@ impl Engine {
                 let old = nat::render(&self.model, &obs).ok();
                 let restored = match &old {
                     Some(o) => self
-                        .sys
-                        .firewall
-                        .apply(&nat::full(None, o).script)
+                        .nft(nat::TABLE, &nat::full(None, o).script)
                         .await
                         .is_ok(),
                     None => false,
@@ -359,7 +367,7 @@ impl Engine {
     /// Apply a change; an incremental change that the kernel refuses means
     /// our table drifted, so replace it whole.
     async fn apply_nft(&mut self, c: &nat::Change, ruleset: &Ruleset) -> Result<(), EngineError> {
-        match self.sys.firewall.apply(&c.script).await {
+        match self.nft(nat::TABLE, &c.script).await {
             Ok(()) => {
                 if c.full {
                     self.stats.full_renders += 1;
@@ -370,9 +378,7 @@ impl Engine {
                 tracing::warn!(error = %e, "incremental nft change refused; replacing the table");
                 self.stats.drift_repairs += 1;
                 self.stats.full_renders += 1;
-                self.sys
-                    .firewall
-                    .apply(&nat::full(None, ruleset).script)
+                self.nft(nat::TABLE, &nat::full(None, ruleset).script)
                     .await
                     .map_err(apply_err)
             }
@@ -539,7 +545,7 @@ impl Engine {
         }
         if self.lb_udp.as_ref() != Some(&script) {
             self.lb_udp = None;
-            self.sys.firewall.apply(&script).await.map_err(apply_err)?;
+            self.nft(lbudp::TABLE, &script).await.map_err(apply_err)?;
             self.lb_udp = Some(script);
             // Flows of a changed udp listener may stick to a backend that left.
             let stale: BTreeSet<nat::FlowMatch> = old
@@ -654,93 +660,24 @@ impl Engine {
         self.sync_routes(&model, &links).await?;
         let ruleset = nat::render(&self.model, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
         self.applied = None;
-        self.sys
-            .firewall
-            .apply(&nat::full(None, &ruleset).script)
-            .await
-            .map_err(apply_err)?;
+        self.lb_udp = None;
+        // Both tables replaced whole in one transaction, whatever the kernel
+        // holds (a killed agent's last change, a foreign edit).
+        let lb_script = lbudp::render(&self.model.lb);
+        let script = format!("{}{lb_script}", nat::full(None, &ruleset).script);
+        self.nft(nat::TABLE, &script).await.map_err(apply_err)?;
+        self.relist.insert(lbudp::TABLE);
         self.stats.full_renders += 1;
         self.applied = Some(ruleset);
+        self.lb_udp = Some(lb_script);
         let files = self.render_dhcp(&self.model.dhcp, &links)?;
         self.dnsmasq_files = None;
         let state = self.model.dhcp.clone();
         self.sync_dnsmasq(&state, &state, files, &links).await?;
         self.haproxy_files = None;
-        self.lb_udp = None;
         let lb = self.model.lb.clone();
         let plan = self.prepare_lb(&lb).await?;
         self.sync_lb(&LbState::default(), &lb, plan).await
-    }
-
-    /// The UDP load balancer's table: one rule per listener in its chain.
-    /// Missing or edited -> applied again whole (it is small).
-    async fn check_lb_drift(&mut self) -> Result<(), EngineError> {
-        let want = lbudp::rule_count(&self.model.lb);
-        if want == 0 || self.lb_udp.is_none() {
-            return Ok(());
-        }
-        let listing = self
-            .sys
-            .firewall
-            .list(lbudp::TABLE)
-            .await
-            .map_err(apply_err)?;
-        let have = listing.map(|l| census(&l).1.get("prerouting").copied().unwrap_or(0));
-        if have != Some(want) {
-            tracing::warn!(
-                "the udp load balancer's nft table differs from the desired state; replacing it"
-            );
-            self.stats.drift_repairs += 1;
-            self.sys
-                .firewall
-                .apply(&lbudp::render(&self.model.lb))
-                .await
-                .map_err(apply_err)?;
-        }
-        Ok(())
-    }
-
-    /// Compare our table in the kernel with what we applied; replace it when
-    /// someone flushed or edited it. Returns true when it had drifted.
-    pub async fn check_drift(&mut self) -> Result<bool, EngineError> {
-        self.check_lb_drift().await?;
-        self.check_route_drift().await?;
-        let Some(expected) = &self.applied else {
-            return Ok(false);
-        };
-        let listing = self
-            .sys
-            .firewall
-            .list(nat::TABLE)
-            .await
-            .map_err(apply_err)?;
-        let drifted = match &listing {
-            None => true,
-            Some(l) => {
-                let (sets, chains) = census(l);
-                let want_sets = expected
-                    .elements
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.len()));
-                let want_chains = expected
-                    .chain_rules
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v));
-                sets != want_sets.collect() || chains != want_chains.collect()
-            }
-        };
-        if drifted {
-            tracing::warn!("our nft table differs from the desired state; replacing it");
-            self.stats.drift_repairs += 1;
-            let ruleset = expected.clone();
-            self.sys
-                .firewall
-                .apply(&nat::full(None, &ruleset).script)
-                .await
-                .map_err(apply_err)?;
-            self.stats.full_renders += 1;
-        }
-        Ok(drifted)
     }
 }
 

@@ -104,14 +104,24 @@ pub async fn run(
     Ok(())
 }
 
+/// Repair drift within moments of an `nft monitor` event, and poll every
+/// `every` as the backstop (events can be missed, routes have none here).
 async fn drift_loop(engine: Arc<Mutex<Engine>>, every: Duration) {
     if every.is_zero() {
         return;
     }
+    let changed = Arc::new(tokio::sync::Notify::new());
+    sys::monitor::watch(changed.clone());
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = changed.notified() => {
+                // Let a burst of events (one transaction) finish.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         if let Err(e) = engine.lock().await.check_drift().await {
             tracing::warn!(error = %e, "drift check failed");
         }

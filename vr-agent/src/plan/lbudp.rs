@@ -36,12 +36,6 @@ fn slots(backends: &[Backend]) -> Vec<&Backend> {
     out
 }
 
-/// How many rules `render` puts in the table's chain (one per udp
-/// listener with backends): what the drift check expects to find.
-pub fn rule_count(lb: &LbState) -> usize {
-    lb.udp().filter(|l| !slots(&l.backends).is_empty()).count()
-}
-
 /// The whole table as one transaction (replaces what was there; removes
 /// the table when there is no udp listener).
 pub fn render(lb: &LbState) -> String {

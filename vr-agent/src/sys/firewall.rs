@@ -75,49 +75,72 @@ impl Firewall for FakeFirewall {
     }
 }
 
-/// Number of elements in each set/map and rules in each chain of a
-/// `nft -j list table` answer, for comparing with what we rendered.
-pub fn census(
-    listing: &Value,
-) -> (
-    std::collections::BTreeMap<String, usize>,
-    std::collections::BTreeMap<String, usize>,
-) {
-    let mut sets = std::collections::BTreeMap::new();
-    let mut chains = std::collections::BTreeMap::new();
-    let objects = listing
-        .get("nftables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for o in objects {
-        for kind in ["set", "map"] {
-            if let Some(s) = o.get(kind) {
-                let name = s
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let n = s.get("elem").and_then(Value::as_array).map_or(0, Vec::len);
-                sets.insert(name, n);
-            }
-        }
-        if let Some(c) = o.get("chain") {
-            let name = c
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            chains.entry(name).or_insert(0);
-        }
-        if let Some(r) = o.get("rule") {
-            let name = r
-                .get("chain")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            *chains.entry(name).or_insert(0) += 1;
+/// A digest of a `nft -j list table` answer (None: no table) that ignores
+/// what changes without a change of content: rule handles and the order
+/// the kernel lists set elements in. Equal digests: same rules, same
+/// elements.
+pub fn digest(listing: Option<&Value>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn normalise(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| k.as_str() != "handle")
+                    .map(|(k, v)| {
+                        let v = match (k.as_str(), v) {
+                            ("elem", Value::Array(a)) => {
+                                let mut a: Vec<Value> = a.iter().map(normalise).collect();
+                                a.sort_by_cached_key(|e| e.to_string());
+                                Value::Array(a)
+                            }
+                            _ => normalise(v),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(normalise).collect()),
+            _ => v.clone(),
         }
     }
-    (sets, chains)
+    let text = listing.map(|l| {
+        // The metainfo object names the nft version, not our content.
+        let objects: Vec<Value> = l
+            .get("nftables")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter(|o| o.get("metainfo").is_none())
+                    .map(normalise)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Value::Array(objects).to_string()
+    });
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_ignores_handles_and_element_order_but_not_content() {
+        let a = serde_json::json!({"nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"set": {"name": "pf", "handle": 3, "elem": ["b", "a"]}},
+            {"rule": {"chain": "in", "handle": 7, "expr": [{"accept": null}]}}]});
+        let b = serde_json::json!({"nftables": [
+            {"metainfo": {"version": "1.0.9"}},
+            {"set": {"name": "pf", "handle": 9, "elem": ["a", "b"]}},
+            {"rule": {"chain": "in", "handle": 2, "expr": [{"accept": null}]}}]});
+        let c = serde_json::json!({"nftables": [
+            {"set": {"name": "pf", "elem": ["a", "b"]}},
+            {"rule": {"chain": "in", "expr": [{"drop": null}]}}]});
+        assert_eq!(digest(Some(&a)), digest(Some(&b)));
+        assert_ne!(digest(Some(&a)), digest(Some(&c)));
+        assert_ne!(digest(Some(&a)), digest(None));
+    }
 }

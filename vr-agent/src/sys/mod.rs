@@ -6,6 +6,7 @@ pub mod dnsmasq;
 pub mod firewall;
 pub mod haproxy;
 pub mod memory;
+pub mod monitor;
 pub mod ndisc;
 pub mod netlink;
 pub mod power;

@@ -49,7 +49,9 @@ pub async fn output(
         program: program.to_string(),
         source,
     };
-    let mut child = Command::new(program)
+    let mut cmd = Command::new(program);
+    die_with_parent(&mut cmd);
+    let mut child = cmd
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -72,5 +74,26 @@ pub async fn output(
             program: program.to_string(),
             secs: TIMEOUT.as_secs(),
         }),
+    }
+}
+
+/// Make the child die (SIGKILL) when the agent dies: an `nft -f` that
+/// outlives a killed agent would commit a change the restarted agent does
+/// not know of. The signal follows the spawning thread; tokio's worker
+/// threads live as long as the runtime.
+#[allow(unsafe_code)]
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The agent died before prctl took effect.
+            if libc::getppid() == 1 {
+                return Err(std::io::Error::other("parent gone"));
+            }
+            Ok(())
+        });
     }
 }
