@@ -105,6 +105,20 @@ fn assert_services(lab: &Lab, what: &str) {
     assert_all_pass(&st["checks"], what);
 }
 
+/// The `KVM_AGENT_*` environment of process `pid` (the lab gives kvm-agent
+/// its directories that way).
+fn agent_env(pid: &str) -> Vec<(String, String)> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    env.split(|b| *b == 0)
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            let (k, v) = kv.split_once('=')?;
+            k.starts_with("KVM_AGENT_")
+                .then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 /// kvm-agent of the lab's host: its pid and command line.
 fn kvm_agent(lab: &Lab) -> Option<(String, Vec<String>)> {
     let pids = lab.sh(&format!("ip netns pids {}", lab.ns("host")));
@@ -169,6 +183,7 @@ fn lab_up_proves_every_service_recovers_and_down_leaves_nothing() {
         // vmsync says Stopped, `vr start` brings the VR back.
         let uri = report["libvirt_uri"].as_str().unwrap();
         let (pid, cmd) = kvm_agent(&lab).expect("kvm-agent runs");
+        let env = agent_env(&pid);
         lab.sh(&format!(
             "kill -9 {pid}; virsh -c '{uri}' destroy 1ab0000000000000000000000000a001"
         ));
@@ -180,6 +195,7 @@ fn lab_up_proves_every_service_recovers_and_down_leaves_nothing() {
         restart
             .args(["netns", "exec", &lab.ns("host")])
             .args(&cmd)
+            .envs(env)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());

@@ -215,26 +215,43 @@ pub fn build(
     let kvm_agent = opts.bin_dir.join("kvm-agent");
     let state = |d: &str| names.state.join(d).display().to_string();
     let uri_arg = uri.clone().unwrap_or_else(|| "test:///default".into());
-    spawn(
-        &n("host"),
-        kvm_agent.to_str().unwrap_or("kvm-agent"),
-        &[
-            "--listen",
-            "0.0.0.0:7070",
-            "--state-dir",
-            &state("kvm-agent"),
-            "--libvirt-uri",
-            &uri_arg,
-            "--domain-type",
-            if kvm { "kvm" } else { "qemu" },
-            "--console-log-dir",
-            &state("console"),
-            "--vnc-listen",
-            "127.0.0.1",
-        ],
-        &log("kvm-agent.log"),
-    )?;
+    // Where kvm-agent lets VMs' channel sockets, disks and kernels be: the
+    // lab's own directories (through the environment, so a restart with the
+    // same environment keeps them).
+    let dirs = kvm_agent_dirs(names, opts);
+    let mut args: Vec<String> = dirs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    args.push(kvm_agent.to_str().unwrap_or("kvm-agent").to_string());
+    let domain = if kvm { "kvm" } else { "qemu" };
+    for a in [
+        "--listen",
+        "0.0.0.0:7070",
+        "--state-dir",
+        &state("kvm-agent"),
+        "--libvirt-uri",
+        &uri_arg,
+        "--domain-type",
+        domain,
+        "--console-log-dir",
+        &state("console"),
+        "--vnc-listen",
+        "127.0.0.1",
+    ] {
+        args.push(a.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn(&n("host"), "env", &args, &log("kvm-agent.log"))?;
     Ok(uri)
+}
+
+/// The environment kvm-agent runs with in the lab: its socket, volume and
+/// image directories.
+pub fn kvm_agent_dirs(names: &Names, opts: &Options) -> Vec<(&'static str, String)> {
+    let at = |d: &str| names.state.join(d).display().to_string();
+    vec![
+        ("KVM_AGENT_SOCKET_DIR", at("sock")),
+        ("KVM_AGENT_VOLUME_DIRS", at("disks")),
+        ("KVM_AGENT_IMAGE_DIRS", opts.image_dir.display().to_string()),
+    ]
 }
 
 /// The VR as a namespace: veths on the same bridges a VM's taps would be

@@ -30,7 +30,7 @@ pub fn kvm_agent_bin() -> PathBuf {
 pub fn start_kvm_agent(ns: &Netns, state: &TempDir) -> (testbed::Proc, &'static str) {
     let bin = kvm_agent_bin();
     let console = state.path().join("console");
-    let agent = testbed::Proc::start(ns.command(
+    let mut cmd = ns.command(
         bin.to_str().unwrap(),
         &[
             "--listen",
@@ -42,13 +42,35 @@ pub fn start_kvm_agent(ns: &Netns, state: &TempDir) -> (testbed::Proc, &'static 
             "--console-log-dir",
             console.to_str().unwrap(),
         ],
-    ))
-    .unwrap();
+    );
+    // VM channel sockets under the test's directory (kvm-agent keeps them
+    // to its socket directory; an older kvm-agent ignores these).
+    cmd.env("KVM_AGENT_SOCKET_DIR", state.path().join("sock"));
+    // Disks under the test's directory too, besides the default places.
+    let here = state.path().display().to_string();
+    cmd.env(
+        "KVM_AGENT_VOLUME_DIRS",
+        format!("/var/lib/zstack/local,/zstack_ps,{here}"),
+    );
+    cmd.env("KVM_AGENT_IMAGE_DIRS", &here);
+    let agent = testbed::Proc::start(cmd).unwrap();
     let url = "http://127.0.0.1:7070";
     let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
         testbed::http_post(ns, &format!("{url}/host/echo"), "{}", &[]).is_ok_and(|r| r.0 == 200)
     });
     assert!(up, "kvm-agent did not answer:\n{}", agent.log());
+    // Connected like the node connects a host (sync), so the agent takes
+    // this test as its controller.
+    let body = vrctl::host::connect_cmd(
+        "5e570000000000000000000000000001",
+        &vrctl::host::send_command_url("127.0.0.1"),
+    );
+    let connected = testbed::http_post(ns, &format!("{url}/host/connect"), &body.to_string(), &[]);
+    assert!(
+        connected.as_ref().is_ok_and(|r| r.0 == 200),
+        "/host/connect: {connected:?}\n{}",
+        agent.log()
+    );
     (agent, url)
 }
 
