@@ -5,6 +5,7 @@
 pub mod api;
 pub mod bridge;
 pub mod netstate;
+pub mod paths;
 pub mod plan;
 pub mod sys;
 pub mod vm;
@@ -18,7 +19,9 @@ pub async fn run(
     state: api::AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, api::router(state))
+    // The peer address is what `api::guard` decides on.
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

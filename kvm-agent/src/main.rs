@@ -43,6 +43,44 @@ struct Args {
     /// Address VNC consoles listen on (ZStack uses 0.0.0.0).
     #[arg(long, env = "KVM_AGENT_VNC_LISTEN", default_value = "0.0.0.0")]
     vnc_listen: String,
+    /// VM channel sockets must be files directly in this directory
+    /// (ZStack's ApplianceVmConstant.KVM_CHANNEL_AGENT_PATH).
+    #[arg(
+        long,
+        env = "KVM_AGENT_SOCKET_DIR",
+        default_value = kvm_agent::paths::DEFAULT_SOCKET_DIR
+    )]
+    socket_dir: PathBuf,
+    /// Volume install paths and storage paths must be inside one of these
+    /// (repeatable; the primary storages' mount points).
+    #[arg(
+        long = "volume-dir",
+        env = "KVM_AGENT_VOLUME_DIRS",
+        value_delimiter = ',',
+        default_values = kvm_agent::paths::DEFAULT_VOLUME_DIRS
+    )]
+    volume_dirs: Vec<PathBuf>,
+    /// Kernels and initrds of addons.directKernelBoot must be inside one of
+    /// these or a volume dir (repeatable).
+    #[arg(
+        long = "image-dir",
+        env = "KVM_AGENT_IMAGE_DIRS",
+        value_delimiter = ',',
+        default_value = kvm_agent::paths::DEFAULT_IMAGE_DIR
+    )]
+    image_dirs: Vec<PathBuf>,
+    /// Controller addresses or IPv4 CIDRs allowed to send commands
+    /// (repeatable), besides the one pinned by the first /host/connect.
+    #[arg(
+        long = "allow-from",
+        env = "KVM_AGENT_ALLOW_FROM",
+        value_delimiter = ','
+    )]
+    allow_from: Vec<common::net::Ipv4Net>,
+    /// Forget the controller pinned by /host/connect (the next connect
+    /// pins again).
+    #[arg(long)]
+    forget_controller: bool,
 }
 
 fn domain_type(arg: &str, host: &HostProbe) -> anyhow::Result<DomainType> {
@@ -101,7 +139,19 @@ async fn main() -> anyhow::Result<()> {
             (None, e.to_string())
         }
     };
-    let mut vm = VmSide::new(hv, options);
+    let dirs = kvm_agent::paths::HostDirs {
+        socket_dir: args.socket_dir,
+        volume_dirs: args.volume_dirs,
+        image_dirs: args.image_dirs,
+    };
+    tracing::info!(?dirs, "request paths confined to");
+    let peers = kvm_agent::api::guard::Peers::load(
+        args.allow_from,
+        args.state_dir.join("controller"),
+        args.forget_controller,
+    )
+    .context("loading the pinned controller")?;
+    let mut vm = VmSide::new(hv, options).with_dirs(dirs);
     vm.problem = problem;
     let agent = Arc::new(
         Agent::new(
@@ -109,7 +159,8 @@ async fn main() -> anyhow::Result<()> {
             Arc::new(ProcSys::default()),
             args.state_dir,
         )
-        .with_vm(vm),
+        .with_vm(vm)
+        .with_peers(peers),
     );
     tokio::spawn(kvm_agent::api::vm::report_events(agent.clone(), rx));
     let listener = tokio::net::TcpListener::bind(args.listen)

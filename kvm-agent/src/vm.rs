@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::paths::HostDirs;
 use crate::plan::domain::{self, DomainError, DomainPlan, HostRoom};
 use crate::sys::hypervisor::{Hypervisor, HypervisorError, VmState};
 
@@ -47,6 +48,8 @@ pub enum VmError {
     },
     #[error(transparent)]
     Guard(#[from] crate::sys::antispoof::GuardError),
+    #[error(transparent)]
+    Path(#[from] crate::paths::PathError),
     #[error("cannot prepare {path}: {source}")]
     Io {
         path: String,
@@ -118,6 +121,7 @@ pub enum Started {
 pub fn start(
     hv: &dyn Hypervisor,
     plan: &DomainPlan,
+    dirs: &HostDirs,
     room: impl FnOnce(u64) -> HostRoom,
     paused: bool,
     timeout: Duration,
@@ -133,7 +137,7 @@ pub fn start(
     }
     let reserved = reserved_kib(hv, &plan.name)?;
     domain::check_fit(&plan.name, plan.memory_kib, plan.vcpus, room(reserved))?;
-    prepare_paths(plan)?;
+    prepare_paths(plan, dirs)?;
     hv.define(&plan.xml)?;
     if let Err(e) = hv.start(&plan.name, paused) {
         // Leave nothing half-created behind a failed start.
@@ -156,20 +160,22 @@ pub fn start(
 
 /// The channel socket's directory must exist and be writable by qemu, which
 /// libvirt runs as an unprivileged user; ZStack makes it 0777 for the same
-/// reason. The console log directory belongs to virtlogd (root).
-fn prepare_paths(plan: &DomainPlan) -> Result<(), VmError> {
-    use std::os::unix::fs::PermissionsExt;
+/// reason, but only a directory the agent creates is chmodded. The socket
+/// must be a file directly in `--socket-dir`. The console log directory
+/// belongs to virtlogd (root).
+fn prepare_paths(plan: &DomainPlan, dirs: &HostDirs) -> Result<(), VmError> {
     let io = |p: &Path| {
         let path = p.display().to_string();
         move |source| VmError::Io { path, source }
     };
-    if let Some(dir) = plan.channel_socket.as_deref().and_then(Path::parent) {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).map_err(io(dir))?;
-    }
     if let Some(sock) = &plan.channel_socket {
-        // A stale socket file from a previous run makes qemu's bind fail.
-        let _ = std::fs::remove_file(sock);
+        let sock = dirs.socket(
+            "addons.channel.socketPath",
+            sock.to_str().unwrap_or_default(),
+        )?;
+        crate::paths::prepare_socket_dir(&sock.dir).map_err(io(&sock.dir))?;
+        // A stale socket from a previous run makes qemu's bind fail.
+        sock.remove().map_err(io(&sock.path()))?;
     }
     if let Some(dir) = plan.console_log.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -183,6 +189,7 @@ pub fn stop(
     name: &str,
     kind: StopKind,
     timeout: Duration,
+    dirs: &HostDirs,
 ) -> Result<(), VmError> {
     let Some(d) = hv.lookup(name)? else {
         tracing::info!(vm = name, "stop: no such domain, nothing to do");
@@ -220,8 +227,15 @@ pub fn stop(
     }
     if kind != StopKind::Force {
         hv.undefine(name)?;
+        // Only sockets in the socket directory: the XML may come from a
+        // domain someone else defined.
         for s in sockets {
-            let _ = std::fs::remove_file(&s);
+            match dirs.socket("channel", s.to_str().unwrap_or_default()) {
+                Ok(sock) => {
+                    let _ = sock.remove();
+                }
+                Err(e) => tracing::warn!(vm = name, error = %e, "channel socket left in place"),
+            }
         }
     }
     tracing::info!(vm = name, ?kind, "stopped");
@@ -229,8 +243,8 @@ pub fn stop(
 }
 
 /// Destroy = cold stop; a missing domain is success.
-pub fn destroy(hv: &dyn Hypervisor, name: &str) -> Result<(), VmError> {
-    stop(hv, name, StopKind::Cold, Duration::from_secs(60))
+pub fn destroy(hv: &dyn Hypervisor, name: &str, dirs: &HostDirs) -> Result<(), VmError> {
+    stop(hv, name, StopKind::Cold, Duration::from_secs(60), dirs)
 }
 
 /// Reboot as ZStack does it: a graceful stop (which undefines), then define
@@ -241,12 +255,13 @@ pub fn reboot(
     name: &str,
     boot_dev: &[String],
     timeout: Duration,
+    dirs: &HostDirs,
 ) -> Result<(), VmError> {
     if hv.lookup(name)?.is_none() {
         return Err(VmError::NotFound(name.into()));
     }
     let xml = domain::with_boot_devs(&hv.xml(name, true)?, boot_dev);
-    stop(hv, name, StopKind::Grace, timeout)?;
+    stop(hv, name, StopKind::Grace, timeout, dirs)?;
     hv.define(&xml)?;
     hv.start(name, false)?;
     let (ok, state) = wait_state(hv, name, timeout, |s| {

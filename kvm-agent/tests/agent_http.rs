@@ -23,7 +23,15 @@ fn binary_accepts_the_fixtures_and_migrates_over_http() -> Result<()> {
     let state_dir = state.path().to_str().unwrap();
     let agent = host.spawn(
         env!("CARGO_BIN_EXE_kvm-agent"),
-        &["--listen", "127.0.0.1:7070", "--state-dir", state_dir],
+        &[
+            "--listen",
+            "127.0.0.1:7070",
+            "--state-dir",
+            state_dir,
+            // This test is the controller; F1's sendCommandUrl names 10.0.0.10.
+            "--allow-from",
+            "127.0.0.1,10.0.0.10",
+        ],
     )?;
     let url = |p: &str| format!("http://127.0.0.1:7070{p}");
     let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {

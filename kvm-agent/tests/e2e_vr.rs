@@ -341,6 +341,14 @@ fn vr_vm_end_to_end_services_survive_reboot_and_stop_start() -> Result<()> {
             dir.path().join("console").to_str().unwrap(),
             "--vnc-listen",
             "127.0.0.1",
+            "--allow-from",
+            "127.0.0.1",
+            "--socket-dir",
+            dir.path().join("sock").to_str().unwrap(),
+            "--volume-dir",
+            dir.path().to_str().unwrap(),
+            "--image-dir",
+            images.to_str().unwrap(),
         ],
     )?;
     let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {

@@ -94,6 +94,14 @@ fn clean_traffic_drops_spoofed_ip_mac_and_arp() -> Result<()> {
             dir.path().join("console").to_str().unwrap(),
             "--vnc-listen",
             "127.0.0.1",
+            "--allow-from",
+            "127.0.0.1",
+            "--socket-dir",
+            dir.path().join("sock").to_str().unwrap(),
+            "--volume-dir",
+            dir.path().to_str().unwrap(),
+            "--image-dir",
+            dir.path().to_str().unwrap(),
         ],
     )?;
     let url = |p: &str| format!("http://127.0.0.1:7071{p}");

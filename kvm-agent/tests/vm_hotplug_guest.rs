@@ -96,6 +96,14 @@ fn guest_sees_hot_plugged_nic_and_releases_it() -> Result<()> {
             dir.path().join("console").to_str().unwrap(),
             "--vnc-listen",
             "127.0.0.1",
+            "--allow-from",
+            "127.0.0.1",
+            "--socket-dir",
+            dir.path().join("sock").to_str().unwrap(),
+            "--volume-dir",
+            dir.path().to_str().unwrap(),
+            "--image-dir",
+            images.to_str().unwrap(),
         ],
     )?;
     let url = |p: &str| format!("http://127.0.0.1:7073{p}");

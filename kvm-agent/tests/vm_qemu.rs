@@ -114,6 +114,14 @@ fn qemu_vm_two_nics_bootstrap_stop_destroy() -> Result<()> {
             console.to_str().unwrap(),
             "--vnc-listen",
             "127.0.0.1",
+            "--allow-from",
+            "127.0.0.1",
+            "--socket-dir",
+            dir.path().join("sock").to_str().unwrap(),
+            "--volume-dir",
+            dir.path().to_str().unwrap(),
+            "--image-dir",
+            dir.path().to_str().unwrap(),
         ],
     )?;
     let url = |p: &str| format!("http://127.0.0.1:7070{p}");

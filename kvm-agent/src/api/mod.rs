@@ -1,6 +1,8 @@
 //! HTTP routes on `common::agent`: one handler per endpoint,
 //! validate -> lock -> act -> map the error.
 
+mod bootstrap;
+pub mod guard;
 mod host;
 mod network;
 pub mod vm;
@@ -37,6 +39,8 @@ pub struct Agent {
     pub bridge_lock: tokio::sync::Mutex<()>,
     pub session: std::sync::Mutex<Session>,
     pub vm: VmSide,
+    /// Who may send commands (see `guard`); open in `Agent::new`.
+    pub peers: guard::Peers,
 }
 
 /// The VM half of the agent: libvirt (absent when it could not be opened at
@@ -51,6 +55,10 @@ pub struct VmSide {
     /// `/vm/volumesync`'s previous round (a path must be unused twice).
     pub volume_sync: std::sync::Mutex<crate::vm::volumes::Inactive>,
     pub locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Directories request paths must be in (`--socket-dir`, ...).
+    pub dirs: crate::paths::HostDirs,
+    /// One pending `/appliancevm/setbootstrapinfo` per socket.
+    pub bootstraps: bootstrap::Pending,
 }
 
 impl VmSide {
@@ -62,7 +70,13 @@ impl VmSide {
             guard: Arc::new(crate::sys::antispoof::NftGuard),
             volume_sync: Default::default(),
             locks: Default::default(),
+            dirs: Default::default(),
+            bootstraps: Default::default(),
         }
+    }
+    pub fn with_dirs(mut self, dirs: crate::paths::HostDirs) -> Self {
+        self.dirs = dirs;
+        self
     }
     pub fn with_guard(mut self, guard: Arc<dyn crate::sys::antispoof::NicGuard>) -> Self {
         self.guard = guard;
@@ -97,11 +111,17 @@ impl Agent {
             bridge_lock: tokio::sync::Mutex::new(()),
             session: std::sync::Mutex::new(Session::default()),
             vm: VmSide::default(),
+            peers: guard::Peers::open(),
         }
     }
 
     pub fn with_vm(mut self, vm: VmSide) -> Self {
         self.vm = vm;
+        self
+    }
+
+    pub fn with_peers(mut self, peers: guard::Peers) -> Self {
+        self.peers = peers;
         self
     }
 }
@@ -210,9 +230,13 @@ pub fn router(state: AppState) -> Router {
     r = both(
         r,
         "/appliancevm/setbootstrapinfo",
-        command(vm::set_bootstrap_info),
+        command(bootstrap::set_bootstrap_info),
     );
     r = r.route("/healthz", axum::routing::get(|| async { "ok" }));
+    let r = r.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::layer,
+    ));
     common::agent::finish(r, state)
 }
 
@@ -221,3 +245,6 @@ mod tests;
 
 #[cfg(test)]
 mod tests_vm;
+
+#[cfg(test)]
+mod tests_paths;

@@ -90,6 +90,11 @@ fn env(name: &str) -> Env {
         (QEMU, "7.2.15"),
     ]);
     agent.vm.hypervisor = Some(Arc::new(FakeHypervisor::default()));
+    agent.vm.dirs = crate::paths::HostDirs {
+        socket_dir: dir.clone(),
+        volume_dirs: vec![dir.clone()],
+        image_dirs: vec![dir.clone()],
+    };
     let state = Arc::new(agent);
     Env {
         nl,

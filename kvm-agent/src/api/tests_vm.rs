@@ -83,7 +83,12 @@ fn env(tag: &str, hv: Arc<dyn crate::sys::hypervisor::Hypervisor>) -> Env {
                 vnc_listen: "127.0.0.1".into(),
             },
         )
-        .with_guard(guard.clone()),
+        .with_guard(guard.clone())
+        .with_dirs(crate::paths::HostDirs {
+            socket_dir: dir.clone(),
+            volume_dirs: vec![dir.clone(), "/var/lib/zstack/local".into()],
+            image_dirs: vec![dir.clone()],
+        }),
     );
     agent.host = HostProbe::with_root(dir.join("host"));
     Env {
@@ -105,7 +110,7 @@ fn start_body(env: &Env, uuid: &str, memory: u64) -> String {
     v["memory"] = json!(memory);
     v["addons"]["channel"]["socketPath"] = json!(
         env.dir
-            .join(format!("sock/applianceVm.{uuid}"))
+            .join(format!("applianceVm.{uuid}"))
             .to_str()
             .unwrap()
     );
@@ -291,7 +296,7 @@ async fn reference_fixtures_are_accepted() {
     let mut v: Value = serde_json::from_str(F5).unwrap();
     v["addons"]["channel"]["socketPath"] = json!(
         f.dir
-            .join("sock/applianceVm.7c0de1f2a3b44c5d8e9f00112233aabb")
+            .join("applianceVm.7c0de1f2a3b44c5d8e9f00112233aabb")
             .to_str()
             .unwrap()
     );

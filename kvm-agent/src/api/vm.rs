@@ -9,7 +9,6 @@ use common::agent::{ApiError, Ok};
 
 use super::AppState;
 use crate::plan::domain::{self, DomainError, HostRoom};
-use crate::sys::bootstrap;
 use crate::sys::events::{DomainEvent, reports};
 use crate::sys::hypervisor::Hypervisor;
 use crate::vm::{self, StopKind, VmError};
@@ -108,6 +107,9 @@ fn virtualizer_info(hv: &dyn Hypervisor, uuid: &str) -> VirtualizerInfo {
 }
 
 pub async fn start(state: AppState, cmd: StartVmCmd) -> Result<StartVmResponse, ApiError> {
+    // Before anything is touched: every host path the command names.
+    crate::paths::check_start(&cmd, &state.vm.dirs)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let plan =
         domain::plan(&cmd, &state.vm.options).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let hv = hypervisor(&state)?;
@@ -115,6 +117,7 @@ pub async fn start(state: AppState, cmd: StartVmCmd) -> Result<StartVmResponse, 
     let host = state.host.clone_probe();
     let timeout = bounds::timeout_secs(cmd.timeout, 300);
     let (hv2, plan2, guard) = (hv.clone(), plan.clone(), state.vm.guard.clone());
+    let dirs = state.vm.dirs.clone();
     let paused = cmd.create_paused;
     let outcome = blocking(move || {
         let room = |reserved_kib| HostRoom {
@@ -132,8 +135,8 @@ pub async fn start(state: AppState, cmd: StartVmCmd) -> Result<StartVmResponse, 
             unguard();
             return Err(e.into());
         }
-        let r =
-            vm::start(hv2.as_ref(), &plan2, room, paused, timeout).inspect_err(|_| unguard())?;
+        let r = vm::start(hv2.as_ref(), &plan2, &dirs, room, paused, timeout)
+            .inspect_err(|_| unguard())?;
         let xml = hv2.xml(&plan2.name, false)?;
         Result::Ok((r, xml))
     })
@@ -147,8 +150,9 @@ pub async fn start(state: AppState, cmd: StartVmCmd) -> Result<StartVmResponse, 
             state.vm.guard.clone(),
             plan.guards.clone(),
         );
+        let dirs = state.vm.dirs.clone();
         let _ = blocking(move || {
-            vm::destroy(hv.as_ref(), &n)?;
+            vm::destroy(hv.as_ref(), &n, &dirs)?;
             for g in &guards {
                 let _ = guard.remove(&g.tap);
             }
@@ -206,10 +210,10 @@ pub async fn stop(state: AppState, cmd: StopVmCmd) -> Result<Ok, ApiError> {
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
     let timeout = bounds::timeout_secs(cmd.timeout, 120);
-    let (n, guard) = (name.clone(), state.vm.guard.clone());
+    let (n, guard, dirs) = (name.clone(), state.vm.guard.clone(), state.vm.dirs.clone());
     blocking(move || {
         let taps = vm_taps(hv.as_ref(), &n);
-        vm::stop(hv.as_ref(), &n, kind, timeout)?;
+        vm::stop(hv.as_ref(), &n, kind, timeout, &dirs)?;
         remove_guards(guard.as_ref(), &taps)
     })
     .await
@@ -294,10 +298,10 @@ pub async fn destroy(state: AppState, cmd: DestroyVmCmd) -> Result<Ok, ApiError>
     let name = name_of("uuid", &cmd.uuid)?;
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
-    let (n, guard) = (name.clone(), state.vm.guard.clone());
+    let (n, guard, dirs) = (name.clone(), state.vm.guard.clone(), state.vm.dirs.clone());
     blocking(move || {
         let taps = vm_taps(hv.as_ref(), &n);
-        vm::destroy(hv.as_ref(), &n)?;
+        vm::destroy(hv.as_ref(), &n, &dirs)?;
         remove_guards(guard.as_ref(), &taps)
     })
     .await
@@ -330,16 +334,16 @@ pub async fn reboot(state: AppState, cmd: RebootVmCmd) -> Result<RebootVmRespons
         })
         .map(|i| i.mac)
         .collect();
-    let (n, h) = (name.clone(), hv.clone());
+    let (n, h, dirs) = (name.clone(), hv.clone(), state.vm.dirs.clone());
     let live = blocking(move || {
-        vm::reboot(h.as_ref(), &n, &cmd.boot_dev, timeout)?;
+        vm::reboot(h.as_ref(), &n, &cmd.boot_dev, timeout, &dirs)?;
         Result::Ok(h.xml(&n, false)?)
     })
     .await
     .map_err(|e| map_err(&state, e))?;
     if let Err(e) = isolate_taps(&state, &live, &was_isolated, None).await {
-        let (n, h) = (name.clone(), hv.clone());
-        let _ = blocking(move || vm::destroy(h.as_ref(), &n)).await;
+        let (n, h, dirs) = (name.clone(), hv.clone(), state.vm.dirs.clone());
+        let _ = blocking(move || vm::destroy(h.as_ref(), &n, &dirs)).await;
         return Err(e);
     }
     Result::Ok(RebootVmResponse {
@@ -356,26 +360,6 @@ pub async fn vmsync(state: AppState, _cmd: crate::wire::Empty) -> Result<VmSyncR
         states,
         vm_in_shutdowns,
     })
-}
-
-pub async fn set_bootstrap_info(state: AppState, cmd: SetBootstrapInfoCmd) -> Result<Ok, ApiError> {
-    let _ = state;
-    bounds::abs_path("socketPath", &cmd.socket_path)?;
-    if cmd.socket_path.is_empty() || !cmd.socket_path.starts_with('/') {
-        return Err(ApiError::bad_request(format!(
-            "field socketPath: {:?} is not an absolute path",
-            cmd.socket_path
-        )));
-    }
-    let timeout = bounds::timeout_secs(cmd.boot_strap_info_timeout, 300);
-    let path = PathBuf::from(&cmd.socket_path);
-    tokio::task::spawn_blocking(move || bootstrap::send(&path, &cmd.info, timeout))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| {
-            ApiError::internal(format!("set appliance bootstrapinfo error, because: {e}"))
-        })?;
-    Result::Ok(Ok {})
 }
 
 /// Our addition: the end of a VM's serial console log, so a controller can

@@ -1,13 +1,20 @@
 //! Writes the bootstrap payload into a VR's channel socket (reference 5,
 //! step 4): connect to the unix socket qemu listens on (mode='bind'), set a
 //! 4 KiB send buffer, write the padded JSON, close. The guest reads until EOF.
+//!
+//! Asynchronous (tokio), so a call waiting for a socket that never accepts
+//! holds no thread (530 pending calls once exhausted the blocking pool and
+//! stalled `/vm/vmsync`). The socket is opened `O_PATH | O_NOFOLLOW` and
+//! connected through `/proc/self/fd`, so a symlink swapped in is never
+//! followed out of the socket directory.
 
-use std::io::Write;
-use std::os::unix::net::UnixStream;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
 
 use crate::plan::bootstrap::payload;
 
@@ -34,22 +41,40 @@ pub enum BootstrapError {
     },
 }
 
-/// Blocking. Retries the connect until the socket exists and accepts (qemu
-/// creates it when the domain starts), for at most `timeout` overall.
-/// Returns the number of bytes written.
-pub fn send(
+/// One connect attempt without following a symlink at the last component.
+async fn connect_nofollow(path: &Path) -> std::io::Result<UnixStream> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    let fd = open(
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = fstat(&fd)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
+        return Err(std::io::Error::other("not a socket"));
+    }
+    UnixStream::connect(format!("/proc/self/fd/{}", fd.as_raw_fd())).await
+}
+
+/// Retries the connect until the socket exists and accepts (qemu creates
+/// it when the domain starts), for at most `timeout` overall. Returns the
+/// number of bytes written. Cancel by dropping the future.
+pub async fn send(
     path: &Path,
     info: &Map<String, Value>,
     timeout: Duration,
 ) -> Result<usize, BootstrapError> {
     let deadline = Instant::now() + timeout;
     let p = path.display().to_string();
-    let stream = loop {
-        match UnixStream::connect(path) {
+    let mut stream = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = tokio::time::timeout(left.max(RETRY), connect_nofollow(path)).await;
+        match attempt.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
             Ok(s) => break s,
             Err(e) if Instant::now() + RETRY < deadline => {
                 tracing::debug!(path = %p, error = %e, "channel socket not ready; retrying");
-                std::thread::sleep(RETRY);
+                tokio::time::sleep(RETRY).await;
             }
             Err(e) => {
                 return Err(BootstrapError::NoSocket {
@@ -68,34 +93,31 @@ pub fn send(
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_secs(1));
-    let _ = stream.set_write_timeout(Some(left));
-    let mut s = &stream;
-    let mut written = 0;
-    while written < data.len() {
-        match s.write(&data[written..]) {
-            Ok(0) => {
-                return Err(BootstrapError::Write {
-                    path: p,
-                    len: data.len(),
-                    written,
-                    source: std::io::ErrorKind::WriteZero.into(),
-                });
-            }
-            Ok(n) => written += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(BootstrapError::Write {
-                    path: p,
-                    len: data.len(),
-                    written,
-                    source: e,
-                });
-            }
+    let write = async {
+        stream.write_all(&data).await?;
+        stream.shutdown().await
+    };
+    match tokio::time::timeout(left, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(BootstrapError::Write {
+                path: p,
+                len: data.len(),
+                written: 0,
+                source: e,
+            });
+        }
+        Err(_) => {
+            return Err(BootstrapError::Write {
+                path: p,
+                len: data.len(),
+                written: 0,
+                source: std::io::ErrorKind::TimedOut.into(),
+            });
         }
     }
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    tracing::info!(path = %p, bytes = written, sndbuf, "bootstrap info written");
-    Ok(written)
+    tracing::info!(path = %p, bytes = data.len(), sndbuf, "bootstrap info written");
+    Ok(data.len())
 }
 
 #[cfg(test)]
@@ -125,7 +147,13 @@ mod tests {
         let info: Map<String, Value> =
             serde_json::from_str(r#"{"uuid":"7c0de1f2a3b44c5d8e9f00112233aabb","sshPort":22}"#)
                 .unwrap();
-        let n = send(&sock, &info, Duration::from_secs(10)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let n = rt
+            .block_on(send(&sock, &info, Duration::from_secs(10)))
+            .unwrap();
         let got = reader.join().unwrap();
         assert_eq!(got.len(), n);
         assert_eq!(got.len() % 4096, 0, "padded to the send buffer");
@@ -135,13 +163,40 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_to_a_socket_is_not_followed() {
+        let dir = std::env::temp_dir().join(format!("kvm-agent-bs-ln-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let _victim = UnixListener::bind(dir.join("victim")).unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("link")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt
+            .block_on(send(
+                &dir.join("link"),
+                &Map::new(),
+                Duration::from_millis(300),
+            ))
+            .unwrap_err();
+        assert!(matches!(e, BootstrapError::NoSocket { .. }), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_socket_that_never_appears_is_a_clear_error() {
-        let e = send(
-            Path::new("/nonexistent/kvm-agent/sock"),
-            &Map::new(),
-            Duration::from_millis(500),
-        )
-        .unwrap_err();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt
+            .block_on(send(
+                Path::new("/nonexistent/kvm-agent/sock"),
+                &Map::new(),
+                Duration::from_millis(500),
+            ))
+            .unwrap_err();
         assert!(
             e.to_string().starts_with(
                 "socket /nonexistent/kvm-agent/sock did not accept a connection within 0 s"

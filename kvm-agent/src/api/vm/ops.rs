@@ -135,6 +135,18 @@ pub async fn get_virtualizer_info(
 }
 
 pub async fn volume_sync(state: AppState, cmd: VolumeSyncCmd) -> Result<VolumeSyncRsp, ApiError> {
+    // A storage path is listed: only inside the volume directories.
+    // Other schemes (ceph://...) name no host path and are not listed.
+    for (i, p) in cmd.storage_paths.iter().enumerate() {
+        let Some(path) = p.strip_prefix("file://") else {
+            continue;
+        };
+        state
+            .vm
+            .dirs
+            .storage(&format!("storagePaths[{i}]"), path)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     let hv = hypervisor(&state)?;
     let last = state.vm.volume_sync.lock().unwrap().clone();
     let (report, now) = blocking(move || vm::volumes::sync(hv.as_ref(), &cmd.storage_paths, &last))
