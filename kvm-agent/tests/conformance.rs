@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use kvm_agent::api::{Agent, VmSide, router};
 use kvm_agent::netstate::{Addr, Link, Observed, Route, TABLE_MAIN};
+use kvm_agent::paths::HostDirs;
 use kvm_agent::plan::domain::{DomainOptions, DomainType};
 use kvm_agent::sys::antispoof::FakeGuard;
 use kvm_agent::sys::hostinfo::HostProbe;
@@ -140,7 +141,13 @@ fn agent(dir: &Path) -> axum::Router {
             },
         )
         // cleanTraffic's nft rules are a side effect too.
-        .with_guard(Arc::new(FakeGuard::default())),
+        .with_guard(Arc::new(FakeGuard::default()))
+        // Channel sockets under the test's directory ($TMP/agentSocket in
+        // the fixtures); the node's volume paths stay as it sends them.
+        .with_dirs(HostDirs {
+            socket_dir: dir.join("agentSocket"),
+            ..HostDirs::default()
+        }),
     );
     a.host = HostProbe::with_root(dir.join("host"));
     router(Arc::new(a))
