@@ -1,6 +1,7 @@
 //! The conformance suite (conformance/README.md): every fixture under
 //! `conformance/kvm` through the real router, over the fakes of kernel,
-//! sysctl, host files, hypervisor and anti-spoofing guard, sent the way
+//! sysctl, host files, hypervisor (domain XML parsed by libvirt's test
+//! driver) and anti-spoofing guard, sent the way
 //! `RESTFacadeImpl` sends it: async with `taskuuid`/`callbackurl` headers and
 //! the reply taken from the callback, or sync with the reply in the body.
 
@@ -14,7 +15,9 @@ use kvm_agent::paths::HostDirs;
 use kvm_agent::plan::domain::{DomainOptions, DomainType};
 use kvm_agent::sys::antispoof::FakeGuard;
 use kvm_agent::sys::hostinfo::HostProbe;
-use kvm_agent::sys::hypervisor::FakeHypervisor;
+use kvm_agent::sys::hypervisor::{
+    DomainSummary, FakeHypervisor, Hypervisor, HypervisorError, Libvirt,
+};
 use kvm_agent::sys::netlink::FakeNetlink;
 use kvm_agent::sys::sysctl::FakeSysctl;
 use serde_json::Value;
@@ -115,6 +118,77 @@ fn host_root(root: &Path) {
     }
 }
 
+/// The fake hypervisor, except that every domain XML is first defined (and
+/// removed again) on libvirt's in-process test driver: libvirt's own parser
+/// refuses what a real libvirtd would (e.g. a boot menu timeout over
+/// 65535 ms), which the fake alone would accept.
+struct ParsedByLibvirt {
+    fake: FakeHypervisor,
+    libvirt: Libvirt,
+}
+
+fn domain_name(xml: &str) -> Option<&str> {
+    let s = xml.find("<name>")? + "<name>".len();
+    Some(&xml[s..s + xml[s..].find("</name>")?])
+}
+
+impl ParsedByLibvirt {
+    fn new() -> Self {
+        virt::error::clear_error_callback();
+        ParsedByLibvirt {
+            fake: FakeHypervisor::default(),
+            libvirt: Libvirt::open("test:///default")
+                .expect("test:///default is built into libvirt"),
+        }
+    }
+}
+
+impl Hypervisor for ParsedByLibvirt {
+    fn lookup(&self, name: &str) -> Result<Option<DomainSummary>, HypervisorError> {
+        self.fake.lookup(name)
+    }
+    fn list(&self) -> Result<Vec<DomainSummary>, HypervisorError> {
+        self.fake.list()
+    }
+    fn define(&self, xml: &str) -> Result<(), HypervisorError> {
+        self.libvirt.define(xml)?;
+        if let Some(name) = domain_name(xml) {
+            self.libvirt.undefine(name)?;
+        }
+        self.fake.define(xml)
+    }
+    fn start(&self, name: &str, paused: bool) -> Result<(), HypervisorError> {
+        self.fake.start(name, paused)
+    }
+    fn shutdown(&self, name: &str) -> Result<(), HypervisorError> {
+        self.fake.shutdown(name)
+    }
+    fn destroy(&self, name: &str) -> Result<(), HypervisorError> {
+        self.fake.destroy(name)
+    }
+    fn undefine(&self, name: &str) -> Result<(), HypervisorError> {
+        self.fake.undefine(name)
+    }
+    fn xml(&self, name: &str, inactive: bool) -> Result<String, HypervisorError> {
+        self.fake.xml(name, inactive)
+    }
+    fn kill_leftovers(&self, name: &str) -> usize {
+        self.fake.kill_leftovers(name)
+    }
+    fn virtualizer(&self) -> (String, String) {
+        self.fake.virtualizer()
+    }
+    fn attach_device(&self, name: &str, xml: &str) -> Result<(), HypervisorError> {
+        self.fake.attach_device(name, xml)
+    }
+    fn detach_device(&self, name: &str, xml: &str) -> Result<(), HypervisorError> {
+        self.fake.detach_device(name, xml)
+    }
+    fn capabilities(&self) -> Result<String, HypervisorError> {
+        self.fake.capabilities()
+    }
+}
+
 /// One agent over fresh fakes: kernel, sysctl, host files, hypervisor and
 /// anti-spoofing guard
 /// (libvirt's test driver cannot hot-plug NICs nor name a host CPU model).
@@ -133,7 +207,7 @@ fn agent(dir: &Path) -> axum::Router {
     )
     .with_vm(
         VmSide::new(
-            Some(Arc::new(FakeHypervisor::default())),
+            Some(Arc::new(ParsedByLibvirt::new())),
             DomainOptions {
                 domain_type: DomainType::Qemu,
                 console_log_dir: dir.join("console"),

@@ -115,7 +115,12 @@ pub async fn run(
         match exchange(app, cb, &step.path, step.mode, &body).await {
             Ok((200, v)) if v.get("success") != Some(&Value::Bool(false)) => {}
             Ok((s, v)) => {
-                return Err(f.report(&[format!("setup[{i}] {} answered {s}", step.path)], &v));
+                let what = if s == 200 {
+                    "failed (success false)".to_string()
+                } else {
+                    format!("answered HTTP {s}")
+                };
+                return Err(f.report(&[format!("setup[{i}] {} {what}", step.path)], &v));
             }
             Err(e) => {
                 return Err(f.report(&[format!("setup[{i}] {}: {e}", step.path)], &Value::Null));
