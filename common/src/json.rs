@@ -22,13 +22,15 @@ pub enum JsonError {
     Syntax(String),
 }
 
-/// Parses `body` strictly (see the module doc). An empty or all-whitespace
-/// body is `Ok(None)`: whether that is acceptable is the caller's choice.
+/// Parses `body` strictly (see the module doc). An empty body, or one of
+/// JSON whitespace only, is `Ok(None)`: whether that is acceptable is the
+/// caller's choice.
 pub fn parse_strict(body: &[u8]) -> Result<Option<Value>, JsonError> {
     let text = std::str::from_utf8(body).map_err(|e| JsonError::Utf8 {
         offset: e.valid_up_to(),
     })?;
-    if text.trim().is_empty() {
+    // JSON's whitespace, not Unicode's: U+3000 alone is not an empty body.
+    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
         return Ok(None);
     }
     let mut de = serde_json::Deserializer::from_str(text);
@@ -161,6 +163,8 @@ mod tests {
         assert_eq!(parse_strict(b"").unwrap(), None);
         assert_eq!(parse_strict(b" \n\t").unwrap(), None);
         assert_eq!(parse_strict(b"[]").unwrap(), Some(Value::Array(vec![])));
+        assert!(parse_strict("\u{3000}".as_bytes()).is_err());
+        assert!(parse_strict(b"\x0c").is_err());
     }
 
     #[test]
