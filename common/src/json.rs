@@ -30,7 +30,10 @@ pub fn parse_strict(body: &[u8]) -> Result<Option<Value>, JsonError> {
         offset: e.valid_up_to(),
     })?;
     // JSON's whitespace, not Unicode's: U+3000 alone is not an empty body.
-    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+    if text
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         return Ok(None);
     }
     let mut de = serde_json::Deserializer::from_str(text);
