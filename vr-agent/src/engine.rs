@@ -250,7 +250,7 @@ impl Engine {
         let prev = std::mem::replace(&mut self.model, next);
         self.generation += 1;
         if let Err(e) = self.persist(edit) {
-            return Some(Err(self.roll_back(prev, &links, e).await));
+            return Some(Err(self.roll_back(prev, &links, None, e).await));
         }
         Some(Ok(()))
     }
@@ -269,11 +269,12 @@ impl Engine {
         &mut self,
         prev: Model,
         links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+        snap: Option<&crate::sys::netlink::Snapshot>,
         cause: EngineError,
     ) -> EngineError {
         let next = std::mem::replace(&mut self.model, prev);
         self.generation -= 1;
-        self.undo_links(&next, links).await;
+        self.undo_links(&next, links, snap).await;
         let outcome = match self.reconcile().await {
             Ok(()) => "not applied; the previous state is in force".to_string(),
             Err(e) => {
@@ -321,13 +322,18 @@ impl Engine {
         }
         let routes_change =
             self.routes.is_none() || routes::mgmt_routes(&self.model) != routes::mgmt_routes(&next);
+        let snap = if ops.is_empty() && !routes_change {
+            None
+        } else {
+            self.link_snapshot(&ops).await
+        };
         let mut put = self.run_link_ops(&ops).await;
         if put.is_ok() && routes_change {
             put = self.sync_routes(&next, &links).await;
         }
         if let Err(e) = put {
             // Put links, routes and the firewall back as they were.
-            self.undo_links(&next, &links).await;
+            self.undo_links(&next, &links, snap.as_ref()).await;
             if change.is_some() {
                 let old = nat::render(&self.model, &obs).ok();
                 let restored = match &old {
@@ -359,7 +365,7 @@ impl Engine {
             r = self.persist(edit);
         }
         if let Err(e) = r {
-            return Err(self.roll_back(prev, &links, e).await);
+            return Err(self.roll_back(prev, &links, snap.as_ref(), e).await);
         }
         Ok(())
     }

@@ -8,8 +8,9 @@ use common::net::{IfName, Mac};
 
 use super::{Engine, EngineError, apply_err};
 use crate::model::Model;
-use crate::plan::links;
+use crate::plan::links::{self, LinkOp};
 use crate::plan::routes::{self, Route};
+use crate::sys::netlink::Snapshot;
 
 impl Engine {
     /// Make our routes in the kernel those `model` wants: remove ours that
@@ -41,9 +42,45 @@ impl Engine {
         Ok(())
     }
 
+    /// What the kernel holds for the links `ops` touch and the main routing
+    /// table; None (logged) when it cannot be read: the undo then replays
+    /// the plan backwards.
+    pub(super) async fn link_snapshot(&self, ops: &[LinkOp]) -> Option<Snapshot> {
+        let ifnames: BTreeSet<IfName> = ops.iter().map(|op| op.ifname().clone()).collect();
+        match self.sys.netlink.snapshot(&ifnames).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the links before changing them");
+                None
+            }
+        }
+    }
+
     /// After a failed edit: take the links and routes from `next` (partly
-    /// applied) back to the model in force. Best effort; what fails is logged.
-    pub(super) async fn undo_links(&mut self, next: &Model, links: &BTreeMap<Mac, IfName>) {
+    /// applied) back to the model in force: the kernel's snapshot from
+    /// before the edit when there is one, else the plan from `next` back.
+    /// Best effort; what fails is logged.
+    pub(super) async fn undo_links(
+        &mut self,
+        next: &Model,
+        links: &BTreeMap<Mac, IfName>,
+        snap: Option<&Snapshot>,
+    ) {
+        if let Some(snap) = snap {
+            match self.sys.netlink.restore(snap).await {
+                Ok(()) => {
+                    // Our routes came back with the snapshot; relearn them.
+                    let model = self.model.clone();
+                    if let Err(e) = self.sync_routes(&model, links).await {
+                        tracing::error!(error = %e, "restoring routes after a failed edit failed");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "putting the links back as they were failed; replaying the plan backwards")
+                }
+            }
+        }
         match links::plan(Some(next), &self.model.clone(), None, links) {
             Ok(ops) => {
                 if let Err(e) = self.run_link_ops(&ops).await {

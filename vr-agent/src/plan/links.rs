@@ -36,6 +36,20 @@ pub enum LinkOp {
     Announce { ifname: IfName, ip: IpAddr },
 }
 
+impl LinkOp {
+    /// The link the operation changes.
+    pub fn ifname(&self) -> &IfName {
+        match self {
+            LinkOp::Up { ifname, .. }
+            | LinkOp::AddAddr { ifname, .. }
+            | LinkOp::DelAddr { ifname, .. }
+            | LinkOp::DefaultRoute { ifname, .. }
+            | LinkOp::PrimaryFirst { ifname, .. }
+            | LinkOp::Announce { ifname, .. } => ifname,
+        }
+    }
+}
+
 type Addrs = BTreeSet<(Mac, IpAddr, u8)>;
 
 /// Addresses the model wants on the box: NIC primaries (IPv4 and IPv6) and VIPs.

@@ -1,7 +1,7 @@
 //! Links, addresses and the default route through rtnetlink, in the network
 //! namespace the agent runs in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 
@@ -14,6 +14,9 @@ use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage,
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
 pub use crate::plan::routes::Route;
+pub use snapshot::Snapshot;
+
+mod snapshot;
 
 /// The route protocol number that marks the routes this agent owns
 /// (`ip route show proto 250`), so it finds and removes only its own.
@@ -32,6 +35,8 @@ pub enum NetlinkError {
     },
     #[error("cannot open a netlink socket: {0}")]
     Socket(std::io::Error),
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 #[async_trait]
@@ -58,6 +63,11 @@ pub trait Netlink: Send + Sync {
     /// Announce an address in the background: gratuitous ARP for IPv4, an
     /// unsolicited neighbour advertisement for IPv6.
     fn announce(&self, ifname: &IfName, ip: IpAddr);
+    /// What the kernel holds for these links (MTU, up, addresses in order)
+    /// and in the main routing table.
+    async fn snapshot(&self, ifnames: &BTreeSet<IfName>) -> Result<Snapshot, NetlinkError>;
+    /// Put a snapshot back: the undo of a failed edit's link operations.
+    async fn restore(&self, snap: &Snapshot) -> Result<(), NetlinkError>;
 }
 
 pub struct RtNetlink {
@@ -291,6 +301,17 @@ impl Netlink for RtNetlink {
             }
         });
     }
+
+    async fn snapshot(&self, ifnames: &BTreeSet<IfName>) -> Result<Snapshot, NetlinkError> {
+        Ok(Snapshot(Box::new(self.take_snapshot(ifnames).await?)))
+    }
+
+    async fn restore(&self, snap: &Snapshot) -> Result<(), NetlinkError> {
+        match snap.0.downcast_ref::<snapshot::Held>() {
+            Some(h) => self.restore_snapshot(h).await,
+            None => Ok(()),
+        }
+    }
 }
 
 struct ParsedRoute {
@@ -385,7 +406,15 @@ pub struct FakeNetlink {
     pub routes: Mutex<Vec<(IfName, IpAddr)>>,
     pub owned: Mutex<Vec<Route>>,
     pub announced: Mutex<Vec<(IfName, IpAddr)>>,
+    /// An address whose adding fails, as a kernel refusal would.
+    pub refuse_addr: Mutex<Option<IpAddr>>,
 }
+
+type FakeHeld = (
+    BTreeMap<IfName, Vec<(IpAddr, u8)>>,
+    Vec<(IfName, IpAddr)>,
+    Vec<Route>,
+);
 
 #[async_trait]
 impl Netlink for FakeNetlink {
@@ -410,6 +439,11 @@ impl Netlink for FakeNetlink {
             .collect())
     }
     async fn add_addr(&self, ifname: &IfName, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
+        if *self.refuse_addr.lock().unwrap() == Some(ip) {
+            return Err(NetlinkError::Refused(format!(
+                "add address {ip} on {ifname}"
+            )));
+        }
         let mut a = self.addrs.lock().unwrap();
         let list = a.entry(ifname.clone()).or_default();
         if !list.contains(&(ip, prefix)) {
@@ -442,5 +476,21 @@ impl Netlink for FakeNetlink {
     }
     fn announce(&self, ifname: &IfName, ip: IpAddr) {
         self.announced.lock().unwrap().push((ifname.clone(), ip));
+    }
+    async fn snapshot(&self, _: &BTreeSet<IfName>) -> Result<Snapshot, NetlinkError> {
+        let held: FakeHeld = (
+            self.addrs.lock().unwrap().clone(),
+            self.routes.lock().unwrap().clone(),
+            self.owned.lock().unwrap().clone(),
+        );
+        Ok(Snapshot(Box::new(held)))
+    }
+    async fn restore(&self, snap: &Snapshot) -> Result<(), NetlinkError> {
+        if let Some((a, r, o)) = snap.0.downcast_ref::<FakeHeld>() {
+            *self.addrs.lock().unwrap() = a.clone();
+            *self.routes.lock().unwrap() = r.clone();
+            *self.owned.lock().unwrap() = o.clone();
+        }
+        Ok(())
     }
 }
