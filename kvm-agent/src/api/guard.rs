@@ -90,6 +90,22 @@ impl Peers {
         self.open || self.pinned() == Some(ip) || self.configured.iter().any(|n| n.contains(ip))
     }
 
+    /// Events go to `url` only when its address is a controller's (a host
+    /// name was resolved and checked when connect set it).
+    pub fn may_receive_events(&self, url: &str) -> bool {
+        let Some(host) = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(String::from))
+        else {
+            return self.open;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(ip) => self.open || v4(ip).is_some_and(|ip| self.is_controller(ip)),
+            Err(_) => true,
+        }
+    }
+
     fn allowed_text(&self) -> String {
         let mut v: Vec<String> = self.configured.iter().map(|n| n.to_string()).collect();
         if let Some(p) = self.pinned() {
@@ -422,6 +438,8 @@ mod tests {
         assert_eq!(again.pinned(), Some(a));
         let reset = Peers::load(vec![], f.clone(), true).unwrap();
         assert_eq!(reset.pinned(), None);
+        assert!(p.may_receive_events("http://10.0.0.5:8080/zstack/asyncrest/sendcommand"));
+        assert!(!p.may_receive_events("http://10.0.0.6:8080/x"));
         let cfg = Peers::load(vec!["10.0.1.0/24".parse().unwrap()], f, false).unwrap();
         assert!(
             cfg.refusal(Some(a), "/host/connect").is_some(),

@@ -409,6 +409,11 @@ pub async fn report_events(
         if session.send_command_url.is_empty() {
             continue;
         }
+        // Connect checked the URL; a controller forgotten since is not told.
+        if !state.peers.may_receive_events(&session.send_command_url) {
+            tracing::warn!(url = %session.send_command_url, "sendCommandUrl is not a controller address; event not sent");
+            continue;
+        }
         for (path, body) in reports(&ev, &session.host_uuid) {
             let mut delay = Duration::from_millis(200);
             for attempt in 1..=5 {
