@@ -72,8 +72,11 @@ pub struct NicInfo {
     pub device_name: Option<String>,
 }
 
+/// `nics` is mandatory: VirtualRouter.java and the NIC flows
+/// (VirtualRouterCreatePublicVipFlow's configurenic, removenic,
+/// VyosChangePrivateL3FirewallDefaultActionFlow) always set it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct NicsCmd {
     pub nics: Vec<NicInfo>,
 }
@@ -112,11 +115,20 @@ pub struct RemoveSnatCmd {
     pub nat_info: Vec<SnatInfo>,
 }
 
+/// `snats` is mandatory: VirtualRouterSyncSNATOnStartFlow and
+/// VirtualRouterSnatBackend (syncSnat) always set it and skip the call when
+/// it would be empty, so a body without it is not "no SNAT" but a broken
+/// request (it would wipe every SNAT rule).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct SyncSnatCmd {
     pub snats: Vec<SnatInfo>,
+    #[serde(default = "yes")]
     pub enable: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for SyncSnatCmd {
@@ -163,16 +175,23 @@ pub struct NicIpInfo {
     pub owner_ethernet_mac: String,
 }
 
+/// `vips` is mandatory: every sender (VirtualRouterVipBackend's
+/// createVipOnVirtualRouterVm and its syncVip on NIC attach,
+/// VirtualRouterVipBaseBackend.createVipOnVirtualRouterVm) sets it;
+/// `nicIps` only comes with `syncVip`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CreateVipCmd {
     pub vips: Vec<VipInfo>,
+    #[serde(default)]
     pub sync_vip: bool,
+    #[serde(default)]
     pub nic_ips: Vec<NicIpInfo>,
 }
 
+/// `vips` is mandatory (VirtualRouterVipBaseBackend.releaseVipOnVirtualRouterVm sets it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct RemoveVipCmd {
     pub vips: Vec<VipInfo>,
 }
@@ -194,8 +213,12 @@ pub struct PortForwardingRule {
     pub snat_inbound_traffic: bool,
 }
 
+/// `rules` is mandatory for create, revoke and sync:
+/// VirtualRouterSyncPortForwardingRulesOnStartFlow sets it and skips the
+/// call when there is no rule, so `/syncportforwarding` without it would
+/// wipe every rule on a request the node never sends.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct PortForwardingCmd {
     pub rules: Vec<PortForwardingRule>,
 }
@@ -217,8 +240,11 @@ pub struct EipCmd {
     pub eip: EipInfo,
 }
 
+/// `eips` is mandatory: VirtualRouterSyncEipOnStartFlow sets it (and skips
+/// the call when empty); VirtualRouterEipBackend's NIC detach sends `[]` to
+/// remove them all, which stays a legitimate "remove all".
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct SyncEipCmd {
     pub eips: Vec<EipInfo>,
 }
@@ -266,8 +292,11 @@ pub struct RemoveDhcpCmd {
     pub dhcp_entries: Vec<DhcpInfo>,
 }
 
+/// `dhcpServers` is mandatory: VyosDhcpBackend.refreshDhcpServer builds the
+/// list and sends `[]` (sendEmptyInfo: DHCP off on a public NIC) to mean
+/// "no server", which stays a legitimate empty list; start/stop set it too.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct DhcpServersCmd {
     pub dhcp_servers: Vec<DhcpServerInfo>,
 }
@@ -279,8 +308,11 @@ pub struct DnsInfo {
     pub nic_mac: Option<String>,
 }
 
+/// `dns` is mandatory: VirtualRouterDnsBackend and
+/// VirtualRouterSyncDnsOnStartFlow set it from getDnsInfoOfVr, which returns
+/// a list (empty when the last DNS goes: a legitimate "no upstream").
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct DnsCmd {
     pub dns: Vec<DnsInfo>,
 }
@@ -340,10 +372,13 @@ pub struct LbInfo {
     pub enable_full_log: bool,
 }
 
+/// `lbs` is mandatory: VirtualRouterLoadBalancerBackend's refresh flows set
+/// `cmd.lbs` to the list they build (empty when the last listener goes).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct LbCmd {
     pub lbs: Vec<LbInfo>,
+    #[serde(default)]
     pub enable_haproxy_log: bool,
 }
 
@@ -360,8 +395,10 @@ pub struct CertificateCmd {
     pub certificate: String,
 }
 
+/// `certs` is mandatory: VirtualRouterLoadBalancerBackend's
+/// "refresh-lb-certs" flow skips the call when it has no certificate.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct CertificatesCmd {
     pub certs: BTreeMap<String, String>,
 }
@@ -379,4 +416,188 @@ pub struct BootstrapInfo {
     pub management_node_ip: Option<String>,
     pub management_node_cidr: Option<String>,
     pub appliance_vm_sub_type: Option<String>,
+}
+
+// ---- Size bounds (issue 13) ----
+
+/// Certificates (PEM chains) and public keys: generous for a chain of a few
+/// 4096-bit certificates and a key, nothing like the 50 MB that was once
+/// persisted and echoed.
+pub const MAX_PEM: usize = 64 << 10;
+/// Uuids: the node sends 32 hex digits (36 with dashes).
+pub const MAX_UUID: usize = 36;
+/// A DNS name (RFC 1035: 253 characters in text form).
+pub const MAX_NAME: usize = 253;
+/// One LB parameter (`key::value`) or redirect rule; ACL and backend lists
+/// stay well below this.
+pub const MAX_LB_TEXT: usize = 4096;
+/// Any other string: addresses, MACs, CIDRs, modes, levels.
+pub const MAX_OTHER: usize = 255;
+
+/// How long a string under `key` may be, and whether it may hold line
+/// breaks (only PEM text does).
+fn bound_for(key: &str) -> (usize, bool, &'static str) {
+    match key {
+        "certificate" | "certs" | "publicKey" => (MAX_PEM, true, "a PEM text"),
+        "uuid" => (MAX_UUID, false, "a uuid"),
+        k if k.ends_with("Uuid") => (MAX_UUID, false, "a uuid"),
+        "hostname" | "dnsDomain" | "name" => (MAX_NAME, false, "a DNS name"),
+        "parameters" | "redirectRule" | "parms" => (MAX_LB_TEXT, false, "a parameter"),
+        _ => (MAX_OTHER, false, "this field"),
+    }
+}
+
+/// Refuses any string (value or map key) of a command that is longer than
+/// its use needs or carries control characters where none belong, naming
+/// its JSON path and never quoting it: a 50 MB uuid or a newline in a name
+/// never reaches the model, a reply or a log line.
+pub fn check_bounds<T: Serialize>(cmd: &T) -> Result<(), String> {
+    let v = serde_json::to_value(cmd).map_err(|e| e.to_string())?;
+    walk(&v, "", "")
+}
+
+fn walk(v: &serde_json::Value, path: &str, key: &str) -> Result<(), String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => check_str(s, path, key),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| walk(x, &format!("{path}[{i}]"), key)),
+        Value::Object(map) => map.iter().try_for_each(|(k, x)| {
+            // Map keys are data: the `certs` map is keyed by certificate
+            // uuid, `parms` by parameter name.
+            let data_map = matches!(key, "certs" | "parms" | "serviceHealthList");
+            let child = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if data_map {
+                let kind = if key == "certs" { "uuid" } else { key };
+                check_str(k, &format!("{path} key"), kind)?;
+                walk(x, &format!("{path}[{}]", crate::text::quoted(k)), key)
+            } else {
+                walk(x, &child, k)
+            }
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_str(s: &str, path: &str, key: &str) -> Result<(), String> {
+    let (max, multi_line, what) = bound_for(key);
+    let path = if path.is_empty() { "body" } else { path };
+    if s.len() > max {
+        return Err(format!(
+            "{path}: is {} bytes, more than the {max} {what} may have",
+            s.len()
+        ));
+    }
+    let bad = |c: char| c.is_control() && !(multi_line && matches!(c, '\n' | '\r' | '\t'));
+    if let Some(c) = s.chars().find(|&c| bad(c)) {
+        return Err(format!(
+            "{path}: contains the control character {:?}, not allowed here",
+            c
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn long_or_control_strings_are_refused_by_path_without_quoting_them() {
+        let mut c = PortForwardingCmd::default();
+        c.rules.push(PortForwardingRule {
+            uuid: "u".repeat(50 << 20),
+            ..Default::default()
+        });
+        let e = check_bounds(&c).unwrap_err();
+        assert!(
+            e.starts_with("rules[0].uuid: is 52428800 bytes, more than the 36"),
+            "{e}"
+        );
+        assert!(e.len() < 200);
+        c.rules[0].uuid = "a\nforged log line".into();
+        let e = check_bounds(&c).unwrap_err();
+        assert!(
+            e.contains("rules[0].uuid: contains the control character '\\n'"),
+            "{e}"
+        );
+        c.rules[0].uuid = "3f1a9c2e5b7d4e8f9a0b1c2d3e4f5a6b".into();
+        check_bounds(&c).unwrap();
+        let mut certs = CertificatesCmd::default();
+        certs
+            .certs
+            .insert("c1".into(), "-----BEGIN CERTIFICATE-----\nAAA\n".into());
+        check_bounds(&certs).unwrap();
+        certs.certs.insert("c2".into(), "x".repeat(MAX_PEM + 1));
+        assert!(check_bounds(&certs).unwrap_err().contains("certs[\"c2\"]"));
+        let mut certs = CertificatesCmd::default();
+        certs.certs.insert("k".repeat(40), String::new());
+        assert!(check_bounds(&certs).unwrap_err().contains("certs key"));
+    }
+
+    #[test]
+    fn destructive_commands_need_their_list() {
+        for (body, field) in [("{}", "snats")] {
+            let e = serde_json::from_str::<SyncSnatCmd>(body)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        assert!(
+            serde_json::from_str::<SyncEipCmd>("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("eips")
+        );
+        assert!(
+            serde_json::from_str::<PortForwardingCmd>("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("rules")
+        );
+        assert!(
+            serde_json::from_str::<DhcpServersCmd>("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("dhcpServers")
+        );
+        assert!(
+            serde_json::from_str::<DnsCmd>("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("dns")
+        );
+        assert!(
+            serde_json::from_str::<LbCmd>("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("lbs")
+        );
+        assert!(
+            serde_json::from_str::<CertificatesCmd>("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("certs")
+        );
+        assert!(
+            serde_json::from_str::<CreateVipCmd>("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("vips")
+        );
+        // The empty lists the node sends to remove everything stay valid.
+        assert!(serde_json::from_str::<SyncEipCmd>(r#"{"eips":[]}"#).is_ok());
+        assert!(serde_json::from_str::<DhcpServersCmd>(r#"{"dhcpServers":[]}"#).is_ok());
+        assert!(
+            serde_json::from_str::<SyncSnatCmd>(r#"{"snats":[]}"#)
+                .unwrap()
+                .enable
+        );
+    }
 }

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::engine::Engine;
 use crate::model::lb::{self, LbEdit};
-use crate::model::{CidrSource, Edit, from_wire};
+use crate::model::{CidrSource, Edit, checks, from_wire};
 use crate::plan::dnsmasq::{self as dhcp, DhcpEdit};
 
 /// Protocol level reported to the controller as `zvrVersion`: the ZStack
@@ -98,6 +98,12 @@ fn bad(e: from_wire::FieldError) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 
+/// Every command's strings within what their use needs (common::vr's
+/// bounds), before anything quotes or keeps them.
+fn bounded<T: Serialize>(cmd: &T) -> Result<(), ApiError> {
+    vr::check_bounds(cmd).map_err(ApiError::bad_request)
+}
+
 async fn apply(s: &AppState, edit: Edit) -> Result<Ok, ApiError> {
     s.engine.lock().await.apply(edit).await?;
     Result::Ok(Ok {})
@@ -136,6 +142,7 @@ fn kernel_version() -> String {
 }
 
 async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
+    bounded(&cmd)?;
     let cidr = from_wire::mgmt_cidr("mgtCidr", &cmd.mgt_cidr).map_err(bad)?;
     // haproxy's log level (virtualRouter.haproxy.logLevel), as /lb/log/level.
     let log_level = match cmd.log_level.trim() {
@@ -178,7 +185,8 @@ async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
 fn set_local_port_range(range: &str) -> Result<(), ApiError> {
     let bad = || {
         ApiError::bad_request(format!(
-            "parms.ipv4LocalPortRange: {range:?} is not LOW-HIGH with 1024 <= LOW < HIGH <= 65535"
+            "parms.ipv4LocalPortRange: {} is not LOW-HIGH with 1024 <= LOW < HIGH <= 65535",
+            common::text::quoted(range)
         ))
     };
     let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
@@ -218,6 +226,7 @@ async fn ping(s: AppState, _: vr::UuidCmd) -> Result<vr::PingRsp, ApiError> {
 pub const NIC_APPEAR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn configure_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let nics = from_wire::nics(&c.nics).map_err(bad)?;
     let netlink = s.engine.lock().await.netlink();
     let macs: Vec<_> = nics.iter().map(|n| n.mac).collect();
@@ -258,6 +267,7 @@ async fn wait_for_nics(
 }
 
 async fn remove_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(
         &s,
         Edit::RemoveNics(from_wire::nic_macs(&c.nics).map_err(bad)?),
@@ -266,6 +276,7 @@ async fn remove_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
 }
 
 async fn nic_default_action(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(
         &s,
         Edit::SetDefaultActions(from_wire::default_actions(&c.nics).map_err(bad)?),
@@ -274,10 +285,12 @@ async fn nic_default_action(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError>
 }
 
 async fn change_default_nic(s: AppState, c: vr::ChangeDefaultNicCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(&s, from_wire::change_default_nic(&c).map_err(bad)?).await
 }
 
 async fn set_snat(s: AppState, c: vr::SetSnatCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(
         &s,
         Edit::SetSnat(from_wire::snat("snat", &c.snat).map_err(bad)?),
@@ -286,6 +299,7 @@ async fn set_snat(s: AppState, c: vr::SetSnatCmd) -> Result<Ok, ApiError> {
 }
 
 async fn remove_snat(s: AppState, c: vr::RemoveSnatCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(
         &s,
         Edit::RemoveSnats(from_wire::snats("natInfo", &c.nat_info).map_err(bad)?),
@@ -294,6 +308,7 @@ async fn remove_snat(s: AppState, c: vr::RemoveSnatCmd) -> Result<Ok, ApiError> 
 }
 
 async fn sync_snat(s: AppState, c: vr::SyncSnatCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let snats = from_wire::snats("snats", &c.snats).map_err(bad)?;
     apply(
         &s,
@@ -324,6 +339,7 @@ async fn set_snat_state(
 }
 
 async fn create_vip(s: AppState, c: vr::CreateVipCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let vips = from_wire::vips(&c.vips).map_err(bad)?;
     let primaries = if c.sync_vip {
         from_wire::nic_ips(&c.nic_ips).map_err(bad)?
@@ -334,6 +350,7 @@ async fn create_vip(s: AppState, c: vr::CreateVipCmd) -> Result<Ok, ApiError> {
 }
 
 async fn remove_vip(s: AppState, c: vr::RemoveVipCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(
         &s,
         Edit::RemoveVips(from_wire::vip_ips(&c.vips).map_err(bad)?),
@@ -342,6 +359,7 @@ async fn remove_vip(s: AppState, c: vr::RemoveVipCmd) -> Result<Ok, ApiError> {
 }
 
 async fn create_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(
         &s,
         Edit::CreatePortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?),
@@ -350,11 +368,13 @@ async fn create_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError
 }
 
 async fn revoke_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let uuids = c.rules.iter().map(|r| r.uuid.trim().to_string()).collect();
     apply(&s, Edit::RevokePortForwards(uuids)).await
 }
 
 async fn sync_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(
         &s,
         Edit::SyncPortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?),
@@ -363,6 +383,7 @@ async fn sync_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> 
 }
 
 async fn create_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(
         &s,
         Edit::CreateEip(from_wire::eip("eip", &c.eip).map_err(bad)?),
@@ -371,16 +392,20 @@ async fn create_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
 }
 
 async fn remove_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let vip = from_wire::eip("eip", &c.eip).map_err(bad)?.vip;
     apply(&s, Edit::RemoveEip(vip)).await
 }
 
 async fn sync_eip(s: AppState, c: vr::SyncEipCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     apply(&s, Edit::SyncEips(from_wire::eips(&c.eips).map_err(bad)?)).await
 }
 
 async fn add_dhcp(s: AppState, c: vr::AddDhcpCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let entries = dhcp::entries(&c.dhcp_entries).map_err(bad)?;
+    checks::dhcp_entries("dhcpEntries", &entries).map_err(bad)?;
     apply(
         &s,
         Edit::Dhcp(DhcpEdit::Add {
@@ -392,41 +417,51 @@ async fn add_dhcp(s: AppState, c: vr::AddDhcpCmd) -> Result<Ok, ApiError> {
 }
 
 async fn remove_dhcp(s: AppState, c: vr::RemoveDhcpCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let keys = dhcp::entry_keys(&c.dhcp_entries).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::Remove(keys))).await
 }
 
 async fn refresh_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let servers = dhcp::servers(&c).map_err(bad)?;
+    checks::dhcp_servers(&servers).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::Refresh(servers))).await
 }
 
 async fn start_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let servers = dhcp::servers(&c).map_err(bad)?;
+    checks::dhcp_servers(&servers).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::Start(servers))).await
 }
 
 async fn stop_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let macs = dhcp::server_macs(&c).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::Stop(macs))).await
 }
 
 async fn set_dns(s: AppState, c: vr::DnsCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let cfg = dhcp::dns(&c).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
 }
 
 async fn remove_dns(s: AppState, c: vr::DnsCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let cfg = dhcp::dns(&c).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::RemoveDns(cfg.upstreams))).await
 }
 
 async fn set_vpc_dns(s: AppState, c: vr::SetVpcDnsCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let cfg = dhcp::vpc_dns(&c).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
 }
 
 async fn lb_refresh(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let (listeners, remove) = lb::listeners(&c.lbs).map_err(bad)?;
     apply(
         &s,
@@ -440,11 +475,13 @@ async fn lb_refresh(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
 }
 
 async fn lb_delete(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let uuids = lb::listener_uuids(&c.lbs).map_err(bad)?;
     apply(&s, Edit::Lb(LbEdit::Delete(uuids))).await
 }
 
 async fn lb_log_level(s: AppState, c: vr::LbLogLevelCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     let level = lb::log_level(&c.level).map_err(bad)?;
     apply(&s, Edit::Lb(LbEdit::LogLevel(level))).await
 }
@@ -461,18 +498,21 @@ async fn add_certs(
 }
 
 async fn certificate_create(s: AppState, c: vr::CertificateCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     add_certs(&s, [(c.uuid, c.certificate)].into_iter().collect()).await
 }
 
 async fn certificates_create(s: AppState, c: vr::CertificatesCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     add_certs(&s, c.certs).await
 }
 
 async fn certificate_delete(s: AppState, c: vr::CertificateCmd) -> Result<Ok, ApiError> {
+    bounded(&c)?;
     if !lb::check_ident(&c.uuid) {
         return Err(ApiError::bad_request(format!(
-            "certificate: uuid: {:?} is missing or is not an id",
-            c.uuid
+            "certificate: uuid: {} is missing or is not an id",
+            common::text::quoted(&c.uuid)
         )));
     }
     apply(&s, Edit::Lb(LbEdit::DeleteCert(c.uuid))).await

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::net::{Ipv4Net, Mac, PortRange, Proto, netmask_prefix, parse_ipv4};
+use common::text::{excerpt, quoted};
 use common::vr;
 
 use super::{DefaultAction, Edit, Eip, Nic, NicCategory, PortForward, Snat, Vip};
@@ -40,6 +41,36 @@ impl Entry {
         }
         parse_ipv4(s).map_err(|e| self.err(field, e))
     }
+    /// An address a host, VIP or guest can have: not 0.0.0.0, broadcast,
+    /// loopback, multicast or link-local (none of them can be a NIC's,
+    /// a VIP's or a guest's address on a routed network).
+    pub(crate) fn host_ip(&self, field: &'static str, s: &str) -> Result<Ipv4Addr, FieldError> {
+        let ip = self.ip(field, s)?;
+        check_host_ip(ip).map_err(|r| self.err(field, r))?;
+        Ok(ip)
+    }
+    /// [`Self::host_ip`], and not the network or broadcast address of its
+    /// subnet when the prefix is known (and leaves room for both).
+    pub(crate) fn host_in(
+        &self,
+        field: &'static str,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), FieldError> {
+        check_host_in(ip, prefix).map_err(|r| self.err(field, r))
+    }
+    /// An optional gateway: a unicast address when given.
+    pub(crate) fn opt_gateway(
+        &self,
+        field: &'static str,
+        s: &Option<String>,
+    ) -> Result<Option<Ipv4Addr>, FieldError> {
+        let ip = self.opt_ip(field, s)?;
+        if let Some(ip) = ip {
+            check_host_ip(ip).map_err(|r| self.err(field, r))?;
+        }
+        Ok(ip)
+    }
     pub(crate) fn opt_ip(
         &self,
         field: &'static str,
@@ -57,10 +88,13 @@ impl Entry {
     ) -> Result<Option<Ipv6Addr>, FieldError> {
         match s.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
-            Some(s) => s
-                .parse()
-                .map(Some)
-                .map_err(|_| self.err(field, format!("{s:?} is not an IPv6 address"))),
+            Some(s) => {
+                let ip: Ipv6Addr = s.parse().map_err(|_| {
+                    self.err(field, format!("{} is not an IPv6 address", quoted(s)))
+                })?;
+                check_ip6(ip).map_err(|r| self.err(field, r))?;
+                Ok(Some(ip))
+            }
         }
     }
     pub(crate) fn prefix6(&self, field: &'static str, p: Option<i64>) -> Result<u8, FieldError> {
@@ -115,25 +149,33 @@ impl Entry {
         {
             return Err(self.err(
                 field,
-                format!("{s:?} contains {c:?}, not allowed in a name"),
+                format!("{} contains {c:?}, not allowed in a name", quoted(s)),
             ));
         }
         if s.len() > 253 || s.split('.').any(|l| l.is_empty() || l.len() > 63) {
-            return Err(self.err(field, format!("{s:?} is not a valid DNS name")));
+            return Err(self.err(
+                field,
+                format!(
+                    "{} is not a valid DNS name (labels of 1-63, 253 in all)",
+                    quoted(s)
+                ),
+            ));
         }
         Ok(Some(s.to_ascii_lowercase()))
     }
 }
 
 pub fn nic(i: usize, n: &vr::NicInfo) -> Result<Nic, FieldError> {
-    let e = Entry(format!("nics[{i}] (mac {})", n.mac));
+    let e = Entry(format!("nics[{i}] (mac {})", excerpt(&n.mac)));
     let mac = e.mac("mac", &n.mac)?;
     let ip = match n.ip.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(ip) => {
-            let ip = e.ip("ip", ip)?;
+            let ip = e.host_ip("ip", ip)?;
             let mask = n.netmask.as_deref().unwrap_or("");
-            Some((ip, e.netmask("netmask", mask)?))
+            let prefix = e.netmask("netmask", mask)?;
+            e.host_in("ip", ip, prefix)?;
+            Some((ip, prefix))
         }
     };
     let category = match n
@@ -160,7 +202,7 @@ pub fn nic(i: usize, n: &vr::NicInfo) -> Result<Nic, FieldError> {
     Ok(Nic {
         mac,
         ip,
-        gateway: e.opt_ip("gateway", &n.gateway)?,
+        gateway: e.opt_gateway("gateway", &n.gateway)?,
         is_default_route: n.is_default_route,
         category,
         mtu,
@@ -195,7 +237,86 @@ pub fn mgmt_cidr(field: &'static str, s: &str) -> Result<Option<Ipv4Net>, FieldE
 }
 
 pub fn nics(list: &[vr::NicInfo]) -> Result<Vec<Nic>, FieldError> {
-    list.iter().enumerate().map(|(i, n)| nic(i, n)).collect()
+    let nics: Vec<Nic> = list
+        .iter()
+        .enumerate()
+        .map(|(i, n)| nic(i, n))
+        .collect::<Result<_, _>>()?;
+    unique(&nics, "nics", "mac", |n| n.mac.to_string())?;
+    Ok(nics)
+}
+
+/// Refuses a batch where two entries share `key` (a uuid, an IP, a MAC):
+/// a map would silently keep only the last one.
+pub(crate) fn unique<T>(
+    list: &[T],
+    name: &str,
+    field: &'static str,
+    key: impl Fn(&T) -> String,
+) -> Result<(), FieldError> {
+    let mut seen = std::collections::BTreeMap::new();
+    for (i, x) in list.iter().enumerate() {
+        if let Some(j) = seen.insert(key(x), i) {
+            return Err(FieldError {
+                entry: format!("{name}[{i}]"),
+                field,
+                reason: format!("{} is also in {name}[{j}]", excerpt(&key(x))),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why `ip` cannot be a host's, a VIP's or a guest's address.
+pub fn check_host_ip(ip: Ipv4Addr) -> Result<(), String> {
+    let why = if ip.is_unspecified() {
+        "is the unspecified address"
+    } else if ip.is_broadcast() {
+        "is the broadcast address"
+    } else if ip.is_loopback() {
+        "is a loopback address"
+    } else if ip.is_multicast() {
+        "is a multicast address"
+    } else if ip.is_link_local() {
+        "is a link-local address"
+    } else if ip.octets()[0] >= 240 {
+        "is a reserved (class E) address"
+    } else {
+        return Ok(());
+    };
+    Err(format!("{ip} {why}"))
+}
+
+/// Why `ip` cannot be a host of its /`prefix` subnet: its network or
+/// broadcast address (a /31 or /32 has neither).
+pub fn check_host_in(ip: Ipv4Addr, prefix: u8) -> Result<(), String> {
+    if prefix >= 31 {
+        return Ok(());
+    }
+    let net = Ipv4Net::containing(ip, prefix);
+    let host_bits = u32::MAX >> prefix;
+    let bits = u32::from(ip);
+    if bits & host_bits == 0 {
+        return Err(format!("{ip} is the network address of {net}"));
+    }
+    if bits & host_bits == host_bits {
+        return Err(format!("{ip} is the broadcast address of {net}"));
+    }
+    Ok(())
+}
+
+/// Why `ip` cannot be a NIC's, a VIP's or a gateway's IPv6 address.
+pub fn check_ip6(ip: Ipv6Addr) -> Result<(), String> {
+    let why = if ip.is_unspecified() {
+        "is the unspecified address"
+    } else if ip.is_loopback() {
+        "is the loopback address"
+    } else if ip.is_multicast() {
+        "is a multicast address"
+    } else {
+        return Ok(());
+    };
+    Err(format!("{ip} {why}"))
 }
 
 pub fn nic_macs(list: &[vr::NicInfo]) -> Result<Vec<Mac>, FieldError> {
@@ -209,7 +330,7 @@ pub fn default_actions(list: &[vr::NicInfo]) -> Result<Vec<(Mac, DefaultAction)>
     list.iter()
         .enumerate()
         .map(|(i, n)| {
-            let e = Entry(format!("nics[{i}] (mac {})", n.mac));
+            let e = Entry(format!("nics[{i}] (mac {})", excerpt(&n.mac)));
             let mac = e.mac("mac", &n.mac)?;
             let action = default_action(&e, &n.firewall_default_action)?
                 .ok_or_else(|| e.err("firewallDefaultAction", "is missing"))?;
@@ -221,21 +342,24 @@ pub fn default_actions(list: &[vr::NicInfo]) -> Result<Vec<(Mac, DefaultAction)>
 /// `/changeDefaultNic`'s new default NIC and SNATs.
 pub fn change_default_nic(c: &vr::ChangeDefaultNicCmd) -> Result<Edit, FieldError> {
     let n = &c.new_nic;
-    let e = Entry(format!("newNic (mac {})", n.mac));
+    let e = Entry(format!("newNic (mac {})", excerpt(&n.mac)));
     Ok(Edit::ChangeDefaultNic {
         mac: e.mac("mac", &n.mac)?,
-        gateway: e.opt_ip("gateway", &n.gateway)?,
+        gateway: e.opt_gateway("gateway", &n.gateway)?,
         gateway6: e.opt_ip6("gateway6", &n.gateway6)?,
         snats: snats("snats", &c.snats)?,
     })
 }
 
 pub fn snat(name: &str, s: &vr::SnatInfo) -> Result<Snat, FieldError> {
-    let e = Entry(format!("{name} (privateNicMac {})", s.private_nic_mac));
-    let private_ip = e.ip("privateNicIp", &s.private_nic_ip)?;
+    let e = Entry(format!(
+        "{name} (privateNicMac {})",
+        excerpt(&s.private_nic_mac)
+    ));
+    let private_ip = e.host_ip("privateNicIp", &s.private_nic_ip)?;
     Ok(Snat {
         public_mac: e.mac("publicNicMac", &s.public_nic_mac)?,
-        public_ip: e.ip("publicIp", &s.public_ip)?,
+        public_ip: e.host_ip("publicIp", &s.public_ip)?,
         private_mac: e.mac("privateNicMac", &s.private_nic_mac)?,
         private_net: Ipv4Net::containing(private_ip, e.netmask("snatNetmask", &s.snat_netmask)?),
         enabled: s.state.unwrap_or(true),
@@ -243,10 +367,13 @@ pub fn snat(name: &str, s: &vr::SnatInfo) -> Result<Snat, FieldError> {
 }
 
 pub fn snats(key: &str, list: &[vr::SnatInfo]) -> Result<Vec<Snat>, FieldError> {
-    list.iter()
+    let out: Vec<Snat> = list
+        .iter()
         .enumerate()
         .map(|(i, s)| snat(&format!("{key}[{i}]"), s))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    unique(&out, key, "privateNicMac/privateNicIp", Snat::key)?;
+    Ok(out)
 }
 
 /// A VIP is IPv4 (`ip`, `netmask`) or IPv6 (`ip6`, `prefixLength`, and
@@ -264,12 +391,13 @@ fn vip_ip(e: &Entry, v: &vr::VipInfo) -> Result<(IpAddr, u8), FieldError> {
         };
         return Ok((IpAddr::V6(ip6), prefix));
     }
-    let ip = e.ip("ip", &v.ip)?;
+    let ip = e.host_ip("ip", &v.ip)?;
     let prefix = if v.netmask.is_empty() {
         32
     } else {
         e.netmask("netmask", &v.netmask)?
     };
+    e.host_in("ip", ip, prefix)?;
     Ok((IpAddr::V4(ip), prefix))
 }
 
@@ -279,7 +407,7 @@ pub fn vip(i: usize, v: &vr::VipInfo) -> Result<Vip, FieldError> {
     } else {
         &v.ip
     };
-    let e = Entry(format!("vips[{i}] (ip {shown})"));
+    let e = Entry(format!("vips[{i}] (ip {})", excerpt(shown)));
     let (ip, prefix) = vip_ip(&e, v)?;
     Ok(Vip {
         ip,
@@ -291,7 +419,13 @@ pub fn vip(i: usize, v: &vr::VipInfo) -> Result<Vip, FieldError> {
 }
 
 pub fn vips(list: &[vr::VipInfo]) -> Result<Vec<Vip>, FieldError> {
-    list.iter().enumerate().map(|(i, v)| vip(i, v)).collect()
+    let out: Vec<Vip> = list
+        .iter()
+        .enumerate()
+        .map(|(i, v)| vip(i, v))
+        .collect::<Result<_, _>>()?;
+    unique(&out, "vips", "ip", |v| v.ip.to_string())?;
+    Ok(out)
 }
 
 pub fn vip_ips(list: &[vr::VipInfo]) -> Result<Vec<IpAddr>, FieldError> {
@@ -310,7 +444,7 @@ pub fn nic_ips(list: &[vr::NicIpInfo]) -> Result<Vec<(Mac, Ipv4Addr, u8)>, Field
         .enumerate()
         .filter(|(_, n)| !n.ip.trim().is_empty() && n.ip.trim().parse::<Ipv6Addr>().is_err())
         .map(|(i, n)| {
-            let e = Entry(format!("nicIps[{i}] (ip {})", n.ip));
+            let e = Entry(format!("nicIps[{i}] (ip {})", excerpt(&n.ip)));
             Ok((
                 e.mac("ownerEthernetMac", &n.owner_ethernet_mac)?,
                 e.ip("ip", &n.ip)?,
@@ -321,9 +455,13 @@ pub fn nic_ips(list: &[vr::NicIpInfo]) -> Result<Vec<(Mac, Ipv4Addr, u8)>, Field
 }
 
 pub fn port_forward(i: usize, r: &vr::PortForwardingRule) -> Result<PortForward, FieldError> {
-    let e = Entry(format!("rules[{i}] (uuid {})", r.uuid));
+    let e = Entry(format!("rules[{i}] (uuid {})", excerpt(&r.uuid)));
     if r.uuid.trim().is_empty() {
         return Err(e.err("uuid", "is missing"));
+    }
+    // The uuid names the rule in replies and logs: an id, not text.
+    if !super::lb::check_ident(r.uuid.trim()) {
+        return Err(e.err("uuid", "is not an id (letters, digits, '-', '_', '.')"));
     }
     let vip_ports = PortRange::new(r.vip_port_start, r.vip_port_end)
         .map_err(|x| e.err("vipPortStart/vipPortEnd", x))?;
@@ -350,9 +488,9 @@ pub fn port_forward(i: usize, r: &vr::PortForwardingRule) -> Result<PortForward,
             .protocol_type
             .parse::<Proto>()
             .map_err(|x| e.err("protocolType", x))?,
-        vip: e.ip("vipIp", &r.vip_ip)?,
+        vip: e.host_ip("vipIp", &r.vip_ip)?,
         vip_ports,
-        private_ip: e.ip("privateIp", &r.private_ip)?,
+        private_ip: e.host_ip("privateIp", &r.private_ip)?,
         private_ports,
         public_mac: e.mac("publicMac", &r.public_mac)?,
         private_mac: e.mac("privateMac", &r.private_mac)?,
@@ -362,17 +500,20 @@ pub fn port_forward(i: usize, r: &vr::PortForwardingRule) -> Result<PortForward,
 }
 
 pub fn port_forwards(list: &[vr::PortForwardingRule]) -> Result<Vec<PortForward>, FieldError> {
-    list.iter()
+    let out: Vec<PortForward> = list
+        .iter()
         .enumerate()
         .map(|(i, r)| port_forward(i, r))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    unique(&out, "rules", "uuid", |r| r.uuid.clone())?;
+    Ok(out)
 }
 
 pub fn eip(name: &str, x: &vr::EipInfo) -> Result<Eip, FieldError> {
-    let e = Entry(format!("{name} (vipIp {})", x.vip_ip));
+    let e = Entry(format!("{name} (vipIp {})", excerpt(&x.vip_ip)));
     Ok(Eip {
-        vip: e.ip("vipIp", &x.vip_ip)?,
-        guest: e.ip("guestIp", &x.guest_ip)?,
+        vip: e.host_ip("vipIp", &x.vip_ip)?,
+        guest: e.host_ip("guestIp", &x.guest_ip)?,
         public_mac: e.mac("publicMac", &x.public_mac)?,
         private_mac: e.mac("privateMac", &x.private_mac)?,
         snat_inbound: x.snat_inbound_traffic,
@@ -380,10 +521,13 @@ pub fn eip(name: &str, x: &vr::EipInfo) -> Result<Eip, FieldError> {
 }
 
 pub fn eips(list: &[vr::EipInfo]) -> Result<Vec<Eip>, FieldError> {
-    list.iter()
+    let out: Vec<Eip> = list
+        .iter()
         .enumerate()
         .map(|(i, x)| eip(&format!("eips[{i}]"), x))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    unique(&out, "eips", "vipIp", |e| e.vip.to_string())?;
+    Ok(out)
 }
 
 #[cfg(test)]

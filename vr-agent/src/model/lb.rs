@@ -756,7 +756,11 @@ pub fn listener(i: usize, l: &vr::LbInfo) -> Result<Option<Listener>, FieldError
         None | Some("") => {
             return Err(c.err("vip", "is missing (IPv6-only listeners are not supported)"));
         }
-        Some(v) => parse_ipv4(v).map_err(|e| c.err("vip", e))?,
+        Some(v) => {
+            let ip = parse_ipv4(v).map_err(|e| c.err("vip", e))?;
+            super::from_wire::check_host_ip(ip).map_err(|e| c.err("vip", e))?;
+            ip
+        }
     };
     let public_mac = match l.public_nic.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -927,7 +931,7 @@ pub fn log_level(level: &str) -> Result<String, FieldError> {
 /// A PEM bundle must hold a certificate and a private key.
 pub fn certificate(uuid: &str, pem: &str) -> Result<(), FieldError> {
     let e = |field, reason: &str| FieldError {
-        entry: format!("certificate {uuid}"),
+        entry: format!("certificate {}", common::text::excerpt(uuid)),
         field,
         reason: reason.to_string(),
     };

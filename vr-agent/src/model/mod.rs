@@ -5,6 +5,7 @@
 //! only then keeps it. `from_wire` turns protocol bodies into edits, naming
 //! the entry and field of anything malformed.
 
+pub mod checks;
 pub mod from_wire;
 pub mod lb;
 
@@ -310,6 +311,7 @@ impl Model {
                 self.vips.remove(ip);
             }),
             Edit::CreatePortForwards(rules) => {
+                unique_rule_uuids(rules)?;
                 for r in rules {
                     self.port_forwards.insert(r.uuid.clone(), r.clone());
                 }
@@ -318,6 +320,7 @@ impl Model {
                 self.port_forwards.remove(u);
             }),
             Edit::SyncPortForwards(rules) => {
+                unique_rule_uuids(rules)?;
                 self.port_forwards = rules.iter().map(|r| (r.uuid.clone(), r.clone())).collect();
             }
             Edit::CreateEip(e) => {
@@ -417,6 +420,7 @@ impl Model {
     pub fn check_added(&self, edit: &Edit) -> Result<(), Invalid> {
         match edit {
             Edit::CreatePortForwards(rules) => {
+                unique_rule_uuids(rules)?;
                 for (i, r) in rules.iter().enumerate() {
                     let others = self
                         .port_forwards
@@ -522,6 +526,17 @@ impl Model {
                 )));
             }
         }
+        // A guest's lease is not the router's own address on that NIC.
+        for e in self.dhcp.entries.values() {
+            if let Some(n) = self.nics.get(&e.vr_nic_mac)
+                && n.ip.is_some_and(|(ip, _)| ip == e.ip)
+            {
+                return Err(Invalid(format!(
+                    "dhcp entry (mac {}): ip: {} is the router's own address on NIC {}",
+                    e.mac, e.ip, n.mac
+                )));
+            }
+        }
         self.lb.validate()?;
         // A listener's VIP port is the listener's alone.
         for l in self.lb.listeners.values() {
@@ -553,6 +568,14 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// One batch names each port forwarding rule once: a map would keep only
+/// the last of two rules with one uuid (and the two checks would disagree on
+/// which one counts).
+fn unique_rule_uuids(rules: &[PortForward]) -> Result<(), Invalid> {
+    from_wire::unique(rules, "rules", "uuid", |r| r.uuid.clone())
+        .map_err(|e| Invalid(e.to_string()))
 }
 
 #[cfg(test)]
