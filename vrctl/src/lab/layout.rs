@@ -65,6 +65,8 @@ pub const VIP_LB: &str = "172.20.10.102";
 /// The router's description in the lab (also written to
 /// `<state>/router.json` for `vrctl vr apply|diff|status`).
 pub fn router_spec(names: &Names, image_dir: &Path) -> RouterSpec {
+    // Canonical: kvm-agent refuses paths with `..`.
+    let image_dir = image_dir.canonicalize().unwrap_or(image_dir.to_path_buf());
     let img = |f: &str| image_dir.join(f).display().to_string();
     let vips: Vec<Value> = [VIP_PF, VIP_EIP, VIP_LB]
         .iter()
@@ -250,7 +252,14 @@ pub fn kvm_agent_dirs(names: &Names, opts: &Options) -> Vec<(&'static str, Strin
     vec![
         ("KVM_AGENT_SOCKET_DIR", at("sock")),
         ("KVM_AGENT_VOLUME_DIRS", at("disks")),
-        ("KVM_AGENT_IMAGE_DIRS", opts.image_dir.display().to_string()),
+        (
+            "KVM_AGENT_IMAGE_DIRS",
+            opts.image_dir
+                .canonicalize()
+                .unwrap_or(opts.image_dir.clone())
+                .display()
+                .to_string(),
+        ),
     ]
 }
 
