@@ -65,6 +65,9 @@ pub struct Engine {
     /// A certificate in use changed on disk: reload even if the config
     /// text is the same.
     haproxy_reload_pending: bool,
+    /// Certificates being uploaded (uuid -> PEM): staged for the check,
+    /// written live only once it passed.
+    new_certs: std::collections::BTreeMap<String, String>,
     /// The udp listener table last applied; None when unknown.
     lb_udp: Option<String>,
     /// Our static routes (management node networks) in force; None when unknown.
@@ -112,6 +115,7 @@ impl Engine {
             dnsmasq_files: None,
             haproxy_files: None,
             haproxy_reload_pending: false,
+            new_certs: Default::default(),
             lb_udp: None,
             routes: None,
             listed: Default::default(),
@@ -463,19 +467,15 @@ impl Engine {
         self.sys.haproxy.clone()
     }
 
-    /// Stores uploaded certificates, then records them in the model. A
-    /// replaced certificate that a listener uses makes the next sync reload.
+    /// Records uploaded certificates in the model and stores them. A
+    /// replaced certificate that a listener uses is checked first
+    /// (`haproxy -c` with the new PEMs staged apart) and makes haproxy
+    /// reload; a refusal leaves the live PEMs as they were.
     pub async fn add_certificates(
         &mut self,
         certs: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        for (uuid, pem) in certs {
-            self.sys
-                .haproxy
-                .write_cert(uuid, pem)
-                .await
-                .map_err(apply_err)?;
-        }
+        let was_pending = self.haproxy_reload_pending;
         if self.model.lb.listeners.values().any(|l| {
             l.certificate
                 .as_ref()
@@ -483,8 +483,16 @@ impl Engine {
         }) {
             self.haproxy_reload_pending = true;
         }
-        self.apply(Edit::Lb(LbEdit::Certs(certs.keys().cloned().collect())))
-            .await
+        self.new_certs = certs.clone();
+        let r = self
+            .apply(Edit::Lb(LbEdit::Certs(certs.keys().cloned().collect())))
+            .await;
+        if !self.new_certs.is_empty() {
+            // Not installed: the edit failed before its services.
+            self.new_certs.clear();
+            self.haproxy_reload_pending = was_pending;
+        }
+        r
     }
 
     /// Renders the haproxy config for `lb` and, when it differs from the
@@ -503,7 +511,7 @@ impl Engine {
         if files.is_some()
             && let Some(check) = haproxy::render(lb, h.check_paths(), host)
         {
-            h.check(&check)
+            h.check(&check, &self.new_certs)
                 .await
                 .map_err(|e| EngineError::BadRequest(e.to_string()))?;
         }
@@ -525,6 +533,10 @@ impl Engine {
             }
         }
         let h = self.sys.haproxy.clone();
+        // Uploaded certificates, checked by prepare_lb: now they go live.
+        for (uuid, pem) in std::mem::take(&mut self.new_certs) {
+            h.write_cert(&uuid, &pem).await.map_err(apply_err)?;
+        }
         match plan {
             None => {}
             Some(None) if self.haproxy_files.take().is_some() => {

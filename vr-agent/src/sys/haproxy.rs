@@ -12,7 +12,7 @@
 //! config. Configs are checked with `haproxy -c` (rendered for a separate
 //! check directory) before the live files are touched.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -54,8 +54,14 @@ pub trait Haproxy: Send + Sync {
     fn paths(&self) -> &Paths;
     /// Where a candidate config is rendered for [`Haproxy::check`].
     fn check_paths(&self) -> &Paths;
-    /// `haproxy -c` on files rendered for [`Haproxy::check_paths`].
-    async fn check(&self, files: &Files) -> Result<(), HaproxyError>;
+    /// `haproxy -c` on files rendered for [`Haproxy::check_paths`], with
+    /// the live certificates, `new_certs` (uuid -> PEM) replacing or added
+    /// to them, staged apart: nothing live is touched.
+    async fn check(
+        &self,
+        files: &Files,
+        new_certs: &BTreeMap<String, String>,
+    ) -> Result<(), HaproxyError>;
     /// Writes the live files atomically (ACL files first, config last) and
     /// removes ACL files no listener uses.
     async fn write(&self, files: &Files) -> Result<(), HaproxyError>;
@@ -105,6 +111,43 @@ async fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Hap
     .map_err(|e| err(std::io::Error::other(e)))?
     .map_err(err)?;
     tokio::fs::rename(&tmp, path).await.map_err(err)
+}
+
+/// The check's certificate directory: exactly the live PEMs, with
+/// `new_certs` written over them.
+async fn stage_certs(
+    live: &Path,
+    staged: &Path,
+    new_certs: &BTreeMap<String, String>,
+) -> Result<(), HaproxyError> {
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| HaproxyError::Write { path, source }
+    };
+    let pems = |dir: PathBuf| async move {
+        let mut out = vec![];
+        if let Ok(mut d) = tokio::fs::read_dir(&dir).await {
+            while let Ok(Some(e)) = d.next_entry().await {
+                if e.path().extension().is_some_and(|x| x == "pem") {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    };
+    for p in pems(staged.to_path_buf()).await {
+        tokio::fs::remove_file(&p).await.map_err(werr(&p))?;
+    }
+    for p in pems(live.to_path_buf()).await {
+        let to = staged.join(p.file_name().unwrap_or_default());
+        let body = tokio::fs::read(&p).await.map_err(werr(&p))?;
+        write_atomic(&to, &body, 0o600).await?;
+    }
+    for (uuid, pem) in new_certs {
+        let to = staged.join(format!("{uuid}.pem"));
+        write_atomic(&to, pem.as_bytes(), 0o600).await?;
+    }
+    Ok(())
 }
 
 async fn write_files(paths: &Paths, files: &Files) -> Result<(), HaproxyError> {
@@ -283,9 +326,14 @@ impl HaproxyProcess {
     pub fn new(dir: impl Into<PathBuf>, certs: impl Into<PathBuf>) -> std::io::Result<Self> {
         let (dir, certs) = (dir.into(), certs.into());
         let paths = Paths::new(&dir, &certs);
-        let check = Paths::new(dir.join("check"), &certs);
+        let check = Paths::new(dir.join("check"), dir.join("check").join("certs"));
         std::fs::create_dir_all(paths.acl_dir())?;
         std::fs::create_dir_all(check.acl_dir())?;
+        std::fs::create_dir_all(&check.certs)?;
+        std::fs::set_permissions(
+            &check.certs,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
         std::fs::create_dir_all(&certs)?;
         std::fs::set_permissions(&certs, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         Ok(HaproxyProcess {
@@ -404,7 +452,12 @@ impl Haproxy for HaproxyProcess {
         &self.check
     }
 
-    async fn check(&self, files: &Files) -> Result<(), HaproxyError> {
+    async fn check(
+        &self,
+        files: &Files,
+        new_certs: &BTreeMap<String, String>,
+    ) -> Result<(), HaproxyError> {
+        stage_certs(&self.paths.certs, &self.check.certs, new_certs).await?;
         write_files(&self.check, files).await?;
         let conf = self.check.conf();
         runner::run(
@@ -533,7 +586,11 @@ impl Haproxy for FakeHaproxy {
     fn check_paths(&self) -> &Paths {
         &self.check
     }
-    async fn check(&self, files: &Files) -> Result<(), HaproxyError> {
+    async fn check(
+        &self,
+        files: &Files,
+        _new_certs: &BTreeMap<String, String>,
+    ) -> Result<(), HaproxyError> {
         self.record(Call::Check(files.conf.clone()));
         match &*self.fail_check_on.lock().unwrap() {
             Some(s) if files.conf.contains(s.as_str()) => {
