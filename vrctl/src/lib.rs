@@ -11,9 +11,11 @@
 //! * `diagnose`: why a router does not come up, decided from the agent's
 //!   port, the console and the domain state instead of a timeout.
 //! * `lab`: the whole seed topology on one machine, driven and verified.
-//! * `host`, `wire`: the bodies the management node's Java classes send
-//!   (host commands; the router commands' entries).
+//! * `host`, `appliance`, `wire`: the bodies the management node's Java
+//!   classes send (host commands; the router VM's start and bootstrap info;
+//!   the router commands' entries).
 
+pub mod appliance;
 pub mod client;
 pub mod diagnose;
 pub mod host;
