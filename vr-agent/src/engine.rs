@@ -50,6 +50,9 @@ fn apply_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Apply(e.to_string())
 }
 
+/// Failed probes in a row before a child is restarted.
+pub const PROBES_BEFORE_RESTART: u32 = 3;
+
 pub struct Engine {
     sys: Sys,
     model: Model,
@@ -80,6 +83,8 @@ pub struct Engine {
     conntrack_tx: mpsc::UnboundedSender<BTreeSet<nat::FlowMatch>>,
     conntrack_deleted: Arc<AtomicU64>,
     pub stats: Stats,
+    /// Probes in a row each child failed: (dnsmasq, haproxy).
+    failed_probes: (u32, u32),
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -92,6 +97,8 @@ pub struct Stats {
     pub dnsmasq_restarts: u64,
     pub haproxy_reloads: u64,
     pub haproxy_restarts: u64,
+    /// Children restarted because they stopped answering their probe.
+    pub hung_restarts: u64,
 }
 
 impl Engine {
@@ -123,6 +130,7 @@ impl Engine {
             conntrack_tx,
             conntrack_deleted,
             stats: Stats::default(),
+            failed_probes: (0, 0),
         };
         let t = Instant::now();
         let r = engine.reconcile().await;
@@ -460,6 +468,41 @@ impl Engine {
     /// The netlink side, for waiting on links without the engine lock.
     pub fn netlink(&self) -> Arc<dyn crate::sys::netlink::Netlink> {
         self.sys.netlink.clone()
+    }
+
+    /// The dnsmasq side, for probing without the engine lock.
+    pub fn dnsmasq(&self) -> Arc<dyn crate::sys::dnsmasq::Dnsmasq> {
+        self.sys.dnsmasq.clone()
+    }
+
+    /// Count a round of child probes; a child that failed
+    /// [`PROBES_BEFORE_RESTART`] in a row is restarted.
+    pub async fn children_probed(&mut self, dnsmasq_ok: bool, haproxy_ok: bool) {
+        let (d, h) = &mut self.failed_probes;
+        *d = if dnsmasq_ok { 0 } else { *d + 1 };
+        *h = if haproxy_ok { 0 } else { *h + 1 };
+        if *d >= PROBES_BEFORE_RESTART {
+            *d = 0;
+            tracing::error!("dnsmasq does not answer DNS on loopback; restarting it");
+            self.stats.hung_restarts += 1;
+            if let Err(e) = self.sys.dnsmasq.restart().await {
+                tracing::error!(error = %e, "restarting dnsmasq failed");
+            }
+        }
+        if self.failed_probes.1 >= PROBES_BEFORE_RESTART {
+            self.failed_probes.1 = 0;
+            tracing::error!("haproxy's master does not answer on its socket; restarting it");
+            self.stats.hung_restarts += 1;
+            let h = self.sys.haproxy.clone();
+            let r = match h.stop().await {
+                Ok(()) => h.reload().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, "restarting haproxy failed");
+                self.haproxy_files = None;
+            }
+        }
     }
 
     /// The haproxy side, for reading statistics without the engine lock.

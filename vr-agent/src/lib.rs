@@ -91,7 +91,8 @@ pub async fn run(
         engine: engine.clone(),
         uuid: Arc::new(RwLock::new(String::new())),
     };
-    let drift = tokio::spawn(drift_loop(engine, cfg.drift_check));
+    let drift = tokio::spawn(drift_loop(engine.clone(), cfg.drift_check));
+    let health = tokio::spawn(health_loop(engine));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, state_dir = %cfg.state_dir.display(), "vr-agent serving");
     if let Err(e) = common::systemd::notify_ready() {
@@ -101,6 +102,7 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await?;
     drift.abort();
+    health.abort();
     Ok(())
 }
 
@@ -127,3 +129,20 @@ async fn drift_loop(engine: Arc<Mutex<Engine>>, every: Duration) {
         }
     }
 }
+
+/// Probe the children every [`HEALTH_EVERY`]; a hung one is restarted.
+async fn health_loop(engine: Arc<Mutex<Engine>>) {
+    let mut tick = tokio::time::interval(HEALTH_EVERY);
+    loop {
+        tick.tick().await;
+        // Probed without the lock: a hung child must not stall commands.
+        let (d, h) = {
+            let e = engine.lock().await;
+            (e.dnsmasq(), e.haproxy())
+        };
+        let (d_ok, h_ok) = tokio::join!(d.healthy(), h.healthy());
+        engine.lock().await.children_probed(d_ok, h_ok).await;
+    }
+}
+
+const HEALTH_EVERY: Duration = Duration::from_secs(2);

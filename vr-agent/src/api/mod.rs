@@ -594,6 +594,11 @@ fn engine_metrics(e: &Engine) -> String {
             "Times haproxy died and was restarted.",
             st.haproxy_restarts,
         ),
+        (
+            "vr_agent_child_hung_restarts_total",
+            "Times dnsmasq or haproxy stopped answering its probe and was restarted.",
+            st.hung_restarts,
+        ),
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"

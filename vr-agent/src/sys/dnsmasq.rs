@@ -51,6 +51,11 @@ pub trait Dnsmasq: Send + Sync {
     /// Drops a lease at once: `dhcp_release <ifname> <ip> <mac>`.
     async fn release(&self, ifname: &IfName, ip: Ipv4Addr, mac: Mac) -> Result<(), DnsmasqError>;
     /// How often dnsmasq died and was restarted by supervision.
+    /// Whether the running dnsmasq answers (true when none runs: an exit
+    /// is supervision's business).
+    async fn healthy(&self) -> bool {
+        true
+    }
     fn restarts(&self) -> u64 {
         0
     }
@@ -197,6 +202,12 @@ impl Dnsmasq for DnsmasqProcess {
 
     fn restarts(&self) -> u64 {
         DnsmasqProcess::restarts(self)
+    }
+
+    /// A DNS query on loopback (dnsmasq always listens there): any answer,
+    /// even NXDOMAIN, is alive; a hung or stopped dnsmasq answers none.
+    async fn healthy(&self) -> bool {
+        self.pid().is_none() || super::health::dns_answers("127.0.0.1:53".parse().unwrap()).await
     }
 
     async fn release(&self, ifname: &IfName, ip: Ipv4Addr, mac: Mac) -> Result<(), DnsmasqError> {

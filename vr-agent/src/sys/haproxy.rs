@@ -80,6 +80,11 @@ pub trait Haproxy: Send + Sync {
     fn restarts(&self) -> u64 {
         0
     }
+    /// Whether the running master answers on its socket (true when none
+    /// runs: an exit is supervision's business).
+    async fn healthy(&self) -> bool {
+        true
+    }
 }
 
 async fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), HaproxyError> {
@@ -526,6 +531,18 @@ impl Haproxy for HaproxyProcess {
             return Ok(None);
         }
         api(&self.paths.stats_sock(), "show stat").await.map(Some)
+    }
+
+    async fn healthy(&self) -> bool {
+        if self.pid().is_none() {
+            return true;
+        }
+        let sock = self.paths.master_sock();
+        let probe = api(&sock, "show proc");
+        matches!(
+            tokio::time::timeout(super::health::TIMEOUT, probe).await,
+            Ok(Ok(_))
+        )
     }
 
     fn restarts(&self) -> u64 {

@@ -5,6 +5,7 @@ pub mod conntrack;
 pub mod dnsmasq;
 pub mod firewall;
 pub mod haproxy;
+pub mod health;
 pub mod memory;
 pub mod monitor;
 pub mod ndisc;
