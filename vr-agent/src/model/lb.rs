@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use common::net::{Ipv4Net, Mac, parse_ipv4};
+use common::text::quoted;
 use common::vr;
 use serde::{Deserialize, Serialize};
 
@@ -355,7 +356,10 @@ where
 {
     match v.trim().parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
-        _ => Err(c.err(field, format!("{v:?} is not a number in {min}-{max}"))),
+        _ => Err(c.err(
+            field,
+            format!("{} is not a number in {min}-{max}", quoted(v)),
+        )),
     }
 }
 
@@ -395,7 +399,7 @@ fn acl_entries(c: &Ctx, v: &str) -> Result<Vec<Ipv4Net>, FieldError> {
                 parse_ipv4(b.trim()).map_err(|e| c.err("aclEntry", e))?,
             );
             if a > b {
-                return Err(c.err("aclEntry", format!("range {item:?} is reversed")));
+                return Err(c.err("aclEntry", format!("range {} is reversed", quoted(item))));
             }
             out.extend(range_cidrs(a, b));
         } else {
@@ -416,7 +420,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
     let mut check_target: Option<String> = None;
     for item in raw {
         let Some((key, v)) = item.split_once("::") else {
-            return Err(c.err("parameters", format!("{item:?} is not key::value")));
+            return Err(c.err("parameters", format!("{} is not key::value", quoted(item))));
         };
         let v = v.trim();
         match key.trim().to_ascii_lowercase().as_str() {
@@ -430,7 +434,8 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                         return Err(c.err(
                             "parameters balancerAlgorithm",
                             format!(
-                                "{o:?} is not roundrobin, leastconn, source or weightroundrobin"
+                                "{} is not roundrobin, leastconn, source or weightroundrobin",
+                                quoted(o)
                             ),
                         ));
                     }
@@ -459,7 +464,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                 let (ip, w) = v.split_once("::").ok_or_else(|| {
                     c.err(
                         "parameters balancerWeight",
-                        format!("{v:?} is not <ip>::<weight>"),
+                        format!("{} is not <ip>::<weight>", quoted(v)),
                     )
                 })?;
                 let ip =
@@ -477,7 +482,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                     if !HTTP_MODES.contains(&v) {
                         return Err(c.err(
                             "parameters httpMode",
-                            format!("{v:?} is not one of {}", HTTP_MODES.join(", ")),
+                            format!("{} is not one of {}", quoted(v), HTTP_MODES.join(", ")),
                         ));
                     }
                     p.http_mode = Some(v.to_string());
@@ -492,9 +497,10 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                     "black" => AclKind::Black,
                     "white" => AclKind::White,
                     o => {
-                        return Err(
-                            c.err("parameters aclType", format!("{o:?} is not black or white"))
-                        );
+                        return Err(c.err(
+                            "parameters aclType",
+                            format!("{} is not black or white", quoted(o)),
+                        ));
                     }
                 }
             }
@@ -507,7 +513,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                         o => {
                             return Err(c.err(
                                 "parameters httpVersions",
-                                format!("{o:?} is not h2 or http1.1"),
+                                format!("{} is not h2 or http1.1", quoted(o)),
                             ));
                         }
                     });
@@ -521,7 +527,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                     o => {
                         return Err(c.err(
                             "parameters tcpProxyProtocol",
-                            format!("{o:?} is not v1 or v2"),
+                            format!("{} is not v1 or v2", quoted(o)),
                         ));
                     }
                 }
@@ -531,7 +537,10 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                     if !["gzip", "deflate", "raw-deflate", "identity"].contains(&x) {
                         return Err(c.err(
                             "parameters httpCompressAlgos",
-                            format!("{x:?} is not gzip, deflate, raw-deflate or identity"),
+                            format!(
+                                "{} is not gzip, deflate, raw-deflate or identity",
+                                quoted(x)
+                            ),
                         ));
                     }
                     p.compression.push(x.to_string());
@@ -557,13 +566,13 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                 if method.is_empty() || !method.chars().all(|ch| ch.is_ascii_uppercase()) {
                     return Err(c.err(
                         "parameters healthCheckParameter",
-                        format!("method {method:?} is not a word"),
+                        format!("method {} is not a word", quoted(&method)),
                     ));
                 }
                 if !uri.starts_with('/') || !check_uri(&uri) {
                     return Err(c.err(
                         "parameters healthCheckParameter",
-                        format!("uri {uri:?} is not a path"),
+                        format!("uri {} is not a path", quoted(&uri)),
                     ));
                 }
                 let mut classes = vec![];
@@ -576,7 +585,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
                         .ok_or_else(|| {
                             c.err(
                                 "parameters healthCheckParameter",
-                                format!("{code:?} is not http_1xx-http_5xx"),
+                                format!("{} is not http_1xx-http_5xx", quoted(code)),
                             )
                         })?;
                     classes.push(n);
@@ -593,7 +602,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
             o => {
                 return Err(c.err(
                     "parameters healthCheckTarget",
-                    format!("{o:?} is not tcp or http"),
+                    format!("{} is not tcp or http", quoted(o)),
                 ));
             }
         };
@@ -610,7 +619,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
             if !valid_cookie(&name) {
                 return Err(c.err(
                     "parameters cookieName",
-                    format!("{name:?} is not a cookie name"),
+                    format!("{} is not a cookie name", quoted(&name)),
                 ));
             }
             p.persistence = Some(if kind == "insert" {
@@ -634,7 +643,7 @@ fn params(c: &Ctx, raw: &[String], mode: LbMode) -> Result<(LbParams, Vec<String
         Some(o) => {
             return Err(c.err(
                 "parameters sessionPersistence",
-                format!("{o:?} is not disable, insert or rewrite"),
+                format!("{} is not disable, insert or rewrite", quoted(o)),
             ));
         }
     }
@@ -671,19 +680,19 @@ fn redirect_rule(c: &Ctx, i: usize, r: &vr::RedirectRule) -> Result<RedirectRule
     if !check_ident(&r.redirect_rule_uuid) {
         return Err(c.err(
             "redirectRules.redirectRuleUuid",
-            format!("[{i}] {:?} is not an id", r.redirect_rule_uuid),
+            format!("[{i}] {} is not an id", quoted(&r.redirect_rule_uuid)),
         ));
     }
     if !check_ident(&r.server_group_uuid) {
         return Err(c.err(
             "redirectRules.serverGroupUuid",
-            format!("[{i}] {:?} is not an id", r.server_group_uuid),
+            format!("[{i}] {} is not an id", quoted(&r.server_group_uuid)),
         ));
     }
     if !check_uri(text) {
         return Err(c.err(
             "redirectRules.redirectRule",
-            format!("[{i}] {text:?} is not host[/path] or /path"),
+            format!("[{i}] {} is not host[/path] or /path", quoted(text)),
         ));
     }
     let (host, path) = match text.find('/') {
@@ -750,7 +759,12 @@ pub fn listener(i: usize, l: &vr::LbInfo) -> Result<Option<Listener>, FieldError
         "http" => LbMode::Http,
         "https" => LbMode::Https,
         "udp" => LbMode::Udp,
-        o => return Err(c.err("mode", format!("{o:?} is not tcp, http, https or udp"))),
+        o => {
+            return Err(c.err(
+                "mode",
+                format!("{} is not tcp, http, https or udp", quoted(o)),
+            ));
+        }
     };
     let vip = match l.vip.as_deref().map(str::trim) {
         None | Some("") => {
@@ -783,7 +797,7 @@ pub fn listener(i: usize, l: &vr::LbInfo) -> Result<Option<Listener>, FieldError
         if !check_ident(&g.server_group_uuid) {
             return Err(c.err(
                 "serverGroups.serverGroupUuid",
-                format!("[{gi}] {:?} is not an id", g.server_group_uuid),
+                format!("[{gi}] {} is not an id", quoted(&g.server_group_uuid)),
             ));
         }
         let mut servers = vec![];
@@ -856,7 +870,7 @@ pub fn listener(i: usize, l: &vr::LbInfo) -> Result<Option<Listener>, FieldError
     if let Some(cert) = &certificate
         && !check_ident(cert)
     {
-        return Err(c.err("certificateUuid", format!("{cert:?} is not an id")));
+        return Err(c.err("certificateUuid", format!("{} is not an id", quoted(cert))));
     }
     if mode == LbMode::Https && certificate.is_none() {
         return Err(c.err("certificateUuid", "an https listener needs a certificate"));
@@ -870,7 +884,8 @@ pub fn listener(i: usize, l: &vr::LbInfo) -> Result<Option<Listener>, FieldError
         return Err(c.err(
             "securityPolicyType",
             format!(
-                "{cipher_policy:?} is not one of {}",
+                "{} is not one of {}",
+                quoted(&cipher_policy),
                 CIPHER_POLICIES.join(", ")
             ),
         ));
@@ -923,7 +938,7 @@ pub fn log_level(level: &str) -> Result<String, FieldError> {
         Err(FieldError {
             entry: "lb/log/level".into(),
             field: "level",
-            reason: format!("{level:?} is not one of {}", LOG_LEVELS.join(", ")),
+            reason: format!("{} is not one of {}", quoted(level), LOG_LEVELS.join(", ")),
         })
     }
 }
