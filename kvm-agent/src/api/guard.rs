@@ -17,7 +17,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -27,6 +28,69 @@ use axum::response::{IntoResponse, Response};
 use common::net::Ipv4Net;
 
 use super::AppState;
+
+tokio::task_local! {
+    /// The audit record of the request being decoded (see [`Audited`]).
+    static AUDIT: Arc<AuditCtx>;
+}
+
+/// Who sent a command and what it touched; the line is written once the
+/// command's result is known (in async mode, when the callback is made).
+pub struct AuditCtx {
+    peer: String,
+    path: String,
+    uuids: Vec<String>,
+    /// The body decoded into the command (the handler will run).
+    decoded: AtomicBool,
+    /// The line was written.
+    logged: AtomicBool,
+}
+
+impl AuditCtx {
+    fn log(&self, result: &str) {
+        self.logged.store(true, Ordering::SeqCst);
+        tracing::info!(
+            target: "audit",
+            peer = %self.peer,
+            path = %self.path,
+            result = %result,
+            uuids = ?self.uuids,
+            "command"
+        );
+    }
+}
+
+/// A command's body plus the audit record of the request it came in
+/// (taken while the body is decoded, which happens in the request's task;
+/// the command itself runs in its own task).
+pub struct Audited<R> {
+    pub inner: R,
+    pub ctx: Option<Arc<AuditCtx>>,
+}
+
+impl<'de, R: serde::Deserialize<'de>> serde::Deserialize<'de> for Audited<R> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let inner = R::deserialize(d)?;
+        let ctx = AUDIT.try_with(Arc::clone).ok();
+        if let Some(c) = &ctx {
+            c.decoded.store(true, Ordering::SeqCst);
+        }
+        Ok(Audited { inner, ctx })
+    }
+}
+
+/// The audit line of a finished command.
+pub fn audit_result<T>(ctx: Option<Arc<AuditCtx>>, r: &Result<T, common::agent::ApiError>) {
+    if let Some(c) = ctx {
+        match r {
+            Ok(_) => c.log("success"),
+            Err(e) => c.log(&format!(
+                "error: {}",
+                common::text::excerpt_n(&e.message, 200)
+            )),
+        }
+    }
+}
 
 /// Largest connect / update-configuration body read here (they are small).
 const CONNECT_BODY: usize = 1 << 20;
@@ -313,11 +377,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     let audited = !read_only(&path);
     let (parts, body) = req.into_parts();
+    // Known to be small (Content-Length, or the body's own exact size).
     let small = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .is_some_and(|n| n <= CONNECT_BODY);
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .or_else(|| axum::body::HttpBody::size_hint(&body).upper())
+        .is_some_and(|n| n <= CONNECT_BODY as u64);
     let sets_target = matches!(
         path.as_str(),
         "/host/connect" | "/host/update/configuration"
@@ -350,16 +416,27 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     } else {
         (body, Vec::new())
     };
-    let rsp = next.run(Request::from_parts(parts, body)).await;
+    let req = Request::from_parts(parts, body);
     if !audited {
+        return next.run(req).await;
+    }
+    let ctx = Arc::new(AuditCtx {
+        peer: peer_addr.map_or("unknown".into(), |a| a.to_string()),
+        path: path.clone(),
+        uuids,
+        decoded: AtomicBool::new(false),
+        logged: AtomicBool::new(false),
+    });
+    let rsp = AUDIT.scope(ctx.clone(), next.run(req)).await;
+    let status = rsp.status();
+    let decoded = ctx.decoded.load(Ordering::SeqCst);
+    if async_mode && decoded && status == StatusCode::OK {
+        // The command runs on; its line comes with its result.
         return rsp;
     }
-    let status = rsp.status();
-    // Sync replies say success in the body; async ones only accept here.
-    let (rsp, result) = if status != StatusCode::OK {
-        (rsp, format!("error ({status})"))
-    } else if async_mode {
-        (rsp, "accepted (result in the callback)".to_string())
+    // Sync replies say success in the body.
+    let (rsp, ok) = if status != StatusCode::OK || async_mode {
+        (rsp, false)
     } else {
         let (parts, body) = rsp.into_parts();
         let bytes = axum::body::to_bytes(body, 64 << 20)
@@ -369,26 +446,24 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .ok()
             .and_then(|v| v.get("success")?.as_bool())
             .unwrap_or(true);
-        (
-            Response::from_parts(parts, Body::from(bytes)),
-            if ok { "success" } else { "error" }.to_string(),
-        )
+        (Response::from_parts(parts, Body::from(bytes)), ok)
     };
     if path == "/host/connect"
-        && result == "success"
+        && ok
         && let Some(ip) = peer
         && let Err(e) = peers.pin(ip)
     {
         tracing::error!(error = %e, "cannot persist the pinned controller");
     }
-    tracing::info!(
-        target: "audit",
-        peer = %peer_addr.map_or("unknown".into(), |a| a.to_string()),
-        path = %path,
-        result = %result,
-        uuids = ?uuids,
-        "command"
-    );
+    if !ctx.logged.load(Ordering::SeqCst) {
+        ctx.log(&if ok {
+            "success".to_string()
+        } else if async_mode && !decoded {
+            "error: undecodable body (reported in the callback)".to_string()
+        } else {
+            format!("error ({status})")
+        });
+    }
     rsp
 }
 

@@ -143,7 +143,37 @@ where
     F: Fn(AppState, Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Rsp, common::agent::ApiError>> + Send + 'static,
 {
-    common::agent::command_with(common::agent::Options::ZSTACK_ASYNC, f)
+    common::agent::command_with(common::agent::Options::ZSTACK_ASYNC, audited(f))
+}
+
+/// `f` with the audit line written when its result is known.
+#[allow(clippy::type_complexity)]
+fn audited<Req, Rsp, F, Fut>(
+    f: F,
+) -> impl Fn(
+    AppState,
+    guard::Audited<Req>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Rsp, common::agent::ApiError>> + Send>,
+> + Clone
++ Send
++ Sync
++ 'static
+where
+    Req: Send + 'static,
+    Rsp: Send + 'static,
+    F: Fn(AppState, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Rsp, common::agent::ApiError>> + Send + 'static,
+{
+    move |state, req: guard::Audited<Req>| {
+        let fut = f(state, req.inner);
+        let ctx = req.ctx;
+        Box::pin(async move {
+            let r = fut.await;
+            guard::audit_result(ctx, &r);
+            r
+        })
+    }
 }
 
 /// A path the node posts with `syncJsonPost`: errors are 200 with
@@ -155,7 +185,7 @@ where
     F: Fn(AppState, Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Rsp, common::agent::ApiError>> + Send + 'static,
 {
-    common::agent::command_with(common::agent::Options::ZSTACK_SYNC, f)
+    common::agent::command_with(common::agent::Options::ZSTACK_SYNC, audited(f))
 }
 
 pub fn router(state: AppState) -> Router {

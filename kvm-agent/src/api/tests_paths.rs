@@ -288,3 +288,88 @@ async fn pending_bootstrap_pushes_hold_no_thread_and_replace_per_socket() {
         c.abort();
     }
 }
+
+/// Log lines written while a test runs (current-thread runtime: every task
+/// the router spawns logs through this thread's subscriber).
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Result::Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Result::Ok(())
+    }
+}
+
+impl Lines {
+    fn audit(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(" audit: "))
+            .map(String::from)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn every_mutating_command_leaves_one_audit_line_with_its_result() {
+    let lines = Lines::default();
+    let w = lines.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let _g = tracing::subscriber::set_default(sub);
+    let e = env("audit");
+    // Sync: the line carries the result and the uuids, escaped.
+    let (s, _) = post(
+        &e.app,
+        "/vm/stop",
+        &json!({"uuid": UUID, "type": "cold"}).to_string(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let body = start_with(&e, |v| {
+        v["addons"]["channel"]["socketPath"] = json!("/etc/x")
+    });
+    let (s, _) = post(&e.app, "/vm/start", &body).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Read-only: no line.
+    let (s, _) = post(&e.app, "/vm/vmsync", "{}").await;
+    assert_eq!(s, StatusCode::OK);
+    // Async: the line comes when the command is done.
+    let rsp = e
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/vm/destroy")
+                .header("taskuuid", "t-1")
+                .header("callbackurl", "http://127.0.0.1:9/cb")
+                .body(Body::from(json!({"uuid": UUID}).to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), StatusCode::OK);
+    let t = Instant::now();
+    while lines.audit().len() < 3 && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a = lines.audit();
+    assert_eq!(a.len(), 3, "{a:#?}");
+    assert!(
+        a[0].contains("peer=unknown path=/vm/stop result=success")
+            && a[0].contains(&format!("uuids=[\"{UUID}\"]")),
+        "{}",
+        a[0]
+    );
+    assert!(
+        a[1].contains("path=/vm/start result=error: field addons.channel.socketPath"),
+        "{}",
+        a[1]
+    );
+    assert!(a[2].contains("path=/vm/destroy result=success"), "{}", a[2]);
+}
