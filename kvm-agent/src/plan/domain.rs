@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::wire::vm::StartVmCmd;
 
+/// libvirt's limit for `<bootmenu timeout>` (milliseconds).
+const BOOT_MENU_TIMEOUT_MAX_MS: u32 = 65535;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DomainError {
     #[error("field {0}: missing")]
@@ -258,10 +261,13 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
         }
     }
     if cmd.use_boot_menu {
+        // Milliseconds, as the node's `vm.bootMenuSplashTimeout` (default
+        // 3000, conf/globalConfig/vm.xml) and kvmagent pass them through;
+        // libvirt refuses a timeout above 65535.
         let ms = cmd
             .boot_menu_splash_timeout
-            .unwrap_or(3)
-            .saturating_mul(1000);
+            .unwrap_or(3000)
+            .min(BOOT_MENU_TIMEOUT_MAX_MS);
         let _ = writeln!(w, "    <bootmenu enable='yes' timeout='{ms}'/>");
     }
     let _ = writeln!(w, "  </os>");

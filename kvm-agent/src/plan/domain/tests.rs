@@ -337,3 +337,22 @@ fn reads_console_ports_and_interfaces_from_live_xml() {
         Some("0x05".into())
     );
 }
+
+/// The node sends `bootMenuSplashTimeout` in milliseconds (default 3000);
+/// multiplying it made libvirt refuse every start with the default config.
+#[test]
+fn boot_menu_timeout_is_milliseconds_within_libvirts_limit() {
+    let mut cmd = f5();
+    cmd.boot_menu_splash_timeout = Some(3000);
+    let xml = plan(&cmd, &opts(DomainType::Kvm)).unwrap().xml;
+    assert!(
+        xml.contains("<bootmenu enable='yes' timeout='3000'/>"),
+        "{xml}"
+    );
+    cmd.boot_menu_splash_timeout = Some(100_000);
+    let xml = plan(&cmd, &opts(DomainType::Kvm)).unwrap().xml;
+    assert!(
+        xml.contains("<bootmenu enable='yes' timeout='65535'/>"),
+        "{xml}"
+    );
+}
