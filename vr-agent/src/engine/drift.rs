@@ -48,11 +48,18 @@ impl Engine {
     /// replace a table whose content changed. True when one had drifted.
     pub async fn check_drift(&mut self) -> Result<bool, EngineError> {
         self.check_route_drift().await?;
+        // Tables changed by element deltas since their last listing: what
+        // the kernel holds now is our change (see `Engine::apply`).
+        let fresh = self.relist.clone();
+        self.take_listings().await;
         let mut drifted = false;
         for table in [nat::TABLE, lbudp::TABLE] {
             let Some(script) = self.desired(table) else {
                 continue;
             };
+            if fresh.contains(table) {
+                continue;
+            }
             let listing = self.sys.firewall.list(table).await.map_err(apply_err)?;
             let have = digest(listing.as_ref());
             match self.listed.get(table) {
