@@ -543,12 +543,10 @@ mod bound_tests {
 
     #[test]
     fn destructive_commands_need_their_list() {
-        for (body, field) in [("{}", "snats")] {
-            let e = serde_json::from_str::<SyncSnatCmd>(body)
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains(field), "{e}");
-        }
+        let e = serde_json::from_str::<SyncSnatCmd>("{}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("snats"), "{e}");
         assert!(
             serde_json::from_str::<SyncEipCmd>("{}")
                 .unwrap_err()
