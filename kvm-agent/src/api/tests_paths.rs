@@ -323,6 +323,10 @@ async fn every_mutating_command_leaves_one_audit_line_with_its_result() {
         .with_writer(move || w.clone())
         .finish();
     let _g = tracing::subscriber::set_default(sub);
+    // Another test's thread may have registered the audit callsite while
+    // only the no-op dispatcher existed, racing our registration: ask every
+    // callsite again now that ours is in place (this failed under load).
+    tracing::callsite::rebuild_interest_cache();
     let e = env("audit");
     // Sync: the line carries the result and the uuids, escaped.
     let (s, _) = post(

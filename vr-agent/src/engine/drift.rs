@@ -4,7 +4,7 @@
 
 use super::{Engine, EngineError, apply_err};
 use crate::plan::{lbudp, nat};
-use crate::sys::firewall::{FirewallError, digest};
+use crate::sys::firewall::{FirewallError, census, digest};
 
 impl Engine {
     /// Every change to one of our tables goes through here, so the table is
@@ -44,14 +44,50 @@ impl Engine {
         }
     }
 
+    /// Whether the kernel's NAT table has as many elements per set and
+    /// rules per chain as the ruleset we applied.
+    async fn nat_counts_match(&self) -> Result<bool, EngineError> {
+        let Some(expected) = &self.applied else {
+            return Ok(true);
+        };
+        let listing = self
+            .sys
+            .firewall
+            .list(nat::TABLE)
+            .await
+            .map_err(apply_err)?;
+        let Some(l) = listing else {
+            return Ok(false);
+        };
+        let (sets, chains) = census(&l);
+        let want_sets = expected
+            .elements
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.len()))
+            .collect();
+        let want_chains = expected
+            .chain_rules
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        Ok(sets == want_sets && chains == want_chains)
+    }
+
     /// Compare our tables (and routes) in the kernel with what we applied;
     /// replace a table whose content changed. True when one had drifted.
     pub async fn check_drift(&mut self) -> Result<bool, EngineError> {
         self.check_route_drift().await?;
         // Tables changed by element deltas since their last listing: what
         // the kernel holds now is our change (see `Engine::apply`).
-        let fresh = self.relist.clone();
+        let mut fresh = self.relist.clone();
         self.take_listings().await;
+        // A foreign change right after ours would be taken as ours: the
+        // NAT table's counts (elements per set, rules per chain) must at
+        // least be what we rendered, or it is compared (and replaced).
+        if fresh.contains(nat::TABLE) && !self.nat_counts_match().await? {
+            fresh.remove(nat::TABLE);
+            self.listed.insert(nat::TABLE, 0);
+        }
         let mut drifted = false;
         for table in [nat::TABLE, lbudp::TABLE] {
             let Some(script) = self.desired(table) else {

@@ -75,6 +75,53 @@ impl Firewall for FakeFirewall {
     }
 }
 
+/// Number of elements in each set/map and rules in each chain of a
+/// `nft -j list table` answer, for comparing with what we rendered.
+pub fn census(
+    listing: &Value,
+) -> (
+    std::collections::BTreeMap<String, usize>,
+    std::collections::BTreeMap<String, usize>,
+) {
+    let mut sets = std::collections::BTreeMap::new();
+    let mut chains = std::collections::BTreeMap::new();
+    let objects = listing
+        .get("nftables")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for o in objects {
+        for kind in ["set", "map"] {
+            if let Some(s) = o.get(kind) {
+                let name = s
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let n = s.get("elem").and_then(Value::as_array).map_or(0, Vec::len);
+                sets.insert(name, n);
+            }
+        }
+        if let Some(c) = o.get("chain") {
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            chains.entry(name).or_insert(0);
+        }
+        if let Some(r) = o.get("rule") {
+            let name = r
+                .get("chain")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            *chains.entry(name).or_insert(0) += 1;
+        }
+    }
+    (sets, chains)
+}
+
 /// A digest of a `nft -j list table` answer (None: no table) that ignores
 /// what changes without a change of content: rule handles and the order
 /// the kernel lists set elements in. Equal digests: same rules, same
