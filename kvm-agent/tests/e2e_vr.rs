@@ -71,10 +71,9 @@ fn have(prog: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The image, readable by libvirt's qemu user from any checkout path.
 fn image_dir() -> PathBuf {
-    std::env::var_os("VR_IMAGE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/out"))
+    testbed::vr_image_dir()
 }
 
 /// What is missing for this test, if anything.

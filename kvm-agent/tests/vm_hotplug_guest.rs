@@ -8,7 +8,7 @@
 //! message without it unless `REQUIRE_VM=1`. Slow (a TCG boot): about a
 //! minute on two cores.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,9 @@ fn skip_or_fail(why: &str) {
     eprintln!("skipped: {why}");
 }
 
+/// The image, readable by libvirt's qemu user from any checkout path.
 fn image_dir() -> PathBuf {
-    std::env::var_os("VR_IMAGE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/out"))
+    testbed::vr_image_dir()
 }
 
 struct DomainGuard(String);

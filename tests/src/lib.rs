@@ -19,6 +19,9 @@
 //! ```
 
 pub mod conformance;
+pub mod image;
+
+pub use image::vr_image_dir;
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;

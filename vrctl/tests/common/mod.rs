@@ -141,8 +141,7 @@ pub fn require_vm() -> bool {
     std::env::var("REQUIRE_VM").as_deref() == Ok("1")
 }
 
+/// The image, readable by libvirt's qemu user from any checkout path.
 pub fn image_dir() -> PathBuf {
-    std::env::var_os("VR_IMAGE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/out"))
+    testbed::vr_image_dir()
 }
