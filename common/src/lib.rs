@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod callback;
+pub mod image;
 pub mod json;
 pub mod net;
 pub mod systemd;

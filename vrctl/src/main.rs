@@ -541,6 +541,8 @@ async fn lab(args: &Args, cmd: &LabCmd) -> Result<()> {
                 }
                 lab::topo::bin_dir().join("../../images/out")
             });
+            // libvirt's qemu user cannot read a checkout in root's 0700 home.
+            let image_dir = common::image::readable_by_qemu(&image_dir);
             let opts = lab::Options {
                 name: name.clone(),
                 mode: *mode,

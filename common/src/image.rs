@@ -1,4 +1,4 @@
-//! The VR image for VM tests, at a path libvirt's qemu user can read.
+//! The VR image at a path libvirt's qemu user can read (the lab, VM tests).
 //!
 //! libvirt runs qemu as `libvirt-qemu`: an image (or an overlay's backing
 //! file) under a directory that user cannot enter, such as a checkout in
@@ -12,24 +12,18 @@ use std::path::{Path, PathBuf};
 /// The files `images/build` writes that a VM test uses.
 const FILES: [&str; 4] = ["vr.qcow2", "vmlinuz", "initrd.img", "inputs.sha256"];
 
-/// `$VR_IMAGE_DIR`, or the repository's `images/out`, made readable by the
-/// qemu user (see the module comment). Returned as given when the image is
-/// missing (the caller's skip or failure names it).
-pub fn vr_image_dir() -> PathBuf {
-    let dir = std::env::var_os("VR_IMAGE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/out"));
-    let dir = dir.canonicalize().unwrap_or(dir);
+/// `dir` itself when libvirt's qemu user can read the image there, else a
+/// published copy of it (see the module comment). Given back unchanged when
+/// the image is missing (the caller's error names it) or publishing fails.
+pub fn readable_by_qemu(dir: &Path) -> PathBuf {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     if !dir.join("vr.qcow2").exists() || others_can_enter(&dir) {
         return dir;
     }
     match publish(&dir) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!(
-                "cannot publish the VR image of {} for libvirt-qemu: {e}",
-                dir.display()
-            );
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot publish the VR image for libvirt-qemu");
             dir
         }
     }
