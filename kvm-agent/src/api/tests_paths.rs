@@ -289,8 +289,9 @@ async fn pending_bootstrap_pushes_hold_no_thread_and_replace_per_socket() {
     }
 }
 
-/// Log lines written while a test runs (current-thread runtime: every task
-/// the router spawns logs through this thread's subscriber).
+/// Log lines of the whole test process: one global subscriber, because a
+/// thread-local one missed lines under load (another test's thread had
+/// registered the audit callsite first). Tests filter by their own uuid.
 #[derive(Clone, Default)]
 struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -305,10 +306,28 @@ impl std::io::Write for Lines {
 }
 
 impl Lines {
-    fn audit(&self) -> Vec<String> {
+    fn global() -> Lines {
+        static LINES: std::sync::OnceLock<Lines> = std::sync::OnceLock::new();
+        LINES
+            .get_or_init(|| {
+                let lines = Lines::default();
+                let w = lines.clone();
+                let sub = tracing_subscriber::fmt()
+                    .with_ansi(false)
+                    .with_writer(move || w.clone())
+                    .finish();
+                tracing::subscriber::set_global_default(sub)
+                    .expect("no other test sets a global subscriber");
+                lines
+            })
+            .clone()
+    }
+
+    /// The audit lines that name `uuid` or `path`.
+    fn audit(&self, uuid: &str, path: &str) -> Vec<String> {
         String::from_utf8_lossy(&self.0.lock().unwrap())
             .lines()
-            .filter(|l| l.contains(" audit: "))
+            .filter(|l| l.contains(" audit: ") && (l.contains(uuid) || l.contains(path)))
             .map(String::from)
             .collect()
     }
@@ -316,17 +335,9 @@ impl Lines {
 
 #[tokio::test]
 async fn every_mutating_command_leaves_one_audit_line_with_its_result() {
-    let lines = Lines::default();
-    let w = lines.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || w.clone())
-        .finish();
-    let _g = tracing::subscriber::set_default(sub);
-    // Another test's thread may have registered the audit callsite while
-    // only the no-op dispatcher existed, racing our registration: ask every
-    // callsite again now that ours is in place (this failed under load).
-    tracing::callsite::rebuild_interest_cache();
+    const UUID: &str = "a0d17000000000000000000000000001";
+    const REFUSED: &str = "/etc/audit-test-socket";
+    let lines = Lines::global();
     let e = env("audit");
     // Sync: the line carries the result and the uuids, escaped.
     let (s, _) = post(
@@ -337,7 +348,8 @@ async fn every_mutating_command_leaves_one_audit_line_with_its_result() {
     .await;
     assert_eq!(s, StatusCode::OK);
     let body = start_with(&e, |v| {
-        v["addons"]["channel"]["socketPath"] = json!("/etc/x")
+        v["vmInstanceUuid"] = json!(UUID);
+        v["addons"]["channel"]["socketPath"] = json!(REFUSED)
     });
     let (s, _) = post(&e.app, "/vm/start", &body).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -359,10 +371,10 @@ async fn every_mutating_command_leaves_one_audit_line_with_its_result() {
         .unwrap();
     assert_eq!(rsp.status(), StatusCode::OK);
     let t = Instant::now();
-    while lines.audit().len() < 3 && t.elapsed() < Duration::from_secs(5) {
+    while lines.audit(UUID, REFUSED).len() < 3 && t.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let a = lines.audit();
+    let a = lines.audit(UUID, REFUSED);
     assert_eq!(a.len(), 3, "{a:#?}");
     assert!(
         a[0].contains("peer=unknown path=/vm/stop result=success")
