@@ -158,13 +158,16 @@ impl Engine {
     pub async fn apply(&mut self, edit: Edit) -> Result<(), EngineError> {
         let t = Instant::now();
         let r = self.apply_inner(&edit).await;
-        // Listing a table of 20 000 elements costs ~0.4 s (50x a one-entry
-        // edit, 2x a 10 000-entry sync): a successful change's listing is
-        // left to the drift check that our own change wakes through `nft
-        // monitor` moments later (a foreign edit inside that window is taken
-        // as ours until the next change). A failure is listed at once.
-        if r.is_err() {
-            self.take_listings().await;
+        // Listing a NAT table of 20 000 elements costs ~0.4 s (50x a
+        // one-entry edit, 2x a 10 000-entry sync): after a successful change
+        // its listing is left to the drift check that our own change wakes
+        // through `nft monitor` moments later, which also compares its counts
+        // with the rendering (see `check_drift`). The small LB table, and
+        // everything after a failure, is listed at once.
+        let defer_nat = r.is_ok() && self.relist.remove(nat::TABLE);
+        self.take_listings().await;
+        if defer_nat {
+            self.relist.insert(nat::TABLE);
         }
         if edit.is_bulk() || edit.is_sync() {
             crate::sys::memory::trim();
