@@ -423,3 +423,61 @@ fn vips_are_added_announced_ordered_and_removed() {
     assert!(!list.contains("172.20.10.102"), "{list}");
     assert!(list.contains("172.20.10.100"), "{list}");
 }
+
+/// `snatInboundTraffic` on a port forward: the guest sees the router's
+/// private address, not the client's. Two rules on two VIPs forwarding
+/// overlapping UDP ports to one guest, both with it: the batch used to be
+/// refused by nft ("File exists": overlapping pf_inbound intervals keyed by
+/// the guest's ports).
+#[test]
+fn port_forward_snat_inbound_masquerades_overlapping_rules() {
+    testbed::require_privileged!();
+    let lab = Lab::new().unwrap();
+    lab.base_config();
+    let _dns = UdpServer::start(&lab.tenant, "0.0.0.0:27").unwrap();
+    let _dns2 = UdpServer::start(&lab.tenant, "0.0.0.0:28").unwrap();
+    let _web = TcpServer::start(&lab.tenant, "0.0.0.0:80").unwrap();
+    lab.ok(
+        "/createvip",
+        json!({"vips": [vip("172.20.10.101"), vip("172.20.10.100")]}),
+    );
+    let inbound = |mut r: serde_json::Value| {
+        r["snatInboundTraffic"] = json!(true);
+        r
+    };
+    lab.ok(
+        "/createportforwarding",
+        json!({"rules": [
+            inbound(pf("a", "172.20.10.101", "UDP", 27, 27, 27, 27, None)),
+            inbound(pf("b", "172.20.10.100", "UDP", 27, 29, 27, 29, None)),
+            pf("plain", "172.20.10.100", "TCP", 8080, 8080, 80, 80, None),
+        ]}),
+    );
+    for (to, why) in [
+        ("172.20.10.101:27", "rule a"),
+        ("172.20.10.100:27", "rule b, first port"),
+        ("172.20.10.100:28", "rule b, inside its range"),
+    ] {
+        let seen =
+            udp_probe(&lab.public, to, T).unwrap_or_else(|e| panic!("{why}: {e}\n{}", lab.log()));
+        assert_eq!(source(&seen), "192.168.100.1", "{why}: masqueraded");
+    }
+    let seen = tcp_probe(&lab.public, "172.20.10.100:8080", T).unwrap();
+    assert_eq!(
+        source(&seen),
+        "172.20.0.1",
+        "without snatInboundTraffic the client is seen"
+    );
+
+    // Revoking rule a leaves b's masquerade in force.
+    lab.ok(
+        "/revokeportforwarding",
+        json!({"rules": [inbound(pf("a", "172.20.10.101", "UDP", 27, 27, 27, 27, None))]}),
+    );
+    assert!(
+        udp_probe(&lab.public, "172.20.10.101:27", T).is_err(),
+        "a revoked"
+    );
+    let seen = udp_probe(&lab.public, "172.20.10.100:27", T).unwrap();
+    assert_eq!(source(&seen), "192.168.100.1", "b still masqueraded");
+}

@@ -225,14 +225,7 @@ proptest! {
         if !privileged() {
             return Ok(());
         }
-        let mut m = grown(&history);
-        // Known renderer bug (plan/nat.rs, not the model): two accepted
-        // rules with snatInboundTraffic to overlapping private ports of one
-        // guest make overlapping pf_inbound intervals, which nft refuses
-        // ("File exists"); see overlapping_inbound_pf_intervals_render.
-        for r in m.port_forwards.values_mut() {
-            r.snat_inbound = false;
-        }
+        let m = grown(&history);
         let links = links();
         let obs = nat::Observed { links: &links, agent_port: 7272 };
         let ruleset = nat::render(&m, &obs).map_err(|e| TestCaseError::fail(e.0))?;
@@ -246,10 +239,9 @@ proptest! {
 /// Found by the property above: rules on two VIPs forwarding overlapping
 /// UDP ports to one guest, both with snatInboundTraffic, are a valid model
 /// (apply + validate accept it) but render overlapping `pf_inbound`
-/// elements that `nft -c` refuses. The renderer (plan/nat.rs) must merge
-/// them; ignored until it does.
+/// elements that `nft -c` refused ("File exists"); `pf_inbound` is now
+/// keyed by the VIP side, which the model keeps unique.
 #[test]
-#[ignore = "plan/nat.rs renders overlapping pf_inbound intervals (engine side)"]
 fn overlapping_inbound_pf_intervals_render() {
     if !privileged() {
         return;

@@ -80,7 +80,7 @@ const SETS: &[(&str, &str)] = &[
     ),
     (
         "pf_inbound",
-        "type ifname . ipv4_addr . inet_proto . inet_service; flags interval;",
+        "type ipv4_addr . inet_proto . inet_service; flags interval;",
     ),
     (
         "snat_out",
@@ -89,6 +89,10 @@ const SETS: &[(&str, &str)] = &[
     ("hairpin_nets", "type ifname . ipv4_addr; flags interval;"),
     ("reject_into", "type ifname;"),
 ];
+
+/// The packet mark bit of a connection to a port forward with
+/// snatInboundTraffic (no other user of marks on the router).
+pub const PF_INBOUND_MARK: u32 = 0x0001_0000;
 
 /// Offset-shifted port ranges (vip 8000-8010 -> private 9000-9010) become one
 /// exact element per port; beyond this many ports the rule is refused.
@@ -204,7 +208,7 @@ pub fn pf_elements(
     link(links, &r.public_mac, || {
         format!("port forwarding rule {}: publicMac", r.uuid)
     })?;
-    let priv_if = link(links, &r.private_mac, || {
+    link(links, &r.private_mac, || {
         format!("port forwarding rule {}: privateMac", r.uuid)
     })?;
     let flow = Some(FlowMatch::DstPorts(r.vip, r.proto, r.vip_ports));
@@ -232,12 +236,11 @@ pub fn pf_elements(
         out.push(("pf_restricted", key.clone(), None));
         out.push(("pf_allowed", format!("{key} . {cidr}"), None));
     }
+    // Keyed by the VIP side, which no two rules share (the model refuses
+    // overlapping VIP ports): keyed by the guest side, two rules on two
+    // VIPs to one guest's ports made overlapping intervals nft refuses.
     if r.snat_inbound {
-        out.push((
-            "pf_inbound",
-            format!("\"{priv_if}\" . {pip} . {p} . {}", range(r.private_ports)),
-            None,
-        ));
+        out.push(("pf_inbound", key.clone(), None));
     }
     Ok(out)
 }
@@ -364,6 +367,10 @@ fn skeleton(mgmt: Option<&IfName>, agent_port: u16) -> (String, BTreeMap<&'stati
             "prerouting",
             "type nat hook prerouting priority dstnat; policy accept;",
             vec![
+                // Marked before DNAT rewrites the destination; the mark is
+                // read by postrouting's masquerade (NAT chains see only a
+                // connection's first packet, which carries the mark).
+                format!("{l4} {key} @pf_inbound meta mark set meta mark | {PF_INBOUND_MARK:#010x}"),
                 "dnat to ip daddr map @eip_dnat".into(),
                 format!("{l4} dnat to {key} map @pf_exact"),
                 format!("{l4} dnat to {key} map @pf_range_one"),
@@ -390,8 +397,9 @@ fn skeleton(mgmt: Option<&IfName>, agent_port: u16) -> (String, BTreeMap<&'stati
             vec![
                 "snat to oifname . ip saddr map @eip_snat".into(),
                 "ct status dnat oifname . ip daddr @eip_inbound masquerade".into(),
-                "ct status dnat oifname . ip daddr . meta l4proto . th dport @pf_inbound masquerade"
-                    .into(),
+                format!(
+                    "ct status dnat meta mark & {PF_INBOUND_MARK:#010x} == {PF_INBOUND_MARK:#010x} masquerade"
+                ),
                 "ct status dnat oifname . ip saddr @hairpin_nets masquerade".into(),
                 "ip daddr != 224.0.0.0/4 snat to oifname . ip saddr map @snat_out".into(),
             ],
