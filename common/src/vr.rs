@@ -109,8 +109,11 @@ pub struct SetSnatCmd {
     pub snat: SnatInfo,
 }
 
+/// `natInfo` is mandatory: both senders in VirtualRouterSnatBackend.java
+/// (zstackio/zstack 5a29293b, lines 184-185 and 273-274) set the list they
+/// built and skip the call when it is empty (lines 179, 268).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct RemoveSnatCmd {
     pub nat_info: Vec<SnatInfo>,
 }
@@ -140,8 +143,13 @@ impl Default for SyncSnatCmd {
     }
 }
 
+/// `snats` and `enabled` are mandatory: the one sender, the closed VPC
+/// plugin's VpcManagerImpl.setSnatStateToVirtualRouter (read in
+/// ZSvirt/zsvirt d057ed44, premium/vpc/src/main/java/org/zstack/vpc/
+/// VpcManagerImpl.java:832-833), sets both and skips the call when the list
+/// is empty (line 827). A body without them would switch SNAT off.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct SetSnatServiceStateCmd {
     pub snats: Vec<SnatInfo>,
     pub enabled: bool,
@@ -279,10 +287,15 @@ pub struct DhcpServerInfo {
     pub dhcp_infos: Vec<DhcpInfo>,
 }
 
+/// `dhcpEntries` is mandatory: VirtualRouterDhcpBackend.java:71 sets a
+/// one-entry list, VirtualRouterSyncDHCPOnStartFlow.java:183 fills it (the
+/// getter creates it) and skips the call when empty (line 186), zstackio/
+/// zstack 5a29293b. `rebuild` missing only means "merge": nothing goes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct AddDhcpCmd {
     pub dhcp_entries: Vec<DhcpInfo>,
+    #[serde(default)]
     pub rebuild: bool,
 }
 
@@ -317,8 +330,14 @@ pub struct DnsCmd {
     pub dns: Vec<DnsInfo>,
 }
 
+/// `dns` and `nicMac` are mandatory: the one sender, the closed VPC
+/// plugin's VpcRouterDnsBackend.applyDnsToVpcRouter (read in ZSvirt/zsvirt
+/// d057ed44, premium/vpc/src/main/java/org/zstack/vpc/
+/// VpcRouterDnsBackend.java:74-75 and 78-88), sets `dns` from a query's list
+/// (never null) and `nicMac` to a new list. A body without them would drop
+/// every upstream.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct SetVpcDnsCmd {
     pub dns: Vec<String>,
     pub nic_mac: Vec<String>,
@@ -588,6 +607,30 @@ mod bound_tests {
                 .unwrap_err()
                 .to_string()
                 .contains("vips")
+        );
+        // The four whose senders were read later (see their types).
+        let missing = |r: Result<(), serde_json::Error>| r.unwrap_err().to_string();
+        let e = missing(serde_json::from_str::<SetVpcDnsCmd>(r#"{"nicMac":[]}"#).map(drop));
+        assert!(e.contains("missing field `dns`"), "{e}");
+        let e = missing(serde_json::from_str::<SetVpcDnsCmd>(r#"{"dns":[]}"#).map(drop));
+        assert!(e.contains("missing field `nicMac`"), "{e}");
+        let e = missing(serde_json::from_str::<AddDhcpCmd>(r#"{"rebuild":true}"#).map(drop));
+        assert!(e.contains("missing field `dhcpEntries`"), "{e}");
+        let e = missing(serde_json::from_str::<RemoveSnatCmd>("{}").map(drop));
+        assert!(e.contains("missing field `natInfo`"), "{e}");
+        let e = missing(
+            serde_json::from_str::<SetSnatServiceStateCmd>(r#"{"enabled":false}"#).map(drop),
+        );
+        assert!(e.contains("missing field `snats`"), "{e}");
+        let e =
+            missing(serde_json::from_str::<SetSnatServiceStateCmd>(r#"{"snats":[]}"#).map(drop));
+        assert!(e.contains("missing field `enabled`"), "{e}");
+        // `rebuild` is a Java primitive (always written) but its absence
+        // only means "merge", which removes nothing.
+        assert!(
+            !serde_json::from_str::<AddDhcpCmd>(r#"{"dhcpEntries":[]}"#)
+                .unwrap()
+                .rebuild
         );
         // The empty lists the node sends to remove everything stay valid.
         assert!(serde_json::from_str::<SyncEipCmd>(r#"{"eips":[]}"#).is_ok());

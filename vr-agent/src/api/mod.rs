@@ -324,6 +324,7 @@ async fn set_snat_state(
     s: AppState,
     c: vr::SetSnatServiceStateCmd,
 ) -> Result<vr::SnatServiceStateRsp, ApiError> {
+    bounded(&c)?;
     let snats = from_wire::snats("snats", &c.snats).map_err(bad)?;
     apply(
         &s,

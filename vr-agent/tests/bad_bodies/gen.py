@@ -70,13 +70,13 @@ def add(name, path, body, expect):
     out.append({"name": name, "path": path, "body": body, "expect": expect})
 
 
-def entry_cases(path, key, base, fields, wrap=lambda e: [e], single=False):
+def entry_cases(path, key, base, fields, wrap=lambda e: [e], single=False, extra=None):
     """Break one field of one entry of `key` at a time."""
     for field, bads in fields.items():
         for tag, v in bads.items():
             e = copy.deepcopy(base)
             e[field] = v
-            body = {key: e if single else wrap(e)}
+            body = {**(extra or {}), key: e if single else wrap(e)}
             add(f"{path} {key}.{field} {tag}", path, body, field)
 
 
@@ -120,7 +120,17 @@ snat_fields = {"publicIp": BAD_IP, "privateNicIp": BAD_IP, "publicNicMac": BAD_M
 entry_cases("/setsnat", "snat", SNAT, snat_fields, single=True)
 entry_cases("/syncsnat", "snats", SNAT, snat_fields)
 entry_cases("/removesnat", "natInfo", SNAT, {"publicIp": BAD_IP, "privateNicMac": BAD_MAC})
-entry_cases("/setsnatservicestate", "snats", SNAT, {"publicIp": BAD_IP, "snatNetmask": BAD_MASK})
+entry_cases("/setsnatservicestate", "snats", SNAT, {"publicIp": BAD_IP, "snatNetmask": BAD_MASK},
+            extra={"enabled": True})
+# The node always sends these lists (see the wire types in common/src/vr.rs):
+# a body without one is broken, not "nothing" (for setsnatservicestate a
+# missing `snats` or `enabled` would switch SNAT off).
+shape_cases("/removesnat", "natInfo", SNAT)
+shape_cases("/setsnatservicestate", "snats", SNAT, extra={"enabled": False})
+add("/setsnatservicestate missing enabled", "/setsnatservicestate", {"snats": [SNAT]}, "enabled")
+add("/setsnatservicestate privateGatewayIp 1MB", "/setsnatservicestate",
+    {"snats": [{**SNAT, "privateGatewayIp": MB}], "enabled": True}, "privateGatewayIp")
+add("/setsnatservicestate enabled is string", "/setsnatservicestate", {"snats": [SNAT], "enabled": "false"}, "enabled")
 shape_cases("/syncsnat", "snats", SNAT, extra={"enable": True})
 add("/syncsnat duplicate", "/syncsnat", {"snats": [SNAT, SNAT], "enable": True}, "privateNicMac")
 add("/setsnat snat is list", "/setsnat", {"snat": [SNAT]}, "snat")
@@ -175,7 +185,7 @@ add("/adddhcp ip is subnet broadcast", "/adddhcp", {"dhcpEntries": [{**DHCP, "ip
 add("/adddhcp dns loopback", "/adddhcp", {"dhcpEntries": [{**DHCP, "dns": ["127.0.0.1"]}], "rebuild": False}, "dns")
 add("/adddhcp duplicate mac", "/adddhcp", {"dhcpEntries": [DHCP, {**DHCP, "ip": "192.168.100.31"}]}, "mac")
 add("/adddhcp duplicate ip", "/adddhcp", {"dhcpEntries": [DHCP, {**DHCP, "mac": "fa:a1:5e:12:34:61"}]}, "ip")
-shape_cases("/adddhcp", "dhcpEntries", DHCP, mandatory=False)
+shape_cases("/adddhcp", "dhcpEntries", DHCP, extra={"rebuild": True})
 entry_cases("/removedhcp", "dhcpEntries", DHCP, {"mac": BAD_MAC, "vrNicMac": BAD_MAC})
 srv_fields = {"nicMac": BAD_MAC, "subnet": BAD_CIDR, "gateway": {"bcast": "255.255.255.255", "mcast": "239.1.1.1"},
               "dnsServer": {"loop": "127.0.0.1", "text": "dns"}, "dnsDomain": {"comma": "a,b", "newline": "a\nb"},
@@ -204,6 +214,10 @@ for path in ("/setdns", "/removedns"):
 add("/setvpcdns bad dns", "/setvpcdns", {"dns": ["1.2.3"], "nicMac": [PRIV]}, "dns")
 add("/setvpcdns bad mac", "/setvpcdns", {"dns": ["8.8.8.8"], "nicMac": ["x"]}, "nicMac")
 add("/setvpcdns dns is string", "/setvpcdns", {"dns": "8.8.8.8", "nicMac": [PRIV]}, "dns")
+add("/setvpcdns missing dns", "/setvpcdns", {"nicMac": [PRIV]}, "dns")
+add("/setvpcdns missing nicMac", "/setvpcdns", {"dns": ["8.8.8.8"]}, "nicMac")
+add("/setvpcdns empty body", "/setvpcdns", {}, "dns")
+add("/setvpcdns nicMac is string", "/setvpcdns", {"dns": ["8.8.8.8"], "nicMac": PRIV}, "nicMac")
 
 # ---- Load balancer and certificates
 lb_fields = {"listenerUuid": BAD_UUID, "lbUuid": BAD_UUID, "vip": BAD_IP,
