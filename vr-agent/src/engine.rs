@@ -501,7 +501,9 @@ impl Engine {
         }
         if self.failed_probes.1 >= PROBES_BEFORE_RESTART {
             self.failed_probes.1 = 0;
-            tracing::error!("haproxy's master does not answer on its socket; restarting it");
+            tracing::error!(
+                "haproxy (master or worker) does not answer on its socket; restarting it"
+            );
             self.stats.hung_restarts += 1;
             let h = self.sys.haproxy.clone();
             let r = match h.stop().await {

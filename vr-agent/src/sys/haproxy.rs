@@ -80,8 +80,9 @@ pub trait Haproxy: Send + Sync {
     fn restarts(&self) -> u64 {
         0
     }
-    /// Whether the running master answers on its socket (true when none
-    /// runs: an exit is supervision's business).
+    /// Whether the running master answers on its socket and its worker on
+    /// the stats socket (true when none runs: an exit is supervision's
+    /// business).
     async fn healthy(&self) -> bool {
         true
     }
@@ -537,12 +538,25 @@ impl Haproxy for HaproxyProcess {
         if self.pid().is_none() {
             return true;
         }
-        let sock = self.paths.master_sock();
-        let probe = api(&sock, "show proc");
-        matches!(
-            tokio::time::timeout(super::health::TIMEOUT, probe).await,
-            Ok(Ok(_))
-        )
+        // Both halves: a stopped master still lets its worker serve but can
+        // no longer reload; a stopped worker leaves the master answering
+        // while the kernel queues every connection to the listeners unserved.
+        // The worker is asked on the stats socket, which it serves itself.
+        let answers = |sock: PathBuf, cmd: &'static str, want: &'static str| async move {
+            let probe = api(&sock, cmd);
+            match tokio::time::timeout(super::health::TIMEOUT, probe).await {
+                Ok(Ok(s)) => s.contains(want),
+                _ => false,
+            }
+        };
+        let (master, worker) = tokio::join!(
+            answers(self.paths.master_sock(), "show proc", "master"),
+            answers(self.paths.stats_sock(), "show info", "Pid:"),
+        );
+        if !master || !worker {
+            tracing::warn!(master, worker, "haproxy probe: no answer");
+        }
+        master && worker
     }
 
     fn restarts(&self) -> u64 {
