@@ -213,8 +213,16 @@ pub async fn create_vlan(
 ) -> Result<Outcome, BridgeError> {
     let vif = vlan_ifname(&spec.nic, vlan)?;
     let obs = observe(nl).await?;
-    if obs.link(&spec.nic).is_none() {
+    let Some(parent) = obs.link(&spec.nic) else {
         return Err(BridgeError::NoParent(spec.nic.clone()));
+    };
+    // Refused before the VLAN interface exists, as the bridge of a plain
+    // uplink refuses them: neither carries traffic off the host.
+    if planner::is_loopback(parent) {
+        return Err(PlanError::Loopback(spec.nic.clone()).into());
+    }
+    if parent.is_bridge() {
+        return Err(PlanError::NicIsBridge(spec.nic.clone()).into());
     }
     let mut created = None;
     match obs.link(&vif) {

@@ -206,6 +206,9 @@ fn normalise(path: &str) -> Result<PathBuf, &'static str> {
     if path.contains('\0') {
         return Err("contains a NUL byte");
     }
+    if path.chars().any(char::is_control) {
+        return Err("has a control character");
+    }
     if !path.starts_with('/') {
         return Err("is not an absolute path");
     }

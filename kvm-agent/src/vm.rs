@@ -75,7 +75,10 @@ impl std::str::FromStr for StopKind {
             "" | "grace" => Ok(StopKind::Grace),
             "cold" => Ok(StopKind::Cold),
             "force" => Ok(StopKind::Force),
-            o => Err(format!("field type: {o:?} is not grace, cold or force")),
+            o => Err(format!(
+                "field type: {} is not grace, cold or force",
+                common::text::quoted(o)
+            )),
         }
     }
 }

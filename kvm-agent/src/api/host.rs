@@ -205,18 +205,22 @@ pub async fn check_physical_interfaces(
         Ok(o) => o,
         Err(e) => return reply(vec![], Some(ApiError::internal(e.to_string()))),
     };
+    // Every name is checked before any link is brought up: a refused list
+    // changes nothing.
     for (i, name) in cmd.interface_names.iter().enumerate() {
         // Quoted bounded: the name is echoed in the reply and the log.
         if let Err(e) = name.parse::<IfName>() {
             let e = ApiError::bad_request(format!("field interfaceNames[{i}]: {e}"));
             return reply(vec![common::text::excerpt(name)], Some(e));
         }
-        let Some(link) = obs.link(name) else {
+        if obs.link(name).is_none() {
             let e =
                 ApiError::bad_request(format!("cannot find physical network interface[{name}]"));
             return reply(vec![name.clone()], Some(e));
-        };
-        if !link.up {
+        }
+    }
+    for name in &cmd.interface_names {
+        if obs.link(name).is_some_and(|l| !l.up) {
             let op = Op::SetUp {
                 name: name.clone(),
                 up: true,

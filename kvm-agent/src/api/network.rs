@@ -71,10 +71,12 @@ fn map_err(e: BridgeError, context: String) -> ApiError {
 fn refuse_pvlan(cmd: &CreateBridgeCmd) -> Result<(), ApiError> {
     match cmd.pvlan.as_deref().map(str::trim) {
         None | Some("") => Ok(()),
+        // Quoted: the value is echoed (bounded, one line).
         Some(p) => Err(ApiError::bad_request(format!(
-            "unable to create bridge[{}]: private VLAN[{p}] is not supported by this agent \
+            "unable to create bridge[{}]: private VLAN[{}] is not supported by this agent \
              (refused rather than leave the network unisolated)",
-            cmd.bridge_name
+            cmd.bridge_name,
+            common::text::quoted(p)
         ))),
     }
 }

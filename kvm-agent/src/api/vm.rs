@@ -311,6 +311,7 @@ pub async fn destroy(state: AppState, cmd: DestroyVmCmd) -> Result<Ok, ApiError>
 
 pub async fn reboot(state: AppState, cmd: RebootVmCmd) -> Result<RebootVmResponse, ApiError> {
     let name = name_of("uuid", &cmd.uuid)?;
+    domain::check_boot_devs(&cmd.boot_dev).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
     let timeout = bounds::timeout_secs(cmd.timeout, 300);

@@ -14,9 +14,10 @@ const BOOT_MENU_TIMEOUT_MAX_MS: u32 = 65535;
 pub enum DomainError {
     #[error("field {0}: missing")]
     Missing(&'static str),
-    #[error("field vmInstanceUuid: {0:?} is not a 32-hex-digit uuid")]
+    // Values are quoted bounded: they are echoed in replies and logs.
+    #[error("field vmInstanceUuid: {} is not a 32-hex-digit uuid", common::text::quoted(.0))]
     BadUuid(String),
-    #[error("field {field}: {value:?} {why}")]
+    #[error("field {field}: {} {why}", common::text::quoted(.value))]
     Invalid {
         field: String,
         value: String,
@@ -141,6 +142,32 @@ pub(crate) fn invalid(
     }
 }
 
+/// Longest free-text field written into the domain XML.
+const MAX_XML_TEXT: usize = 1024;
+
+/// Free text written into the domain XML: bounded, and without control
+/// characters, which XML 1.0 cannot carry (libvirt refuses the domain).
+fn xml_text(field: &str, v: &str) -> Result<(), DomainError> {
+    if v.len() > MAX_XML_TEXT {
+        return Err(invalid(field, v, "is longer than 1024 bytes"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(invalid(field, v, "has a control character"));
+    }
+    Ok(())
+}
+
+/// The boot devices libvirt knows (`<boot dev=...>`).
+pub fn check_boot_devs(devs: &[String]) -> Result<(), DomainError> {
+    match devs
+        .iter()
+        .find(|d| !matches!(d.as_str(), "hd" | "cdrom" | "network" | "fd"))
+    {
+        Some(d) => Err(invalid("bootDev", d, "is not hd, cdrom, network or fd")),
+        None => Ok(()),
+    }
+}
+
 /// Build the domain XML. Element choices follow ZStack's generator where a
 /// VR or a plain Linux VM needs them; hot-plug vCPU/memory, NUMA, QoS,
 /// CD-ROMs and the extra QMP socket are not generated.
@@ -156,10 +183,38 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
         return Err(DomainError::Missing("memory"));
     }
     let memory_kib = cmd.memory.div_ceil(1024);
-    let root = cmd
+    // The node always sends the root volume's path; a volume without one
+    // (or `[]`, which serde reads as an empty struct) is not "no disk".
+    if cmd
         .root_volume
         .as_ref()
-        .filter(|v| !v.install_path.is_empty());
+        .is_some_and(|v| v.install_path.is_empty())
+    {
+        return Err(DomainError::Missing("rootVolume.installPath"));
+    }
+    let root = cmd.root_volume.as_ref();
+    xml_text("vmName", &cmd.vm_name)?;
+    xml_text("hostManagementIp", &cmd.host_management_ip)?;
+    xml_text("consolePassword", &cmd.console_password)?;
+    xml_text("nestedVirtualization", &cmd.nested_virtualization)?;
+    if let Some(ch) = &cmd.addons.channel {
+        xml_text("addons.channel.targetName", &ch.target_name)?;
+    }
+    if let Some(k) = &cmd.addons.direct_kernel_boot {
+        xml_text("addons.directKernelBoot.cmdline", &k.cmdline)?;
+    }
+    for (field, v) in root
+        .map(|v| ("rootVolume".to_string(), v))
+        .into_iter()
+        .chain(
+            cmd.data_volumes
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("dataVolumes[{i}]"), v)),
+        )
+    {
+        xml_text(&format!("{field}.volumeUuid"), &v.volume_uuid)?;
+    }
     let machine = match cmd.machine_type.as_str() {
         "" => "pc",
         m @ ("pc" | "q35") => m,
@@ -200,7 +255,12 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
     // A topology only when it describes exactly cpuNum vCPUs; otherwise
     // libvirt rejects the domain, and qemu's default (N sockets) is fine.
     let topo = match (cmd.socket_num, cmd.cpu_on_socket, cmd.threads_per_core) {
-        (Some(s), Some(c), t) if s * c * t.unwrap_or(1) == cmd.cpu_num => {
+        // Checked: the node's numbers are u32s a bad body can overflow.
+        (Some(s), Some(c), t)
+            if s.checked_mul(c)
+                .and_then(|sc| sc.checked_mul(t.unwrap_or(1)))
+                == Some(cmd.cpu_num) =>
+        {
             Some((s, c, t.unwrap_or(1)))
         }
         _ => None,
@@ -228,13 +288,9 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
     } else {
         cmd.boot_dev.iter().map(String::as_str).collect()
     };
+    check_boot_devs(&cmd.boot_dev)?;
     for b in boot {
-        match b {
-            "hd" | "cdrom" | "network" | "fd" => {
-                let _ = writeln!(w, "    <boot dev='{b}'/>");
-            }
-            other => return Err(invalid("bootDev", other, "is not hd, cdrom, network or fd")),
-        }
+        let _ = writeln!(w, "    <boot dev='{b}'/>");
     }
     // Our extension addons.directKernelBoot: the kernel, initramfs and
     // command line come from host files (no boot loader in the image).

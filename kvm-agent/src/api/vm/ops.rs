@@ -14,10 +14,26 @@ use crate::plan::domain;
 use crate::vm::{self, VmError};
 use crate::wire::vm::*;
 
+/// VM uuids are echoed as keys of the reply: each must be one.
+fn vm_uuids(uuids: &[String]) -> Result<(), ApiError> {
+    for (i, u) in uuids.iter().enumerate() {
+        crate::wire::bounds::uuid(&format!("vmUuids[{i}]"), u)?;
+    }
+    Result::Ok(())
+}
+
+fn bad_nic(field: &str, v: &str, why: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "field nic.{field}: {} {why}",
+        common::text::quoted(v)
+    ))
+}
+
 pub async fn check_state(
     state: AppState,
     cmd: CheckVmStateCmd,
 ) -> Result<CheckVmStateRsp, ApiError> {
+    vm_uuids(&cmd.vm_uuids)?;
     let hv = hypervisor(&state)?;
     let states = blocking(move || vm::check_states(hv.as_ref(), &cmd.vm_uuids))
         .await
@@ -104,6 +120,15 @@ pub async fn detach_nic(state: AppState, cmd: DetachNicCmd) -> Result<Ok, ApiErr
     if cmd.nic.mac.is_empty() {
         return Err(ApiError::bad_request("field nic.mac: missing"));
     }
+    // The MAC finds the NIC; the tap name is what the anti-spoofing rules
+    // are removed by when it is not attached: both must be well-formed.
+    if !domain::nic_mac_ok(&cmd.nic.mac) {
+        return Err(bad_nic("mac", &cmd.nic.mac, "is not a MAC address"));
+    }
+    let tap = &cmd.nic.nic_internal_name;
+    if !tap.is_empty() && !domain::nic_tap_ok(tap) {
+        return Err(bad_nic("nicInternalName", tap, "is not a valid tap name"));
+    }
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
     let guard = state.vm.guard.clone();
@@ -120,6 +145,7 @@ pub async fn get_virtualizer_info(
     state: AppState,
     cmd: GetVirtualizerInfoCmd,
 ) -> Result<GetVirtualizerInfoRsp, ApiError> {
+    vm_uuids(&cmd.vm_uuids)?;
     let hv = hypervisor(&state)?;
     let host_uuid = state.session.lock().unwrap().host_uuid.clone();
     let (virtualizer, version) = hv.virtualizer();
