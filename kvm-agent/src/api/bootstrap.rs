@@ -60,6 +60,12 @@ pub async fn set_bootstrap_info(state: AppState, cmd: SetBootstrapInfoCmd) -> Re
         .dirs
         .socket("socketPath", &cmd.socket_path)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The node always sends the router's information
+    // (ApplianceVmKvmBootstrapFlow); pushing nothing would leave the router
+    // to boot unconfigured.
+    if cmd.info.is_empty() {
+        return Err(ApiError::bad_request("field info: missing or empty"));
+    }
     let path = sock.path();
     let timeout = crate::wire::bounds::timeout_secs(cmd.boot_strap_info_timeout, 300);
     let pending = &state.vm.bootstraps;

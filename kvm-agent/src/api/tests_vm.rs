@@ -389,7 +389,7 @@ async fn console_tail_and_bootstrap_info() {
     let (s, v) = post(
         &e.app,
         "/appliancevm/setbootstrapinfo",
-        &json!({"socketPath": e.dir.join("nosock"), "bootStrapInfoTimeout": 1, "info": {}})
+        &json!({"socketPath": e.dir.join("nosock"), "bootStrapInfoTimeout": 1, "info": {"uuid": "x"}})
             .to_string(),
     )
     .await;

@@ -351,7 +351,9 @@ fields(BOOT, {
                    "symlink": ("$TMP/agentSocket/link", "symlink"),
                    "regular file": ("$TMP/agentSocket/notasocket", "not a socket"),
                    "1MB": "/" + MB, "newline": "$TMP/agentSocket/a\nb", "number": 5},
-    "info": {"string": "x", "list": [], "number": 5},
+    # The node always sends the router's bootstrap information
+    # (ApplianceVmKvmBootstrapFlow: prepareBootstrapInformation).
+    "info": {"string": "x", "list": [], "number": 5, "missing": DELETE, "empty": {}},
     "bootStrapInfoTimeout": {"negative": -1, "string": "30", "u64 overflow": 2 ** 64},
 })
 add(f"{BOOT} u64::MAX timeout and a path outside", BOOT, "socketPath",
