@@ -53,6 +53,7 @@ fn map_err(e: BridgeError, context: String) -> ApiError {
             PlanError::NicMissing(_)
             | PlanError::NicIsBridge(_)
             | PlanError::NotABridge(_)
+            | PlanError::NotAPort { .. }
             | PlanError::Loopback(_),
         )
         | BridgeError::NoBridge(_)

@@ -309,11 +309,20 @@ async fn occupied_nic_bad_names_and_attached_vms_are_clear_errors() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    // A tap on the bridge = a VM attached: deletebridge refuses.
+    // A tap on the bridge besides its uplink eth0 = a VM attached:
+    // deletebridge refuses.
+    {
+        let mut st = e.nl.state.lock().unwrap();
+        let mut tap = st.links[0].clone();
+        tap.index = 10;
+        tap.name = "vnet0".into();
+        tap.kind = Some("tun".into());
+        st.links.push(tap);
+    }
     let (s, v) = post(
         &e.app,
         "/network/l2novlan/deletebridge",
-        r#"{"physicalInterfaceName":"eth1","bridgeName":"br_x"}"#,
+        r#"{"physicalInterfaceName":"eth0","bridgeName":"br_x"}"#,
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT);

@@ -62,6 +62,12 @@ pub enum PlanError {
         nic: String,
         other: String,
     },
+    #[error("device[{nic}] is not a port of bridge[{bridge}] (its ports: {ports:?})")]
+    NotAPort {
+        bridge: String,
+        nic: String,
+        ports: Vec<String>,
+    },
     #[error("bridge[{bridge}] has VMs attached (ports {ports:?}); detach them first")]
     VmsAttached { bridge: String, ports: Vec<String> },
     #[error("route {0} through {1} has several next hops; moving it is not supported")]
@@ -320,12 +326,20 @@ pub fn delete(spec: &BridgeSpec, obs: &Observed) -> Result<Plan, PlanError> {
         return Err(PlanError::NotABridge(spec.bridge.clone()));
     }
     let (b, n) = (spec.bridge.clone(), spec.nic.clone());
-    let others: Vec<String> = obs
-        .ports_of(br)
-        .into_iter()
-        .filter(|l| l.name != n)
-        .map(|l| l.name.clone())
-        .collect();
+    if obs.link(&n).is_some_and(is_loopback) {
+        return Err(PlanError::Loopback(n));
+    }
+    let ports: Vec<String> = obs.ports_of(br).iter().map(|l| l.name.clone()).collect();
+    // A NIC that is not the bridge's uplink would get its addresses and
+    // routes, and the uplink would count as a VM: say which is wrong.
+    if !ports.is_empty() && !ports.contains(&n) {
+        return Err(PlanError::NotAPort {
+            bridge: b,
+            nic: n,
+            ports,
+        });
+    }
+    let others: Vec<String> = ports.into_iter().filter(|p| *p != n).collect();
     if !others.is_empty() {
         return Err(PlanError::VmsAttached {
             bridge: b,

@@ -221,6 +221,13 @@ for path in ("/network/l2novlan/deletebridge", "/network/l2vlan/deletebridge"):
         "physicalInterfaceName": {k: v for k, v in IFNAMES.items() if k != "missing"},
         "bridgeName": BRIDGE_NAMES | {"not a bridge": ("eth0", "not a bridge")},
     })
+# The bridge's uplink is eth0 (eth1.100 for the VLAN bridge): another NIC
+# would get its addresses, and the uplink would count as a VM port.
+for path, lo in (("/network/l2novlan/deletebridge", "loopback"), ("/network/l2vlan/deletebridge", "lo.100")):
+    fields(path, {"physicalInterfaceName": {"loopback": ("lo", lo), "absent": ("eth9", "eth9"),
+                                            "not its uplink": ("eth2", "not a port")}})
+fields("/network/l2novlan/createbridge", {"bridgeName": {"a nic": ("eth1", "not a bridge"),
+                                                         "loopback": ("lo", "not a bridge")}})
 fields("/network/l2vlan/deletebridge", {"vlan": {"negative": -1, "4095": 4095, "string": "100", "huge": 10 ** 12}})
 
 fields("/network/bridge/addif", {
