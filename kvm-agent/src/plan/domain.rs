@@ -393,8 +393,30 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
     let mut nics: Vec<_> = cmd.nics.iter().collect();
     nics.sort_by_key(|n| n.device_id);
     let mut guards = Vec::new();
+    let (mut macs, mut taps) = (Vec::new(), Vec::new());
     for n in nics {
         let field = format!("nics[{}]", n.device_id);
+        // Two NICs with one MAC or one tap: libvirt or qemu would refuse the
+        // domain after it was defined.
+        let mac = n.mac.to_ascii_lowercase();
+        if macs.contains(&mac) {
+            return Err(invalid(
+                format!("{field}.mac"),
+                &n.mac,
+                "is another NIC's MAC too",
+            ));
+        }
+        macs.push(mac);
+        if !n.nic_internal_name.is_empty() {
+            if taps.contains(&n.nic_internal_name) {
+                return Err(invalid(
+                    format!("{field}.nicInternalName"),
+                    &n.nic_internal_name,
+                    "is another NIC's tap too",
+                ));
+            }
+            taps.push(n.nic_internal_name.clone());
+        }
         w.push_str(&nic::interface_xml(n, &field, "    ")?);
         guards.extend(crate::plan::antispoof::guard_of(n, &field)?);
     }

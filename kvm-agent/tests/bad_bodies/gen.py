@@ -28,7 +28,8 @@ def fixture(name):
 
 MB = "{{1MiB}}"
 VM = "7c0de1f2a3b44c5d8e9f00112233aabb"      # running (the test's setup)
-NEW_VM = "1e2d3c4b5a6978877665544332211aaa"  # not on this host
+NEW_VM = "1e2d3c4b5a6978877665544332211aaa"  # what the bad starts would start
+UNKNOWN_VM = "0f1e2d3c4b5a69788776655443322110"  # never on this host
 ESC = "\u001b[2J"
 
 # The node's bodies, with host paths moved under the test's directory.
@@ -244,7 +245,7 @@ fields(START_PATH, {
     "cpuNum": {"zero": 0, "negative": -1, "string": "1", "float": 1.5, "u32 overflow": 2 ** 32,
                "does not fit": (100000, "fit")},
     "memory": {"zero": 0, "negative": -1, "string": "1G", "u64 overflow": 2 ** 64,
-               "does not fit": (2 ** 50, "fit")},
+               "does not fit": (2 ** 50, "fit"), "u64::MAX": (2 ** 64 - 1, "fit")},
     "machineType": {"newline": "pc\nx", "1MB": MB, "virt": "virt", "number": 5},
     "clock": {"newline": "utc\n", "gmt": "gmt"},
     "videoType": {"quote": "vga'/><evil", "1MB": MB},
@@ -268,7 +269,7 @@ fields(START_PATH, {
     "nics.0.bridgeName": {"empty": "", "newline": "br\n", "slash": "br/x", "1MB": MB},
     "nics.0.nicInternalName": {"16 chars": "vnic1234567890ab", "semicolon": "vnic;rm", "newline": "vnic\n"},
     "nics.0.driverType": {"rtl": "rtl8139", "quote": "virtio'"},
-    "nics.0.mtu": {"negative": -1, "string": "1500"},
+    "nics.0.mtu": {"negative": -1, "string": "1500", "too big": 70000, "too small": 40},
     "nics.0.ips": {"string": "10.0.0.200"},
     "addons": {"string": "x"},
     "addons.channel.socketPath": {"outside": "/etc/evil.sock", "dotdot": "$TMP/agentSocket/../evil.sock",
@@ -278,6 +279,11 @@ fields(START_PATH, {
                                   "1MB": "/" + MB, "newline": "$TMP/agentSocket/a\nb"},
     "addons.channel.targetName": {"ctrl": "applianceVm\u0001"},
 })
+for field, label in (("mac", "the same MAC"), ("nicInternalName", "the same tap name")):
+    nics = copy.deepcopy(NEW_START["nics"])
+    nics[1][field] = nics[0][field]
+    add(f"{START_PATH} two nics with {label}", START_PATH, f"nics[1].{field}",
+        body=with_field(START_PATH, "nics", nics))
 clean = with_field(START_PATH, "nics.0.cleanTraffic", True)
 fields(START_PATH, {"nics.0.ips": {"not an ip": ["10.0.0.300"]},
                     "nics.0.nicInternalName": {"missing": DELETE}}, base=clean, tag=" (cleanTraffic)")
@@ -308,17 +314,17 @@ fields("/vm/stop", {
 add("/vm/stop u64::MAX timeout and a bad type", "/vm/stop", "type",
     body={**BASE["/vm/stop"], "timeout": 2 ** 64 - 1, "type": "gentle"})
 for path, field in (("/vm/reboot", "uuid"), ("/vm/getvncport", "vmUuid"), ("/vm/attachnic", "vmUuid")):
-    add(f"{path} unknown vm", path, NEW_VM, body=with_field(path, field, NEW_VM))
-add("/vm/reboot unknown vm, u64::MAX timeout", "/vm/reboot", NEW_VM,
-    body={**BASE["/vm/reboot"], "uuid": NEW_VM, "timeout": 2 ** 64 - 1})
+    add(f"{path} unknown vm", path, UNKNOWN_VM, body=with_field(path, field, UNKNOWN_VM))
+add("/vm/reboot unknown vm, u64::MAX timeout", "/vm/reboot", UNKNOWN_VM,
+    body={**BASE["/vm/reboot"], "uuid": UNKNOWN_VM, "timeout": 2 ** 64 - 1})
 fields("/vm/reboot", {
     "bootDev": {"string": "hd", "usb": ["usb"], "quote": ["hd'/><evil"], "newline": ["hd\n"], "number": [5]},
     "timeout": {"negative": -1, "string": "300"},
 })
 add("/vm/console/tail unknown vm", "/vm/console/tail", "console log",
-    body={"uuid": NEW_VM, "maxBytes": 4096})
+    body={"uuid": UNKNOWN_VM, "maxBytes": 4096})
 add("/vm/console/tail unknown vm, u64::MAX maxBytes", "/vm/console/tail", "console log",
-    body={"uuid": NEW_VM, "maxBytes": 2 ** 64 - 1})
+    body={"uuid": UNKNOWN_VM, "maxBytes": 2 ** 64 - 1})
 fields("/vm/console/tail", {"maxBytes": {"negative": -1, "string": "4096"}})
 for path in ("/vm/checkstate", "/vm/getvirtualizerinfo"):
     fields(path, {"vmUuids": {"string": VM, "object": {}, "numbers": [5], "1MB": ([MB], "vmUuids[0]"),
@@ -342,7 +348,7 @@ NIC = {"nic": {"string": "x", "list": []},
 fields("/vm/attachnic", NIC | {
     "nic.bridgeName": {"missing": DELETE, "newline": "br\n", "slash": "br/x", "1MB": MB},
     "nic.driverType": {"rtl": "rtl8139"},
-    "nic.mtu": {"negative": -1, "string": "1500"},
+    "nic.mtu": {"negative": -1, "string": "1500", "too big": 70000, "too small": 40},
     "nic.ips": {"string": "192.168.200.1"},
 })
 clean = with_field("/vm/attachnic", "nic.cleanTraffic", True)

@@ -46,6 +46,13 @@ pub fn interface_xml(n: &NicTo, field: &str, indent: &str) -> Result<String, Dom
             "is not a valid tap name (15 characters at most)",
         ));
     }
+    if let Some(m) = n.mtu.filter(|m| *m > 0 && !(68..=65535).contains(m)) {
+        return Err(invalid(
+            at("mtu"),
+            m.to_string(),
+            "is not a valid MTU (68-65535)",
+        ));
+    }
     let model = match (n.driver_type.as_str(), n.use_virtio) {
         ("e1000", _) | ("", Some(false)) => "e1000",
         ("virtio" | "", _) => "virtio",
