@@ -142,32 +142,6 @@ pub(crate) fn invalid(
     }
 }
 
-/// Longest free-text field written into the domain XML.
-const MAX_XML_TEXT: usize = 1024;
-
-/// Free text written into the domain XML: bounded, and without control
-/// characters, which XML 1.0 cannot carry (libvirt refuses the domain).
-fn xml_text(field: &str, v: &str) -> Result<(), DomainError> {
-    if v.len() > MAX_XML_TEXT {
-        return Err(invalid(field, v, "is longer than 1024 bytes"));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(invalid(field, v, "has a control character"));
-    }
-    Ok(())
-}
-
-/// The boot devices libvirt knows (`<boot dev=...>`).
-pub fn check_boot_devs(devs: &[String]) -> Result<(), DomainError> {
-    match devs
-        .iter()
-        .find(|d| !matches!(d.as_str(), "hd" | "cdrom" | "network" | "fd"))
-    {
-        Some(d) => Err(invalid("bootDev", d, "is not hd, cdrom, network or fd")),
-        None => Ok(()),
-    }
-}
-
 /// Build the domain XML. Element choices follow ZStack's generator where a
 /// VR or a plain Linux VM needs them; hot-plug vCPU/memory, NUMA, QoS,
 /// CD-ROMs and the extra QMP socket are not generated.
@@ -601,8 +575,11 @@ pub fn with_boot_devs(xml: &str, devs: &[String]) -> String {
     out
 }
 
+mod fields;
 mod live;
 mod nic;
+pub use fields::check_boot_devs;
+use fields::xml_text;
 pub use live::*;
 pub use nic::interface_xml;
 pub(crate) use nic::{mac_ok as nic_mac_ok, tap_name_ok as nic_tap_ok};
