@@ -267,12 +267,15 @@ impl Engine {
         if let Some(r) = self.applied.as_mut() {
             r.commit(gone, came);
         }
-        let mut next = self.model.clone();
-        let _ = next.apply(edit);
-        let prev = std::mem::replace(&mut self.model, next);
+        // Applied in place with an undo of the few entries it touches: a
+        // clone of the model (tens of thousands of entries) cost more than
+        // the rest of a one-rule change.
+        let undo = EntryUndo::of(&self.model, edit);
+        let _ = self.model.apply(edit);
         self.generation += 1;
         if let Err(e) = self.persist(edit) {
-            return Some(Err(self.roll_back(prev, &links, None, e).await));
+            undo.restore(&mut self.model);
+            return Some(Err(self.back_in_force(e).await));
         }
         Some(Ok(()))
     }
@@ -295,8 +298,14 @@ impl Engine {
         cause: EngineError,
     ) -> EngineError {
         let next = std::mem::replace(&mut self.model, prev);
-        self.generation -= 1;
         self.undo_links(&next, links, snap).await;
+        self.back_in_force(cause).await
+    }
+
+    /// The previous model is `self.model` again (its links too): put the
+    /// rest of the box back to it.
+    async fn back_in_force(&mut self, cause: EngineError) -> EngineError {
+        self.generation -= 1;
         let outcome = match self.reconcile().await {
             Ok(()) => "not applied; the previous state is in force".to_string(),
             Err(e) => {
@@ -815,4 +824,52 @@ fn plan_touches_certs(old: &LbState, new: &LbState) -> bool {
             .collect()
     };
     certs(old) != certs(new)
+}
+
+/// What the element-level edits replaced: the entries of the keys they
+/// touch, as they were (None: absent).
+enum EntryUndo {
+    PortForwards(Vec<(String, Option<PortForward>)>),
+    Eips(Vec<(std::net::Ipv4Addr, Option<Eip>)>),
+    Nothing,
+}
+
+impl EntryUndo {
+    fn of(m: &Model, edit: &Edit) -> EntryUndo {
+        let pf = |u: &String| (u.clone(), m.port_forwards.get(u).cloned());
+        let eip = |v: &std::net::Ipv4Addr| (*v, m.eips.get(v).cloned());
+        match edit {
+            Edit::CreatePortForwards(rules) => {
+                EntryUndo::PortForwards(rules.iter().map(|r| pf(&r.uuid)).collect())
+            }
+            Edit::RevokePortForwards(uuids) => {
+                EntryUndo::PortForwards(uuids.iter().map(pf).collect())
+            }
+            Edit::CreateEip(e) => EntryUndo::Eips(vec![eip(&e.vip)]),
+            Edit::RemoveEip(vip) => EntryUndo::Eips(vec![eip(vip)]),
+            _ => EntryUndo::Nothing,
+        }
+    }
+
+    fn restore(self, m: &mut Model) {
+        match self {
+            EntryUndo::PortForwards(v) => {
+                for (uuid, old) in v.into_iter().rev() {
+                    match old {
+                        Some(r) => m.port_forwards.insert(uuid, r),
+                        None => m.port_forwards.remove(&uuid),
+                    };
+                }
+            }
+            EntryUndo::Eips(v) => {
+                for (vip, old) in v.into_iter().rev() {
+                    match old {
+                        Some(e) => m.eips.insert(vip, e),
+                        None => m.eips.remove(&vip),
+                    };
+                }
+            }
+            EntryUndo::Nothing => {}
+        }
+    }
 }

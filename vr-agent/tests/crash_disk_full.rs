@@ -94,3 +94,68 @@ fn a_sync_that_cannot_be_persisted_is_not_left_on_the_box() {
     lab.start_agent().unwrap();
     assert_eq!(lab.table_text(), after);
 }
+
+/// The element-level path (one rule, one EIP: no whole-table render) is
+/// undone the same way when its journal line cannot be written. A full
+/// tmpfs still takes a short append into the journal's last page, so the
+/// store is made read-only instead (EROFS, as a failing disk remounted).
+#[test]
+fn one_rule_that_cannot_be_persisted_is_not_left_on_the_box() {
+    testbed::require_privileged!();
+    let mut lab = Lab::new().unwrap();
+    lab.kill_agent();
+    let dir = lab.state.path().to_path_buf();
+    let _tmpfs = Tmpfs::mount(&dir, "256k");
+    lab.start_agent().unwrap();
+    lab.base_config();
+    lab.ok(
+        "/createvip",
+        json!({"vips": [vip("172.20.10.100"), vip("172.20.10.101")]}),
+    );
+    lab.ok("/createportforwarding", forwards(2));
+    let state = |lab: &Lab| {
+        let body = testbed::http_get(&lab.ctl, &format!("{AGENT}/state"))
+            .unwrap()
+            .1;
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["model"].clone()
+    };
+    let (table, before) = (lab.table_text(), state(&lab));
+    remount(&dir, "ro");
+    let changed_rule = {
+        let mut r = forwards(1);
+        r["rules"][0]["privatePortStart"] = json!(81);
+        r["rules"][0]["privatePortEnd"] = json!(81);
+        r
+    };
+    for (path, body) in [
+        ("/createportforwarding", forwards(3)),
+        ("/createportforwarding", changed_rule),
+        ("/revokeportforwarding", forwards(1)),
+        (
+            "/createeip",
+            json!({"eip": eip("172.20.10.101", "192.168.100.20")}),
+        ),
+    ] {
+        let (code, v) = lab.post(path, body).unwrap();
+        assert_eq!(code, 500, "{path}: {v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains("previous state is in force"), "{path}: {e}");
+        assert_eq!(lab.table_text(), table, "{path}: the table is as before");
+        assert_eq!(state(&lab), before, "{path}: the model is as before");
+    }
+    remount(&dir, "rw");
+    lab.ok("/createportforwarding", forwards(3));
+    assert!(lab.table_text().contains("10002"));
+    lab.kill_agent();
+    lab.start_agent().unwrap();
+    assert!(lab.table_text().contains("10002"), "persisted");
+}
+
+fn remount(dir: &std::path::Path, how: &str) {
+    let ok = Command::new("mount")
+        .args(["-o", &format!("remount,{how}")])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "remount {how} {}", dir.display());
+}
