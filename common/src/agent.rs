@@ -229,7 +229,7 @@ fn decode_with<T: DeserializeOwned>(body: &[u8], fold_key_case: bool) -> Result<
     if fold_key_case {
         normalize_keys(&mut v);
     }
-    serde_path_to_error::deserialize(v).map_err(|e| {
+    serde_path_to_error::deserialize(crate::objects_only::ObjectsOnly(v)).map_err(|e| {
         let path = text::excerpt_n(&e.path().to_string(), MESSAGE_CHARS);
         let inner = text::excerpt_n(&e.into_inner().to_string(), MESSAGE_CHARS);
         ApiError::bad_request(format!("field {path}: {inner}"))

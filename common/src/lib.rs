@@ -7,6 +7,7 @@ pub mod callback;
 pub mod image;
 pub mod json;
 pub mod net;
+pub mod objects_only;
 pub mod systemd;
 pub mod text;
 pub mod vr;

@@ -134,6 +134,18 @@ add("/setsnatservicestate enabled is string", "/setsnatservicestate", {"snats": 
 shape_cases("/syncsnat", "snats", SNAT, extra={"enable": True})
 add("/syncsnat duplicate", "/syncsnat", {"snats": [SNAT, SNAT], "enable": True}, "privateNicMac")
 add("/setsnat snat is list", "/setsnat", {"snat": [SNAT]}, "snat")
+# serde takes a list of a struct's fields in order: `[]` was a struct of
+# defaults (every field absent) instead of a wrong type.
+for path, key in [("/setsnat", "snat"), ("/createeip", "eip"), ("/removeeip", "eip"),
+                  ("/changeDefaultNic", "newNic")]:
+    add(f"{path} {key} is empty list", path, {key: []}, key)
+add("/lb/refresh serverGroups entry is empty list", "/lb/refresh",
+    {"lbs": [{**LB, "serverGroups": [[]]}]}, "serverGroups")
+add("/lb/refresh backendServers entry is empty list", "/lb/refresh",
+    {"lbs": [{**LB, "serverGroups": [{**LB["serverGroups"][0], "backendServers": [[]]}]}]}, "backendServers")
+add("/refreshDhcpServer dhcpInfos entry is empty list", "/refreshDhcpServer",
+    {"dhcpServers": [{**SERVER, "dhcpInfos": [[]]}]}, "dhcpInfos")
+add("/createvip nicIps entry is empty list", "/createvip", {"vips": [VIP], "nicIps": [[]]}, "nicIps")
 
 # ---- VIPs
 vip_fields = {"ip": BAD_IP, "netmask": BAD_MASK, "ownerEthernetMac": BAD_MAC,
