@@ -271,7 +271,7 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
     if let Some(k) = cmd.addons.direct_kernel_boot.as_ref() {
         let abs = |field: &str, v: &str| {
             if v.starts_with('/') {
-                Ok(())
+                fields::xml_path(&format!("addons.directKernelBoot.{field}"), v)
             } else {
                 Err(invalid(
                     format!("addons.directKernelBoot.{field}"),
@@ -324,6 +324,7 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
         if v.install_path.is_empty() {
             return Err(DomainError::Missing("dataVolumes[].installPath"));
         }
+        fields::xml_path(&format!("{field}.installPath"), &v.install_path)?;
         if !matches!(v.device_type.as_str(), "" | "file") {
             return Err(invalid(
                 format!("{field}.deviceType"),
@@ -420,6 +421,7 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
                 "is not an absolute path",
             ));
         }
+        fields::xml_path("addons.channel.socketPath", &ch.socket_path)?;
         let target = if ch.target_name.is_empty() {
             "applianceVm.vport"
         } else {

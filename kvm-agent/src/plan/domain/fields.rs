@@ -17,6 +17,15 @@ pub(super) fn xml_text(field: &str, v: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// A host path written into the domain XML (the API layer also confines
+/// it to the configured directories; the plan does not rely on that).
+pub(super) fn xml_path(field: &str, v: &str) -> Result<(), DomainError> {
+    if v.chars().any(char::is_control) {
+        return Err(invalid(field, v, "has a control character"));
+    }
+    Ok(())
+}
+
 /// The boot devices libvirt knows (`<boot dev=...>`).
 pub fn check_boot_devs(devs: &[String]) -> Result<(), DomainError> {
     match devs

@@ -132,6 +132,28 @@ fn bad_commands_name_the_field() {
     assert!(plan(&c, &opts(DomainType::Kvm)).is_err());
 }
 
+/// Found by the domain_xml fuzz target: host paths reached the XML with
+/// control characters (DEL here) when the plan was used without the API's
+/// path confinement in front of it.
+#[test]
+fn host_paths_with_control_characters_are_refused() {
+    let field = |c: &StartVmCmd| plan(c, &opts(DomainType::Kvm)).unwrap_err().to_string();
+    let mut c = f5();
+    c.root_volume.as_mut().unwrap().install_path = "/var/lib/zstack/a\u{7f}b.qcow2".into();
+    assert!(
+        field(&c).starts_with("field rootVolume.installPath"),
+        "{}",
+        field(&c)
+    );
+    let mut c = f5();
+    c.addons.channel.as_mut().unwrap().socket_path = "/var/lib/zstack/s\nock".into();
+    assert!(
+        field(&c).starts_with("field addons.channel.socketPath"),
+        "{}",
+        field(&c)
+    );
+}
+
 #[test]
 fn capacity_errors_name_both_figures() {
     let room = HostRoom {
