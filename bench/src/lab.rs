@@ -82,6 +82,8 @@ impl Lab {
                 state.path().to_str().context("temp path is not UTF-8")?,
                 "--drift-check-secs",
                 "0",
+                "--allow-from",
+                "10.0.0.2",
             ],
         );
         cmd.env("VR_AGENT_LOG", "info").env("NO_COLOR", "1");

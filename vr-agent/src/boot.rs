@@ -82,6 +82,13 @@ pub fn plan(info: &BootstrapInfo) -> Result<(Vec<Edit>, Option<Ipv4Addr>), BootE
     Ok((edits, mgmt_ip))
 }
 
+/// The management node's network (`managementNodeCidr`), when valid.
+pub fn node_cidr(info: &BootstrapInfo) -> Option<common::net::Ipv4Net> {
+    from_wire::mgmt_cidr("managementNodeCidr", info.management_node_cidr.as_deref()?)
+        .ok()
+        .flatten()
+}
+
 /// NICs the persisted state has but the bootstrap info (every NIC of the
 /// VM) no longer lists.
 pub fn stale_nics(info: &BootstrapInfo, model: &Model) -> Vec<Mac> {
@@ -97,10 +104,96 @@ pub fn stale_nics(info: &BootstrapInfo, model: &Model) -> Vec<Mac> {
         .collect()
 }
 
-/// Where to listen: `--listen` if given, else the management IP, port 7272.
+/// What goes before the bootstrap info's edits: forget the stale NICs (and
+/// a persisted management NIC whose address or role the info changed: its
+/// category and address cannot change by an edit), then drop what the
+/// persisted state holds on the management IP. Names what is dropped.
+pub fn prelude(info: &BootstrapInfo, model: &Model) -> (Vec<Edit>, Vec<String>) {
+    let mut stale = stale_nics(info, model);
+    let wanted: Option<(Mac, Option<Ipv4Addr>)> =
+        info.management_nic.mac.trim().parse().ok().map(|mac| {
+            let ip = info.management_nic.ip.as_deref();
+            (mac, ip.and_then(|s| s.trim().parse().ok()))
+        });
+    for n in model.nics.values() {
+        let moved = n.category == NicCategory::Management
+            && wanted.is_none_or(|(mac, ip)| mac != n.mac || n.ip.map(|(a, _)| a) != ip);
+        if moved && !stale.contains(&n.mac) {
+            stale.push(n.mac);
+        }
+    }
+    let mut named: Vec<String> = stale.iter().map(|m| format!("nic {m}")).collect();
+    let mut edits = vec![];
+    let mut next = model.clone();
+    if !stale.is_empty() {
+        let e = Edit::ForgetNics(stale);
+        let _ = next.apply(&e);
+        edits.push(e);
+    }
+    if let Some(ip) = wanted.and_then(|(_, ip)| ip) {
+        let cleared = crate::model::checks::clear_management_plane(&mut next, &[ip]);
+        if !cleared.is_empty() {
+            named.extend(cleared);
+            edits.push(Edit::ClearManagementPlane(vec![ip]));
+        }
+    }
+    (edits, named)
+}
+
+/// Where to listen: `--listen` if given, else the management IP, port 7272;
+/// without either, loopback only (never every NIC unless `--listen
+/// 0.0.0.0:PORT` asks for it).
 pub fn listen_addr(explicit: Option<SocketAddr>, mgmt_ip: Option<Ipv4Addr>) -> SocketAddr {
     explicit
-        .unwrap_or_else(|| SocketAddr::from((mgmt_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), AGENT_PORT)))
+        .unwrap_or_else(|| SocketAddr::from((mgmt_ip.unwrap_or(Ipv4Addr::LOCALHOST), AGENT_PORT)))
+}
+
+/// The interface that holds `ip` (None: no interface does).
+pub fn device_of(ip: std::net::IpAddr) -> Option<String> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for a in addrs {
+        let Some(sa) = a.address else { continue };
+        let held = match ip {
+            std::net::IpAddr::V4(v4) => sa.as_sockaddr_in().map(|s| s.ip() == v4),
+            std::net::IpAddr::V6(v6) => sa.as_sockaddr_in6().map(|s| s.ip() == v6),
+        };
+        if held == Some(true) {
+            return Some(a.interface_name);
+        }
+    }
+    None
+}
+
+/// The agent's listener: bound to `addr` and, unless that is the
+/// unspecified address, also to the interface holding it
+/// (`SO_BINDTODEVICE`): the kernel then answers a SYN for the management IP
+/// that came in on any other NIC (a tenant's, the outside's) with a reset,
+/// whatever the nft ruleset says or whether it exists.
+pub fn bind_listener(
+    addr: SocketAddr,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<String>)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let device = if addr.ip().is_unspecified() {
+        None
+    } else {
+        Some(device_of(addr.ip()).ok_or_else(|| {
+            anyhow::anyhow!("listen address {addr}: no interface holds {}", addr.ip())
+        })?)
+    };
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    if let Some(dev) = &device {
+        use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
+        setsockopt(&sock, BindToDevice, &std::ffi::OsString::from(dev)).map_err(|e| {
+            anyhow::anyhow!("listen address {addr}: cannot bind to device {dev}: {e}")
+        })?;
+    }
+    sock.bind(&addr.into())
+        .map_err(|e| anyhow::anyhow!("listen address {addr}: {e}"))?;
+    sock.listen(1024)?;
+    sock.set_nonblocking(true)?;
+    let std: std::net::TcpListener = sock.into();
+    Ok((tokio::net::TcpListener::from_std(std)?, device))
 }
 
 #[cfg(test)]

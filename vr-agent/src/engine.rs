@@ -811,6 +811,7 @@ fn edit_name(e: &Edit) -> &'static str {
         Edit::SetMgmtCidr { .. } => "management-cidr",
         Edit::ChangeDefaultNic { .. } => "change-default-nic",
         Edit::ForgetNics(_) => "forget-nics",
+        Edit::ClearManagementPlane(_) => "clear-management-plane",
     }
 }
 

@@ -32,6 +32,11 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// How often our nft table is compared with the desired state.
     pub drift_check: Duration,
+    /// Controller addresses besides the bootstrap info's management node
+    /// (and loopback).
+    pub allow_from: Vec<common::net::Ipv4Net>,
+    /// No source check at all (a lab without a bootstrap file).
+    pub allow_any_source: bool,
 }
 
 /// The real side-effect implementations.
@@ -68,15 +73,23 @@ pub async fn run(
     let port = cfg.listen.map_or(boot::AGENT_PORT, |l| l.port());
     let mut engine = Engine::start(sys, port).await?;
     let mut mgmt_ip = None;
+    let mut sources = if cfg.allow_any_source {
+        api::guard::Sources::any()
+    } else {
+        api::guard::Sources::only(cfg.allow_from.clone())
+    };
     if let Some(path) = &cfg.bootstrap {
         let info = boot::read(path, cfg.bootstrap_timeout).await?;
+        sources.add_management_node(info.management_node_ip.as_deref(), boot::node_cidr(&info));
         let (edits, ip) = boot::plan(&info)?;
-        let stale = boot::stale_nics(&info, engine.model());
-        if !stale.is_empty() {
-            tracing::warn!(nics = ?stale, "NICs of the persisted state are no longer in the bootstrap info; forgetting them and what was on them");
+        let (prelude, dropped) = boot::prelude(&info, engine.model());
+        if !dropped.is_empty() {
+            tracing::warn!(
+                ?dropped,
+                "the persisted state disagrees with the bootstrap info (NICs gone or the management NIC changed, entries on the management IP); forgetting these"
+            );
         }
-        let forget = (!stale.is_empty()).then_some(model::Edit::ForgetNics(stale));
-        for edit in forget.into_iter().chain(edits) {
+        for edit in prelude.into_iter().chain(edits) {
             engine
                 .apply(edit)
                 .await
@@ -90,15 +103,21 @@ pub async fn run(
     let state = api::AppState {
         engine: engine.clone(),
         uuid: Arc::new(RwLock::new(String::new())),
+        sources: Arc::new(sources),
     };
     let drift = tokio::spawn(drift_loop(engine.clone(), cfg.drift_check));
     let health = tokio::spawn(health_loop(engine));
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(%listen, state_dir = %cfg.state_dir.display(), "vr-agent serving");
+    let (listener, device) = boot::bind_listener(listen)?;
+    if device.is_none() {
+        tracing::warn!(%listen, "listening on every interface (--listen names the unspecified address): only the nft guard keeps tenants away from the agent");
+    }
+    tracing::info!(%listen, device = ?device, state_dir = %cfg.state_dir.display(), "vr-agent serving");
     if let Err(e) = common::systemd::notify_ready() {
         tracing::warn!(error = %e, "cannot tell systemd we are ready");
     }
-    axum::serve(listener, api::router(state))
+    // The peer address is what `api::guard` decides on.
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     drift.abort();

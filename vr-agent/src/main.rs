@@ -10,9 +10,23 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     /// Address and port to serve the protocol on [default: the management
-    /// IP of the bootstrap info, or 0.0.0.0, port 7272].
+    /// IP of the bootstrap info, port 7272; without a bootstrap file,
+    /// 127.0.0.1:7272 (loopback only), never every NIC unless asked for
+    /// with 0.0.0.0:PORT]. The listener is also bound (SO_BINDTODEVICE) to
+    /// the interface that holds the address, so other NICs cannot reach it
+    /// even without the nft guard.
     #[arg(long, env = "VR_AGENT_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Controller addresses or CIDRs commands may come from (repeatable),
+    /// besides loopback and the bootstrap info's managementNodeIp and
+    /// managementNodeCidr. Everyone else gets 403 (GET /healthz answers
+    /// anyone); callback URLs must point at one of these or at the sender.
+    #[arg(long, env = "VR_AGENT_ALLOW_FROM", value_delimiter = ',')]
+    allow_from: Vec<common::net::Ipv4Net>,
+    /// Accept commands from any source (a lab or test without bootstrap
+    /// info). Without it and without allowed addresses: loopback only.
+    #[arg(long, env = "VR_AGENT_ALLOW_ANY_SOURCE")]
+    allow_any_source: bool,
     /// Bootstrap info (the virtio port inside the VR, or a regular file):
     /// configure the NICs it names before serving.
     #[arg(long, env = "VR_AGENT_BOOTSTRAP", num_args = 0..=1,
@@ -53,6 +67,8 @@ async fn main() -> anyhow::Result<()> {
         bootstrap_timeout: Duration::from_secs(args.bootstrap_timeout_secs),
         state_dir: args.state_dir,
         drift_check: Duration::from_secs(args.drift_check_secs),
+        allow_from: args.allow_from,
+        allow_any_source: args.allow_any_source,
     };
     if let Err(e) = vr_agent::run(cfg, sys, shutdown()).await {
         // Said on the console too: a router that cannot boot must say why.

@@ -67,6 +67,7 @@ async fn router_over_fakes() -> Router {
     let state = AppState {
         engine: Arc::new(tokio::sync::Mutex::new(engine)),
         uuid: Default::default(),
+        sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
     };
     Router {
         app: router(state),

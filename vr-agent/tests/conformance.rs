@@ -39,6 +39,7 @@ async fn router_over_fakes(dir: &std::path::Path) -> axum::Router {
     router(AppState {
         engine: Arc::new(tokio::sync::Mutex::new(engine)),
         uuid: Default::default(),
+        sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
     })
 }
 

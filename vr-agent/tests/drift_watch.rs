@@ -22,6 +22,8 @@ fn start_slow_poll(lab: &mut Lab) {
             lab.state.path().to_str().unwrap(),
             "--drift-check-secs",
             "30",
+            "--allow-from",
+            "10.0.0.2",
         ],
     );
     cmd.env("VR_AGENT_LOG", "debug");

@@ -57,6 +57,7 @@ async fn vr() -> Box {
     let state = AppState {
         engine: Arc::new(tokio::sync::Mutex::new(engine)),
         uuid: Default::default(),
+        sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
     };
     Box {
         app: router(state),

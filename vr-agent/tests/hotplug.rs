@@ -151,7 +151,7 @@ fn a_nic_detached_while_stopped_is_forgotten_at_boot() {
              "deviceName": "eth1", "isDefaultRoute": true, "category": "Public"},
             {"ip": "192.168.100.1", "netmask": "255.255.255.0", "mac": PRIV_MAC,
              "deviceName": "eth2", "category": "Private"}],
-        "uuid": "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"
+        "uuid": "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11", "managementNodeIp": "10.0.0.2"
     });
     std::fs::write(&boot, doc.to_string()).unwrap();
     let mut cmd = lab.vr.command(

@@ -86,6 +86,9 @@ fn agent(vr: &Netns, state: &TempDir, extra: &[&str]) -> Proc {
         state.path().to_str().unwrap(),
         "--drift-check-secs",
         "1",
+        // The gateway posts on-link, the node from its network.
+        "--allow-from",
+        "10.0.0.1,10.9.0.0/24",
     ];
     args.extend_from_slice(extra);
     let mut cmd = vr.command(env!("CARGO_BIN_EXE_vr-agent"), &args);

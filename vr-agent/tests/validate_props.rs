@@ -17,6 +17,10 @@ use vr_agent::plan::nat;
 const PUB: &str = "fa:26:9c:aa:00:02";
 const PUB2: &str = "fa:26:9c:aa:00:04";
 const PRIV: &str = "fa:26:9c:aa:00:03";
+const MGMT: &str = "fa:26:9c:aa:00:01";
+/// The management NIC's address: no PF on the agent's port, EIP or VIP
+/// there (issue 14).
+const MGMT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 25);
 
 fn mac(s: &str) -> Mac {
     s.parse().unwrap()
@@ -36,10 +40,12 @@ fn nic(m: &str, ip: &str, prefix: u8, category: NicCategory) -> Nic {
     }
 }
 
-/// A router with two public NICs and one private one, and its SNAT.
+/// A router with a management NIC, two public NICs and one private one,
+/// and its SNAT.
 fn base() -> Model {
     let mut m = Model::default();
     m.apply(&Edit::ConfigureNics(vec![
+        nic(MGMT, "10.0.0.25", 24, NicCategory::Management),
         nic(PUB, "172.20.10.5", 16, NicCategory::Public),
         nic(PUB2, "172.21.10.5", 16, NicCategory::Public),
         nic(PRIV, "192.168.100.1", 24, NicCategory::Private),
@@ -58,7 +64,14 @@ fn base() -> Model {
 
 /// Few VIPs, guests, uuids and ports, so clashes are common.
 fn vip() -> impl Strategy<Value = Ipv4Addr> {
-    (100u8..104).prop_map(|d| Ipv4Addr::new(172, 20, 10, d))
+    prop_oneof![
+        4 => (100u8..104).prop_map(|d| Ipv4Addr::new(172, 20, 10, d)),
+        1 => Just(MGMT_IP),
+    ]
+}
+/// Low ports, or ports around the agent's (7272).
+fn first_port() -> impl Strategy<Value = u16> {
+    prop_oneof![3 => 1u16..30, 1 => 7268u16..7276]
 }
 fn guest() -> impl Strategy<Value = Ipv4Addr> {
     (10u8..13).prop_map(|d| Ipv4Addr::new(192, 168, 100, d))
@@ -72,8 +85,8 @@ fn port_forward() -> impl Strategy<Value = PortForward> {
         0u8..6,
         vip(),
         guest(),
-        1u16..30,
-        0u16..4,
+        first_port(),
+        0u16..6,
         any::<bool>(),
         any::<bool>(),
         public_mac(),
@@ -174,6 +187,7 @@ proptest! {
 
 fn links() -> BTreeMap<Mac, IfName> {
     BTreeMap::from([
+        (mac(MGMT), "eth0".parse().unwrap()),
         (mac(PUB), "eth1".parse().unwrap()),
         (mac(PRIV), "eth2".parse().unwrap()),
         (mac(PUB2), "eth3".parse().unwrap()),

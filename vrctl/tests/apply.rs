@@ -35,6 +35,8 @@ impl Agent {
                     bootstrap_timeout: Duration::from_secs(1),
                     state_dir: state,
                     drift_check: Duration::ZERO,
+                    allow_from: vec!["10.0.0.2".parse().unwrap()],
+                    allow_any_source: false,
                 };
                 vr_agent::run(cfg, sys, async {
                     let _ = rx.await;

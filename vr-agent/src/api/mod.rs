@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::State;
+use axum::routing::MethodRouter;
 use axum::routing::get;
 use common::agent::{self, ApiError, Ok, command_with};
 use common::vr;
@@ -19,6 +20,8 @@ use crate::model::lb::{self, LbEdit};
 use crate::model::{CidrSource, Edit, checks, from_wire};
 use crate::plan::dnsmasq::{self as dhcp, DhcpEdit};
 
+pub mod guard;
+
 /// Protocol level reported to the controller as `zvrVersion`: the ZStack
 /// controller wants four numeric parts and redeploys agents it finds older
 /// than its own, so this names the zvr protocol level we implement.
@@ -29,6 +32,8 @@ pub struct AppState {
     pub engine: Arc<Mutex<Engine>>,
     /// Set by `/init`; `/ping` reads it without waiting for the engine.
     pub uuid: Arc<RwLock<String>>,
+    /// Who may send commands (see `guard`).
+    pub sources: Arc<guard::Sources>,
 }
 
 /// The node posts `/echo` and `/type` with `syncJsonPost`/`echo` (any
@@ -41,57 +46,62 @@ const ASYNC: agent::Options = agent::Options::ZSTACK_ASYNC;
 
 pub fn router(state: AppState) -> Router {
     let r = Router::new()
-        .route("/echo", command_with(SYNC, echo))
-        .route("/type", command_with(SYNC, type_))
-        .route("/test", command_with(SYNC, test))
-        .route("/init", command_with(ASYNC, init))
-        .route("/ping", command_with(ASYNC, ping))
-        .route("/configurenic", command_with(ASYNC, configure_nic))
-        .route("/removenic", command_with(ASYNC, remove_nic))
-        .route(
-            "/configurenicdefaultaction",
-            command_with(ASYNC, nic_default_action),
-        )
-        .route("/changeDefaultNic", command_with(ASYNC, change_default_nic))
-        .route("/setsnat", command_with(ASYNC, set_snat))
-        .route("/removesnat", command_with(ASYNC, remove_snat))
-        .route("/syncsnat", command_with(ASYNC, sync_snat))
-        .route("/setsnatservicestate", command_with(ASYNC, set_snat_state))
-        .route("/createvip", command_with(ASYNC, create_vip))
-        .route("/removevip", command_with(ASYNC, remove_vip))
-        .route("/createportforwarding", command_with(ASYNC, create_pf))
-        .route("/revokeportforwarding", command_with(ASYNC, revoke_pf))
-        .route("/syncportforwarding", command_with(ASYNC, sync_pf))
-        .route("/createeip", command_with(ASYNC, create_eip))
-        .route("/removeeip", command_with(ASYNC, remove_eip))
-        .route("/synceip", command_with(ASYNC, sync_eip))
-        .route("/adddhcp", command_with(ASYNC, add_dhcp))
-        .route("/removedhcp", command_with(ASYNC, remove_dhcp))
-        .route("/refreshDhcpServer", command_with(ASYNC, refresh_dhcp))
-        .route("/startDhcpServer", command_with(ASYNC, start_dhcp))
-        .route("/stopDhcpServer", command_with(ASYNC, stop_dhcp))
-        .route("/setdns", command_with(ASYNC, set_dns))
-        .route("/removedns", command_with(ASYNC, remove_dns))
-        .route("/setvpcdns", command_with(ASYNC, set_vpc_dns))
-        .route("/lb/refresh", command_with(ASYNC, lb_refresh))
-        .route("/lb/delete", command_with(ASYNC, lb_delete))
-        .route("/lb/log/level", command_with(ASYNC, lb_log_level))
-        .route(
-            "/certificate/create",
-            command_with(ASYNC, certificate_create),
-        )
-        .route(
-            "/certificates/create",
-            command_with(ASYNC, certificates_create),
-        )
-        .route(
-            "/certificate/delete",
-            command_with(ASYNC, certificate_delete),
-        )
+        .route("/echo", cmd(SYNC, echo))
+        .route("/type", cmd(SYNC, type_))
+        .route("/test", cmd(SYNC, test))
+        .route("/init", cmd(ASYNC, init))
+        .route("/ping", cmd(ASYNC, ping))
+        .route("/configurenic", cmd(ASYNC, configure_nic))
+        .route("/removenic", cmd(ASYNC, remove_nic))
+        .route("/configurenicdefaultaction", cmd(ASYNC, nic_default_action))
+        .route("/changeDefaultNic", cmd(ASYNC, change_default_nic))
+        .route("/setsnat", cmd(ASYNC, set_snat))
+        .route("/removesnat", cmd(ASYNC, remove_snat))
+        .route("/syncsnat", cmd(ASYNC, sync_snat))
+        .route("/setsnatservicestate", cmd(ASYNC, set_snat_state))
+        .route("/createvip", cmd(ASYNC, create_vip))
+        .route("/removevip", cmd(ASYNC, remove_vip))
+        .route("/createportforwarding", cmd(ASYNC, create_pf))
+        .route("/revokeportforwarding", cmd(ASYNC, revoke_pf))
+        .route("/syncportforwarding", cmd(ASYNC, sync_pf))
+        .route("/createeip", cmd(ASYNC, create_eip))
+        .route("/removeeip", cmd(ASYNC, remove_eip))
+        .route("/synceip", cmd(ASYNC, sync_eip))
+        .route("/adddhcp", cmd(ASYNC, add_dhcp))
+        .route("/removedhcp", cmd(ASYNC, remove_dhcp))
+        .route("/refreshDhcpServer", cmd(ASYNC, refresh_dhcp))
+        .route("/startDhcpServer", cmd(ASYNC, start_dhcp))
+        .route("/stopDhcpServer", cmd(ASYNC, stop_dhcp))
+        .route("/setdns", cmd(ASYNC, set_dns))
+        .route("/removedns", cmd(ASYNC, remove_dns))
+        .route("/setvpcdns", cmd(ASYNC, set_vpc_dns))
+        .route("/lb/refresh", cmd(ASYNC, lb_refresh))
+        .route("/lb/delete", cmd(ASYNC, lb_delete))
+        .route("/lb/log/level", cmd(ASYNC, lb_log_level))
+        .route("/certificate/create", cmd(ASYNC, certificate_create))
+        .route("/certificates/create", cmd(ASYNC, certificates_create))
+        .route("/certificate/delete", cmd(ASYNC, certificate_delete))
         .route("/healthz", get(healthz))
         .route("/state", get(state_json))
         .route("/metrics", get(metrics));
+    let r = r.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::layer,
+    ));
     agent::finish(r, state)
+}
+
+/// A protocol command whose line is audited (see `guard`).
+fn cmd<Req, Rsp, F, Fut>(opts: agent::Options, f: F) -> MethodRouter<AppState>
+where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Rsp: Serialize + Send + 'static,
+    F: Fn(AppState, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Rsp, ApiError>> + Send + 'static,
+{
+    command_with(opts, move |state, req: guard::Audited<Req>| {
+        guard::run_audited(req.ctx, f(state, req.inner))
+    })
 }
 
 fn bad(e: from_wire::FieldError) -> ApiError {
@@ -105,7 +115,10 @@ fn bounded<T: Serialize>(cmd: &T) -> Result<(), ApiError> {
 }
 
 async fn apply(s: &AppState, edit: Edit) -> Result<Ok, ApiError> {
-    s.engine.lock().await.apply(edit).await?;
+    let mut e = s.engine.lock().await;
+    let r = e.apply(edit).await;
+    guard::note_generation(e.generation());
+    r?;
     Result::Ok(Ok {})
 }
 

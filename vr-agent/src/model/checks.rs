@@ -69,3 +69,158 @@ pub fn dhcp_servers(servers: &[(DhcpServer, Vec<DhcpEntry>)]) -> Result<(), Fiel
     }
     Ok(())
 }
+
+// ---- The management plane (issue 14) ----
+//
+// The agent serves the controller on the management NIC's IP, port
+// [`AGENT_PORT`] (the protocol's port). No tenant entry may take that
+// address or port: a PF or TCP listener there would hand the controller's
+// commands to a guest, an EIP or VIP on it would take the address itself
+// (removing a VIP flushes it from the NIC). Whole-model checks, so the batch
+// path (`validate`), the one-entry path (`check_added`) and boot agree.
+
+use crate::boot::AGENT_PORT;
+use crate::model::lb::{LbMode, Listener};
+use crate::model::{Eip, Invalid, Model, Nic, NicCategory, PortForward, Vip};
+use common::net::Proto;
+
+/// The management NICs' addresses, with the NIC's MAC.
+pub fn mgmt_ips(m: &Model) -> Vec<(Ipv4Addr, common::net::Mac)> {
+    m.nics
+        .values()
+        .filter(|n| n.category == NicCategory::Management)
+        .filter_map(|n| n.ip.map(|(ip, _)| (ip, n.mac)))
+        .collect()
+}
+
+fn on_mgmt(ip: Ipv4Addr, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Option<common::net::Mac> {
+    mgmt.iter().find(|(m, _)| *m == ip).map(|(_, mac)| *mac)
+}
+
+pub fn pf_vs_mgmt(r: &PortForward, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Result<(), Invalid> {
+    let covers =
+        r.proto == Proto::Tcp && r.vip_ports.start <= AGENT_PORT && AGENT_PORT <= r.vip_ports.end;
+    match on_mgmt(r.vip, mgmt) {
+        Some(mac) if covers => Err(Invalid(format!(
+            "port forwarding rule {}: tcp ports {} on vipIp {} cover the agent's port {AGENT_PORT} on the management IP (management NIC {mac})",
+            r.uuid, r.vip_ports, r.vip
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub fn eip_vs_mgmt(e: &Eip, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Result<(), Invalid> {
+    match on_mgmt(e.vip, mgmt) {
+        Some(mac) => Err(Invalid(format!(
+            "eip {}: vipIp {} is the management IP (management NIC {mac}); the controller reaches the agent there",
+            e.vip, e.vip
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub fn vip_vs_mgmt(v: &Vip, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Result<(), Invalid> {
+    let std::net::IpAddr::V4(ip) = v.ip else {
+        return Ok(());
+    };
+    match on_mgmt(ip, mgmt) {
+        Some(mac) => Err(Invalid(format!(
+            "vip {ip}: is the management IP (management NIC {mac}); the controller reaches the agent there"
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub fn listener_vs_mgmt(
+    l: &Listener,
+    mgmt: &[(Ipv4Addr, common::net::Mac)],
+) -> Result<(), Invalid> {
+    match on_mgmt(l.vip, mgmt) {
+        Some(mac) if l.port == AGENT_PORT && l.mode != LbMode::Udp => Err(Invalid(format!(
+            "listener {}: {} port {AGENT_PORT} on vip {} is the agent's port on the management IP (management NIC {mac})",
+            l.uuid,
+            l.mode.l4(),
+            l.vip
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Every entry of the model against its management IPs.
+pub fn management_plane(m: &Model) -> Result<(), Invalid> {
+    let mgmt = mgmt_ips(m);
+    if mgmt.is_empty() {
+        return Ok(());
+    }
+    m.port_forwards
+        .values()
+        .try_for_each(|r| pf_vs_mgmt(r, &mgmt))?;
+    m.eips.values().try_for_each(|e| eip_vs_mgmt(e, &mgmt))?;
+    m.vips.values().try_for_each(|v| vip_vs_mgmt(v, &mgmt))?;
+    m.lb.listeners
+        .values()
+        .try_for_each(|l| listener_vs_mgmt(l, &mgmt))
+}
+
+/// A `/configurenic` entry for a NIC that is the management NIC keeps its
+/// category and address (the agent's guard and listener are on them).
+pub fn mgmt_nic_change(old: &Nic, new: &Nic) -> Result<(), Invalid> {
+    if old.category != NicCategory::Management {
+        return Ok(());
+    }
+    if new.category != NicCategory::Management {
+        return Err(Invalid(format!(
+            "nic {}: is the management NIC; its category cannot change from Management to {:?}",
+            old.mac, new.category
+        )));
+    }
+    let (was, is) = (old.ip.map(|(ip, _)| ip), new.ip.map(|(ip, _)| ip));
+    if was.is_some() && was != is {
+        return Err(Invalid(format!(
+            "nic {}: is the management NIC; its IP cannot move from {} to {} (the agent serves the controller there)",
+            old.mac,
+            was.map_or("none".into(), |i| i.to_string()),
+            is.map_or("none".into(), |i| i.to_string())
+        )));
+    }
+    Ok(())
+}
+
+/// What a persisted state (of an older agent) holds on these management
+/// IPs: dropped at boot, before the bootstrap info's NICs are configured.
+pub fn clear_management_plane(m: &mut Model, ips: &[Ipv4Addr]) -> Vec<String> {
+    let mgmt: Vec<_> = ips
+        .iter()
+        .map(|ip| (*ip, common::net::Mac([0u8; 6])))
+        .collect();
+    let mut dropped = vec![];
+    m.port_forwards.retain(|u, r| {
+        let keep = pf_vs_mgmt(r, &mgmt).is_ok();
+        if !keep {
+            dropped.push(format!("port forwarding rule {u}"));
+        }
+        keep
+    });
+    m.eips.retain(|vip, e| {
+        let keep = eip_vs_mgmt(e, &mgmt).is_ok();
+        if !keep {
+            dropped.push(format!("eip {vip}"));
+        }
+        keep
+    });
+    m.vips.retain(|ip, v| {
+        let keep = vip_vs_mgmt(v, &mgmt).is_ok();
+        if !keep {
+            dropped.push(format!("vip {ip}"));
+        }
+        keep
+    });
+    m.lb.listeners.retain(|u, l| {
+        let keep = listener_vs_mgmt(l, &mgmt).is_ok();
+        if !keep {
+            dropped.push(format!("listener {u}"));
+        }
+        keep
+    });
+    dropped
+}

@@ -202,6 +202,10 @@ pub enum Edit {
     /// bootstrap info no longer lists them. Drop them and every entry on
     /// them; the node's reconnect resyncs each section.
     ForgetNics(Vec<Mac>),
+    /// Boot (issue 14): drop what the persisted state holds on these
+    /// management IPs (a PF or TCP listener on the agent's port, an EIP or
+    /// VIP on the address) before the management NIC is configured.
+    ClearManagementPlane(Vec<Ipv4Addr>),
     /// The management node's CIDR from one source; None: that source names none.
     SetMgmtCidr {
         source: CidrSource,
@@ -221,6 +225,7 @@ impl Edit {
                 | Edit::SyncEips(_)
                 | Edit::Dhcp(DhcpEdit::Refresh(_))
                 | Edit::ForgetNics(_)
+                | Edit::ClearManagementPlane(_)
         )
     }
 
@@ -247,6 +252,11 @@ impl Model {
     pub fn apply(&mut self, edit: &Edit) -> Result<(), Invalid> {
         match edit {
             Edit::ConfigureNics(nics) => {
+                for n in nics {
+                    if let Some(old) = self.nics.get(&n.mac) {
+                        checks::mgmt_nic_change(old, n)?;
+                    }
+                }
                 for n in nics {
                     let mut n = n.clone();
                     if n.default_action.is_none() {
@@ -376,6 +386,9 @@ impl Model {
                 }
             }
             Edit::ForgetNics(macs) => self.forget_nics(macs),
+            Edit::ClearManagementPlane(ips) => {
+                checks::clear_management_plane(self, ips);
+            }
             Edit::SetMgmtCidr { source, cidr } => match source {
                 CidrSource::Bootstrap => self.mgmt_cidrs.boot = *cidr,
                 CidrSource::Init => self.mgmt_cidrs.init = *cidr,
@@ -421,7 +434,9 @@ impl Model {
         match edit {
             Edit::CreatePortForwards(rules) => {
                 unique_rule_uuids(rules)?;
+                let mgmt = checks::mgmt_ips(self);
                 for (i, r) in rules.iter().enumerate() {
+                    checks::pf_vs_mgmt(r, &mgmt)?;
                     let others = self
                         .port_forwards
                         .values()
@@ -461,6 +476,7 @@ impl Model {
             }
             Edit::CreateEip(e) => {
                 self.check_eip_vip(e)?;
+                checks::eip_vs_mgmt(e, &checks::mgmt_ips(self))?;
                 if let Some(l) = self.lb.listeners.values().find(|l| l.vip == e.vip) {
                     return Err(Invalid(format!(
                         "listener {}: vip {} is the EIP of guest {}",
@@ -538,6 +554,8 @@ impl Model {
             }
         }
         self.lb.validate()?;
+        // The management IP and the agent's port are the controller's.
+        checks::management_plane(self)?;
         // A listener's VIP port is the listener's alone.
         for l in self.lb.listeners.values() {
             if let Some(e) = self.eips.get(&l.vip) {

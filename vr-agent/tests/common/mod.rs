@@ -79,6 +79,9 @@ impl Lab {
                 self.state.path().to_str().unwrap(),
                 "--drift-check-secs",
                 "1",
+                // No bootstrap info here: the controller is named.
+                "--allow-from",
+                "10.0.0.2",
             ],
         );
         cmd.env("VR_AGENT_LOG", "debug");
