@@ -190,7 +190,7 @@ fn render_all(m: &Model, ruleset: Option<nat::Ruleset>) {
         no_control_chars(&path.display().to_string(), text);
     }
     let hpaths = haproxy::Paths::new(dir.join("haproxy"), dir.join("certificates"));
-    let host = haproxy::Host { cpus: 2, fd_limit: 1 << 20 };
+    let host = haproxy::Host { cpus: 2, fd_limit: 1 << 20, run_as: haproxy::NOBODY };
     let lb = haproxy::render(&m.lb, &hpaths, host);
     if let Some(f) = &lb {
         no_control_chars("haproxy.cfg", &f.conf);

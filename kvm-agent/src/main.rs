@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    std::fs::create_dir_all(&args.state_dir)
+    kvm_agent::sys::store::private_dir(&args.state_dir)
         .with_context(|| format!("creating state dir {}", args.state_dir.display()))?;
     let netlink = RtNetlink::new().context("opening rtnetlink")?;
     // libvirt's default error handler prints every error to stdout.

@@ -380,15 +380,37 @@ pub fn vpc_dns(cmd: &vr::SetVpcDnsCmd) -> Result<DnsConfig, FieldError> {
 
 // ---------------------------------------------------------------- render
 
-/// Where the files live; dnsmasq reads them by these absolute paths.
+/// Who dnsmasq becomes once it has bound its ports (`user=`, `group=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub user: String,
+    pub group: String,
+}
+
+impl Default for RunAs {
+    /// Debian's dnsmasq-base creates the system user `dnsmasq` in `nogroup`.
+    fn default() -> RunAs {
+        RunAs {
+            user: "dnsmasq".into(),
+            group: "nogroup".into(),
+        }
+    }
+}
+
+/// Where the files live; dnsmasq reads them by these absolute paths, as
+/// `run_as` after the start (hosts, addn-hosts and servers on SIGHUP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
     pub dir: PathBuf,
+    pub run_as: RunAs,
 }
 
 impl Paths {
     pub fn new(dir: impl Into<PathBuf>) -> Paths {
-        Paths { dir: dir.into() }
+        Paths {
+            dir: dir.into(),
+            run_as: RunAs::default(),
+        }
     }
     pub fn conf(&self) -> PathBuf {
         self.dir.join("dnsmasq.conf")
@@ -525,6 +547,8 @@ pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths
                     .collect(),
             ),
         )
+        .replace("{user}", &p.run_as.user)
+        .replace("{group}", &p.run_as.group)
         .replace("{lease_file}", &p.leases().display().to_string())
         .replace("{hosts_file}", &p.hosts().display().to_string());
     for (n, net) in &ranges {

@@ -78,6 +78,68 @@ pub struct Files {
 const MAXCONN_MIN: u64 = 4096;
 const MAXCONN_MAX: u64 = 100_000;
 
+/// Who haproxy's workers run as (`uid`, `gid` in `global`): the master
+/// stays root to bind, load certificates and re-exec on reloads; each
+/// worker it forks drops to these ids before it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The users haproxy's workers may run as, best first: Debian's haproxy
+/// package creates `haproxy`.
+pub const USERS: [&str; 2] = ["haproxy", "nobody"];
+
+/// The fallback when the box has none of [`USERS`]: an id with no entry
+/// still owns nothing and so is unprivileged.
+pub const NOBODY: RunAs = RunAs {
+    uid: 65534,
+    gid: 65534,
+};
+
+impl RunAs {
+    /// The first of [`USERS`] this box has, with its primary group (looked
+    /// up once).
+    pub fn current() -> RunAs {
+        static ONCE: std::sync::OnceLock<RunAs> = std::sync::OnceLock::new();
+        *ONCE.get_or_init(RunAs::lookup)
+    }
+
+    fn lookup() -> RunAs {
+        let found = USERS.iter().find_map(|name| {
+            let u = nix::unistd::User::from_name(name).ok().flatten()?;
+            Some((
+                *name,
+                RunAs {
+                    uid: u.uid.as_raw(),
+                    gid: u.gid.as_raw(),
+                },
+            ))
+        });
+        match found {
+            Some((name, r)) => {
+                if name != USERS[0] {
+                    tracing::warn!(
+                        user = name,
+                        "no user {}: haproxy's workers run as {name}",
+                        USERS[0]
+                    );
+                }
+                r
+            }
+            None => {
+                tracing::warn!(
+                    uid = NOBODY.uid,
+                    "none of the users {USERS:?}: haproxy's workers run as uid/gid {}",
+                    NOBODY.uid
+                );
+                NOBODY
+            }
+        }
+    }
+}
+
 /// Facts about the box the config depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Host {
@@ -85,10 +147,11 @@ pub struct Host {
     pub cpus: usize,
     /// The hard `RLIMIT_NOFILE` haproxy inherits.
     pub fd_limit: u64,
+    pub run_as: RunAs,
 }
 
 impl Host {
-    /// This process's CPUs and hard open-files limit.
+    /// This process's CPUs and hard open-files limit, haproxy's user.
     pub fn current() -> Host {
         let fd_limit = std::fs::read_to_string("/proc/self/limits")
             .ok()
@@ -102,6 +165,7 @@ impl Host {
         Host {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             fd_limit,
+            run_as: RunAs::current(),
         }
     }
 }
@@ -150,6 +214,7 @@ pub fn render(lb: &LbState, paths: &Paths, host: Host) -> Option<Files> {
         "# Rendered by vr-agent from its desired state; do not edit."
     );
     c.push_str("global\n");
+    let _ = writeln!(c, "  uid {}\n  gid {}", host.run_as.uid, host.run_as.gid);
     let _ = writeln!(
         c,
         "  stats socket {} mode 600 level admin expose-fd listeners",
@@ -404,6 +469,7 @@ mod tests {
         let host = Host {
             cpus: 2,
             fd_limit: 1 << 20,
+            run_as: RunAs { uid: 103, gid: 107 },
         };
         let files = render(&state(), &paths, host).unwrap();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/plan/testdata/haproxy.cfg");
@@ -417,12 +483,30 @@ mod tests {
     }
 
     #[test]
+    fn workers_drop_to_an_unprivileged_user() {
+        let r = RunAs::current();
+        assert_ne!(r.uid, 0);
+        assert_ne!(r.gid, 0);
+        let host = Host {
+            run_as: r,
+            ..Host::current()
+        };
+        let files = render(&state(), &Paths::new("/a", "/b"), host).unwrap();
+        let global = files.conf.split("\ndefaults").next().unwrap();
+        assert!(
+            global.contains(&format!("\n  uid {}\n  gid {}\n", r.uid, r.gid)),
+            "{global}"
+        );
+    }
+
+    #[test]
     fn nothing_to_serve_is_none() {
         let mut s = state();
         s.listeners.retain(|_, l| l.mode == LbMode::Udp);
         let host = Host {
             cpus: 2,
             fd_limit: 20000,
+            run_as: NOBODY,
         };
         assert!(render(&s, &Paths::new("/a", "/b"), host).is_none());
         let files = render(&state(), &Paths::new("/a", "/b"), host).unwrap();

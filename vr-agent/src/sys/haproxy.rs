@@ -11,6 +11,12 @@
 //! answers on the master CLI, so traffic right after a refresh sees the new
 //! config. Configs are checked with `haproxy -c` (rendered for a separate
 //! check directory) before the live files are touched.
+//!
+//! The master stays root (it binds, reads the config, ACL files, server
+//! state and certificates, and re-executes itself on SIGUSR2); the workers
+//! it forks drop to haproxy's user (`uid`/`gid` in the config, see
+//! `plan::haproxy::RunAs`) and open no file. So every file here is root's,
+//! 0600, in 0700 dirs; the unix sockets are 0600 too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -88,13 +94,23 @@ pub trait Haproxy: Send + Sync {
     }
 }
 
+/// Every file the agent writes for haproxy, certificates included.
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+}
+
+/// Temp file + rename; the mode is set also on a file that already has the
+/// contents (written 0644 by an older agent).
 async fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), HaproxyError> {
     let err = |source| HaproxyError::Write {
         path: path.to_path_buf(),
         source,
     };
     if tokio::fs::read(path).await.ok().as_deref() == Some(contents) {
-        return Ok(());
+        return set_mode(path, mode).map_err(err);
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
@@ -110,6 +126,8 @@ async fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Hap
             .truncate(true)
             .mode(mode)
             .open(&t)?;
+        // A temp file left by a crash keeps its old mode on open.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         f.write_all(&data)?;
         f.sync_all()
     })
@@ -147,11 +165,11 @@ async fn stage_certs(
     for p in pems(live.to_path_buf()).await {
         let to = staged.join(p.file_name().unwrap_or_default());
         let body = tokio::fs::read(&p).await.map_err(werr(&p))?;
-        write_atomic(&to, &body, 0o600).await?;
+        write_atomic(&to, &body, FILE_MODE).await?;
     }
     for (uuid, pem) in new_certs {
         let to = staged.join(format!("{uuid}.pem"));
-        write_atomic(&to, pem.as_bytes(), 0o600).await?;
+        write_atomic(&to, pem.as_bytes(), FILE_MODE).await?;
     }
     Ok(())
 }
@@ -165,9 +183,9 @@ async fn write_files(paths: &Paths, files: &Files) -> Result<(), HaproxyError> {
             source,
         })?;
     for (uuid, text) in &files.acls {
-        write_atomic(&paths.acl(uuid), text.as_bytes(), 0o644).await?;
+        write_atomic(&paths.acl(uuid), text.as_bytes(), FILE_MODE).await?;
     }
-    write_atomic(&paths.conf(), files.conf.as_bytes(), 0o644).await?;
+    write_atomic(&paths.conf(), files.conf.as_bytes(), FILE_MODE).await?;
     if let Ok(mut dir) = tokio::fs::read_dir(&acl_dir).await {
         while let Ok(Some(e)) = dir.next_entry().await {
             let name = e.file_name();
@@ -336,12 +354,23 @@ impl HaproxyProcess {
         std::fs::create_dir_all(paths.acl_dir())?;
         std::fs::create_dir_all(check.acl_dir())?;
         std::fs::create_dir_all(&check.certs)?;
-        std::fs::set_permissions(
-            &check.certs,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )?;
         std::fs::create_dir_all(&certs)?;
-        std::fs::set_permissions(&certs, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        for d in [
+            &dir,
+            &paths.acl_dir(),
+            &check.dir,
+            &check.acl_dir(),
+            &check.certs,
+            &certs,
+        ] {
+            set_mode(d, DIR_MODE)?;
+            // What an older agent left readable (server state, PEMs, ACLs).
+            for e in std::fs::read_dir(d)?.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    set_mode(&e.path(), FILE_MODE)?;
+                }
+            }
+        }
         Ok(HaproxyProcess {
             paths,
             check,
@@ -421,7 +450,12 @@ impl HaproxyProcess {
             })
             .await
             .map_err(HaproxyError::Start)?;
-        self.wait_ready(&[], None).await
+        self.wait_ready(&[], None).await?;
+        // The master writes its pid file 0644.
+        if let Err(e) = set_mode(&self.paths.pid(), FILE_MODE) {
+            tracing::warn!(error = %e, "cannot make haproxy's pid file private");
+        }
+        Ok(())
     }
 }
 
@@ -487,7 +521,9 @@ impl Haproxy for HaproxyProcess {
         };
         // Keep health and weights across the reload.
         match api(&self.paths.stats_sock(), "show servers state").await {
-            Ok(state) => write_atomic(&self.paths.server_state(), state.as_bytes(), 0o600).await?,
+            Ok(state) => {
+                write_atomic(&self.paths.server_state(), state.as_bytes(), FILE_MODE).await?
+            }
             Err(e) => tracing::warn!(error = %e, "cannot save server state before reload"),
         }
         kill(Pid::from_raw(pid as i32), Signal::SIGUSR2)
@@ -503,7 +539,7 @@ impl Haproxy for HaproxyProcess {
     }
 
     async fn write_cert(&self, uuid: &str, pem: &str) -> Result<(), HaproxyError> {
-        write_atomic(&self.paths.cert(uuid), pem.as_bytes(), 0o600).await
+        write_atomic(&self.paths.cert(uuid), pem.as_bytes(), FILE_MODE).await
     }
 
     async fn remove_certs_except(&self, keep: &BTreeSet<String>) -> Result<usize, HaproxyError> {

@@ -11,9 +11,16 @@
 //! is quarantined (renamed `*.corrupt-<unix seconds>`, kept for forensics)
 //! and the agent starts empty: its controller sees `uuid ""` and resyncs,
 //! where refusing to start would leave the router dead.
+//!
+//! The state dir holds the router's whole configuration (and, below it,
+//! private keys): it is [`STATE_DIR_MODE`] and every file in it 0600 (files
+//! an older agent left readable are tightened at start). Search without
+//! read for others is the one exception: dnsmasq, after dropping root,
+//! opens its files in `dnsmasq/` by name (see `sys::dnsmasq`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -26,6 +33,11 @@ pub const COMPACT_AFTER: usize = 256;
 /// The persisted state's schema. A snapshot without `version` is the first,
 /// unversioned format: version 1.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Owner only, plus search (not listing) so dnsmasq reaches `dnsmasq/`.
+pub const STATE_DIR_MODE: u32 = 0o711;
+/// Every file the store writes.
+pub const FILE_MODE: u32 = 0o600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -82,6 +94,7 @@ impl FileStore {
     pub fn new(dir: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
+        tighten(&dir).map_err(io(&dir))?;
         Ok(FileStore {
             dir,
             journal_lines: Mutex::new(0),
@@ -103,7 +116,7 @@ impl FileStore {
             model,
         })
         .expect("model serialises");
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        let mut f = private_file(&tmp, true).map_err(io(&tmp))?;
         f.write_all(&body).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
@@ -120,6 +133,34 @@ impl FileStore {
         *self.journal_lines.lock().unwrap() = 0;
         Ok(())
     }
+}
+
+/// The dir to [`STATE_DIR_MODE`] and its regular files (snapshot,
+/// journal, quarantined copies, left-over temp files) to [`FILE_MODE`].
+fn tighten(dir: &Path) -> std::io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(STATE_DIR_MODE))?;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let meta = fs::symlink_metadata(e.path())?;
+        if meta.is_file() && meta.permissions().mode() & 0o7777 != FILE_MODE {
+            fs::set_permissions(e.path(), fs::Permissions::from_mode(FILE_MODE))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` for writing, created [`FILE_MODE`]; `truncate` or append.
+/// An existing file keeps its mode on open, so it is set again.
+fn private_file(path: &Path, truncate: bool) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .append(!truncate)
+        .mode(FILE_MODE)
+        .open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(f)
 }
 
 fn io(p: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError + use<> {
@@ -243,11 +284,7 @@ impl Store for FileStore {
         })
         .expect("edit serialises");
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&jpath)
-            .map_err(io(&jpath))?;
+        let mut f = private_file(&jpath, false).map_err(io(&jpath))?;
         f.write_all(&line).map_err(io(&jpath))?;
         f.sync_data().map_err(io(&jpath))?;
         *self.journal_lines.lock().unwrap() += 1;
@@ -297,6 +334,40 @@ mod tests {
         f.write_all(b"{\"generation\":9,\"ed").unwrap();
         let again = FileStore::new(&dir).unwrap();
         assert_eq!(again.load().unwrap(), Some((3, m)));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn the_dir_and_every_file_are_private_also_when_an_older_agent_left_them_open() {
+        let dir = fresh("modes");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(dir.join("state.json.corrupt-1"), b"x").unwrap();
+        fs::set_permissions(
+            dir.join("state.json.corrupt-1"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let store = FileStore::new(&dir).unwrap();
+        assert_eq!(mode(&dir), STATE_DIR_MODE);
+        assert_eq!(mode(&dir.join("state.json.corrupt-1")), FILE_MODE);
+        let mut m = Model::default();
+        let first = Edit::SyncEips(vec![eip(1)]);
+        m.apply(&first).unwrap();
+        store.record(1, &first, &m).unwrap();
+        let second = Edit::CreateEip(eip(2));
+        m.apply(&second).unwrap();
+        store.record(2, &second, &m).unwrap();
+        assert_eq!(mode(&dir.join("state.json")), FILE_MODE);
+        assert_eq!(mode(&dir.join("journal.jsonl")), FILE_MODE);
+        fs::set_permissions(dir.join("journal.jsonl"), fs::Permissions::from_mode(0o644)).unwrap();
+        let third = Edit::CreateEip(eip(3));
+        m.apply(&third).unwrap();
+        store.record(3, &third, &m).unwrap();
+        assert_eq!(mode(&dir.join("journal.jsonl")), FILE_MODE);
         fs::remove_dir_all(&dir).unwrap();
     }
 
