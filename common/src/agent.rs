@@ -36,10 +36,6 @@ use crate::{callback, json, text};
 pub const HEADER_TASK_UUID: &str = "taskuuid";
 pub const HEADER_CALLBACK_URL: &str = "callbackurl";
 
-/// Largest request body accepted: a `/refreshDhcpServer` or `/synceip` for a
-/// big network carries every entry in one request.
-pub const MAX_BODY: usize = 64 << 20;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The request is malformed or names something that does not exist.
@@ -353,10 +349,7 @@ where
                         if let (Some(url), Some(task)) = (&callback, &task)
                             && opts.async_decode_errors_to_callback
                         {
-                            let (url, task) = (url.clone(), task.clone());
-                            tokio::spawn(async move {
-                                callback::deliver(&url, &task, &reply).await;
-                            });
+                            callback::enqueue(url.clone(), task.clone(), reply);
                             return (StatusCode::OK, "\"\"").into_response();
                         }
                         let status = if callback.is_some() {
@@ -378,7 +371,7 @@ where
                     (Some(url), Some(task)) => {
                         tokio::spawn(async move {
                             if let Result::Ok((_, body)) = run.await {
-                                callback::deliver(&url, &task, &body).await;
+                                callback::enqueue(url, task, body);
                             }
                         });
                         (StatusCode::OK, "\"\"").into_response()
@@ -408,11 +401,13 @@ pub async fn not_found(uri: Uri) -> Response {
         .into_response()
 }
 
-/// Finish a router: unknown paths 404, large bodies allowed.
+/// Finish a router: unknown paths 404. Body sizes are capped per path by
+/// the server ([`crate::serve`], before and while reading), so axum's own
+/// 2 MB default limit is off: one mechanism, one 413 text.
 pub fn finish<S: Clone + Send + Sync + 'static>(router: Router<S>, state: S) -> Router {
     router
         .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 

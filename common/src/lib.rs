@@ -1,6 +1,7 @@
 //! Shared by both agents: validation newtypes (`net`), the ZStack wire types
 //! (`vr`), and the HTTP protocol layer (`agent`, `callback`) that gives every
-//! command the async-callback and sync modes of DESIGN.md section 3.
+//! command the async-callback and sync modes of DESIGN.md section 3, and
+//! the server that runs it under limits (`serve`).
 
 pub mod agent;
 pub mod callback;
@@ -8,6 +9,7 @@ pub mod image;
 pub mod json;
 pub mod net;
 pub mod objects_only;
+pub mod serve;
 pub mod systemd;
 pub mod text;
 pub mod vr;

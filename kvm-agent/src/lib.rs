@@ -13,15 +13,22 @@ pub mod wire;
 
 use std::future::Future;
 
-/// Serve the agent on `listener` until `shutdown` resolves.
+/// Serve the agent on `listener` until `shutdown` resolves, under
+/// [`limits`]. Each request carries the peer address (`ConnectInfo`), which
+/// `api::guard` decides on.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: api::AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address is what `api::guard` decides on.
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    common::serve::serve(listener, api::router(state), limits(), shutdown).await
+}
+
+/// The node's liveness checks stay served at the connection cap. Every
+/// body is small (the largest, a `/vm/start` with its NICs, disks and
+/// addons, is some KB; `/vm/checkstate` lists a host's VMs): the default
+/// 2 MiB cap, which a 1 MiB string in a field stays under, so it is refused
+/// naming the field.
+pub fn limits() -> common::serve::Limits {
+    common::serve::Limits::new(&["/host/echo", "/host/ping"])
 }

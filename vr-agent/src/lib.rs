@@ -115,11 +115,15 @@ pub async fn run(
     if let Err(e) = common::systemd::notify_ready() {
         tracing::warn!(error = %e, "cannot tell systemd we are ready");
     }
-    // The peer address is what `api::guard` decides on.
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // The peer address is what `api::guard` decides on: common::serve puts
+    // it (ConnectInfo) into every request.
+    common::serve::serve(
+        listener,
+        api::router(state),
+        common::serve::Limits::vr_agent(),
+        shutdown,
+    )
+    .await?;
     drift.abort();
     health.abort();
     Ok(())
