@@ -227,5 +227,22 @@ mod tests {
             listen_addr(Some("127.0.0.1:1".parse().unwrap()), ip).to_string(),
             "127.0.0.1:1"
         );
+        // Neither bootstrap nor --listen: loopback, never every NIC.
+        assert_eq!(listen_addr(None, None).to_string(), "127.0.0.1:7272");
+        // A persisted management NIC with another address is forgotten
+        // before the bootstrap info configures it.
+        let mut m = Model::default();
+        let mut old = nics[0].clone();
+        old.ip = Some(("10.0.0.99".parse().unwrap(), 24));
+        m.apply(&Edit::ConfigureNics(vec![old.clone()])).unwrap();
+        let (pre, named) = prelude(&info, &m);
+        assert_eq!(pre, vec![Edit::ForgetNics(vec![old.mac])], "{named:?}");
+        let (pre, _) = prelude(&info, &{
+            let mut m = Model::default();
+            m.apply(&Edit::ConfigureNics(vec![nics[0].clone()]))
+                .unwrap();
+            m
+        });
+        assert!(pre.is_empty());
     }
 }

@@ -277,8 +277,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     });
     let rsp = AUDIT.scope(ctx.clone(), next.run(req)).await;
     if !ctx.decoded.load(std::sync::atomic::Ordering::SeqCst) {
-        // Refused before the command ran (bad body, unknown path).
-        ctx.log(&format!("refused {}", rsp.status().as_u16()));
+        // Refused before the command ran (a bad body: in async mode the
+        // error went to the callback behind a 200; an unknown path).
+        ctx.log(&format!(
+            "refused before running (HTTP {})",
+            rsp.status().as_u16()
+        ));
     }
     rsp
 }

@@ -224,3 +224,98 @@ pub fn clear_management_plane(m: &mut Model, ips: &[Ipv4Addr]) -> Vec<String> {
     });
     dropped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Edit;
+    use common::net::{Mac, PortRange};
+
+    const MGMT: &str = "fa:26:9c:aa:00:01";
+
+    fn nic(ip: &str, category: NicCategory) -> Nic {
+        Nic {
+            mac: MGMT.parse().unwrap(),
+            ip: Some((ip.parse().unwrap(), 24)),
+            gateway: None,
+            is_default_route: false,
+            category,
+            mtu: None,
+            default_action: None,
+            ip6: None,
+            gateway6: None,
+        }
+    }
+
+    fn pf(proto: Proto, start: u16, end: u16) -> PortForward {
+        PortForward {
+            uuid: "r".into(),
+            proto,
+            vip: "10.0.0.25".parse().unwrap(),
+            vip_ports: PortRange { start, end },
+            private_ip: "192.168.100.10".parse().unwrap(),
+            private_ports: PortRange { start, end },
+            public_mac: MGMT.parse().unwrap(),
+            private_mac: "fa:26:9c:aa:00:03".parse().unwrap(),
+            allowed: None,
+            snat_inbound: false,
+        }
+    }
+
+    #[test]
+    fn the_agent_port_and_address_are_the_controllers() {
+        let mut m = Model::default();
+        m.apply(&Edit::ConfigureNics(vec![nic(
+            "10.0.0.25",
+            NicCategory::Management,
+        )]))
+        .unwrap();
+        let mgmt = mgmt_ips(&m);
+        let e = pf_vs_mgmt(&pf(Proto::Tcp, 7000, 7300), &mgmt)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("rule r") && e.contains("7272") && e.contains(MGMT),
+            "{e}"
+        );
+        pf_vs_mgmt(&pf(Proto::Tcp, 7273, 7300), &mgmt).unwrap();
+        pf_vs_mgmt(&pf(Proto::Udp, 7272, 7272), &mgmt).unwrap();
+        // The whole-model check and the one-rule check agree.
+        let add = Edit::CreatePortForwards(vec![pf(Proto::Tcp, 7272, 7272)]);
+        assert!(m.check_added(&add).is_err());
+        let mut next = m.clone();
+        next.apply(&add).unwrap();
+        assert!(next.validate().is_err());
+        // A NIC that becomes the management NIC under an existing rule.
+        let mut m2 = Model::default();
+        m2.apply(&add).unwrap();
+        m2.validate().unwrap();
+        m2.apply(&Edit::ConfigureNics(vec![nic(
+            "10.0.0.25",
+            NicCategory::Management,
+        )]))
+        .unwrap();
+        assert!(m2.validate().is_err());
+        // Boot drops it.
+        let dropped = clear_management_plane(&mut m2, &["10.0.0.25".parse().unwrap()]);
+        assert_eq!(dropped, vec!["port forwarding rule r".to_string()]);
+        m2.validate().unwrap();
+    }
+
+    #[test]
+    fn the_management_nic_keeps_its_category_and_address() {
+        let old = nic("10.0.0.25", NicCategory::Management);
+        mgmt_nic_change(&old, &old).unwrap();
+        let e = mgmt_nic_change(&old, &nic("10.0.0.25", NicCategory::Private))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("Management") && e.contains("Private"), "{e}");
+        let e = mgmt_nic_change(&old, &nic("10.0.0.26", NicCategory::Management))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("10.0.0.25") && e.contains("10.0.0.26"), "{e}");
+        // Any other NIC may become the management NIC.
+        mgmt_nic_change(&nic("10.0.0.25", NicCategory::Private), &old).unwrap();
+        let _: Mac = old.mac;
+    }
+}
