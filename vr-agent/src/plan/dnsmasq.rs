@@ -569,11 +569,26 @@ pub fn render(state: &DnsmasqState, links: &BTreeMap<Mac, IfName>, paths: &Paths
     // crashes on SIGHUP when the hosts file carries `set:` tags and a lease
     // exists, so the re-read hosts file never has tags.
     let mut special = String::new();
+    // Each entry under exactly one range of its NIC: the one holding its
+    // address, else the NIC's first. A NIC without a server has a range
+    // per network of its entries, and dnsmasq refuses a dhcp-host twice
+    // (found by fuzz/render_vr's parse-back).
+    let range_of = |e: &DhcpEntry| {
+        let mine = || nic_ranges.iter().filter(|(m, _, _)| *m == e.vr_nic_mac);
+        mine()
+            .find(|(_, _, net)| net.contains(e.ip))
+            .or_else(|| mine().next())
+            .map(|(_, _, net)| *net)
+    };
     for (nic_mac, ifn, net) in &nic_ranges {
         let common = nic_profile(state, nic_mac, *net);
         let t = nic_tag(ifn);
         common.render(&mut conf, &format!("tag:{t},tag:!special"));
-        for e in state.entries.values().filter(|e| e.vr_nic_mac == *nic_mac) {
+        for e in state
+            .entries
+            .values()
+            .filter(|e| e.vr_nic_mac == *nic_mac && range_of(e) == Some(*net))
+        {
             let tag = e.tag();
             // Duplicate hostnames become <ip-dashes>-<mac-without-colons> (as
             // zvr); the first entry in key order keeps the name.
@@ -904,6 +919,32 @@ mod tests {
         )]));
         assert_eq!(rel.len(), 1);
         assert_eq!(st.entries.len(), 1);
+    }
+
+    /// Entries on a NIC without a server, in two networks: two ranges, and
+    /// each entry once (it was rendered under both; dnsmasq --test refused
+    /// the duplicate dhcp-host).
+    #[test]
+    fn an_entry_is_rendered_under_one_range() {
+        let mut st = fixtures_state();
+        let mut a = st.entries.values().next().unwrap().clone();
+        st.apply(&DhcpEdit::Stop(vec![mac("fa:26:9c:aa:00:03")]));
+        st.entries.clear();
+        a.mtu = Some(3000);
+        let mut b = a.clone();
+        b.mac = mac("fa:a1:5e:99:99:98");
+        b.ip = "193.168.100.31".parse().unwrap();
+        st.apply(&DhcpEdit::Add {
+            entries: vec![a.clone(), b.clone()],
+            rebuild: false,
+        });
+        let f = render(&st, &links(), &Paths::new("/d")).files;
+        assert_eq!(f.conf.matches("dhcp-range=").count(), 2, "{}", f.conf);
+        for e in [&a, &b] {
+            let lines = f.conf.lines().chain(f.hosts.lines());
+            let n = lines.filter(|l| l.contains(&e.mac.to_string())).count();
+            assert_eq!(n, 1, "{} rendered {n} times:\n{}{}", e.mac, f.conf, f.hosts);
+        }
     }
 
     #[test]
