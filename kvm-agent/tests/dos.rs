@@ -81,6 +81,11 @@ fn slowloris_connections_are_closed_and_echo_answers() {
         host.echo_is_prompt("during the slowloris");
         std::thread::sleep(Duration::from_secs(1));
     }
+    eprintln!(
+        "slowloris: {} open after {:?}",
+        slow.open_count(),
+        start.elapsed()
+    );
     assert_eq!(
         slow.open_count(),
         0,
@@ -106,6 +111,7 @@ fn idle_sockets_past_the_fd_limit_leave_echo_answering() {
     std::thread::sleep(Duration::from_millis(500));
     host.echo_is_prompt("with 1100 idle connections open");
     let fds = dos::fd_count(host.pid());
+    eprintln!("1100 idle connections: the agent holds {fds} fds");
     assert!(fds < 1024, "agent holds {fds} fds");
     drop(idle);
 }
@@ -185,6 +191,7 @@ fn undeliverable_callbacks_hold_few_fds() {
         most = most.max(dos::fd_count(host.pid()));
         std::thread::sleep(Duration::from_millis(100));
     }
+    eprintln!("3000 undeliverable callbacks: at most {most} fds");
     assert!(
         most < 300,
         "3000 undeliverable callbacks: the agent held {most} fds"

@@ -47,6 +47,11 @@ fn slowloris_connections_are_closed_and_echo_answers() {
         echo_is_prompt(&lab, "during the slowloris");
         std::thread::sleep(Duration::from_secs(1));
     }
+    eprintln!(
+        "slowloris: {} open after {:?}",
+        slow.open_count(),
+        start.elapsed()
+    );
     assert_eq!(
         slow.open_count(),
         0,
@@ -75,6 +80,7 @@ fn idle_sockets_past_the_fd_limit_leave_echo_answering() {
     std::thread::sleep(Duration::from_millis(500));
     echo_is_prompt(&lab, "with 1100 idle connections open");
     let fds = dos::fd_count(pid);
+    eprintln!("1100 idle connections: the agent holds {fds} fds");
     assert!(fds < 1024, "agent holds {fds} fds");
     drop(idle);
 }
@@ -163,6 +169,7 @@ fn undeliverable_callbacks_hold_few_fds() {
         most = most.max(dos::fd_count(pid));
         std::thread::sleep(Duration::from_millis(100));
     }
+    eprintln!("3000 undeliverable callbacks: at most {most} fds");
     assert!(
         most < 300,
         "3000 undeliverable callbacks: the agent held {most} fds"

@@ -217,3 +217,35 @@ impl Budget {
             .ok()
     }
 }
+
+/// An answer's body that keeps `held` until it is written (or dropped).
+pub struct Holding<T> {
+    inner: axum::body::Body,
+    _held: T,
+}
+
+impl<T> Holding<T> {
+    pub fn new(inner: axum::body::Body, held: T) -> Holding<T> {
+        Holding { inner, _held: held }
+    }
+}
+
+impl<T: Unpin> Body for Holding<T> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
