@@ -102,6 +102,11 @@ pub fn enqueue(url: String, task: String, body: Value) {
     });
 }
 
+/// Replies queued or being delivered now.
+pub fn pending() -> usize {
+    queue().pending.load(Ordering::SeqCst).min(MAX_PENDING)
+}
+
 /// A place in the queue, if one is free.
 fn reserve() -> Option<Pending> {
     let before = queue().pending.fetch_add(1, Ordering::SeqCst);
