@@ -41,6 +41,19 @@ fn entries_on_the_management_ip_and_agent_port_are_conflicts() {
         json!({"rules": [pf("steal", MGMT_IP, "tcp", 7000, 7300, 7000, 7300, None)]}),
         &["steal", MGMT_IP, "7272", "management"],
     );
+    // A sync naming such a rule clashes with the router too (not a 400).
+    conflict(
+        &lab,
+        "/syncportforwarding",
+        json!({"rules": [pf("steal", MGMT_IP, "tcp", 7272, 7272, 80, 80, None)]}),
+        &["steal", "7272", "management"],
+    );
+    conflict(
+        &lab,
+        "/synceip",
+        json!({"eips": [eip(MGMT_IP, "192.168.100.10")]}),
+        &[MGMT_IP, "management"],
+    );
     conflict(
         &lab,
         "/createeip",

@@ -116,6 +116,7 @@ fn bounded<T: Serialize>(cmd: &T) -> Result<(), ApiError> {
 
 async fn apply(s: &AppState, edit: Edit) -> Result<Ok, ApiError> {
     let mut e = s.engine.lock().await;
+    checks::sync_vs_mgmt(e.model(), &edit).map_err(|c| ApiError::conflict(c.0))?;
     let r = e.apply(edit).await;
     guard::note_generation(e.generation());
     r?;

@@ -162,6 +162,21 @@ pub fn management_plane(m: &Model) -> Result<(), Invalid> {
         .try_for_each(|l| listener_vs_mgmt(l, &mgmt))
 }
 
+/// The entries of a sync edit against the management IPs: a clash with
+/// the router (409), not a flaw of the batch (sync conflicts are 400s).
+pub fn sync_vs_mgmt(m: &Model, edit: &crate::model::Edit) -> Result<(), Invalid> {
+    use crate::model::Edit;
+    let mgmt = mgmt_ips(m);
+    if mgmt.is_empty() {
+        return Ok(());
+    }
+    match edit {
+        Edit::SyncPortForwards(rules) => rules.iter().try_for_each(|r| pf_vs_mgmt(r, &mgmt)),
+        Edit::SyncEips(eips) => eips.iter().try_for_each(|e| eip_vs_mgmt(e, &mgmt)),
+        _ => Ok(()),
+    }
+}
+
 /// A `/configurenic` entry for a NIC that is the management NIC keeps its
 /// category and address (the agent's guard and listener are on them).
 pub fn mgmt_nic_change(old: &Nic, new: &Nic) -> Result<(), Invalid> {
