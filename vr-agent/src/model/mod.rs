@@ -542,6 +542,19 @@ impl Model {
                 )));
             }
         }
+        // A static lease's address is the router's to give once: dnsmasq's
+        // dhcp-host lines are router-wide and it refuses an address twice
+        // (found by fuzz/render_vr's parse-back: one guest on two NICs of
+        // the same network).
+        let mut leased = BTreeMap::new();
+        for e in self.dhcp.entries.values() {
+            if let Some(o) = leased.insert(e.ip, e) {
+                return Err(Invalid(format!(
+                    "dhcp entry (mac {} on VR NIC {}): ip: {} is already leased to mac {} on VR NIC {}",
+                    e.mac, e.vr_nic_mac, e.ip, o.mac, o.vr_nic_mac
+                )));
+            }
+        }
         // A guest's lease is not the router's own address on that NIC.
         for e in self.dhcp.entries.values() {
             if let Some(n) = self.nics.get(&e.vr_nic_mac)
@@ -647,6 +660,35 @@ mod tests {
         ]))
         .unwrap();
         m.validate().unwrap();
+    }
+
+    /// One guest leased on two NICs (of one network) made dnsmasq refuse
+    /// its config; a lease's address is given once per router.
+    #[test]
+    fn a_lease_address_is_given_once_per_router() {
+        let entry = |nic: &str| {
+            let w: common::vr::DhcpInfo = serde_json::from_value(serde_json::json!({
+                "ip": "192.168.100.31", "mac": "fa:a1:5e:12:34:61", "netmask": "255.255.255.0",
+                "vrNicMac": nic, "isDefaultL3Network": true}))
+            .unwrap();
+            crate::plan::dnsmasq::entries(&[w]).unwrap()
+        };
+        let mut m = Model::default();
+        let add = |m: &mut Model, nic| {
+            m.apply(&Edit::Dhcp(DhcpEdit::Add {
+                entries: entry(nic),
+                rebuild: false,
+            }))
+            .unwrap()
+        };
+        add(&mut m, "fa:26:9c:aa:00:03");
+        m.validate().unwrap();
+        add(&mut m, "fa:26:9c:aa:00:04");
+        let e = m.validate().unwrap_err().0;
+        assert!(
+            e.contains("192.168.100.31 is already leased to mac fa:a1:5e:12:34:61"),
+            "{e}"
+        );
     }
 
     #[test]
