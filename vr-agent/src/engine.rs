@@ -22,9 +22,12 @@ use crate::plan::nat::{self, Observed, Ruleset};
 use crate::plan::routes::{self, Route};
 
 mod drift;
+mod entry_undo;
 mod routes_sync;
+
 use crate::plan::{haproxy, lbudp};
 use crate::sys::Sys;
+use entry_undo::EntryUndo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -825,52 +828,4 @@ fn plan_touches_certs(old: &LbState, new: &LbState) -> bool {
             .collect()
     };
     certs(old) != certs(new)
-}
-
-/// What the element-level edits replaced: the entries of the keys they
-/// touch, as they were (None: absent).
-enum EntryUndo {
-    PortForwards(Vec<(String, Option<PortForward>)>),
-    Eips(Vec<(std::net::Ipv4Addr, Option<Eip>)>),
-    Nothing,
-}
-
-impl EntryUndo {
-    fn of(m: &Model, edit: &Edit) -> EntryUndo {
-        let pf = |u: &String| (u.clone(), m.port_forwards.get(u).cloned());
-        let eip = |v: &std::net::Ipv4Addr| (*v, m.eips.get(v).cloned());
-        match edit {
-            Edit::CreatePortForwards(rules) => {
-                EntryUndo::PortForwards(rules.iter().map(|r| pf(&r.uuid)).collect())
-            }
-            Edit::RevokePortForwards(uuids) => {
-                EntryUndo::PortForwards(uuids.iter().map(pf).collect())
-            }
-            Edit::CreateEip(e) => EntryUndo::Eips(vec![eip(&e.vip)]),
-            Edit::RemoveEip(vip) => EntryUndo::Eips(vec![eip(vip)]),
-            _ => EntryUndo::Nothing,
-        }
-    }
-
-    fn restore(self, m: &mut Model) {
-        match self {
-            EntryUndo::PortForwards(v) => {
-                for (uuid, old) in v.into_iter().rev() {
-                    match old {
-                        Some(r) => m.port_forwards.insert(uuid, r),
-                        None => m.port_forwards.remove(&uuid),
-                    };
-                }
-            }
-            EntryUndo::Eips(v) => {
-                for (vip, old) in v.into_iter().rev() {
-                    match old {
-                        Some(e) => m.eips.insert(vip, e),
-                        None => m.eips.remove(&vip),
-                    };
-                }
-            }
-            EntryUndo::Nothing => {}
-        }
-    }
 }
