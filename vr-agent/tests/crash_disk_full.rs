@@ -56,24 +56,30 @@ fn forwards(n: u16) -> serde_json::Value {
     json!({"rules": rules})
 }
 
-#[test]
-fn a_sync_that_cannot_be_persisted_is_not_left_on_the_box() {
-    testbed::require_privileged!();
+/// A lab whose agent keeps its state on a 256k tmpfs, with the base config.
+fn lab_on_tmpfs() -> (Lab, PathBuf, Tmpfs) {
     let mut lab = Lab::new().unwrap();
     lab.kill_agent();
     let dir = lab.state.path().to_path_buf();
-    let _tmpfs = Tmpfs::mount(&dir, "256k");
+    let tmpfs = Tmpfs::mount(&dir, "256k");
     lab.start_agent().unwrap();
     lab.base_config();
+    (lab, dir, tmpfs)
+}
+
+/// The desired state GET /state shows.
+fn model(lab: &Lab) -> serde_json::Value {
+    let body = testbed::http_get(&lab.ctl, &format!("{AGENT}/state"))
+        .unwrap()
+        .1;
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["model"].clone()
+}
+
+#[test]
+fn a_sync_that_cannot_be_persisted_is_not_left_on_the_box() {
+    testbed::require_privileged!();
+    let (mut lab, dir, _tmpfs) = lab_on_tmpfs();
     lab.ok("/createvip", json!({"vips": [vip("172.20.10.100")]}));
-    let state = |lab: &Lab| {
-        testbed::http_get(&lab.ctl, &format!("{AGENT}/state"))
-            .unwrap()
-            .1
-    };
-    let model = |lab: &Lab| {
-        serde_json::from_str::<serde_json::Value>(&state(lab)).unwrap()["model"].clone()
-    };
     let (table, before) = (lab.table_text(), model(&lab));
     fill(&dir);
     let (code, v) = lab.post("/syncportforwarding", forwards(300)).unwrap();
@@ -102,24 +108,13 @@ fn a_sync_that_cannot_be_persisted_is_not_left_on_the_box() {
 #[test]
 fn one_rule_that_cannot_be_persisted_is_not_left_on_the_box() {
     testbed::require_privileged!();
-    let mut lab = Lab::new().unwrap();
-    lab.kill_agent();
-    let dir = lab.state.path().to_path_buf();
-    let _tmpfs = Tmpfs::mount(&dir, "256k");
-    lab.start_agent().unwrap();
-    lab.base_config();
+    let (mut lab, dir, _tmpfs) = lab_on_tmpfs();
     lab.ok(
         "/createvip",
         json!({"vips": [vip("172.20.10.100"), vip("172.20.10.101")]}),
     );
     lab.ok("/createportforwarding", forwards(2));
-    let state = |lab: &Lab| {
-        let body = testbed::http_get(&lab.ctl, &format!("{AGENT}/state"))
-            .unwrap()
-            .1;
-        serde_json::from_str::<serde_json::Value>(&body).unwrap()["model"].clone()
-    };
-    let (table, before) = (lab.table_text(), state(&lab));
+    let (table, before) = (lab.table_text(), model(&lab));
     remount(&dir, "ro");
     let changed_rule = {
         let mut r = forwards(1);
@@ -141,7 +136,7 @@ fn one_rule_that_cannot_be_persisted_is_not_left_on_the_box() {
         let e = v["error"].as_str().unwrap_or_default();
         assert!(e.contains("previous state is in force"), "{path}: {e}");
         assert_eq!(lab.table_text(), table, "{path}: the table is as before");
-        assert_eq!(state(&lab), before, "{path}: the model is as before");
+        assert_eq!(model(&lab), before, "{path}: the model is as before");
     }
     remount(&dir, "rw");
     lab.ok("/createportforwarding", forwards(3));
