@@ -9,7 +9,12 @@ pub mod image;
 pub mod json;
 pub mod net;
 pub mod objects_only;
+#[cfg(feature = "pki")]
+pub mod pki;
+pub mod reload;
 pub mod serve;
 pub mod systemd;
 pub mod text;
+pub mod tls;
+pub mod token;
 pub mod vr;

@@ -15,7 +15,10 @@
 //!   before it is read, or once that many bytes arrived; the whole body must
 //!   arrive within `body_timeout` (else 408). Bodies are buffered within a
 //!   byte budget ([`body::Budget`]), priority paths apart.
-//! * Each request carries `ConnectInfo<SocketAddr>` (the peer).
+//! * Each request carries `ConnectInfo<SocketAddr>` (the peer) and, under
+//!   TLS ([`serve_tls`]), the client certificate's subject
+//!   ([`crate::tls::PeerCertificate`]). The TLS handshake must finish within
+//!   `header_read_timeout` too.
 
 pub mod body;
 
@@ -38,6 +41,8 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 pub use body::BodyCaps;
+
+use crate::tls::{PeerCertificate, ServerTls};
 
 const MIB: usize = 1 << 20;
 
@@ -124,7 +129,19 @@ impl Limits {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_tls(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve`], with mutual TLS when `tls` is given (each handshake takes the
+/// configuration in force at that moment, so rotation needs no restart).
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
     mut limits: Limits,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let fd_limit = open_files_limit();
@@ -136,6 +153,7 @@ pub async fn serve(
         max_connections = limits.max_connections,
         priority_reserve = limits.priority_reserve,
         fd_limit,
+        tls = tls.is_some(),
         header_read_timeout = ?limits.header_read_timeout,
         body_timeout = ?limits.body_timeout,
         "serving with limits"
@@ -172,13 +190,42 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            shared.clone(),
-            conn,
-            stream,
-            peer,
-            stop_rx.clone(),
-        ));
+        let (shared, stop) = (shared.clone(), stop_rx.clone());
+        match &tls {
+            None => {
+                tokio::spawn(connection(shared, conn, stream, peer, None, stop));
+            }
+            Some(tls) => {
+                let config = tls.current();
+                tokio::spawn(async move {
+                    let timeout = shared.limits.header_read_timeout;
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let handshake = tokio::select! {
+                        r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
+                        _ = conn.evict.notified() => return shared.conns.remove(conn.id),
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let subject = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| PeerCertificate(crate::tls::subject_of(c.as_ref())));
+                            connection(shared, conn, stream, peer, subject, stop).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                            shared.conns.remove(conn.id);
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, ?timeout, "TLS handshake not done in time");
+                            shared.conns.remove(conn.id);
+                        }
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -292,18 +339,21 @@ impl Drop for Busy {
     }
 }
 
-async fn connection(
+async fn connection<S>(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    stream: tokio::net::TcpStream,
+    stream: S,
     peer: SocketAddr,
+    subject: Option<PeerCertificate>,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let svc = {
         let (shared, conn) = (shared.clone(), conn.clone());
         hyper::service::service_fn(move |req| {
-            let (shared, conn) = (shared.clone(), conn.clone());
-            async move { Ok::<_, Infallible>(request(&shared, &conn, peer, req).await) }
+            let (shared, conn, subject) = (shared.clone(), conn.clone(), subject.clone());
+            async move { Ok::<_, Infallible>(request(&shared, &conn, peer, subject, req).await) }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -333,6 +383,7 @@ async fn request(
     shared: &Shared,
     conn: &Arc<Conn>,
     peer: SocketAddr,
+    subject: Option<PeerCertificate>,
     req: Request<Incoming>,
 ) -> Response<axum::body::Body> {
     let busy = Busy::new(conn);
@@ -377,6 +428,9 @@ async fn request(
     let guarded = body::Guarded::new(incoming, cap, limits.body_timeout, cut.clone());
     let mut req = Request::from_parts(parts, axum::body::Body::new(guarded));
     req.extensions_mut().insert(ConnectInfo(peer));
+    if let Some(s) = subject {
+        req.extensions_mut().insert(s);
+    }
     let rsp = match shared.router.clone().oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
