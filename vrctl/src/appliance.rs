@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::router_tls::AgentAuth;
 use crate::spec::{RouterSpec, VmSpec};
 
 /// The router's channel socket on its host.
@@ -148,8 +149,10 @@ fn appliance_nic(n: &common::vr::NicInfo, device: String, default_route: bool) -
 /// keys of `VyosVmBaseFactory.applianceVmPrepareBootstrapInfo`, capitalised
 /// ones included (zstackio/zstack 5a29293bd5). The management NIC is
 /// `eth0`; when it is not the default-route NIC, the default-route NIC
-/// comes next as `eth1`, then the others.
-pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec) -> Value {
+/// comes next as `eth1`, then the others. Our extension: `auth`'s
+/// `agentTls` (the router's certificate, key and client CA: its agent then
+/// speaks mutual TLS only) and `agentTokens` (bearer tokens required).
+pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec, auth: &AgentAuth) -> Value {
     let mgmt = spec.management_nic().cloned().unwrap_or_default();
     let mut others: Vec<&common::vr::NicInfo> =
         spec.nics.iter().filter(|n| n.mac != mgmt.mac).collect();
@@ -162,7 +165,7 @@ pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec) -> Value {
         .enumerate()
         .map(|(i, n)| appliance_nic(n, format!("eth{}", i + 1), n.is_default_route))
         .collect();
-    let info = json!({
+    let mut info = json!({
         "applianceVmSubType": "vrouter",
         "managementNic": appliance_nic(&mgmt, "eth0".into(), mgmt.is_default_route),
         "additionalNics": additional,
@@ -176,6 +179,9 @@ pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec) -> Value {
         "ConfigTcForVipQos": CONFIG_TC_FOR_VIP_QOS,
         "abnormalFileMaxSize": ABNORMAL_FILE_MAX_SIZE,
     });
+    if let Value::Object(o) = &mut info {
+        o.extend(auth.bootstrap_keys());
+    }
     crate::client::gson(&json!({"socketPath": socket_path(spec, vm),
         "bootStrapInfoTimeout": 300, "info": info}))
 }

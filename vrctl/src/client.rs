@@ -23,10 +23,19 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::credentials::Credentials;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{url}: cannot reach the agent: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The TLS handshake failed, or the agent wants TLS and we spoke plain
+    /// HTTP: the reason names what to change.
+    #[error("{url}: {reason}")]
+    Tls { url: String, reason: String },
+    /// HTTP 401: no bearer token, or not one the agent accepts.
+    #[error("{url}: {reason}")]
+    Unauthorized { url: String, reason: String },
     #[error(
         "{url}: the agent does not know this command (HTTP 404: {body}); is it the wrong version?"
     )]
@@ -118,6 +127,7 @@ pub fn local_addr_towards(agent: IpAddr) -> Option<IpAddr> {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    credentials: Credentials,
     callbacks: Option<Arc<CallbackReceiver>>,
     /// A compute host's kvm-agent: `Some(host uuid)` (possibly empty when
     /// unknown); async bodies carry `kvmHostAddons` like `KVMHost.Http`'s.
@@ -152,13 +162,20 @@ impl Client {
     /// A client for the agent at `base` (e.g. `http://10.0.0.25:7272`).
     /// With a receiver, commands go in async mode like the management node's.
     pub fn new(base: &str, callbacks: Option<Arc<CallbackReceiver>>) -> Client {
+        Client::with(base, callbacks, &Credentials::default())
+    }
+
+    /// A client that presents `credentials` (with TLS, `http://` in `base`
+    /// is spoken as `https://`).
+    pub fn with(
+        base: &str,
+        callbacks: Option<Arc<CallbackReceiver>>,
+        credentials: &Credentials,
+    ) -> Client {
         Client {
-            base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            base: credentials.url(base),
+            http: credentials.http_client(Duration::from_secs(30)),
+            credentials: credentials.clone(),
             callbacks,
             kvm_host: None,
             timeout: Duration::from_secs(300),
@@ -168,9 +185,58 @@ impl Client {
     /// A client for a compute host's kvm-agent (`uuid`: the host's, or
     /// empty when the caller does not know it).
     pub fn host(base: &str, callbacks: Option<Arc<CallbackReceiver>>, uuid: &str) -> Client {
-        let mut c = Client::new(base, callbacks);
+        Client::host_with(base, callbacks, uuid, &Credentials::default())
+    }
+
+    pub fn host_with(
+        base: &str,
+        callbacks: Option<Arc<CallbackReceiver>>,
+        uuid: &str,
+        credentials: &Credentials,
+    ) -> Client {
+        let mut c = Client::with(base, callbacks, credentials);
         c.kvm_host = Some(uuid.to_string());
         c
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// The error of a request that got no HTTP answer.
+    fn unanswered(&self, url: &str, e: &reqwest::Error) -> ClientError {
+        match self.credentials.refusal(url, e) {
+            Some(reason) => ClientError::Tls {
+                url: url.to_string(),
+                reason,
+            },
+            None => ClientError::Unreachable {
+                url: url.to_string(),
+                reason: full_text(e),
+            },
+        }
+    }
+
+    /// HTTP 401 in words.
+    fn unauthorized(&self, url: String, body: &str) -> ClientError {
+        let reason = match self.credentials.token() {
+            None => format!(
+                "the agent requires a bearer token (--token-file): {}",
+                body.trim()
+            ),
+            Some(_) => format!(
+                "the agent refuses our bearer token (the first of --token-file): {}",
+                body.trim()
+            ),
+        };
+        ClientError::Unauthorized { url, reason }
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.credentials.token() {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
     }
 
     /// The body and headers of one command in this client's mode (`task`:
@@ -216,16 +282,28 @@ impl Client {
             waiter = Some((t, rx));
         }
         let sent = self.request(body, task.as_deref());
-        let mut req = self.http.post(&url).body(sent.body.to_string());
+        let mut req = self.authorize(self.http.post(&url).body(sent.body.to_string()));
         for (k, v) in &sent.headers {
             req = req.header(*k, v);
         }
-        let rsp = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+        let forget = || {
+            if let (Some(cb), Some(t)) = (&self.callbacks, &task) {
+                cb.pending.lock().unwrap().remove(t);
+            }
+        };
+        let rsp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                forget();
+                return Err(self.unanswered(&url, &e));
+            }
+        };
         let status = rsp.status().as_u16();
         let text = rsp.text().await.unwrap_or_default();
+        if status == 401 {
+            forget();
+            return Err(self.unauthorized(url, &text));
+        }
         let reply = match (status, waiter) {
             (404, _) => return Err(ClientError::UnknownCommand { url, body: text }),
             // An agent that ignored `callbackurl` and answered in the
@@ -282,21 +360,34 @@ impl Client {
     pub async fn get(&self, path: &str) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
         let rsp = self
-            .http
-            .get(&url)
+            .authorize(self.http.get(&url))
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| self.unanswered(&url, &e))?;
         let status = rsp.status().as_u16();
         let body = rsp.text().await.unwrap_or_default();
+        if status == 401 {
+            return Err(self.unauthorized(url, &body));
+        }
         if status != 200 {
             return Err(ClientError::Http { url, status, body });
         }
         Ok(body)
     }
+}
+
+/// An error with its causes ("error sending request ...: connection refused").
+fn full_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let t = err.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 fn task_uuid() -> String {
@@ -312,3 +403,7 @@ fn task_uuid() -> String {
         N.fetch_add(1, Ordering::Relaxed) ^ u64::from(std::process::id())
     )
 }
+
+#[cfg(test)]
+#[path = "client_tls_tests.rs"]
+mod tls_tests;

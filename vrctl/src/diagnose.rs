@@ -12,6 +12,7 @@
 //! | console: "vr-agent serving", the IP stays silent     | `MgmtUnreachable`  |
 //! | the IP refuses port 7272 / console: agent error      | `AgentMissing`     |
 //! | HTTP answers, but 404 or an older `zvrVersion`       | `WrongVersion`     |
+//! | TLS refused either way, HTTP 401 or 403              | `Refused`          |
 //! | nothing at all until the boot timeout                | `OsNotBooted`      |
 
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::client::{Client, ClientError};
+use crate::credentials::Credentials;
 
 /// Why a router is not usable, each with its own message.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,10 @@ pub enum Diagnosis {
     AgentMissing { url: String, why: String },
     #[error("{url} is the wrong version: {why}")]
     WrongVersion { url: String, why: String },
+    /// The agent is there but will not take this controller's commands:
+    /// certificates, token or source address.
+    #[error("the agent at {url} refuses this controller: {why}")]
+    Refused { url: String, why: String },
 }
 
 /// One look at the agent's port.
@@ -50,6 +56,8 @@ pub enum Probe {
     Silent(String),
     /// An HTTP server answers, but not a vr-agent we can drive.
     WrongVersion(String),
+    /// The agent refuses us (TLS, 401, 403): why.
+    Denied(String),
 }
 
 /// The lowest protocol level this controller drives (`zvrVersion`).
@@ -87,6 +95,12 @@ pub async fn handshake(c: &Client) -> Result<String, Probe> {
             body.trim()
         )),
         ClientError::Unreachable { reason, .. } => Probe::Silent(reason),
+        ClientError::Tls { reason, .. } | ClientError::Unauthorized { reason, .. } => {
+            Probe::Denied(reason)
+        }
+        ClientError::Http {
+            status: 403, body, ..
+        } => Probe::Denied(format!("HTTP 403: {}", body.trim())),
         e => Probe::WrongVersion(e.to_string()),
     };
     c.call("/echo", &json!({})).await.map_err(wrong)?;
@@ -98,9 +112,10 @@ pub async fn handshake(c: &Client) -> Result<String, Probe> {
 
 /// TCP first (so "refused" and "silent" are told apart quickly), then the
 /// handshake in sync mode.
-pub async fn probe(url: &str) -> Probe {
+pub async fn probe(url: &str, credentials: &Credentials) -> Probe {
     let hostport = url
         .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .trim_end_matches('/')
         .to_string();
     match tokio::time::timeout(
@@ -114,7 +129,7 @@ pub async fn probe(url: &str) -> Probe {
         Ok(Err(e)) => return Probe::Silent(e.to_string()),
         Ok(Ok(_)) => {}
     }
-    let mut c = Client::new(url, None);
+    let mut c = Client::with(url, None, credentials);
     c.timeout = Duration::from_secs(5);
     match handshake(&c).await {
         Ok(v) => Probe::Ready(v),
@@ -137,6 +152,10 @@ pub fn verdict_now(url: &str, p: Probe) -> Result<String, Diagnosis> {
             why: format!("no answer from the address ({e}): the router is down or unreachable"),
         }),
         Probe::WrongVersion(why) => Err(Diagnosis::WrongVersion {
+            url: url.into(),
+            why,
+        }),
+        Probe::Denied(why) => Err(Diagnosis::Refused {
             url: url.into(),
             why,
         }),
@@ -191,6 +210,8 @@ pub struct Expect<'a> {
     pub ip: &'a str,
     pub bootstrap: String,
     pub bridge: &'a str,
+    /// What the controller presents to the agent.
+    pub credentials: &'a Credentials,
 }
 
 /// How long the console may say "serving" while the IP stays silent before
@@ -212,9 +233,15 @@ pub async fn wait_ready(
     let mut refused_since: Option<Instant> = None;
     let mut last_console = Instant::now() - Duration::from_secs(10);
     loop {
-        let p = probe(want.url).await;
+        let p = probe(want.url, want.credentials).await;
         match &p {
             Probe::Ready(v) => return Ok(v.clone()),
+            Probe::Denied(why) => {
+                return Err(Diagnosis::Refused {
+                    url: want.credentials.url(want.url),
+                    why: why.clone(),
+                });
+            }
             Probe::WrongVersion(why) => {
                 return Err(Diagnosis::WrongVersion {
                     url: want.url.into(),
@@ -320,6 +347,7 @@ pub fn to_json(d: &Diagnosis) -> Value {
         Diagnosis::MgmtUnreachable { .. } => "management_ip_unreachable",
         Diagnosis::AgentMissing { .. } => "agent_missing",
         Diagnosis::WrongVersion { .. } => "wrong_version",
+        Diagnosis::Refused { .. } => "refused",
     };
     json!({"diagnosis": kind, "message": d.to_string()})
 }
@@ -371,6 +399,7 @@ mod tests {
             ip: "127.0.0.1",
             bootstrap: String::new(),
             bridge: "br_eth0",
+            credentials: &Credentials::default(),
         };
         let t = Instant::now();
         let d = wait_ready(

@@ -11,15 +11,21 @@
 //! * `diagnose`: why a router does not come up, decided from the agent's
 //!   port, the console and the domain state instead of a timeout.
 //! * `lab`: the whole seed topology on one machine, driven and verified.
+//! * `credentials`, `pki`, `router_tls`: mutual TLS and bearer tokens
+//!   towards the agents (issue 14): what vrctl presents, its CA, and each
+//!   router's own certificate.
 //! * `host`, `appliance`, `wire`: the bodies the management node's Java
 //!   classes send (host commands; the router VM's start and bootstrap info;
 //!   the router commands' entries).
 
 pub mod appliance;
 pub mod client;
+pub mod credentials;
 pub mod diagnose;
 pub mod host;
 pub mod lab;
+pub mod pki;
 pub mod router;
+pub mod router_tls;
 pub mod spec;
 pub mod wire;

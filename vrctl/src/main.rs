@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use vrctl::client::{CallbackReceiver, Client, local_addr_towards};
+use vrctl::credentials::{CredentialFiles, Credentials};
 use vrctl::diagnose::{self, Diagnosis};
 use vrctl::host;
 use vrctl::router::{Ctx, Records, RouterError};
@@ -39,6 +40,26 @@ struct Args {
         default_value = "/var/lib/vrctl"
     )]
     state_dir: PathBuf,
+    /// Trust this CA for the agents' certificates and speak TLS: every
+    /// agent URL is then spoken as https:// (an http:// URL is upgraded).
+    #[arg(long, global = true, env = "VRCTL_CA")]
+    ca: Option<PathBuf>,
+    /// vrctl's client certificate (PEM) for agents with mutual TLS.
+    #[arg(long, global = true, env = "VRCTL_CERT", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "VRCTL_KEY", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Bearer tokens, one a line: the first is sent to every agent; routers
+    /// vrctl bootstraps are told to accept them all.
+    #[arg(long, global = true, env = "VRCTL_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// A vrctl PKI directory (`vrctl pki init`): its ca.pem and vrctl.pem/
+    /// vrctl.key stand for --ca/--cert/--key when those are not given, and
+    /// its CA issues each router vrctl creates a certificate of its own
+    /// (the router then speaks mutual TLS only).
+    #[arg(long, global = true, env = "VRCTL_PKI_DIR")]
+    pki_dir: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -62,6 +83,11 @@ enum Cmd {
     Lab {
         #[command(subcommand)]
         cmd: LabCmd,
+    },
+    /// The controller's CA, certificates and bearer tokens (mutual TLS).
+    Pki {
+        #[command(subcommand)]
+        cmd: vrctl::pki::PkiCmd,
     },
     /// A compute host's kvm-agent.
     Host {
@@ -213,6 +239,10 @@ enum VrCmd {
     },
     /// The tail of its serial console.
     Console { file: PathBuf },
+    /// Give the running router a new certificate from --pki-dir's CA
+    /// (`POST /agent/credentials`, no restart; with --token-file also the
+    /// file's tokens) and record it for the next bootstrap push.
+    RotateCert { file: PathBuf },
     /// Send one raw command, e.g. `vrctl vr call --agent URL /createeip '{"eip":{...}}'`.
     Call {
         #[arg(long)]
@@ -232,6 +262,7 @@ async fn receiver(args: &Args, url: &str) -> Result<Option<Arc<CallbackReceiver>
     }
     let host = url
         .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .split([':', '/'])
         .next()
         .unwrap_or("");
@@ -244,19 +275,42 @@ async fn receiver(args: &Args, url: &str) -> Result<Option<Arc<CallbackReceiver>
     )))
 }
 
+/// What vrctl presents to the agents (the global options).
+fn credentials(args: &Args) -> Result<Credentials> {
+    let mut files = CredentialFiles {
+        ca: args.ca.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        token_file: args.token_file.clone(),
+    };
+    if let Some(dir) = &args.pki_dir {
+        files = files.with_pki_dir(dir);
+    }
+    Ok(Credentials::load(&files)?)
+}
+
 async fn client(args: &Args, agent: &str) -> Result<Client> {
-    Ok(Client::new(agent, receiver(args, agent).await?))
+    Ok(Client::with(
+        agent,
+        receiver(args, agent).await?,
+        &credentials(args)?,
+    ))
 }
 
 /// A client for a host's kvm-agent (async bodies carry `kvmHostAddons`).
 async fn host_client(args: &Args, agent: &str) -> Result<Client> {
-    Ok(Client::host(agent, receiver(args, agent).await?, ""))
+    Ok(Client::host_with(
+        agent,
+        receiver(args, agent).await?,
+        "",
+        &credentials(args)?,
+    ))
 }
 
 /// The handshake (sync, short timeouts), with a diagnosis when the agent
 /// is not usable.
 async fn handshake(c: &Client) -> Result<String> {
-    let p = diagnose::probe(c.base()).await;
+    let p = diagnose::probe(c.base(), c.credentials()).await;
     Ok(diagnose::verdict_now(c.base(), p)?)
 }
 
@@ -287,6 +341,7 @@ fn main() -> ExitCode {
                 Some(Diagnosis::MgmtUnreachable { .. }) => 4,
                 Some(Diagnosis::AgentMissing { .. }) => 5,
                 Some(Diagnosis::WrongVersion { .. }) => 6,
+                Some(Diagnosis::Refused { .. }) => 7,
                 None => 1,
             })
         }
@@ -356,6 +411,12 @@ async fn run(args: Args) -> Result<()> {
         Cmd::Vr { cmd } => vr(&args, cmd).await,
         Cmd::Host { agent, cmd } => host(&args, agent, cmd).await,
         Cmd::Vm { agent, cmd } => vm(&args, agent, cmd).await,
+        Cmd::Pki { cmd } => {
+            for f in vrctl::pki::run(cmd)? {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -412,7 +473,7 @@ async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
 async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
     // `KVMHost` sends `/host/connect` with `syncJsonPost`.
     let c = match cmd {
-        HostCmd::Connect { uuid, .. } => Client::host(agent, None, uuid),
+        HostCmd::Connect { uuid, .. } => Client::host_with(agent, None, uuid, &credentials(args)?),
         _ => host_client(args, agent).await?,
     };
     let (path, body) = match cmd {
@@ -494,6 +555,8 @@ async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
         records: &records,
         callbacks: receiver(args, &first).await?,
         quiet: args.json,
+        credentials: credentials(args)?,
+        pki: args.pki_dir.clone(),
     };
     match cmd {
         VrCmd::Create { .. } => print_up(args, "created", &ctx.create(&spec).await?),
@@ -519,6 +582,24 @@ async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
             }
         }
         VrCmd::Console { .. } => print!("{}", ctx.console(&spec).await?),
+        VrCmd::RotateCert { .. } => {
+            let r = ctx.rotate_cert(&spec).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{}: new certificate serial {} ({}), was {}; in force for new connections",
+                    r.uuid,
+                    r.serial,
+                    r.subject,
+                    if r.old_serial.is_empty() {
+                        "not recorded"
+                    } else {
+                        &r.old_serial
+                    }
+                );
+            }
+        }
         _ => unreachable!(),
     }
     Ok(())
@@ -615,7 +696,8 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
         | VrCmd::Destroy { file }
         | VrCmd::Recreate { file }
         | VrCmd::Sync { file, .. }
-        | VrCmd::Console { file } => vr_vm(args, cmd, file).await,
+        | VrCmd::Console { file }
+        | VrCmd::RotateCert { file } => vr_vm(args, cmd, file).await,
         VrCmd::Apply { file } => {
             let mut spec = RouterSpec::load(file)?;
             fill_node_address(&mut spec);
@@ -649,7 +731,7 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
         VrCmd::Diff { file } => {
             let spec = RouterSpec::load(file)?;
             let want = spec.desired()?;
-            let c = Client::new(&spec.agent_url()?, None);
+            let c = Client::with(&spec.agent_url()?, None, &credentials(args)?);
             let state: Value = serde_json::from_str(&c.get("/state").await?)?;
             let have =
                 serde_json::from_value(state["model"].clone()).context("agent's /state model")?;
@@ -679,12 +761,11 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
                     records: &records,
                     callbacks: None,
                     quiet: true,
+                    credentials: credentials(args)?,
+                    pki: None,
                 };
                 let host = ctx.host_of(spec)?;
-                vm_state = match Client::new(&host, None)
-                    .call("/vm/vmsync", &json!({}))
-                    .await
-                {
+                vm_state = match ctx.host_client(&host).call("/vm/vmsync", &json!({})).await {
                     Ok(v) => {
                         json!({"host": host, "state": v["states"][&spec.uuid].as_str().unwrap_or("Stopped")})
                     }

@@ -17,8 +17,10 @@ use serde_json::{Value, json};
 
 pub use crate::appliance::{bootstrap_info, start_cmd, url_host, vm_nics};
 use crate::client::{CallbackReceiver, Client, ClientError};
+use crate::credentials::Credentials;
 use crate::diagnose::{self, Diagnosis, HostView};
 use crate::host;
+use crate::router_tls::{self, AgentAuth, RouterTlsError};
 use crate::spec::{RouterSpec, SpecError, VmSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum RouterError {
     },
     #[error("apply stopped at {path}: {error}")]
     Apply { path: String, error: String },
+    #[error("the router's certificate: {0}")]
+    Tls(#[from] RouterTlsError),
 }
 
 /// What vrctl remembers about one router.
@@ -84,6 +88,12 @@ impl Records {
 
     pub fn remove(&self, uuid: &str) {
         let _ = std::fs::remove_file(self.dir.join(format!("{uuid}.json")));
+        router_tls::remove(&self.dir, uuid);
+    }
+
+    /// Where the records (and the routers' certificates) are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -221,6 +231,20 @@ pub struct Ctx<'a> {
     /// Replies to commands come here (async mode); None: sync mode.
     pub callbacks: Option<Arc<CallbackReceiver>>,
     pub quiet: bool,
+    /// What vrctl presents to the agents.
+    pub credentials: Credentials,
+    /// The CA that issues each router its certificate (`--pki-dir`); None:
+    /// routers are bootstrapped without TLS.
+    pub pki: Option<PathBuf>,
+}
+
+/// A certificate replaced on a running router.
+#[derive(Debug, Serialize)]
+pub struct Rotated {
+    pub uuid: String,
+    pub old_serial: String,
+    pub serial: String,
+    pub subject: String,
 }
 
 fn create_overlay(image: &str, disk: &Path) -> Result<(), RouterError> {
@@ -260,12 +284,83 @@ pub struct Up {
 impl Ctx<'_> {
     /// A client for an agent URL, in this context's mode.
     pub fn client(&self, url: &str) -> Client {
-        Client::new(url, self.callbacks.clone())
+        Client::with(url, self.callbacks.clone(), &self.credentials)
     }
 
     /// A client for a host's kvm-agent (its uuid is not in the description).
     pub fn host_client(&self, url: &str) -> Client {
-        Client::host(url, self.callbacks.clone(), "")
+        Client::host_with(url, self.callbacks.clone(), "", &self.credentials)
+    }
+
+    fn authority(&self) -> Result<Option<common::pki::Authority>, RouterError> {
+        let Some(dir) = &self.pki else {
+            return Ok(None);
+        };
+        if !self.credentials.has_certificate() {
+            return Err(RouterError::Invalid(format!(
+                "--pki-dir {} gives routers mutual TLS, but vrctl has no client certificate \
+                 (--cert/--key, or {}/{} from `vrctl pki init`)",
+                dir.display(),
+                dir.display(),
+                crate::pki::CLIENT_CERT
+            )));
+        }
+        Ok(Some(
+            common::pki::Authority::load(dir).map_err(RouterTlsError::from)?,
+        ))
+    }
+
+    /// What the router is told to require: its own certificate when vrctl
+    /// has a CA, the token file's tokens.
+    pub fn agent_auth(&self, spec: &RouterSpec) -> Result<AgentAuth, RouterError> {
+        let tls = match self.authority()? {
+            None => None,
+            Some(ca) => {
+                let s = router_tls::current_or_issue(&ca, self.records.dir(), spec)?;
+                Some(common::tls::ServerPem {
+                    certificate: s.certificate,
+                    private_key: s.private_key,
+                    client_ca: ca.certificate_pem().to_string(),
+                })
+            }
+        };
+        Ok(AgentAuth {
+            tls,
+            tokens: self.credentials.tokens().to_vec(),
+        })
+    }
+
+    /// A new certificate for the running router, without a restart: issued,
+    /// sent with `/agent/credentials` (with the token file's tokens, when
+    /// there is one), then recorded so the next bootstrap push carries it.
+    pub async fn rotate_cert(&self, spec: &RouterSpec) -> Result<Rotated, RouterError> {
+        let ca = self.authority()?.ok_or_else(|| {
+            RouterError::Invalid("rotate-cert needs the CA: --pki-dir (or VRCTL_PKI_DIR)".into())
+        })?;
+        let old = router_tls::load(self.records.dir(), &spec.uuid);
+        let new = router_tls::issue(&ca, spec, crate::pki::DEFAULT_DAYS)?;
+        let mut body = json!({"tls": router_tls::tls_json(&common::tls::ServerPem {
+            certificate: new.certificate.clone(),
+            private_key: new.private_key.clone(),
+            client_ca: ca.certificate_pem().to_string(),
+        })});
+        if !self.credentials.tokens().is_empty() {
+            body["tokens"] = json!(self.credentials.tokens());
+        }
+        // Sync: the reply says the new certificate is in force.
+        Client::with(&spec.agent_url()?, None, &self.credentials)
+            .call("/agent/credentials", &body)
+            .await?;
+        router_tls::save(self.records.dir(), &spec.uuid, &new)?;
+        let (serial, subject) = router_tls::describe(&new.certificate);
+        Ok(Rotated {
+            uuid: spec.uuid.clone(),
+            old_serial: old
+                .map(|o| router_tls::describe(&o.certificate).0)
+                .unwrap_or_default(),
+            serial,
+            subject,
+        })
     }
 
     fn say(&self, msg: &str) {
@@ -356,6 +451,7 @@ impl Ctx<'_> {
                 mgmt.gateway.as_deref().unwrap_or("none")
             ),
             bridge: &view.bridge.0,
+            credentials: &self.credentials,
         };
         let timeout = Duration::from_secs(match vm.boot_timeout_secs {
             0 => 300,
@@ -365,7 +461,7 @@ impl Ctx<'_> {
         // guest that never boots would hold it for its whole timeout, so
         // it runs beside the wait, and the diagnosis does not wait for it.
         self.say("pushing the bootstrap info");
-        let info = bootstrap_info(spec, vm);
+        let info = bootstrap_info(spec, vm, &self.agent_auth(spec)?);
         let push = c.call("/appliancevm/setbootstrapinfo", &info);
         let wait = diagnose::wait_ready(&view, &want, timeout, progress(self.quiet));
         tokio::pin!(push, wait);

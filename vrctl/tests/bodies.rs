@@ -55,7 +55,7 @@ fn command(spec: &RouterSpec, path: &str) -> Value {
 #[test]
 fn bootstrap_info_is_the_vrouter_document_of_the_java_classes() {
     let spec = lab_spec();
-    let body = bootstrap_info(&spec, spec.vm.as_ref().unwrap());
+    let body = bootstrap_info(&spec, spec.vm.as_ref().unwrap(), &Default::default());
     assert_no_nulls(&body, "setbootstrapinfo");
     assert_eq!(
         body["bootStrapInfoTimeout"], 300,
@@ -349,7 +349,7 @@ fn bodies_use_the_field_names_of_the_conformance_fixtures() {
         .collect();
     ours.push((
         "kvm/appliancevm/setbootstrapinfo".into(),
-        bootstrap_info(&spec, &vm),
+        bootstrap_info(&spec, &vm, &Default::default()),
     ));
     ours.push((
         "kvm/vm/start".into(),

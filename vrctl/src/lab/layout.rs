@@ -214,6 +214,7 @@ pub fn build(
     } else {
         None
     };
+    super::secure::create(&names.state)?;
     let kvm_agent = opts.bin_dir.join("kvm-agent");
     let state = |d: &str| names.state.join(d).display().to_string();
     let uri_arg = uri.clone().unwrap_or_else(|| "test:///default".into());
@@ -240,6 +241,7 @@ pub fn build(
     ] {
         args.push(a.to_string());
     }
+    args.extend(super::secure::kvm_agent_args(&names.state));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn(&n("host"), "env", &args, &log("kvm-agent.log"))?;
     Ok(uri)
@@ -269,6 +271,7 @@ pub fn start_namespace_router(
     names: &Names,
     spec: &RouterSpec,
     bin_dir: &Path,
+    auth: &crate::router_tls::AgentAuth,
 ) -> Result<u32, LabError> {
     let (vr, host) = (names.ns("vr"), names.ns("host"));
     sh(&format!("ip netns add {vr} && ip -n {vr} link set lo up"))?;
@@ -283,9 +286,11 @@ pub fn start_namespace_router(
             br = vm.bridges[&nic.mac]
         ))?;
     }
-    let doc = router::bootstrap_info(spec, &vm)["info"].clone();
+    let doc = router::bootstrap_info(spec, &vm, auth)["info"].clone();
     let file = names.state.join("bootstrap.json");
-    std::fs::write(&file, doc.to_string()).map_err(|e| LabError::Other(e.to_string()))?;
+    // It holds the router's private key.
+    common::pki::write_private(&file, &doc.to_string())
+        .map_err(|e| LabError::Other(e.to_string()))?;
     let agent = bin_dir.join("vr-agent");
     let state = names.state.join("vr-agent");
     let log = names.state.join("logs/vr-agent.log");

@@ -13,9 +13,14 @@
 //! vrctl itself plays the management node from `<lab>-mn` (a thread of its
 //! own in that namespace), in async mode with its callback receiver on the
 //! node's own address, 10.1.0.10.
+//!
+//! Both agents run with mutual TLS and a bearer token ([`secure`]): the
+//! lab's CA issues kvm-agent's certificate and, through vrctl's router
+//! creation, the router's own (bootstrap info `agentTls`).
 
 pub mod checks;
 pub mod layout;
+pub mod secure;
 pub mod topo;
 
 use std::path::{Path, PathBuf};
@@ -144,9 +149,13 @@ impl Report {
             format!(" --name {}", self.name)
         };
         println!("The lab stays up.");
+        let state = Names::new(&self.name).state;
         println!(
-            "  as the controller: ip netns exec {}-mn {me} vr status {}",
-            self.name, self.router_spec
+            "  as the controller: VRCTL_PKI_DIR={} VRCTL_TOKEN_FILE={} {me} --netns {}-mn vr status {}",
+            secure::pki_dir(&state).display(),
+            secure::token_file(&state).display(),
+            self.name,
+            self.router_spec
         );
         println!("  checks again:      {me} lab status{named}");
         println!("  remove it:         {me} lab down{named}");
@@ -319,11 +328,21 @@ async fn drive(
             return rows;
         }
     };
-    let connect = |url: &str| Client::new(url, Some(rx.clone()));
+    let creds = match secure::credentials(&names.state) {
+        Ok(c) => c,
+        Err(e) => {
+            rows.push(row(
+                "management node: the lab's credentials",
+                Err(e.to_string()),
+            ));
+            return rows;
+        }
+    };
+    let connect = |url: &str| Client::with(url, Some(rx.clone()), &creds);
     // The host's agent as `KVMHost` drives it: sync for echo, connect and
     // the interface check, async (with kvmHostAddons) for the rest.
-    let kvm = Client::host(KVM, Some(rx.clone()), HOST_UUID);
-    let kvm_sync = Client::host(KVM, None, HOST_UUID);
+    let kvm = Client::host_with(KVM, Some(rx.clone()), HOST_UUID, &creds);
+    let kvm_sync = Client::host_with(KVM, None, HOST_UUID, &creds);
     // kvm-agent: up, connected, bridges.
     let t0 = Instant::now();
     let mut up = Err(String::new());
@@ -331,7 +350,12 @@ async fn drive(
         up = kvm_sync
             .call("/host/echo", &json!({}))
             .await
-            .map(|_| format!("answers on {KVM}, from the node's subnet"))
+            .map(|_| {
+                format!(
+                    "answers on {}, from the node's subnet (mutual TLS, token)",
+                    kvm_sync.base()
+                )
+            })
             .map_err(|e| e.to_string());
         if up.is_ok() {
             break;
@@ -412,14 +436,16 @@ async fn drive(
 
     // The router.
     let records = Records::new(&names.state.join("vrctl"));
+    let ctx = Ctx {
+        records: &records,
+        callbacks: Some(rx.clone()),
+        quiet: false,
+        credentials: creds.clone(),
+        pki: Some(secure::pki_dir(&names.state)),
+    };
     let t0 = Instant::now();
     let ready = if opts_mode == Mode::Vm {
         say("creating the VR VM (image overlay, /vm/start, bootstrap info)");
-        let ctx = Ctx {
-            records: &records,
-            callbacks: Some(rx.clone()),
-            quiet: false,
-        };
         ctx.create(&spec)
             .await
             .map(|up| {
@@ -435,8 +461,9 @@ async fn drive(
     } else {
         say("starting vr-agent in the router namespace");
         async {
-            let pid =
-                start_namespace_router(&names, &spec, &opts_bin).map_err(|e| e.to_string())?;
+            let auth = ctx.agent_auth(&spec).map_err(|e| e.to_string())?;
+            let pid = start_namespace_router(&names, &spec, &opts_bin, &auth)
+                .map_err(|e| e.to_string())?;
             let view = NsRouter {
                 pid,
                 log: names.state.join("logs/vr-agent.log"),
@@ -446,6 +473,7 @@ async fn drive(
                 ip: VR_MGMT_IP,
                 bootstrap: format!("{VR_MGMT_IP}/24 gateway {MGMT_GW}"),
                 bridge: "br_eth0",
+                credentials: &creds,
             };
             let version = diagnose::wait_ready(
                 &view,
@@ -493,7 +521,24 @@ async fn drive(
                 Err(format!("/ping: {v}"))
             }
         });
+    let ok = pinged.is_ok();
     rows.push(row("router: /init took (/ping reports the uuid)", pinged));
+    if !ok {
+        return rows;
+    }
+    let (no_cert, no_token) = secure::refusals(&names.state, &creds).await;
+    rows.push(row(
+        "mTLS: a client without a certificate is refused by kvm-agent and vr-agent",
+        no_cert,
+    ));
+    rows.push(row(
+        "token: a client without the bearer token is refused (401) by both",
+        no_token,
+    ));
+    rows.push(row(
+        "mTLS: certificate rotation on the router without a restart",
+        secure::rotation(&ctx, &spec).await,
+    ));
     rows
 }
 

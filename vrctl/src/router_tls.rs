@@ -1,0 +1,228 @@
+//! Per-router credentials (issue 14): with a PKI directory (`--pki-dir`),
+//! vrctl gives every router it bootstraps a server certificate of its own
+//! for its management IP (`agentTls` in the bootstrap info, with the CA its
+//! clients must come from) and the token file's tokens (`agentTokens`), as
+//! Octavia's controller does for its amphorae.
+//!
+//! The router's certificate and key are kept in the state directory
+//! (`routers/<uuid>.tls.json`, 0600), so a reboot or a re-creation pushes
+//! the same one, and `vrctl vr rotate-cert` can replace it on the running
+//! router (`POST /agent/credentials`) and record the new one for the next
+//! bootstrap push.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use common::pki::{Authority, Issued};
+use common::tls::ServerPem;
+
+use crate::spec::RouterSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterTlsError {
+    #[error("{0}")]
+    Pki(#[from] common::pki::PkiError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a router is told to require of its clients.
+#[derive(Debug, Clone, Default)]
+pub struct AgentAuth {
+    pub tls: Option<ServerPem>,
+    pub tokens: Vec<String>,
+}
+
+impl AgentAuth {
+    /// The bootstrap info's keys for this (none when nothing is required).
+    pub fn bootstrap_keys(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        if let Some(t) = &self.tls {
+            m.insert("agentTls".into(), tls_json(t));
+        }
+        if !self.tokens.is_empty() {
+            m.insert("agentTokens".into(), json!(self.tokens));
+        }
+        m
+    }
+}
+
+/// `agentTls` / `/agent/credentials`' `tls`.
+pub fn tls_json(t: &ServerPem) -> Value {
+    json!({"certificate": t.certificate, "privateKey": t.private_key, "clientCa": t.client_ca})
+}
+
+/// One router's certificate as kept on disk.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stored {
+    /// The management IP it was issued for.
+    pub ip: String,
+    pub certificate: String,
+    pub private_key: String,
+}
+
+fn path(dir: &Path, uuid: &str) -> PathBuf {
+    dir.join(format!("{uuid}.tls.json"))
+}
+
+pub fn load(dir: &Path, uuid: &str) -> Option<Stored> {
+    let text = std::fs::read_to_string(path(dir, uuid)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn save(dir: &Path, uuid: &str, s: &Stored) -> Result<(), RouterTlsError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| RouterTlsError::Invalid(format!("{}: {e}", dir.display())))?;
+    let text = serde_json::to_string_pretty(s).unwrap_or_default();
+    common::pki::write_private(&path(dir, uuid), &text)?;
+    Ok(())
+}
+
+pub fn remove(dir: &Path, uuid: &str) {
+    let _ = std::fs::remove_file(path(dir, uuid));
+}
+
+/// The router's management IP (what its certificate names).
+pub fn management_ip(spec: &RouterSpec) -> Result<IpAddr, RouterTlsError> {
+    spec.management_nic()
+        .and_then(|n| n.ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+        .ok_or_else(|| {
+            RouterTlsError::Invalid(
+                "the router has no Management NIC with an IP to issue its certificate for".into(),
+            )
+        })
+}
+
+/// A new server certificate for the router.
+pub fn issue(ca: &Authority, spec: &RouterSpec, days: u32) -> Result<Stored, RouterTlsError> {
+    let ip = management_ip(spec)?;
+    let Issued {
+        certificate,
+        private_key,
+    } = ca.issue_server(&format!("vr-{}", spec.uuid), &[ip], &[], days)?;
+    Ok(Stored {
+        ip: ip.to_string(),
+        certificate,
+        private_key,
+    })
+}
+
+/// The stored certificate when it is for the router's current IP, else a
+/// new one (stored).
+pub fn current_or_issue(
+    ca: &Authority,
+    dir: &Path,
+    spec: &RouterSpec,
+) -> Result<Stored, RouterTlsError> {
+    let ip = management_ip(spec)?.to_string();
+    if let Some(s) = load(dir, &spec.uuid).filter(|s| s.ip == ip) {
+        return Ok(s);
+    }
+    let s = issue(ca, spec, crate::pki::DEFAULT_DAYS)?;
+    save(dir, &spec.uuid, &s)?;
+    Ok(s)
+}
+
+/// One DER element: tag, content, rest.
+fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (
+            rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize),
+            &rest[n..],
+        )
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The serial number of a DER certificate, as hex.
+pub fn serial_of(der: &[u8]) -> Option<String> {
+    let (0x30, cert, _) = element(der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = element(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = element(rest)?.2;
+    }
+    let (0x02, serial, _) = element(rest)? else {
+        return None;
+    };
+    Some(serial.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Serial and subject of the first certificate of a PEM text.
+pub fn describe(pem: &str) -> (String, String) {
+    match common::tls::certificates(pem, "certificate") {
+        Ok(c) => (
+            serial_of(c[0].as_ref()).unwrap_or_default(),
+            common::tls::subject_of(c[0].as_ref()),
+        ),
+        Err(_) => (String::new(), String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_keeps_its_certificate_until_its_address_changes() {
+        let dir = std::env::temp_dir().join(format!("vrctl-rtls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ca = Authority::create("t").unwrap();
+        let mut spec: RouterSpec = serde_json::from_value(json!({
+            "uuid": "0123456789abcdef0123456789abcdef",
+            "nics": [{"ip": "10.0.0.25", "mac": "52:54:00:00:00:01", "netmask": "255.255.255.0",
+                      "category": "Management"}]}))
+        .unwrap();
+        let a = current_or_issue(&ca, &dir, &spec).unwrap();
+        let b = current_or_issue(&ca, &dir, &spec).unwrap();
+        assert_eq!(a.certificate, b.certificate);
+        let (serial, subject) = describe(&a.certificate);
+        assert_eq!(serial.len(), 32, "{serial}");
+        assert!(subject.contains("vr-0123456789abcdef"), "{subject}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path(&dir, &spec.uuid))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        spec.nics[0].ip = Some("10.0.0.26".into());
+        let c = current_or_issue(&ca, &dir, &spec).unwrap();
+        assert_ne!(c.certificate, a.certificate);
+        assert_eq!(c.ip, "10.0.0.26");
+        let keys = AgentAuth {
+            tls: Some(ServerPem {
+                certificate: c.certificate,
+                private_key: c.private_key,
+                client_ca: ca.certificate_pem().into(),
+            }),
+            tokens: vec!["t".repeat(32)],
+        }
+        .bootstrap_keys();
+        assert!(
+            keys["agentTls"]["privateKey"]
+                .as_str()
+                .unwrap()
+                .contains("PRIVATE KEY")
+        );
+        assert_eq!(keys["agentTokens"][0], "t".repeat(32));
+        assert!(AgentAuth::default().bootstrap_keys().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
