@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod callback;
+pub mod credentials;
 pub mod image;
 pub mod json;
 pub mod net;

@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 
 /// Shortest token accepted: 128 bits as hex.
 pub const MIN_TOKEN: usize = 32;
-const MAX_TOKEN: usize = 256;
+const MAX_TOKEN: usize = 255;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {

@@ -435,6 +435,36 @@ pub struct BootstrapInfo {
     pub management_node_ip: Option<String>,
     pub management_node_cidr: Option<String>,
     pub appliance_vm_sub_type: Option<String>,
+    /// Our extension: mutual TLS on the agent's port with these (issue 14).
+    pub agent_tls: Option<AgentTls>,
+    /// Our extension: bearer tokens the agent requires.
+    pub agent_tokens: Option<Vec<String>>,
+}
+
+/// The router's own credentials for mutual TLS, PEM: its certificate
+/// chain, its key, and the CA the controller's client certificate must
+/// chain to.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AgentTls {
+    pub certificate: String,
+    pub private_key: String,
+    pub client_ca: String,
+}
+
+impl std::fmt::Debug for AgentTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentTls").finish_non_exhaustive()
+    }
+}
+
+/// Our extension, `POST /agent/credentials`: replace the running agent's
+/// TLS material and/or tokens without a restart. A part left out stays.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AgentCredentialsCmd {
+    pub tls: Option<AgentTls>,
+    pub tokens: Option<Vec<String>>,
 }
 
 // ---- Size bounds (issue 13) ----
@@ -457,7 +487,9 @@ pub const MAX_OTHER: usize = 255;
 /// breaks (only PEM text does).
 fn bound_for(key: &str) -> (usize, bool, &'static str) {
     match key {
-        "certificate" | "certs" | "publicKey" => (MAX_PEM, true, "a PEM text"),
+        "certificate" | "certs" | "publicKey" | "privateKey" | "clientCa" => {
+            (MAX_PEM, true, "a PEM text")
+        }
         "uuid" => (MAX_UUID, false, "a uuid"),
         k if k.ends_with("Uuid") => (MAX_UUID, false, "a uuid"),
         "hostname" | "dnsDomain" | "name" => (MAX_NAME, false, "a DNS name"),

@@ -21,7 +21,8 @@ pub async fn run(
     state: api::AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    common::serve::serve(listener, api::router(state), limits(), shutdown).await
+    let tls = state.credentials.tls.clone();
+    common::serve::serve_tls(listener, api::router(state), limits(), tls, shutdown).await
 }
 
 /// The node's liveness checks stay served at the connection cap. Every

@@ -81,6 +81,25 @@ struct Args {
     /// pins again).
     #[arg(long)]
     forget_controller: bool,
+    /// Mutual TLS: this host's certificate chain (PEM). With --tls-key and
+    /// --tls-client-ca the port speaks HTTPS only and every client must
+    /// present a certificate of the client CA (extended key usage
+    /// clientAuth). The files are reloaded within 2 s of a change and on
+    /// SIGHUP; bad new files leave the old ones in force.
+    #[arg(long, env = "KVM_AGENT_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// Mutual TLS: the private key of --tls-cert (PEM).
+    #[arg(long, env = "KVM_AGENT_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA (PEM) client certificates must chain to.
+    #[arg(long, env = "KVM_AGENT_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Bearer tokens, one per line (`#` comments): every request but GET
+    /// /healthz must carry `Authorization: Bearer <one of them>`. Reloaded
+    /// on change, so a token rotates by adding the new one, switching the
+    /// controller, removing the old.
+    #[arg(long, env = "KVM_AGENT_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<PathBuf>,
 }
 
 fn domain_type(arg: &str, host: &HostProbe) -> anyhow::Result<DomainType> {
@@ -151,6 +170,11 @@ async fn main() -> anyhow::Result<()> {
         args.forget_controller,
     )
     .context("loading the pinned controller")?;
+    let credentials = common::credentials::Credentials::from_files(
+        common::credentials::server_files(args.tls_cert, args.tls_key, args.tls_client_ca)?,
+        args.auth_token_file,
+    )?;
+    tracing::info!(credentials = %credentials.describe(), "client authentication");
     let mut vm = VmSide::new(hv, options).with_dirs(dirs);
     vm.problem = problem;
     let agent = Arc::new(
@@ -160,7 +184,8 @@ async fn main() -> anyhow::Result<()> {
             args.state_dir,
         )
         .with_vm(vm)
-        .with_peers(peers),
+        .with_peers(peers)
+        .with_credentials(credentials),
     );
     tokio::spawn(kvm_agent::api::vm::report_events(agent.clone(), rx));
     let listener = tokio::net::TcpListener::bind(args.listen)

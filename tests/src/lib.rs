@@ -20,6 +20,7 @@
 
 pub mod conformance;
 pub mod dos;
+pub mod pki;
 
 /// `$VR_IMAGE_DIR`, or the repository's `images/out`, at a path libvirt's
 /// qemu user can read (`common::image`: a checkout in a 0700 home is not).

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod boot;
+pub mod credentials;
 pub mod engine;
 pub mod model;
 pub mod plan;
@@ -37,6 +38,11 @@ pub struct Config {
     pub allow_from: Vec<common::net::Ipv4Net>,
     /// No source check at all (a lab without a bootstrap file).
     pub allow_any_source: bool,
+    /// `--tls-cert`, `--tls-key`, `--tls-client-ca` (the bootstrap info's
+    /// `agentTls` wins).
+    pub tls_files: Option<common::tls::ServerFiles>,
+    /// `--auth-token-file` (the bootstrap info's `agentTokens` wins).
+    pub token_file: Option<PathBuf>,
 }
 
 /// The real side-effect implementations.
@@ -78,6 +84,7 @@ pub async fn run(
     } else {
         api::guard::Sources::only(cfg.allow_from.clone())
     };
+    let mut bootstrap_info = None;
     if let Some(path) = &cfg.bootstrap {
         let info = boot::read(path, cfg.bootstrap_timeout).await?;
         sources.add_management_node(info.management_node_ip.as_deref(), boot::node_cidr(&info));
@@ -97,13 +104,23 @@ pub async fn run(
         }
         tracing::info!(path = %path.display(), management_ip = ?ip, "NICs configured from the bootstrap info");
         mgmt_ip = ip;
+        bootstrap_info = Some(info);
     }
+    let credentials = credentials::start(
+        bootstrap_info.as_ref(),
+        cfg.tls_files.clone(),
+        cfg.token_file.clone(),
+        sys::credentials::CredentialFile::in_dir(&cfg.state_dir),
+    )?;
+    tracing::info!(credentials = %credentials.credentials.describe(), "client authentication");
+    let tls = credentials.credentials.tls.clone();
     let listen = boot::listen_addr(cfg.listen, mgmt_ip);
     let engine = Arc::new(Mutex::new(engine));
     let state = api::AppState {
         engine: engine.clone(),
         uuid: Arc::new(RwLock::new(String::new())),
         sources: Arc::new(sources),
+        credentials: Arc::new(credentials),
     };
     let drift = tokio::spawn(drift_loop(engine.clone(), cfg.drift_check));
     let health = tokio::spawn(health_loop(engine));
@@ -117,10 +134,11 @@ pub async fn run(
     }
     // The peer address is what `api::guard` decides on: common::serve puts
     // it (ConnectInfo) into every request.
-    common::serve::serve(
+    common::serve::serve_tls(
         listener,
         api::router(state),
         common::serve::Limits::vr_agent(),
+        tls,
         shutdown,
     )
     .await?;

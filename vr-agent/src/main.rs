@@ -45,6 +45,24 @@ struct Args {
     /// pressed: the VR image has no logind or acpid.
     #[arg(long, env = "VR_AGENT_POWER_BUTTON")]
     power_button: bool,
+    /// Mutual TLS: the agent's certificate chain (PEM). With --tls-key and
+    /// --tls-client-ca the port speaks HTTPS only and every client must
+    /// present a certificate of the client CA (extended key usage
+    /// clientAuth). Reloaded within 2 s of a change and on SIGHUP. The
+    /// bootstrap info's agentTls, when present, is used instead.
+    #[arg(long, env = "VR_AGENT_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// Mutual TLS: the private key of --tls-cert (PEM).
+    #[arg(long, env = "VR_AGENT_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA (PEM) client certificates must chain to.
+    #[arg(long, env = "VR_AGENT_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Bearer tokens, one per line: every request but GET /healthz must
+    /// carry `Authorization: Bearer <one of them>`. Reloaded on change.
+    /// The bootstrap info's agentTokens, when present, are used instead.
+    #[arg(long, env = "VR_AGENT_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -60,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
     if args.power_button {
         vr_agent::sys::power::watch();
     }
+    let tls_files =
+        common::credentials::server_files(args.tls_cert, args.tls_key, args.tls_client_ca)?;
     let sys = vr_agent::real_sys(&args.state_dir)?;
     let cfg = vr_agent::Config {
         listen: args.listen,
@@ -69,6 +89,8 @@ async fn main() -> anyhow::Result<()> {
         drift_check: Duration::from_secs(args.drift_check_secs),
         allow_from: args.allow_from,
         allow_any_source: args.allow_any_source,
+        tls_files,
+        token_file: args.auth_token_file,
     };
     if let Err(e) = vr_agent::run(cfg, sys, shutdown()).await {
         // Said on the console too: a router that cannot boot must say why.

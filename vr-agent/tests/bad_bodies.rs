@@ -68,6 +68,7 @@ async fn router_over_fakes() -> Router {
         engine: Arc::new(tokio::sync::Mutex::new(engine)),
         uuid: Default::default(),
         sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
+        credentials: std::sync::Arc::new(vr_agent::credentials::Live::none()),
     };
     Router {
         app: router(state),

@@ -40,6 +40,7 @@ async fn router_over_fakes(dir: &std::path::Path) -> axum::Router {
         engine: Arc::new(tokio::sync::Mutex::new(engine)),
         uuid: Default::default(),
         sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
+        credentials: std::sync::Arc::new(vr_agent::credentials::Live::none()),
     })
 }
 

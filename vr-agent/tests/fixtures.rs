@@ -58,6 +58,7 @@ async fn vr() -> Box {
         engine: Arc::new(tokio::sync::Mutex::new(engine)),
         uuid: Default::default(),
         sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
+        credentials: std::sync::Arc::new(vr_agent::credentials::Live::none()),
     };
     Box {
         app: router(state),

@@ -37,6 +37,8 @@ impl Agent {
                     drift_check: Duration::ZERO,
                     allow_from: vec!["10.0.0.2".parse().unwrap()],
                     allow_any_source: false,
+                    tls_files: None,
+                    token_file: None,
                 };
                 vr_agent::run(cfg, sys, async {
                     let _ = rx.await;

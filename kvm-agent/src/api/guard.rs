@@ -14,6 +14,9 @@
 //!   nothing, and a new management node (HA failover) probes with echo;
 //! * `callbackurl` and `sendCommandUrl` must name the requesting peer or a
 //!   controller address (no POSTs into other networks).
+//! * With `--auth-token-file`, every request but `GET /healthz` needs the
+//!   bearer token first (401); with `--tls-*` the handshake already
+//!   demanded a client certificate, whose subject the audit line names.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -38,6 +41,8 @@ tokio::task_local! {
 /// command's result is known (in async mode, when the callback is made).
 pub struct AuditCtx {
     peer: String,
+    /// The client certificate's subject (mutual TLS).
+    certificate: Option<String>,
     path: String,
     uuids: Vec<String>,
     /// The body decoded into the command (the handler will run).
@@ -52,6 +57,7 @@ impl AuditCtx {
         tracing::info!(
             target: "audit",
             peer = %self.peer,
+            certificate = self.certificate.as_deref().unwrap_or("-"),
             path = %self.path,
             result = %result,
             uuids = ?self.uuids,
@@ -358,6 +364,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let peer = peer_addr.and_then(|a| v4(a.ip()));
     let path = req.uri().path().trim_end_matches('/').to_string();
     let path = if path.is_empty() { "/".into() } else { path };
+    let who = peer_addr.map_or("unknown".into(), |a| a.to_string());
+    if let Some(refused) = state
+        .credentials
+        .refusal("kvm-agent", &who, &path, req.headers())
+    {
+        return refused;
+    }
     if path == "/host/echo" || path == "/healthz" {
         return next.run(req).await;
     }
@@ -420,8 +433,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     if !audited {
         return next.run(req).await;
     }
+    let certificate = req
+        .extensions()
+        .get::<common::tls::PeerCertificate>()
+        .map(|c| c.0.clone());
     let ctx = Arc::new(AuditCtx {
-        peer: peer_addr.map_or("unknown".into(), |a| a.to_string()),
+        peer: who,
+        certificate,
         path: path.clone(),
         uuids,
         decoded: AtomicBool::new(false),

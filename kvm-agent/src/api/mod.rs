@@ -41,6 +41,9 @@ pub struct Agent {
     pub vm: VmSide,
     /// Who may send commands (see `guard`); open in `Agent::new`.
     pub peers: guard::Peers,
+    /// Client certificate and bearer token requirements (none in
+    /// `Agent::new`).
+    pub credentials: common::credentials::Credentials,
 }
 
 /// The VM half of the agent: libvirt (absent when it could not be opened at
@@ -112,6 +115,7 @@ impl Agent {
             session: std::sync::Mutex::new(Session::default()),
             vm: VmSide::default(),
             peers: guard::Peers::open(),
+            credentials: Default::default(),
         }
     }
 
@@ -122,6 +126,11 @@ impl Agent {
 
     pub fn with_peers(mut self, peers: guard::Peers) -> Self {
         self.peers = peers;
+        self
+    }
+
+    pub fn with_credentials(mut self, credentials: common::credentials::Credentials) -> Self {
+        self.credentials = credentials;
         self
     }
 }

@@ -16,6 +16,11 @@
 //! * Every mutating command writes one line (target `audit`): peer, path,
 //!   result, and the engine generation in force after it.
 //!
+//! * With a token (bootstrap `agentTokens` or `--auth-token-file`), every
+//!   request but `GET /healthz` needs `Authorization: Bearer` (401); with
+//!   mutual TLS the handshake already demanded a client certificate, whose
+//!   subject the audit line names.
+//!
 //! The listener is bound to the management NIC (`boot::bind_listener`): this
 //! check is on top of that, not instead.
 
@@ -162,6 +167,8 @@ tokio::task_local! {
 /// async mode, in the command's own task).
 pub struct AuditCtx {
     peer: String,
+    /// The client certificate's subject (mutual TLS).
+    certificate: Option<String>,
     path: String,
     generation: Mutex<Option<u64>>,
     /// The body decoded into the command (its handler logs the line).
@@ -174,6 +181,7 @@ impl AuditCtx {
         tracing::info!(
             target: "audit",
             peer = %self.peer,
+            certificate = self.certificate.as_deref().unwrap_or("-"),
             path = %self.path,
             result = %result,
             generation = ?generation,
@@ -258,6 +266,15 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     if let Some(why) = sources.refusal(peer) {
         return refuse(StatusCode::FORBIDDEN, why);
     }
+    let who = peer_addr.map_or("in-process".into(), |a| a.to_string());
+    if let Some(refused) =
+        state
+            .credentials
+            .credentials
+            .refusal("vr-agent", &who, &path, req.headers())
+    {
+        return refused;
+    }
     if let Some(cb) = req.headers().get(common::agent::HEADER_CALLBACK_URL) {
         let cb = String::from_utf8_lossy(cb.as_bytes()).into_owned();
         if !cb.is_empty()
@@ -269,8 +286,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     if read_only(&path) {
         return next.run(req).await;
     }
+    let certificate = req
+        .extensions()
+        .get::<common::tls::PeerCertificate>()
+        .map(|c| c.0.clone());
     let ctx = Arc::new(AuditCtx {
-        peer: peer_addr.map_or("in-process".into(), |a| a.to_string()),
+        peer: who,
+        certificate,
         path,
         generation: Mutex::new(None),
         decoded: Default::default(),

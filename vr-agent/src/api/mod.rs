@@ -34,6 +34,8 @@ pub struct AppState {
     pub uuid: Arc<RwLock<String>>,
     /// Who may send commands (see `guard`).
     pub sources: Arc<guard::Sources>,
+    /// Client certificate and token requirements, and their rotation.
+    pub credentials: Arc<crate::credentials::Live>,
 }
 
 /// The node posts `/echo` and `/type` with `syncJsonPost`/`echo` (any
@@ -81,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/certificate/create", cmd(ASYNC, certificate_create))
         .route("/certificates/create", cmd(ASYNC, certificates_create))
         .route("/certificate/delete", cmd(ASYNC, certificate_delete))
+        .route("/agent/credentials", cmd(ASYNC, agent_credentials))
         .route("/healthz", get(healthz))
         .route("/state", get(state_json))
         .route("/metrics", get(metrics));
@@ -531,6 +534,22 @@ async fn certificate_delete(s: AppState, c: vr::CertificateCmd) -> Result<Ok, Ap
         )));
     }
     apply(&s, Edit::Lb(LbEdit::DeleteCert(c.uuid))).await
+}
+
+/// Our extension: new TLS material and/or tokens, in force for the next
+/// connection (see `crate::credentials`).
+async fn agent_credentials(s: AppState, c: vr::AgentCredentialsCmd) -> Result<Ok, ApiError> {
+    use crate::credentials::CredentialError as E;
+    bounded(&c)?;
+    match s.credentials.rotate(&c) {
+        Result::Ok(what) => {
+            tracing::info!(target: "audit", changed = %what, "agent credentials replaced");
+            Result::Ok(Ok {})
+        }
+        Err(E::Invalid(m)) => Err(ApiError::bad_request(m)),
+        Err(E::Conflict(m)) => Err(ApiError::conflict(m)),
+        Err(E::Store(m)) => Err(ApiError::internal(m)),
+    }
 }
 
 async fn healthz(State(s): State<AppState>) -> axum::Json<serde_json::Value> {

@@ -2,6 +2,7 @@
 //! records calls (for tests that run without root).
 
 pub mod conntrack;
+pub mod credentials;
 pub mod dnsmasq;
 pub mod firewall;
 pub mod haproxy;

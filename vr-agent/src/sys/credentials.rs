@@ -1,0 +1,60 @@
+//! `credentials.json` in the state dir: what a rotation installed (see
+//! `crate::credentials`). Written atomically, mode 0600 (it holds a
+//! private key).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use crate::credentials::Persisted;
+
+#[derive(Debug, Clone)]
+pub struct CredentialFile {
+    path: PathBuf,
+}
+
+impl CredentialFile {
+    pub fn in_dir(state_dir: &std::path::Path) -> CredentialFile {
+        CredentialFile {
+            path: state_dir.join("credentials.json"),
+        }
+    }
+
+    pub fn load(&self) -> Result<Option<Persisted>, String> {
+        match std::fs::read(&self.path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", self.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.path.display())),
+        }
+    }
+
+    pub fn save(&self, p: &Persisted) -> Result<(), String> {
+        let err = |e: std::io::Error| format!("{}: {e}", self.path.display());
+        let tmp = self.path.with_extension("tmp");
+        let body = serde_json::to_vec(p).map_err(|e| e.to_string())?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?;
+        f.write_all(&body).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self) -> Result<(), String> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("{}: {e}", self.path.display())),
+        }
+    }
+}
