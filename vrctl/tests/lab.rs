@@ -40,7 +40,17 @@ impl Lab {
         let mut all = vec!["--netns", mn.as_str()];
         all.extend_from_slice(args);
         let records = self.state().join("vrctl");
-        vrctl(&all, &[("VRCTL_STATE_DIR", records.to_str().unwrap())])
+        // The lab runs with mutual TLS and a token: its CA and credentials.
+        let pki = self.state().join("pki");
+        let token = pki.join("token");
+        vrctl(
+            &all,
+            &[
+                ("VRCTL_STATE_DIR", records.to_str().unwrap()),
+                ("VRCTL_PKI_DIR", pki.to_str().unwrap()),
+                ("VRCTL_TOKEN_FILE", token.to_str().unwrap()),
+            ],
+        )
     }
     fn sh(&self, script: &str) -> String {
         let out = Command::new("bash").args(["-c", script]).output().unwrap();
