@@ -77,6 +77,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     enable_forwarding();
     let port = cfg.listen.map_or(boot::AGENT_PORT, |l| l.port());
+    model::checks::set_agent_port(port);
     let mut engine = Engine::start(sys, port).await?;
     let mut mgmt_ip = None;
     let mut sources = if cfg.allow_any_source {

@@ -89,6 +89,13 @@ fn entries_on_the_management_ip_and_agent_port_are_conflicts() {
             "category": "Management"}]}),
         &[MGMT_MAC, MGMT_IP, "10.0.0.26"],
     );
+    conflict(
+        &lab,
+        "/removenic",
+        json!({"nics": [{"ip": MGMT_IP, "mac": MGMT_MAC, "netmask": "255.255.255.0",
+            "category": "Management"}]}),
+        &[MGMT_MAC, "management NIC"],
+    );
     // Other ports and other VIPs stay fine.
     lab.ok(
         "/createportforwarding",
@@ -197,5 +204,60 @@ fn commands_only_from_allowed_controllers_and_callbacks_only_to_them() {
     assert!(
         line.contains("10.0.0.2") && line.contains("generation") && line.contains("success"),
         "{line}"
+    );
+}
+
+#[test]
+fn the_protected_port_is_the_one_the_agent_listens_on() {
+    testbed::require_privileged!();
+    let vr = Netns::new("mpvr").unwrap();
+    let ctl = Netns::new("mpctl").unwrap();
+    testbed::veth(&vr, "eth0", &ctl, "eth0").unwrap();
+    testbed::set_mac(&vr, "eth0", MGMT_MAC).unwrap();
+    testbed::addr(&vr, "eth0", "10.0.0.25/24").unwrap();
+    testbed::addr(&ctl, "eth0", "10.0.0.2/24").unwrap();
+    let state = testbed::TempDir::new("mpstate").unwrap();
+    let agent = testbed::Proc::start(vr.command(
+        env!("CARGO_BIN_EXE_vr-agent"),
+        &[
+            "--listen",
+            "10.0.0.25:7300",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--allow-from",
+            "10.0.0.2",
+            "--drift-check-secs",
+            "0",
+        ],
+    ))
+    .unwrap();
+    let url = |p: &str| format!("http://10.0.0.25:7300{p}");
+    let up = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        testbed::http_post(&ctl, &url("/echo"), "{}", &[]).is_ok_and(|r| r.0 == 200)
+    });
+    assert!(up, "{}", agent.log());
+    let post =
+        |p: &str, body: Value| testbed::http_post(&ctl, &url(p), &body.to_string(), &[]).unwrap();
+    let (code, text) = post(
+        "/configurenic",
+        json!({"nics": [{"ip": MGMT_IP, "mac": MGMT_MAC, "netmask": "255.255.255.0",
+            "category": "Management"}]}),
+    );
+    assert_eq!(code, 200, "{text}");
+    let (code, text) = post(
+        "/createportforwarding",
+        json!({"rules": [pf("steal", MGMT_IP, "tcp", 7300, 7300, 80, 80, None)]}),
+    );
+    assert_eq!(code, 409, "{text}");
+    assert!(text.contains("7300"), "{text}");
+    // 7272 is not the agent's port here: no management-plane conflict
+    // (this topology has no public NIC, which is what it is refused for).
+    let (code, text) = post(
+        "/createportforwarding",
+        json!({"rules": [pf("ok", MGMT_IP, "tcp", 7272, 7272, 80, 80, None)]}),
+    );
+    assert!(
+        code != 409 && !text.contains("agent's port"),
+        "{code} {text}"
     );
 }

@@ -73,13 +73,25 @@ pub fn dhcp_servers(servers: &[(DhcpServer, Vec<DhcpEntry>)]) -> Result<(), Fiel
 // ---- The management plane (issue 14) ----
 //
 // The agent serves the controller on the management NIC's IP, port
-// [`AGENT_PORT`] (the protocol's port). No tenant entry may take that
+// [`agent_port`] (7272, the protocol's, unless `--listen` names another). No tenant entry may take that
 // address or port: a PF or TCP listener there would hand the controller's
 // commands to a guest, an EIP or VIP on it would take the address itself
 // (removing a VIP flushes it from the NIC). Whole-model checks, so the batch
 // path (`validate`), the one-entry path (`check_added`) and boot agree.
 
-use crate::boot::AGENT_PORT;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+/// The port the agent serves on (`--listen`'s, else the protocol's 7272):
+/// a fact of the process, set once at start.
+static AGENT_PORT: AtomicU16 = AtomicU16::new(crate::boot::AGENT_PORT);
+
+pub fn set_agent_port(port: u16) {
+    AGENT_PORT.store(port, Ordering::Relaxed);
+}
+
+fn agent_port() -> u16 {
+    AGENT_PORT.load(Ordering::Relaxed)
+}
 use crate::model::lb::{LbMode, Listener};
 use crate::model::{Eip, Invalid, Model, Nic, NicCategory, PortForward, Vip};
 use common::net::Proto;
@@ -98,11 +110,11 @@ fn on_mgmt(ip: Ipv4Addr, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Option<common
 }
 
 pub fn pf_vs_mgmt(r: &PortForward, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Result<(), Invalid> {
-    let covers =
-        r.proto == Proto::Tcp && r.vip_ports.start <= AGENT_PORT && AGENT_PORT <= r.vip_ports.end;
+    let port = agent_port();
+    let covers = r.proto == Proto::Tcp && r.vip_ports.start <= port && port <= r.vip_ports.end;
     match on_mgmt(r.vip, mgmt) {
         Some(mac) if covers => Err(Invalid(format!(
-            "port forwarding rule {}: tcp ports {} on vipIp {} cover the agent's port {AGENT_PORT} on the management IP (management NIC {mac})",
+            "port forwarding rule {}: tcp ports {} on vipIp {} cover the agent's port {port} on the management IP (management NIC {mac})",
             r.uuid, r.vip_ports, r.vip
         ))),
         _ => Ok(()),
@@ -135,9 +147,10 @@ pub fn listener_vs_mgmt(
     l: &Listener,
     mgmt: &[(Ipv4Addr, common::net::Mac)],
 ) -> Result<(), Invalid> {
+    let port = agent_port();
     match on_mgmt(l.vip, mgmt) {
-        Some(mac) if l.port == AGENT_PORT && l.mode != LbMode::Udp => Err(Invalid(format!(
-            "listener {}: {} port {AGENT_PORT} on vip {} is the agent's port on the management IP (management NIC {mac})",
+        Some(mac) if l.port == port && l.mode != LbMode::Udp => Err(Invalid(format!(
+            "listener {}: {} port {port} on vip {} is the agent's port on the management IP (management NIC {mac})",
             l.uuid,
             l.mode.l4(),
             l.vip
@@ -196,6 +209,18 @@ pub fn mgmt_nic_change(old: &Nic, new: &Nic) -> Result<(), Invalid> {
             old.mac,
             was.map_or("none".into(), |i| i.to_string()),
             is.map_or("none".into(), |i| i.to_string())
+        )));
+    }
+    Ok(())
+}
+
+/// `/removenic` of the management NIC would cut the controller off (boot
+/// forgets a management NIC the bootstrap info replaced with its own edit).
+pub fn mgmt_nic_removal(n: &Nic) -> Result<(), Invalid> {
+    if n.category == NicCategory::Management {
+        return Err(Invalid(format!(
+            "nic {}: is the management NIC; removing it would cut the controller off from the agent",
+            n.mac
         )));
     }
     Ok(())

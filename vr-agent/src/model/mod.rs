@@ -266,6 +266,11 @@ impl Model {
                 }
             }
             Edit::RemoveNics(macs) => {
+                for m in macs {
+                    if let Some(n) = self.nics.get(m) {
+                        checks::mgmt_nic_removal(n)?;
+                    }
+                }
                 // The NIC's addresses go with it, VIPs included (zvr flushes
                 // the NIC's addresses).
                 for m in macs {

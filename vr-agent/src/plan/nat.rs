@@ -682,7 +682,7 @@ mod tests {
         );
         // A NIC change rebuilds the table.
         let mut m3 = m;
-        m3.apply(&Edit::RemoveNics(vec![mac("fa:26:9c:aa:00:01")]))
+        m3.apply(&Edit::ForgetNics(vec![mac("fa:26:9c:aa:00:01")]))
             .unwrap();
         assert!(
             change(Some(&old), &render(&m3, &obs).unwrap())
