@@ -655,7 +655,8 @@ fn diff_at(want: &Value, got: &Value, here: String, out: &mut Vec<String>) {
 /// `pub fn router(...)` route literals of an agent's `api/mod.rs`: every
 /// `"/..."` string, less our own GET endpoints.
 pub fn routes_in(source: &str) -> Vec<String> {
-    let ours = ["/healthz", "/state", "/metrics"];
+    // Our additions: no ZStack sender to pin them to.
+    let ours = ["/healthz", "/state", "/metrics", "/agent/credentials"];
     let body = source
         .find("pub fn router(")
         .map(|i| &source[i..])
