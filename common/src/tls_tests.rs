@@ -223,3 +223,48 @@ async fn a_saved_authority_issues_certificates_that_chain_to_its_file() {
     assert_eq!(call(addr, c).await.unwrap().0, "CN=agent-c,O=vrctl");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Under TLS, connections that never finish their handshake count as idle:
+/// at the cap they are closed for new ones, and each is closed after the
+/// header-read timeout anyway.
+#[tokio::test]
+async fn stalled_handshakes_neither_hold_the_server_nor_stay_open() {
+    use tokio::io::AsyncReadExt;
+    let p = pki();
+    let tls = ServerTls::from_pem(&server_pem(&p, &p.server_a)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut limits = crate::serve::Limits::new(&["/echo"]);
+    limits.max_connections = 20;
+    limits.header_read_timeout = std::time::Duration::from_millis(700);
+    let app = Router::new().route("/who", get(|| async { "ok" }));
+    tokio::spawn(crate::serve::serve_tls(
+        listener,
+        app,
+        limits,
+        Some(tls),
+        std::future::pending(),
+    ));
+    let mut stalled = Vec::new();
+    for _ in 0..100 {
+        stalled.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let good = client_config(
+        p.ca.certificate_pem(),
+        &p.client.certificate,
+        &p.client.private_key,
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    call(addr, good).await.unwrap();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        t.elapsed()
+    );
+    // The last stalled one (never evicted: newest) is closed by the timeout.
+    let mut last = stalled.pop().unwrap();
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(3), last.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+}
