@@ -797,7 +797,7 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
                 println!("{summary}");
             } else {
                 let uuid = ping["uuid"].as_str().unwrap_or("");
-                println!("agent         {agent}  (version {version})");
+                println!("agent         {}  (version {version})", c.base());
                 println!(
                     "initialised   {}",
                     if uuid.is_empty() {

@@ -479,7 +479,8 @@ impl Ctx<'_> {
         };
         let boot_secs = t0.elapsed().as_secs_f64();
         self.say(&format!(
-            "agent {url} answers (version {version}) {boot_secs:.1} s after the start"
+            "agent {} answers (version {version}) {boot_secs:.1} s after the start",
+            self.credentials.url(&url)
         ));
         let agent = self.client(&url);
         let steps = apply(&agent, spec, |s| {
