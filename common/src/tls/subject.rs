@@ -24,6 +24,8 @@ fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 }
 
 const SEQUENCE: u8 = 0x30;
+/// Attributes named at most (the line stays short whatever the subject).
+const MAX_PARTS: usize = 8;
 const SET: u8 = 0x31;
 const OID: u8 = 0x06;
 
@@ -71,7 +73,9 @@ fn subject_name(cert: &[u8]) -> Option<String> {
                 return None;
             };
             let (_, value, _) = element(value)?;
-            if let Some(name) = attribute_name(oid) {
+            if let Some(name) = attribute_name(oid)
+                && parts.len() < MAX_PARTS
+            {
                 let text: String = String::from_utf8_lossy(value)
                     .chars()
                     .map(|c| if c.is_control() { '?' } else { c })
