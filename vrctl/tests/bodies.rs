@@ -469,3 +469,34 @@ fn find_fixture(root: &Path, path: &str) -> Option<Value> {
     }
     found
 }
+
+/// With credentials, the bootstrap info carries `agentTls` and
+/// `agentTokens` as the agent reads them (`common::vr::BootstrapInfo`),
+/// and nothing of the kind without.
+#[test]
+fn bootstrap_info_carries_the_routers_credentials_as_the_agent_reads_them() {
+    let spec = lab_spec();
+    let vm = spec.vm.clone().unwrap();
+    let plain = bootstrap_info(&spec, &vm, &Default::default());
+    assert!(plain["info"].get("agentTls").is_none());
+    assert!(plain["info"].get("agentTokens").is_none());
+    let ca = common::pki::Authority::create("bodies CA").unwrap();
+    let issued = ca
+        .issue_server("vr", &["10.0.0.25".parse().unwrap()], &[], 30)
+        .unwrap();
+    let auth = vrctl::router_tls::AgentAuth {
+        tls: Some(common::tls::ServerPem {
+            certificate: issued.certificate.clone(),
+            private_key: issued.private_key.clone(),
+            client_ca: ca.certificate_pem().to_string(),
+        }),
+        tokens: vec!["t".repeat(40)],
+    };
+    let body = bootstrap_info(&spec, &vm, &auth);
+    let info: common::vr::BootstrapInfo = serde_json::from_value(body["info"].clone()).unwrap();
+    let tls = info.agent_tls.expect("agentTls");
+    assert_eq!(tls.certificate, issued.certificate);
+    assert_eq!(tls.private_key, issued.private_key);
+    assert_eq!(tls.client_ca, ca.certificate_pem());
+    assert_eq!(info.agent_tokens, Some(vec!["t".repeat(40)]));
+}
