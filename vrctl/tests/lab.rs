@@ -348,6 +348,26 @@ fn lab_in_namespace_mode_proves_every_service() {
     assert_eq!(report["router"], "namespace");
     assert_eq!(report["why_not_vm"], "--mode namespace");
     assert_all_pass(&report["rows"], "lab up --mode namespace");
+    // The router's certificate rotates through the CLI too; the router
+    // answers on the new one.
+    let spec = lab.state().join("router.json");
+    let spec = spec.to_str().unwrap();
+    let r = lab.ctl(&["vr", "rotate-cert", spec, "--json"]);
+    assert_eq!(r.code, 0, "rotate-cert: {}", r.stderr);
+    let rotated: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_ne!(rotated["serial"], rotated["old_serial"], "{rotated}");
+    assert!(
+        !rotated["old_serial"].as_str().unwrap().is_empty(),
+        "{rotated}"
+    );
+    let r = lab.ctl(&["vr", "status", spec]);
+    assert_eq!(r.code, 0, "status after rotate-cert: {}", r.stderr);
+    assert!(r.stdout.contains("https://10.0.0.25:7272"), "{}", r.stdout);
+    // Without the lab's credentials the router refuses (diagnosis 7).
+    let mn = lab.ns("mn");
+    let r = vrctl(&["--netns", &mn, "vr", "status", spec], &[]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stderr.contains("requires TLS"), "{}", r.stderr);
     let r = vrctl(&["lab", "down", "--name", lab.0], &[]);
     assert_eq!(r.code, 0);
     assert_eq!(
