@@ -8,6 +8,7 @@ pub mod callback;
 pub mod credentials;
 pub mod image;
 pub mod json;
+pub mod logging;
 pub mod net;
 pub mod objects_only;
 #[cfg(feature = "pki")]

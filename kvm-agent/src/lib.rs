@@ -2,6 +2,15 @@
 //! host's addresses and routes make-before-break (DESIGN.md section 5), and
 //! the host endpoints of ZStack's kvmagent protocol.
 
+/// What `--version` prints: the package version, the git commit of a
+/// release build (see common/build_commit.rs) and the protocol spoken.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AGENTS_BUILD_COMMIT"),
+    "; ZStack kvmagent protocol as of zstackio/zstack 5a29293b)"
+);
+
 pub mod api;
 pub mod bridge;
 pub mod netstate;

@@ -14,7 +14,7 @@ use kvm_agent::sys::sysctl::ProcSys;
 
 /// The compute-host agent (ZStack kvmagent protocol).
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version = kvm_agent::VERSION_LINE)]
 struct Args {
     /// Address and port to serve on.
     #[arg(long, env = "KVM_AGENT_LISTEN", default_value = "0.0.0.0:7070")]
@@ -121,13 +121,7 @@ fn domain_type(arg: &str, host: &HostProbe) -> anyhow::Result<DomainType> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    common::logging::init("KVM_AGENT_LOG", "info");
     let args = Args::parse();
     kvm_agent::sys::store::private_dir(&args.state_dir)
         .with_context(|| format!("creating state dir {}", args.state_dir.display()))?;

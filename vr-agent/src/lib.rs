@@ -6,6 +6,15 @@
 //! * `plan/`   pure functions: desired state -> nft text, link operations
 //! * `sys/`    side effects, one trait each (nft, netlink, conntrack, store)
 
+/// What `--version` prints: the package version, the git commit of a
+/// release build (see common/build_commit.rs) and the protocol spoken.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AGENTS_BUILD_COMMIT"),
+    "; ZStack virtual-router protocol, zvrVersion 5.2.0.0)"
+);
+
 pub mod api;
 pub mod boot;
 pub mod credentials;
@@ -188,3 +197,15 @@ async fn health_loop(engine: Arc<Mutex<Engine>>) {
 }
 
 const HEALTH_EVERY: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn version_line_names_the_protocol_level_we_report() {
+        assert!(
+            crate::VERSION_LINE.contains(crate::api::ZVR_VERSION),
+            "{}",
+            crate::VERSION_LINE
+        );
+    }
+}

@@ -7,7 +7,7 @@ use clap::Parser;
 /// The virtual router's agent: NAT, VIPs, DHCP, DNS and load balancing,
 /// driven by the controller over HTTP (ZStack VR protocol).
 #[derive(Parser)]
-#[command(version)]
+#[command(version = vr_agent::VERSION_LINE)]
 struct Args {
     /// Address and port to serve the protocol on [default: the management
     /// IP of the bootstrap info, port 7272; without a bootstrap file,
@@ -67,13 +67,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VR_AGENT_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    common::logging::init("VR_AGENT_LOG", "info");
     let args = Args::parse();
     if args.power_button {
         vr_agent::sys::power::watch();
@@ -95,7 +89,9 @@ async fn main() -> anyhow::Result<()> {
     if let Err(e) = vr_agent::run(cfg, sys, shutdown()).await {
         // Said on the console too: a router that cannot boot must say why.
         tracing::error!("{e:#}");
-        eprintln!("vr-agent: {e:#}");
+        if !common::logging::stderr_is_journal() {
+            eprintln!("vr-agent: {e:#}");
+        }
         std::process::exit(1);
     }
     Ok(())

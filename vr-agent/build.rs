@@ -1,0 +1,2 @@
+// See common/build_commit.rs.
+include!("../common/build_commit.rs");
