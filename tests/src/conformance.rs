@@ -656,7 +656,14 @@ fn diff_at(want: &Value, got: &Value, here: String, out: &mut Vec<String>) {
 /// `"/..."` string, less our own GET endpoints.
 pub fn routes_in(source: &str) -> Vec<String> {
     // Our additions: no ZStack sender to pin them to.
-    let ours = ["/healthz", "/state", "/metrics", "/agent/credentials"];
+    let ours = [
+        "/healthz",
+        "/readyz",
+        "/state",
+        "/metrics",
+        "/metrics/zstack",
+        "/agent/credentials",
+    ];
     let body = source
         .find("pub fn router(")
         .map(|i| &source[i..])

@@ -102,6 +102,14 @@ pub struct Stats {
     pub haproxy_restarts: u64,
     /// Children restarted because they stopped answering their probe.
     pub hung_restarts: u64,
+    /// haproxy reloads (or starts) that failed.
+    pub haproxy_reload_failures: u64,
+    /// Seconds per applied edit, by section (`crate::metrics::section`).
+    pub apply_seconds: std::collections::BTreeMap<&'static str, crate::metrics::Histogram>,
+    /// The last edit's error, None when it was applied (`/readyz`).
+    pub last_apply_error: Option<String>,
+    /// A drifted table whose repair failed (`/readyz`).
+    pub drift_unrepaired: bool,
 }
 
 impl Engine {
@@ -176,6 +184,12 @@ impl Engine {
             crate::sys::memory::trim();
         }
         let ms = t.elapsed().as_secs_f64() * 1000.0;
+        self.stats
+            .apply_seconds
+            .entry(crate::metrics::section(&edit))
+            .or_default()
+            .observe(ms / 1000.0);
+        self.stats.last_apply_error = r.as_ref().err().map(|e| e.to_string());
         match &r {
             Ok(()) => {
                 self.stats.applies += 1;
@@ -529,6 +543,11 @@ impl Engine {
         }
     }
 
+    /// The nft side, for reading counters without the engine lock.
+    pub fn firewall(&self) -> Arc<dyn crate::sys::firewall::Firewall> {
+        self.sys.firewall.clone()
+    }
+
     /// The haproxy side, for reading statistics without the engine lock.
     pub fn haproxy(&self) -> Arc<dyn crate::sys::haproxy::Haproxy> {
         self.sys.haproxy.clone()
@@ -616,7 +635,10 @@ impl Engine {
                 // Unknown until the reload succeeds: a failed reload is
                 // retried by the next edit.
                 self.haproxy_files = None;
-                h.reload().await.map_err(apply_err)?;
+                if let Err(e) = h.reload().await {
+                    self.stats.haproxy_reload_failures += 1;
+                    return Err(apply_err(e));
+                }
                 self.stats.haproxy_reloads += 1;
                 self.haproxy_files = Some(files);
                 self.haproxy_reload_pending = false;

@@ -19,6 +19,7 @@ pub mod api;
 pub mod boot;
 pub mod credentials;
 pub mod engine;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod sys;

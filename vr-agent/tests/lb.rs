@@ -219,7 +219,7 @@ fn weighted_round_robin_and_source_and_health() {
         "{text}"
     );
     assert!(
-        text.contains("vr_agent_lb_sessions_total{listener=\"web\""),
+        text.contains("vr_agent_lb_listener_sessions_total{listener=\"web\""),
         "{text}"
     );
 

@@ -242,7 +242,15 @@ where
 fn read_only(path: &str) -> bool {
     matches!(
         path,
-        "/echo" | "/type" | "/test" | "/ping" | "/healthz" | "/state" | "/metrics"
+        "/echo"
+            | "/type"
+            | "/test"
+            | "/ping"
+            | "/healthz"
+            | "/readyz"
+            | "/state"
+            | "/metrics"
+            | "/metrics/zstack"
     )
 }
 

@@ -86,7 +86,9 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/credentials", cmd(ASYNC, agent_credentials))
         .route("/healthz", get(healthz))
         .route("/state", get(state_json))
-        .route("/metrics", get(metrics));
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/metrics/zstack", get(metrics_zstack));
     let r = r.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         guard::layer,
@@ -566,90 +568,89 @@ async fn state_json(State(s): State<AppState>) -> axum::Json<serde_json::Value> 
     }))
 }
 
-/// Prometheus text: the engine's counters, and haproxy's statistics per
-/// listener, backend and server.
-async fn metrics(State(s): State<AppState>) -> String {
-    let (mut out, haproxy, listeners) = {
+/// `/readyz`: 200 when the data plane is as applied, else 503 naming
+/// what is wrong (`/healthz` only says the agent answers).
+async fn readyz(State(s): State<AppState>) -> axum::response::Response {
+    use crate::metrics::ready;
+    use axum::response::IntoResponse;
+    let (stats, dnsmasq, haproxy) = {
         let e = s.engine.lock().await;
-        let uuids: Vec<String> = e.model().lb.proxied().map(|l| l.uuid.clone()).collect();
-        (engine_metrics(&e), e.haproxy(), uuids)
+        (e.stats(), e.dnsmasq(), e.haproxy())
     };
+    let r = ready::judge(&ready::Facts {
+        last_apply_error: stats.last_apply_error.as_deref(),
+        drift_unrepaired: stats.drift_unrepaired,
+        dnsmasq_healthy: dnsmasq.healthy().await,
+        haproxy_healthy: haproxy.healthy().await,
+    });
+    let code = if r.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(r)).into_response()
+}
+
+/// What one scrape reads: clones under the engine lock, then the kernel
+/// and the children without it.
+async fn scrape(s: &AppState) -> crate::metrics::Scrape {
+    let (model, stats, generation, netlink, firewall, haproxy, dnsmasq) = {
+        let e = s.engine.lock().await;
+        (
+            e.model().clone(),
+            e.stats(),
+            e.generation(),
+            e.netlink(),
+            e.firewall(),
+            e.haproxy(),
+            e.dnsmasq(),
+        )
+    };
+    let links = netlink.links().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "metrics: cannot list links");
+        Default::default()
+    });
+    let nat = match firewall.list(crate::plan::nat::TABLE).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot list the nft table");
+            None
+        }
+    };
+    let listeners: Vec<String> = model.lb.proxied().map(|l| l.uuid.clone()).collect();
+    let mut rows = vec![];
     if !listeners.is_empty() {
         match haproxy.stats().await {
             Ok(Some(csv)) => {
                 let names: Vec<&str> = listeners.iter().map(String::as_str).collect();
-                out.push_str(&crate::sys::haproxy::prometheus(&csv, &names));
+                rows = crate::sys::haproxy::stat_rows(&csv, &names);
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read haproxy statistics"),
         }
     }
-    out
+    crate::metrics::Scrape {
+        model,
+        stats,
+        generation,
+        links,
+        nat,
+        haproxy: rows,
+        dhcp_leases: dnsmasq.leases().len(),
+        conntrack: crate::metrics::read_conntrack(),
+    }
 }
 
-fn engine_metrics(e: &Engine) -> String {
-    let st = &e.stats();
-    let m = e.model();
-    let mut out = String::new();
-    for (name, help, value) in [
-        ("vr_agent_applies_total", "Edits applied.", st.applies),
-        (
-            "vr_agent_apply_failures_total",
-            "Edits refused or failed.",
-            st.failures,
-        ),
-        (
-            "vr_agent_nft_full_renders_total",
-            "Whole-table nft transactions.",
-            st.full_renders,
-        ),
-        (
-            "vr_agent_nft_drift_repairs_total",
-            "Times our table was found edited and replaced.",
-            st.drift_repairs,
-        ),
-        (
-            "vr_agent_conntrack_deleted_total",
-            "Stale conntrack entries removed.",
-            st.conntrack_deleted,
-        ),
-        (
-            "vr_agent_dnsmasq_restarts_total",
-            "Times dnsmasq died and was restarted.",
-            st.dnsmasq_restarts,
-        ),
-        (
-            "vr_agent_haproxy_reloads_total",
-            "Hitless haproxy reloads (or starts) for a new config.",
-            st.haproxy_reloads,
-        ),
-        (
-            "vr_agent_haproxy_restarts_total",
-            "Times haproxy died and was restarted.",
-            st.haproxy_restarts,
-        ),
-        (
-            "vr_agent_child_hung_restarts_total",
-            "Times dnsmasq or haproxy stopped answering its probe and was restarted.",
-            st.hung_restarts,
-        ),
-    ] {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-        ));
-    }
-    for (kind, n) in [
-        ("port_forward", m.port_forwards.len()),
-        ("eip", m.eips.len()),
-        ("vip", m.vips.len()),
-        ("snat", m.snats.len()),
-        ("dhcp_entry", m.dhcp.entries.len()),
-        ("nic", m.nics.len()),
-        ("lb_listener", m.lb.listeners.len()),
-        ("certificate", m.lb.certificates.len()),
-    ] {
-        out.push_str(&format!("vr_agent_entries{{kind=\"{kind}\"}} {n}\n"));
-    }
-    out.push_str(&format!("vr_agent_generation {}\n", e.generation()));
-    out
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Prometheus text (see `crate::metrics`).
+async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    let text = crate::metrics::render(&scrape(&s).await);
+    ([(axum::http::header::CONTENT_TYPE, PROMETHEUS_TEXT)], text)
+}
+
+/// The counters under ZStack's zvr names (see `crate::metrics::zstack`).
+async fn metrics_zstack(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    let text = crate::metrics::zstack::render(&scrape(&s).await);
+    ([(axum::http::header::CONTENT_TYPE, PROMETHEUS_TEXT)], text)
 }

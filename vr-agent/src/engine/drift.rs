@@ -116,7 +116,11 @@ impl Engine {
             drifted = true;
             let r = self.nft(table, &script).await;
             self.take_listings().await;
+            self.stats.drift_unrepaired = r.is_err();
             r.map_err(apply_err)?;
+        }
+        if !drifted {
+            self.stats.drift_unrepaired = false;
         }
         Ok(drifted)
     }

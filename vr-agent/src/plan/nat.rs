@@ -88,6 +88,19 @@ const SETS: &[(&str, &str)] = &[
     ),
     ("hairpin_nets", "type ifname . ipv4_addr; flags interval;"),
     ("reject_into", "type ifname;"),
+    // Per-rule packet and byte counters (`/metrics`): one element per EIP,
+    // port forward and SNAT network, counted in filter chains that see
+    // every packet (the NAT chains see only a connection's first).
+    ("count_eip_in", "type ipv4_addr; counter;"),
+    ("count_eip_out", "type ifname . ipv4_addr; counter;"),
+    (
+        "count_pf_in",
+        "type ipv4_addr . inet_proto . inet_service; flags interval; counter;",
+    ),
+    (
+        "count_snat_out",
+        "type ifname . ipv4_addr; flags interval; counter;",
+    ),
 ];
 
 /// The packet mark bit of a connection to a port forward with
@@ -140,6 +153,7 @@ pub fn render(model: &Model, obs: &Observed) -> Result<Ruleset, PlanError> {
                 format!("\"{pub_if}\" . {} : {}", s.private_net, s.public_ip),
                 Some(FlowMatch::SrcNet(s.private_net)),
             );
+            add("count_snat_out", snat_counter(&pub_if, s), None);
         }
     }
 
@@ -197,6 +211,8 @@ pub fn eip_elements(e: &Eip, links: &BTreeMap<Mac, IfName>) -> Result<Vec<Elemen
     if e.snat_inbound {
         out.push(("eip_inbound", format!("\"{priv_if}\" . {}", e.guest), None));
     }
+    out.push(("count_eip_in", e.vip.to_string(), None));
+    out.push(("count_eip_out", format!("\"{pub_if}\" . {}", e.guest), None));
     Ok(out)
 }
 
@@ -242,7 +258,13 @@ pub fn pf_elements(
     if r.snat_inbound {
         out.push(("pf_inbound", key.clone(), None));
     }
+    out.push(("count_pf_in", key, None));
     Ok(out)
+}
+
+/// The counter element of an SNAT network leaving by `pub_if`.
+pub fn snat_counter(pub_if: &IfName, s: &crate::model::Snat) -> String {
+    format!("\"{pub_if}\" . {}", s.private_net)
 }
 
 /// An element-level change of `applied`: remove `gone`, add `came`. Returns
@@ -356,6 +378,27 @@ fn skeleton(mgmt: Option<&IfName>, agent_port: u16) -> (String, BTreeMap<&'stati
     let l4 = "meta l4proto { tcp, udp }";
     let key = "ip daddr . meta l4proto . th dport";
     let chains: Vec<(&'static str, &str, Vec<String>)> = vec![
+        (
+            // Before DNAT: the destination is still the VIP.
+            "count_in",
+            "type filter hook prerouting priority mangle; policy accept;",
+            vec![
+                "ip daddr @count_eip_in".into(),
+                format!("{l4} {key} @count_pf_in"),
+            ],
+        ),
+        (
+            // Before SNAT: the source is still the guest. `accept` ends only
+            // this chain (NAT still runs): an EIP guest's packets and the
+            // replies of DNAT'ed connections are not their SNAT network's.
+            "count_out",
+            "type filter hook postrouting priority srcnat - 10; policy accept;",
+            vec![
+                "oifname . ip saddr @count_eip_out accept".into(),
+                "ct status dnat accept".into(),
+                "oifname . ip saddr @count_snat_out".into(),
+            ],
+        ),
         (
             "pf_acl",
             "type filter hook prerouting priority dstnat - 10; policy accept;",
@@ -663,7 +706,9 @@ mod tests {
         assert!(!c.full);
         assert_eq!(
             c.script,
-            "add element ip vragent pf_exact { 172.20.10.100 . tcp . 5000 : 192.168.100.10 . 80 }\n"
+            "add element ip vragent count_pf_in { 172.20.10.100 . tcp . 5000 }\n\
+             add element ip vragent pf_exact { 172.20.10.100 . tcp . 5000 : 192.168.100.10 . 80 }\n",
+            "the rule's element and its counter, in one transaction"
         );
         assert_eq!(
             c.stale.into_iter().collect::<Vec<_>>(),

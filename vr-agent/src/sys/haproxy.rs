@@ -264,13 +264,36 @@ pub fn parse_show_proc(text: &str) -> Procs {
     p
 }
 
-/// Prometheus lines from `show stat` CSV: per listener (frontend) and per
-/// backend and server, labelled with the listener uuid. `listeners` maps
-/// haproxy proxy names back to listeners.
-pub fn prometheus(csv: &str, listeners: &[&str]) -> String {
+/// What one `show stat` line counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatKind {
+    Listener,
+    Backend,
+    Server,
+}
+
+/// One line of `show stat` that belongs to a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatRow {
+    pub kind: StatKind,
+    pub listener: String,
+    /// haproxy's proxy name (the backend's, for backends and servers).
+    pub proxy: String,
+    /// Server name (`s-<ip>`), empty for listeners and backends.
+    pub server: String,
+    pub up: bool,
+    pub sessions_current: u64,
+    pub sessions_total: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// The rows of `show stat` CSV that belong to `listeners` (uuids; haproxy
+/// proxy names are the uuid or start with `<uuid>-`).
+pub fn stat_rows(csv: &str, listeners: &[&str]) -> Vec<StatRow> {
     let mut lines = csv.lines();
     let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
-        return String::new();
+        return vec![];
     };
     let cols: Vec<&str> = header.split(',').collect();
     let col = |name: &str| cols.iter().position(|c| *c == name);
@@ -283,9 +306,9 @@ pub fn prometheus(csv: &str, listeners: &[&str]) -> String {
         col("bout"),
         col("status"),
     ) else {
-        return String::new();
+        return vec![];
     };
-    let mut out = String::new();
+    let mut out = vec![];
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() <= status {
@@ -299,34 +322,22 @@ pub fn prometheus(csv: &str, listeners: &[&str]) -> String {
             continue;
         };
         let num = |i: usize| f[i].parse::<u64>().unwrap_or(0);
-        let up = u8::from(f[status].starts_with("UP") || f[status] == "OPEN");
-        let labels = match f[sv] {
-            "FRONTEND" => format!("listener=\"{listener}\""),
-            "BACKEND" => format!("listener=\"{listener}\",backend=\"{name}\""),
-            server => format!("listener=\"{listener}\",backend=\"{name}\",server=\"{server}\""),
+        let (kind, server) = match f[sv] {
+            "FRONTEND" => (StatKind::Listener, ""),
+            "BACKEND" => (StatKind::Backend, ""),
+            server => (StatKind::Server, server),
         };
-        let kind = match f[sv] {
-            "FRONTEND" => "listener",
-            "BACKEND" => "backend",
-            _ => "server",
-        };
-        out.push_str(&format!("vr_agent_lb_{kind}_up{{{labels}}} {up}\n"));
-        out.push_str(&format!(
-            "vr_agent_lb_sessions_current{{{labels}}} {}\n",
-            num(scur)
-        ));
-        out.push_str(&format!(
-            "vr_agent_lb_sessions_total{{{labels}}} {}\n",
-            num(stot)
-        ));
-        out.push_str(&format!(
-            "vr_agent_lb_bytes_in_total{{{labels}}} {}\n",
-            num(bin)
-        ));
-        out.push_str(&format!(
-            "vr_agent_lb_bytes_out_total{{{labels}}} {}\n",
-            num(bout)
-        ));
+        out.push(StatRow {
+            kind,
+            listener: listener.to_string(),
+            proxy: name.to_string(),
+            server: server.to_string(),
+            up: f[status].starts_with("UP") || f[status] == "OPEN",
+            sessions_current: num(scur),
+            sessions_total: num(stot),
+            bytes_in: num(bin),
+            bytes_out: num(bout),
+        });
     }
     out
 }
@@ -700,29 +711,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stats_become_prometheus_lines() {
+    fn stat_lines_become_rows_of_their_listener() {
         let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n\
 web,FRONTEND,,,2,5,100,42,1000,2000,0,0,0,,,,,OPEN,\n\
 web,s-192.168.100.11,0,0,1,3,,20,500,900,,0,,0,0,0,0,UP,1\n\
 web-g1,s-192.168.100.12,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1\n\
 web,BACKEND,0,0,1,3,,20,500,900,0,0,,0,0,0,0,UP,3\n\
 stats,FRONTEND,,,0,0,0,0,0,0,0,0,0,,,,,OPEN,\n";
-        let text = prometheus(csv, &["web"]);
-        assert!(
-            text.contains("vr_agent_lb_listener_up{listener=\"web\"} 1\n"),
-            "{text}"
+        let rows = stat_rows(csv, &["web"]);
+        let kinds: Vec<_> = rows
+            .iter()
+            .map(|r| (r.kind, r.proxy.as_str(), r.up))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (StatKind::Listener, "web", true),
+                (StatKind::Server, "web", true),
+                (StatKind::Server, "web-g1", false),
+                (StatKind::Backend, "web", true),
+            ]
         );
-        assert!(
-            text.contains("vr_agent_lb_sessions_total{listener=\"web\"} 42\n"),
-            "{text}"
-        );
-        assert!(text.contains(
-            "vr_agent_lb_server_up{listener=\"web\",backend=\"web\",server=\"s-192.168.100.11\"} 1\n"
-        ), "{text}");
-        assert!(text.contains(
-            "vr_agent_lb_server_up{listener=\"web\",backend=\"web-g1\",server=\"s-192.168.100.12\"} 0\n"
-        ), "{text}");
-        assert!(!text.contains("stats"), "{text}");
+        assert_eq!(rows[0].sessions_total, 42);
+        assert_eq!(rows[1].server, "s-192.168.100.11");
+        assert_eq!((rows[1].bytes_in, rows[1].bytes_out), (500, 900));
+        assert!(rows.iter().all(|r| r.listener == "web"));
     }
 
     #[test]
