@@ -11,6 +11,7 @@ use crate::paths::HostDirs;
 use crate::plan::domain::{self, DomainError, DomainPlan, HostRoom};
 use crate::sys::hypervisor::{Hypervisor, HypervisorError, VmState};
 
+pub mod access;
 pub mod nic;
 pub mod volumes;
 
@@ -22,6 +23,12 @@ pub enum VmError {
     Plan(#[from] DomainError),
     #[error(transparent)]
     Hypervisor(#[from] HypervisorError),
+    #[error("vm {name}: {explained} (libvirt: {libvirt})")]
+    Unreadable {
+        name: String,
+        explained: String,
+        libvirt: String,
+    },
     #[error("vm {name} did not reach Running within {secs} s (state {state:?})")]
     StartTimeout {
         name: String,
@@ -145,6 +152,14 @@ pub fn start(
     if let Err(e) = hv.start(&plan.name, paused) {
         // Leave nothing half-created behind a failed start.
         let _ = hv.undefine(&plan.name);
+        let libvirt = e.to_string();
+        if let Some(explained) = access::explain(&libvirt) {
+            return Err(VmError::Unreadable {
+                name: plan.name.clone(),
+                explained,
+                libvirt,
+            });
+        }
         return Err(e.into());
     }
     let (ok, state) = wait_state(hv, &plan.name, timeout, |s| {
