@@ -155,8 +155,14 @@ mod tests {
         assert_eq!(paths, vec![disk.clone(), PathBuf::from("/var/lib/x.qcow2")]);
         assert_eq!((uid, gid), (other, other));
         let text = explain(&msg).unwrap();
-        assert!(text.contains(&format!("cannot enter {}", private.display())), "{text}");
-        assert!(text.contains("0700") && text.contains(&disk.display().to_string()), "{text}");
+        assert!(
+            text.contains(&format!("cannot enter {}", private.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains("0700") && text.contains(&disk.display().to_string()),
+            "{text}"
+        );
         // Searchable directory, unreadable file.
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o600)).unwrap();
