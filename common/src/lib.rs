@@ -13,6 +13,7 @@ pub mod net;
 pub mod objects_only;
 #[cfg(feature = "pki")]
 pub mod pki;
+pub mod prometheus;
 pub mod reload;
 pub mod serve;
 pub mod systemd;

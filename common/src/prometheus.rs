@@ -1,9 +1,33 @@
-//! Prometheus text exposition (format 0.0.4): every family once, with
-//! HELP and TYPE, its samples together, label values escaped.
+//! Prometheus text exposition (format 0.0.4) for both agents' `/metrics`:
+//! every family once, with HELP and TYPE, its samples together, label
+//! values escaped. Written by hand rather than with a registry crate:
+//! every value is read at scrape time (nft, haproxy, libvirt, /proc), and
+//! the text must stay in the 0.0.4 format promtool checks.
 
 use std::collections::BTreeMap;
 
-use super::Histogram;
+/// Upper bounds (seconds) of the latency histograms' buckets.
+pub const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Histogram {
+    /// Observations per bucket of [`BUCKETS`] (not cumulative).
+    pub buckets: [u64; BUCKETS.len()],
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, v: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| v <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -69,7 +93,7 @@ impl Exposition {
     pub fn histogram(&mut self, name: &str, help: &'static str, labels: Labels, h: &Histogram) {
         let mut lines = vec![];
         let mut cumulative = 0;
-        for (le, n) in super::BUCKETS.iter().zip(&h.buckets) {
+        for (le, n) in BUCKETS.iter().zip(&h.buckets) {
             cumulative += n;
             let le = le.to_string();
             lines.push(sample(

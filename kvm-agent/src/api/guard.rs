@@ -72,6 +72,8 @@ impl AuditCtx {
 pub struct Audited<R> {
     pub inner: R,
     pub ctx: Option<Arc<AuditCtx>>,
+    /// The request's path, for the latency histogram (`metrics::PATH`).
+    pub path: Option<Arc<str>>,
 }
 
 impl<'de, R: serde::Deserialize<'de>> serde::Deserialize<'de> for Audited<R> {
@@ -81,7 +83,8 @@ impl<'de, R: serde::Deserialize<'de>> serde::Deserialize<'de> for Audited<R> {
         if let Some(c) = &ctx {
             c.decoded.store(true, Ordering::SeqCst);
         }
-        Ok(Audited { inner, ctx })
+        let path = super::metrics::PATH.try_with(Arc::clone).ok();
+        Ok(Audited { inner, ctx, path })
     }
 }
 
@@ -306,6 +309,7 @@ fn read_only(path: &str) -> bool {
         path,
         "/host/echo"
             | "/healthz"
+            | "/metrics"
             | "/host/ping"
             | "/host/capacity"
             | "/host/fact"

@@ -4,6 +4,7 @@
 mod bootstrap;
 pub mod guard;
 mod host;
+pub mod metrics;
 mod network;
 pub mod vm;
 
@@ -44,6 +45,8 @@ pub struct Agent {
     /// Client certificate and bearer token requirements (none in
     /// `Agent::new`).
     pub credentials: common::credentials::Credentials,
+    /// Command latency per path (`GET /metrics`).
+    pub latency: metrics::Latency,
 }
 
 /// The VM half of the agent: libvirt (absent when it could not be opened at
@@ -116,6 +119,7 @@ impl Agent {
             vm: VmSide::default(),
             peers: guard::Peers::open(),
             credentials: Default::default(),
+            latency: Default::default(),
         }
     }
 
@@ -174,11 +178,17 @@ where
     F: Fn(AppState, Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Rsp, common::agent::ApiError>> + Send + 'static,
 {
-    move |state, req: guard::Audited<Req>| {
+    move |state: AppState, req: guard::Audited<Req>| {
+        let timer = req
+            .path
+            .map(|p| (state.clone(), p, std::time::Instant::now()));
         let fut = f(state, req.inner);
         let ctx = req.ctx;
         Box::pin(async move {
             let r = fut.await;
+            if let Some((state, path, t)) = timer {
+                state.latency.observe(&path, t.elapsed().as_secs_f64());
+            }
             guard::audit_result(ctx, &r);
             r
         })
@@ -272,10 +282,13 @@ pub fn router(state: AppState) -> Router {
         command(bootstrap::set_bootstrap_info),
     );
     r = r.route("/healthz", axum::routing::get(|| async { "ok" }));
-    let r = r.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        guard::layer,
-    ));
+    r = r.route("/metrics", axum::routing::get(metrics::handler));
+    let r = r
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::layer,
+        ))
+        .layer(axum::middleware::from_fn(metrics::track_path));
     common::agent::finish(r, state)
 }
 
@@ -287,3 +300,6 @@ mod tests_vm;
 
 #[cfg(test)]
 mod tests_paths;
+
+#[cfg(test)]
+mod tests_metrics;

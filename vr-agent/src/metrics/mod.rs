@@ -14,33 +14,10 @@ use crate::sys::haproxy::{StatKind, StatRow};
 
 pub mod nft;
 pub mod ready;
-pub mod text;
 pub mod zstack;
 
+pub use common::prometheus::{self as text, Histogram};
 use text::{Exposition, Kind};
-
-/// Upper bounds (seconds) of the apply latency buckets.
-pub const BUCKETS: [f64; 12] = [
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct Histogram {
-    /// Observations per bucket of [`BUCKETS`] (not cumulative).
-    pub buckets: [u64; BUCKETS.len()],
-    pub sum: f64,
-    pub count: u64,
-}
-
-impl Histogram {
-    pub fn observe(&mut self, v: f64) {
-        if let Some(i) = BUCKETS.iter().position(|b| v <= *b) {
-            self.buckets[i] += 1;
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-}
 
 /// The part of the router an edit changes (the label of the apply
 /// latency histogram).
