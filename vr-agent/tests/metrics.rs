@@ -81,6 +81,7 @@ fn per_rule_counters_count_real_traffic_and_promtool_accepts() {
     let _web = TcpServer::start(&lab.tenant, "0.0.0.0:80").unwrap();
     let _dns = UdpServer::start(&lab.tenant, "0.0.0.0:53").unwrap();
     let _be = TcpServer::start(&lab.backends[0], "0.0.0.0:80").unwrap();
+    let _range = TcpServer::start(&lab.tenant, "0.0.0.0:9005").unwrap();
 
     // SNAT first: the tenant is an EIP guest later, whose traffic leaves
     // through its EIP and is not the SNAT network's.
@@ -104,7 +105,10 @@ fn per_rule_counters_count_real_traffic_and_promtool_accepts() {
     );
     lab.ok(
         "/createportforwarding",
-        json!({"rules": [pf("pf-udp", "172.20.10.100", "UDP", 5353, 5353, 53, 53, None)]}),
+        json!({"rules": [
+            pf("pf-udp", "172.20.10.100", "UDP", 5353, 5353, 53, 53, None),
+            pf("pf-range", "172.20.10.100", "TCP", 9000, 9010, 9000, 9010, None),
+        ]}),
     );
     lab.ok(
         "/lb/refresh",
@@ -120,6 +124,7 @@ fn per_rule_counters_count_real_traffic_and_promtool_accepts() {
         let seen = tcp_probe(&lab.tenant, "172.20.0.1:80", T).unwrap();
         assert_eq!(source(&seen), "172.20.10.101");
         udp_probe(&lab.public, "172.20.10.100:5353", T).unwrap();
+        tcp_probe(&lab.public, "172.20.10.100:9005", T).unwrap();
     }
     let lb_ok = (0..N)
         .filter(|_| tcp_probe(&lab.public, "172.20.10.100:80", T).is_ok())
@@ -142,6 +147,10 @@ fn per_rule_counters_count_real_traffic_and_promtool_accepts() {
     let got = sample(&text, "vr_agent_port_forward_packets_total", &pf);
     assert!(got >= N as f64, "pf packets {got}\n{text}");
     assert!(sample(&text, "vr_agent_port_forward_bytes_total", &pf) >= 28.0 * N as f64);
+    // A port range is counted too (its own interval set).
+    let range = [r#"uuid="pf-range""#, r#"direction="in""#];
+    let got = sample(&text, "vr_agent_port_forward_packets_total", &range);
+    assert!(got >= 3.0 * N as f64, "pf range packets {got}\n{text}");
     // SNAT did not count the EIP guest's or the port forward's packets.
     assert_eq!(
         sample(&text, "vr_agent_snat_packets_total", &snat),
@@ -189,7 +198,7 @@ fn per_rule_counters_count_real_traffic_and_promtool_accepts() {
     let got = sample(&z, "zstack_vip_in_packages", &[r#"VipUUID="vip-eip""#]);
     assert!(got >= 3.0 * N as f64, "{z}");
     let got = sample(&z, "zstack_vip_in_packages", &[r#"VipUUID="vip-pf""#]);
-    assert!(got >= N as f64, "{z}");
+    assert!(got >= 4.0 * N as f64, "{z}");
     assert!(sample(&z, "zstack_vip_out_bytes", &[r#"VipUUID="vip-eip""#]) > 0.0);
     let got = sample(
         &z,

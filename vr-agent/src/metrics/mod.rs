@@ -112,7 +112,7 @@ pub fn counted(s: &Scrape) -> Counted {
         let Ok(els) = nat::pf_elements(r, &s.links) else {
             continue;
         };
-        if let Some(v) = find(&els, "count_pf_in") {
+        if let Some(v) = find(&els, "count_pf_in").or_else(|| find(&els, "count_pf_range_in")) {
             out.pfs.push((r.uuid.clone(), r.vip, "in", v));
         }
     }
