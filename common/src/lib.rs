@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod callback;
 pub mod credentials;
+pub mod files;
 pub mod image;
 pub mod json;
 pub mod logging;
@@ -21,3 +22,4 @@ pub mod text;
 pub mod tls;
 pub mod token;
 pub mod vr;
+pub mod vr_ha;
