@@ -224,25 +224,12 @@ impl Authority {
     }
 }
 
-/// Write-then-rename, mode 0600.
+/// Write-then-rename, mode 0600 (see [`crate::files::write_private`]).
 pub fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |e: std::io::Error| PkiError::Io {
+    crate::files::write_private(path, text.as_bytes()).map_err(|e| PkiError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 #[cfg(test)]

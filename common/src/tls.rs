@@ -11,7 +11,7 @@
 //!   connections already up keep theirs. Bad material is refused and the
 //!   old stays in force.
 
-mod subject;
+mod x509;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-pub use subject::subject_of;
+pub use x509::{serial_of, subject_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -187,6 +187,8 @@ proptest! {
         let i = flip % flipped.len();
         flipped[i] ^= 0x5a;
         let _ = subject_of(&flipped);
+        let _ = serial_of(&flipped);
+        let _ = serial_of(&bytes);
     }
 }
 

@@ -1,5 +1,5 @@
-//! The credential decoders (issue 14): a client certificate's subject for
-//! the audit line (our own DER reader), PEM certificates and keys, a whole
+//! The credential decoders (issue 14): a certificate's subject and serial
+//! (our own DER reader), PEM certificates and keys, a whole
 //! server configuration from untrusted PEM (what `/agent/credentials` and
 //! the bootstrap info hand the agent), and token files. Properties: no
 //! panic, and the subject text is bounded and on one line.
@@ -9,8 +9,18 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let subject = common::tls::subject_of(data);
-    assert!(subject.len() <= 1024, "unbounded subject: {}", subject.len());
-    assert!(!subject.chars().any(char::is_control), "control character in {subject:?}");
+    assert!(
+        subject.len() <= 1024,
+        "unbounded subject: {}",
+        subject.len()
+    );
+    assert!(
+        !subject.chars().any(char::is_control),
+        "control character in {subject:?}"
+    );
+    if let Some(serial) = common::tls::serial_of(data) {
+        assert!(serial.len() <= 2 * data.len());
+    }
     let text = String::from_utf8_lossy(data);
     let _ = common::token::parse(&text);
     let _ = common::tls::certificates(&text, "fuzz");

@@ -128,42 +128,7 @@ pub fn current_or_issue(
     Ok(s)
 }
 
-/// One DER element: tag, content, rest.
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        (
-            rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize),
-            &rest[n..],
-        )
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// The serial number of a DER certificate, as hex.
-pub fn serial_of(der: &[u8]) -> Option<String> {
-    let (0x30, cert, _) = element(der)? else {
-        return None;
-    };
-    let (0x30, tbs, _) = element(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    if rest.first() == Some(&0xa0) {
-        rest = element(rest)?.2;
-    }
-    let (0x02, serial, _) = element(rest)? else {
-        return None;
-    };
-    Some(serial.iter().map(|b| format!("{b:02x}")).collect())
-}
+pub use common::tls::serial_of;
 
 /// Serial and subject of the first certificate of a PEM text.
 pub fn describe(pem: &str) -> (String, String) {

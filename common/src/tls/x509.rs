@@ -1,5 +1,6 @@
-//! The subject of an X.509 certificate, for the audit line: just enough
-//! DER to reach `tbsCertificate.subject` and print its common attributes.
+//! The subject and serial of an X.509 certificate, for the audit line and
+//! for telling certificates apart after a rotation: just enough DER to
+//! reach `tbsCertificate.serialNumber` and `.subject`.
 //! Anything it cannot read yields a fixed text, never a panic (property
 //! test in `tls_tests.rs`).
 
@@ -95,4 +96,22 @@ fn subject_name(cert: &[u8]) -> Option<String> {
 /// DER is not what a certificate looks like.
 pub fn subject_of(der: &[u8]) -> String {
     subject_name(der).unwrap_or_else(|| "(unreadable subject)".into())
+}
+
+/// The serial number of a DER certificate, as hex.
+pub fn serial_of(der: &[u8]) -> Option<String> {
+    let (SEQUENCE, cert, _) = element(der)? else {
+        return None;
+    };
+    let (SEQUENCE, tbs, _) = element(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = element(rest)?.2;
+    }
+    let (0x02, serial, _) = element(rest)? else {
+        return None;
+    };
+    Some(serial.iter().map(|b| format!("{b:02x}")).collect())
 }

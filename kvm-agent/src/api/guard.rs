@@ -223,7 +223,7 @@ impl Peers {
             return Ok(());
         }
         if let Some(f) = &self.file {
-            write_private(f, format!("{ip}\n").as_bytes())?;
+            common::files::write_private(f, format!("{ip}\n").as_bytes())?;
         }
         *self.pinned.lock().unwrap() = Some(ip);
         tracing::warn!(controller = %ip, "controller pinned by /host/connect");
@@ -273,22 +273,6 @@ impl Peers {
         }
         Ok(())
     }
-}
-
-/// Write-then-rename, mode 0600.
-fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 fn v4(ip: IpAddr) -> Option<Ipv4Addr> {

@@ -2,8 +2,6 @@
 //! `crate::credentials`). Written atomically, mode 0600 (it holds a
 //! private key).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::credentials::Persisted;
@@ -31,23 +29,9 @@ impl CredentialFile {
     }
 
     pub fn save(&self, p: &Persisted) -> Result<(), String> {
-        let err = |e: std::io::Error| format!("{}: {e}", self.path.display());
-        let tmp = self.path.with_extension("tmp");
         let body = serde_json::to_vec(p).map_err(|e| e.to_string())?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(&body).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
+        common::files::write_private(&self.path, &body)
+            .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 
     pub fn remove(&self) -> Result<(), String> {
