@@ -19,9 +19,11 @@
 //!   the router commands' entries).
 
 pub mod appliance;
+pub mod cli;
 pub mod client;
 pub mod credentials;
 pub mod diagnose;
+pub mod exit;
 pub mod host;
 pub mod lab;
 pub mod pki;
@@ -29,3 +31,25 @@ pub mod router;
 pub mod router_tls;
 pub mod spec;
 pub mod wire;
+
+/// What `--version` prints: the package version, the git commit of a
+/// release build (see common/build_commit.rs) and the protocol levels
+/// vrctl speaks.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AGENTS_BUILD_COMMIT"),
+    "; ZStack virtual-router protocol, zvrVersion 5.2.0.0 or newer; KVM host protocol of ZStack 5.2)"
+);
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn version_line_names_the_protocol_level_we_need() {
+        assert!(
+            crate::VERSION_LINE.contains(crate::diagnose::MIN_VERSION),
+            "{}",
+            crate::VERSION_LINE
+        );
+    }
+}

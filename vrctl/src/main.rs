@@ -1,257 +1,20 @@
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::Parser;
 use serde_json::{Value, json};
+use vrctl::cli::{Args, Cmd, HostCmd, LabCmd, VmCmd, VrCmd};
 use vrctl::client::{CallbackReceiver, Client, local_addr_towards};
 use vrctl::credentials::{CredentialFiles, Credentials};
-use vrctl::diagnose::{self, Diagnosis};
+use vrctl::diagnose;
+use vrctl::exit::{Exit, coded};
 use vrctl::host;
-use vrctl::router::{Ctx, Records, RouterError};
+use vrctl::router::{Ctx, Records};
 use vrctl::spec::{RouterSpec, diff};
-
-/// Plays the cloud controller against kvm-agent and vr-agent with the real
-/// protocol, and runs the lab.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Print machine-readable JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
-    /// Sync mode: replies in the HTTP response instead of on a callback.
-    #[arg(long, global = true)]
-    sync: bool,
-    /// Where the callback receiver listens (port 0: any); the agent is told
-    /// this host's address towards it.
-    #[arg(long, global = true, default_value = "0.0.0.0:0")]
-    callback_bind: SocketAddr,
-    /// Run in this network namespace (e.g. `vrlab-mn`, the lab's management node).
-    #[arg(long, global = true)]
-    netns: Option<String>,
-    /// Where vrctl keeps what it knows of the routers it created.
-    #[arg(
-        long,
-        global = true,
-        env = "VRCTL_STATE_DIR",
-        default_value = "/var/lib/vrctl"
-    )]
-    state_dir: PathBuf,
-    /// Trust this CA for the agents' certificates and speak TLS: every
-    /// agent URL is then spoken as https:// (an http:// URL is upgraded).
-    #[arg(long, global = true, env = "VRCTL_CA")]
-    ca: Option<PathBuf>,
-    /// vrctl's client certificate (PEM) for agents with mutual TLS.
-    #[arg(long, global = true, env = "VRCTL_CERT", requires = "key")]
-    cert: Option<PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, global = true, env = "VRCTL_KEY", requires = "cert")]
-    key: Option<PathBuf>,
-    /// Bearer tokens, one a line: the first is sent to every agent; routers
-    /// vrctl bootstraps are told to accept them all.
-    #[arg(long, global = true, env = "VRCTL_TOKEN_FILE")]
-    token_file: Option<PathBuf>,
-    /// A vrctl PKI directory (`vrctl pki init`): its ca.pem and vrctl.pem/
-    /// vrctl.key stand for --ca/--cert/--key when those are not given, and
-    /// its CA issues each router vrctl creates a certificate of its own
-    /// (the router then speaks mutual TLS only).
-    #[arg(long, global = true, env = "VRCTL_PKI_DIR")]
-    pki_dir: Option<PathBuf>,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// A virtual router's agent.
-    Vr {
-        #[command(subcommand)]
-        cmd: VrCmd,
-    },
-    /// VMs on a compute host, through its kvm-agent.
-    Vm {
-        /// The host's agent, e.g. http://10.0.0.21:7070.
-        #[arg(long)]
-        agent: String,
-        #[command(subcommand)]
-        cmd: VmCmd,
-    },
-    /// The seed topology on this machine, driven and verified.
-    Lab {
-        #[command(subcommand)]
-        cmd: LabCmd,
-    },
-    /// The controller's CA, certificates and bearer tokens (mutual TLS).
-    Pki {
-        #[command(subcommand)]
-        cmd: vrctl::pki::PkiCmd,
-    },
-    /// A compute host's kvm-agent.
-    Host {
-        /// The host's agent, e.g. http://10.0.0.21:7070.
-        #[arg(long)]
-        agent: String,
-        #[command(subcommand)]
-        cmd: HostCmd,
-    },
-}
-
-#[derive(Subcommand)]
-enum LabCmd {
-    /// Build the topology, start the router, drive the seed workflow, prove
-    /// every service with real traffic, print the report. The lab stays up.
-    Up {
-        #[arg(long, default_value = "vrlab")]
-        name: String,
-        #[arg(long, value_enum, default_value = "auto")]
-        mode: vrctl::lab::Mode,
-        /// The VR image (vr.qcow2, vmlinuz, initrd.img).
-        #[arg(long, env = "VR_IMAGE_DIR")]
-        image_dir: Option<PathBuf>,
-        /// Stop once the host and its bridges are ready (no router).
-        #[arg(long)]
-        host_only: bool,
-    },
-    /// Remove the lab: processes, namespaces (bridges, taps), domain, files.
-    Down {
-        #[arg(long, default_value = "vrlab")]
-        name: String,
-    },
-    /// What is up, and the traffic checks run again.
-    Status {
-        #[arg(long, default_value = "vrlab")]
-        name: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum VmCmd {
-    /// Start a VM from a StartVmCmd body (JSON, the protocol's fields).
-    Start { file: PathBuf },
-    /// Push bootstrap info (JSON) into a VR's channel socket.
-    Bootstrap {
-        #[arg(long)]
-        socket: String,
-        #[arg(long, default_value_t = 300)]
-        timeout: u64,
-        file: PathBuf,
-    },
-    /// Stop a VM: grace (ACPI, then destroy), cold or force.
-    Stop {
-        #[arg(long)]
-        uuid: String,
-        #[arg(long, default_value = "grace")]
-        r#type: String,
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-    },
-    Reboot {
-        #[arg(long)]
-        uuid: String,
-    },
-    Destroy {
-        #[arg(long)]
-        uuid: String,
-    },
-    /// The real state of every VM on the host.
-    Sync,
-    /// The tail of a VM's serial console log.
-    Console {
-        #[arg(long)]
-        uuid: String,
-        #[arg(long, default_value_t = 4096)]
-        bytes: u64,
-    },
-}
-
-#[derive(Subcommand)]
-enum HostCmd {
-    /// Connect the host (it reports VM events to `--send-command-url`).
-    Connect {
-        #[arg(long)]
-        uuid: String,
-        #[arg(long, default_value = "")]
-        send_command_url: String,
-    },
-    /// Put a bridge over a NIC (the NIC's addresses and routes move onto it).
-    Bridge {
-        #[arg(long)]
-        nic: String,
-        #[arg(long)]
-        bridge: String,
-        #[arg(long)]
-        vlan: Option<u16>,
-        /// Check the bridge instead of creating it.
-        #[arg(long, conflicts_with = "delete")]
-        check: bool,
-        /// Delete the bridge, putting the NIC's addresses back.
-        #[arg(long)]
-        delete: bool,
-    },
-    /// What the host has free for VMs.
-    Capacity,
-}
-
-#[derive(Subcommand)]
-enum VrCmd {
-    /// Put a router description on the router, in the controller's resync order.
-    Apply { file: PathBuf },
-    /// What `apply` would change.
-    Diff { file: PathBuf },
-    /// Is the agent up, which version, is it initialised, what does it hold.
-    /// With FILE: also the VM's state on its host.
-    Status {
-        #[arg(long, required_unless_present = "file")]
-        agent: Option<String>,
-        file: Option<PathBuf>,
-    },
-    /// Create the router VM from FILE's [vm] section: a host that fits, a
-    /// disk from the image, bootstrap info, wait for the agent, resync.
-    Create { file: PathBuf },
-    /// Start it again (after a stop, or after its host came back); `--host`
-    /// starts it on another host (shared storage).
-    Start {
-        file: PathBuf,
-        #[arg(long)]
-        host: Option<String>,
-    },
-    /// Stop it (ACPI, then forced after `--grace` seconds).
-    Stop {
-        file: PathBuf,
-        #[arg(long, default_value_t = 30)]
-        grace: u64,
-    },
-    /// Reboot it, push the bootstrap info again, resync.
-    Reboot { file: PathBuf },
-    /// Destroy it and delete its disk.
-    Destroy { file: PathBuf },
-    /// For a router that lost its network: destroy, fresh disk, create, resync.
-    Recreate { file: PathBuf },
-    /// Ask its host (vmsync) for its real state and record it. `--host-gone`:
-    /// the host is not coming back, so an unanswered host means stopped.
-    Sync {
-        file: PathBuf,
-        #[arg(long)]
-        host_gone: bool,
-    },
-    /// The tail of its serial console.
-    Console { file: PathBuf },
-    /// Give the running router a new certificate from --pki-dir's CA
-    /// (`POST /agent/credentials`, no restart; with --token-file also the
-    /// file's tokens) and record it for the next bootstrap push.
-    RotateCert { file: PathBuf },
-    /// Send one raw command, e.g. `vrctl vr call --agent URL /createeip '{"eip":{...}}'`.
-    Call {
-        #[arg(long)]
-        agent: String,
-        path: String,
-        #[arg(default_value = "{}")]
-        body: String,
-    },
-}
 
 /// The callback receiver for commands to `url` (None in sync mode): it
 /// listens on `--callback-bind`, and agents are told this host's address
@@ -268,8 +31,9 @@ async fn receiver(args: &Args, url: &str) -> Result<Option<Arc<CallbackReceiver>
         .unwrap_or("");
     let ip: IpAddr = host
         .parse()
-        .with_context(|| format!("{url:?} must be http://IP:PORT"))?;
-    let me = local_addr_towards(ip).with_context(|| format!("no route to {ip}"))?;
+        .map_err(|_| coded(Exit::BadInput, format!("{url:?} must be http://IP:PORT")))?;
+    let me = local_addr_towards(ip)
+        .ok_or_else(|| coded(Exit::AgentFailed, format!("no route to {ip}")))?;
     Ok(Some(Arc::new(
         CallbackReceiver::start(args.callback_bind, me).await?,
     )))
@@ -315,37 +79,47 @@ async fn handshake(c: &Client) -> Result<String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // Scripts tell failures apart by status (see vrctl::exit), so clap's
+    // own status 2 for a usage error (our "no host fits") is not used.
+    let json = std::env::args().skip(1).any(|a| a == "--json");
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if json {
+                let err = anyhow::anyhow!("{}", e.render().to_string().trim());
+                println!("{}", vrctl::exit::to_json(&err, Exit::Usage));
+            }
+            let _ = e.print();
+            return ExitCode::from(Exit::Usage.code());
+        }
+    };
     if let Some(ns) = &args.netns {
         // Before any thread exists: the whole process moves.
         if let Err(e) = enter_netns(ns) {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
+            return fail(&args, e.context("--netns"));
         }
     }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Each diagnosis has its own exit status, for scripts.
-            let d =
-                e.downcast_ref::<Diagnosis>()
-                    .or_else(|| match e.downcast_ref::<RouterError>() {
-                        Some(RouterError::Diagnosis(d)) => Some(d),
-                        _ => None,
-                    });
-            eprintln!("error: {e:#}");
-            ExitCode::from(match d {
-                Some(Diagnosis::NoHostFits { .. }) => 2,
-                Some(Diagnosis::OsNotBooted { .. }) => 3,
-                Some(Diagnosis::MgmtUnreachable { .. }) => 4,
-                Some(Diagnosis::AgentMissing { .. }) => 5,
-                Some(Diagnosis::WrongVersion { .. }) => 6,
-                Some(Diagnosis::Refused { .. }) => 7,
-                None => 1,
-            })
-        }
+    match rt.block_on(run(&args)) {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(e) => fail(&args, e),
     }
+}
+
+/// Reports `e` (on stderr; with --json also as the run's JSON document on
+/// stdout) and gives its status.
+fn fail(args: &Args, e: anyhow::Error) -> ExitCode {
+    let exit = vrctl::exit::classify(&e);
+    if args.json {
+        println!("{}", vrctl::exit::to_json(&e, exit));
+    }
+    eprintln!("error: {e:#}");
+    ExitCode::from(exit.code())
 }
 
 /// The management node's address and network as `Platform` finds them
@@ -392,38 +166,85 @@ fn own_cidr(me: IpAddr) -> Option<String> {
 
 fn enter_netns(ns: &str) -> Result<()> {
     let path = format!("/run/netns/{ns}");
-    let f = std::fs::File::open(&path).with_context(|| format!("network namespace {path}"))?;
+    let f = std::fs::File::open(&path)
+        .map_err(|e| coded(Exit::NoInput, format!("network namespace {path}: {e}")))?;
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
         .with_context(|| format!("entering {path}"))?;
     Ok(())
 }
 
-async fn run(args: Args) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VRCTL_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+async fn run(args: &Args) -> Result<Exit> {
+    common::logging::init("VRCTL_LOG", "warn");
     match &args.cmd {
-        Cmd::Lab { cmd } => lab(&args, cmd).await,
-        Cmd::Vr { cmd } => vr(&args, cmd).await,
-        Cmd::Host { agent, cmd } => host(&args, agent, cmd).await,
-        Cmd::Vm { agent, cmd } => vm(&args, agent, cmd).await,
+        Cmd::Lab { cmd } => lab(args, cmd).await,
+        Cmd::Vr { cmd } => vr(args, cmd).await,
+        Cmd::Host { agent, cmd } => host(args, agent, cmd).await.map(|_| Exit::Ok),
+        Cmd::Vm { agent, cmd } => vm(args, agent, cmd).await.map(|_| Exit::Ok),
         Cmd::Pki { cmd } => {
-            for f in vrctl::pki::run(cmd)? {
-                println!("wrote {}", f.display());
+            let wrote = vrctl::pki::run(cmd)?;
+            if args.json {
+                println!("{}", json!({ "wrote": wrote }));
+            } else {
+                for f in wrote {
+                    println!("wrote {}", f.display());
+                }
             }
-            Ok(())
+            Ok(Exit::Ok)
+        }
+        Cmd::Completions { shell } => {
+            let script = vrctl::cli::completions(*shell);
+            if args.json {
+                println!(
+                    "{}",
+                    json!({ "shell": shell.to_string(), "script": script })
+                );
+            } else {
+                print!("{script}");
+            }
+            Ok(Exit::Ok)
+        }
+        Cmd::Man { dir: Some(dir) } => {
+            let wrote = vrctl::cli::write_man_pages(dir)
+                .map_err(|e| coded(Exit::CantCreate, format!("{}: {e}", dir.display())))?;
+            if args.json {
+                println!("{}", json!({ "wrote": wrote }));
+            } else {
+                for f in wrote {
+                    println!("wrote {}", f.display());
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        Cmd::Man { dir: None } => {
+            let page = vrctl::cli::man_page()?;
+            if args.json {
+                println!("{}", json!({ "page": String::from_utf8_lossy(&page) }));
+            } else {
+                std::io::Write::write_all(&mut std::io::stdout(), &page)?;
+            }
+            Ok(Exit::Ok)
         }
     }
 }
 
 fn read_json(file: &PathBuf) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| coded(Exit::NoInput, format!("reading {}: {e}", file.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        coded(
+            Exit::BadInput,
+            format!("{} is not JSON: {e}", file.display()),
+        )
+    })
+}
+
+/// Console text as text: terminal escapes (a log line's colours) and other
+/// control characters but newlines and tabs removed.
+fn console_text(tail: &str) -> String {
+    common::text::strip_ansi(tail)
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
 }
 
 async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
@@ -441,7 +262,7 @@ async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
             uuid,
             r#type,
             timeout,
-        } => ("/vm/stop", host::stop_vm_cmd(uuid, r#type, *timeout)),
+        } => ("/vm/stop", host::stop_vm_cmd(uuid, r#type.wire(), *timeout)),
         VmCmd::Reboot { uuid } => ("/vm/reboot", host::reboot_vm_cmd(uuid, 120)),
         VmCmd::Destroy { uuid } => ("/vm/destroy", host::destroy_vm_cmd(uuid)),
         VmCmd::Sync => ("/vm/vmsync", host::vm_sync_cmd()),
@@ -451,7 +272,10 @@ async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
     };
     let c = host_client(args, agent).await?;
     let t = Instant::now();
-    let reply = c.call(path, &body).await?;
+    let mut reply = c.call(path, &body).await?;
+    if let Some(tail) = reply["tail"].as_str() {
+        reply["tail"] = json!(console_text(tail));
+    }
     if args.json {
         println!("{reply}");
         return Ok(());
@@ -549,7 +373,15 @@ async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
         .vm
         .as_ref()
         .and_then(|v| v.hosts.first().cloned())
-        .context("the description has no [vm] section with hosts")?;
+        .ok_or_else(|| {
+            coded(
+                Exit::BadInput,
+                format!(
+                    "{}: the description has no [vm] section with hosts",
+                    file.display()
+                ),
+            )
+        })?;
     let records = Records::new(&args.state_dir);
     let ctx = Ctx {
         records: &records,
@@ -567,11 +399,19 @@ async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
         VrCmd::Recreate { .. } => print_up(args, "re-created", &ctx.recreate(&spec).await?),
         VrCmd::Stop { grace, .. } => {
             ctx.stop(&spec, *grace).await?;
-            println!("stopped {}", spec.uuid);
+            if args.json {
+                println!("{}", json!({"uuid": spec.uuid, "stopped": true}));
+            } else {
+                println!("stopped {}", spec.uuid);
+            }
         }
         VrCmd::Destroy { .. } => {
             ctx.destroy(&spec).await?;
-            println!("destroyed {} (VM, disk and record)", spec.uuid);
+            if args.json {
+                println!("{}", json!({"uuid": spec.uuid, "destroyed": true}));
+            } else {
+                println!("destroyed {} (VM, disk and record)", spec.uuid);
+            }
         }
         VrCmd::Sync { host_gone, .. } => {
             let r = ctx.sync(&spec, *host_gone).await?;
@@ -581,7 +421,14 @@ async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
                 println!("{}  {}  on {}", r.uuid, r.state, r.host);
             }
         }
-        VrCmd::Console { .. } => print!("{}", ctx.console(&spec).await?),
+        VrCmd::Console { .. } => {
+            let text = console_text(&ctx.console(&spec).await?);
+            if args.json {
+                println!("{}", json!({"uuid": spec.uuid, "console": text}));
+            } else {
+                print!("{text}");
+            }
+        }
         VrCmd::RotateCert { .. } => {
             let r = ctx.rotate_cert(&spec).await?;
             if args.json {
@@ -605,7 +452,7 @@ async fn vr_vm(args: &Args, cmd: &VrCmd, file: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-async fn lab(args: &Args, cmd: &LabCmd) -> Result<()> {
+async fn lab(args: &Args, cmd: &LabCmd) -> Result<Exit> {
     use vrctl::lab;
     match cmd {
         LabCmd::Up {
@@ -638,7 +485,8 @@ async fn lab(args: &Args, cmd: &LabCmd) -> Result<()> {
                 report.print();
             }
             if !report.passed() {
-                bail!("some lab checks failed (logs: /run/vrctl-lab/{name}/logs)");
+                eprintln!("some lab checks failed (logs: /run/vrctl-lab/{name}/logs)");
+                return Ok(Exit::No);
             }
         }
         LabCmd::Down { name } => {
@@ -656,7 +504,12 @@ async fn lab(args: &Args, cmd: &LabCmd) -> Result<()> {
         }
         LabCmd::Status { name } => {
             let name = name.clone();
-            let st = tokio::task::spawn_blocking(move || lab::status(&name)).await??;
+            let mut st = tokio::task::spawn_blocking(move || lab::status(&name)).await??;
+            let passed = st["up"] == true
+                && st["checks"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().all(|r| r["pass"] == true));
+            st["passed"] = json!(passed);
             if args.json {
                 println!("{st}");
             } else if st["up"] == false {
@@ -682,12 +535,15 @@ async fn lab(args: &Args, cmd: &LabCmd) -> Result<()> {
                     );
                 }
             }
+            if !passed {
+                return Ok(Exit::No);
+            }
         }
     }
-    Ok(())
+    Ok(Exit::Ok)
 }
 
-async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
+async fn vr(args: &Args, cmd: &VrCmd) -> Result<Exit> {
     match cmd {
         VrCmd::Create { file }
         | VrCmd::Start { file, .. }
@@ -697,7 +553,7 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
         | VrCmd::Recreate { file }
         | VrCmd::Sync { file, .. }
         | VrCmd::Console { file }
-        | VrCmd::RotateCert { file } => vr_vm(args, cmd, file).await,
+        | VrCmd::RotateCert { file } => vr_vm(args, cmd, file).await.map(|_| Exit::Ok),
         VrCmd::Apply { file } => {
             let mut spec = RouterSpec::load(file)?;
             fill_node_address(&mut spec);
@@ -717,27 +573,38 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
                 }
             })
             .await;
+            let failed = steps.iter().find(|s| !s.ok);
             if args.json {
                 println!(
                     "{}",
-                    json!({"agent": c.base(), "version": version, "steps": steps})
+                    json!({"agent": c.base(), "version": version, "ok": failed.is_none(),
+                           "steps": steps})
                 );
             }
-            if steps.iter().any(|s| !s.ok) {
-                bail!("apply stopped at the first failed command");
+            if let Some(s) = failed {
+                return Err(vrctl::router::RouterError::Apply {
+                    path: s.path.to_string(),
+                    error: s.error.clone().unwrap_or_default(),
+                }
+                .into());
             }
-            Ok(())
+            Ok(Exit::Ok)
         }
         VrCmd::Diff { file } => {
             let spec = RouterSpec::load(file)?;
             let want = spec.desired()?;
             let c = Client::with(&spec.agent_url()?, None, &credentials(args)?);
-            let state: Value = serde_json::from_str(&c.get("/state").await?)?;
-            let have =
-                serde_json::from_value(state["model"].clone()).context("agent's /state model")?;
+            let state: Value = serde_json::from_str(&c.get("/state").await?).map_err(|e| {
+                coded(
+                    Exit::AgentFailed,
+                    format!("{}/state is not JSON: {e}", c.base()),
+                )
+            })?;
+            let have = serde_json::from_value(state["model"].clone())
+                .map_err(|e| coded(Exit::AgentFailed, format!("{}/state model: {e}", c.base())))?;
             let changes = diff(&have, &want);
             if args.json {
-                println!("{}", serde_json::to_string(&changes)?);
+                println!("{}", json!({"agent": c.base(), "changes": changes}));
             } else if changes.is_empty() {
                 println!("no changes");
             } else {
@@ -745,14 +612,19 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
                     println!("{} {:<13} {}", ch.op, ch.section, ch.key);
                 }
             }
-            Ok(())
+            // Like diff(1): 1 when there are differences.
+            Ok(if changes.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::No
+            })
         }
         VrCmd::Status { agent, file } => {
             let spec = file.as_deref().map(RouterSpec::load).transpose()?;
             let agent = match (agent, &spec) {
                 (Some(a), _) => a.clone(),
                 (None, Some(s)) => s.agent_url()?,
-                (None, None) => bail!("--agent or FILE"),
+                (None, None) => return Err(coded(Exit::Usage, "vr status needs --agent or FILE")),
             };
             let mut vm_state = Value::Null;
             if let Some(spec) = spec.as_ref().filter(|s| s.vm.is_some()) {
@@ -782,7 +654,12 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
             let c = client(args, &agent).await?;
             let version = handshake(&c).await?;
             let ping = c.call("/ping", &json!({})).await?;
-            let state: Value = serde_json::from_str(&c.get("/state").await?)?;
+            let state: Value = serde_json::from_str(&c.get("/state").await?).map_err(|e| {
+                coded(
+                    Exit::AgentFailed,
+                    format!("{}/state is not JSON: {e}", c.base()),
+                )
+            })?;
             let count = |k: &str| state["model"][k].as_object().map_or(0, |o| o.len());
             let summary = json!({
                 "agent": agent, "version": version, "vm": vm_state,
@@ -819,14 +696,19 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<()> {
                     println!("{k:<14}{}", summary[k]);
                 }
             }
-            Ok(())
+            Ok(Exit::Ok)
         }
         VrCmd::Call { agent, path, body } => {
-            let body: Value = serde_json::from_str(body).context("body must be JSON")?;
+            let body: Value = serde_json::from_str(body)
+                .map_err(|e| coded(Exit::BadInput, format!("the body must be JSON: {e}")))?;
             let c = client(args, agent).await?;
             let r = c.call(path, &body).await?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
-            Ok(())
+            if args.json {
+                println!("{r}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            Ok(Exit::Ok)
         }
     }
 }

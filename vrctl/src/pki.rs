@@ -31,6 +31,7 @@ pub enum PkiCmd {
     /// A new CA in DIR, and vrctl's own client certificate beside it
     /// (vrctl.pem, vrctl.key).
     Init {
+        /// The PKI directory.
         #[arg(long)]
         dir: PathBuf,
         /// The CA's common name.
@@ -44,28 +45,38 @@ pub enum PkiCmd {
     /// A server certificate for an agent (PREFIX.pem, PREFIX.key 0600):
     /// `--ip` the addresses clients reach it at.
     Server {
+        /// The PKI directory whose CA signs it.
         #[arg(long)]
         dir: PathBuf,
+        /// The certificate's common name.
         #[arg(long)]
         name: String,
+        /// An address clients reach the agent at (repeat for more).
         #[arg(long = "ip", required = true)]
         ips: Vec<IpAddr>,
+        /// A DNS name clients reach the agent by (repeat for more).
         #[arg(long = "dns")]
         dns_names: Vec<String>,
+        /// Days the certificate is valid.
         #[arg(long, default_value_t = DEFAULT_DAYS)]
         days: u32,
+        /// PREFIX: the files written are PREFIX.pem and PREFIX.key.
         #[arg(long)]
         out: PathBuf,
     },
     /// A client certificate (extended key usage clientAuth only): PREFIX.pem,
     /// PREFIX.key 0600.
     Client {
+        /// The PKI directory whose CA signs it.
         #[arg(long)]
         dir: PathBuf,
+        /// The certificate's common name.
         #[arg(long)]
         name: String,
+        /// Days the certificate is valid.
         #[arg(long, default_value_t = DEFAULT_DAYS)]
         days: u32,
+        /// PREFIX: the files written are PREFIX.pem and PREFIX.key.
         #[arg(long)]
         out: PathBuf,
     },
@@ -73,10 +84,13 @@ pub enum PkiCmd {
     /// `--append` adds it as another line (rotation: agents accept every
     /// line, vrctl sends the first).
     Token {
+        /// The token file.
         #[arg(long)]
         out: PathBuf,
+        /// Replace an existing file.
         #[arg(long, conflicts_with = "append")]
         force: bool,
+        /// Add the token as another line of an existing file.
         #[arg(long)]
         append: bool,
     },

@@ -31,8 +31,21 @@ pub enum RouterError {
     Diagnosis(#[from] Diagnosis),
     #[error(transparent)]
     Agent(#[from] ClientError),
+    /// The description's [vm] section is wrong.
     #[error("{0}")]
-    Invalid(String),
+    Description(String),
+    /// Something the command needs is not there (the router's disk).
+    #[error("{0}")]
+    Missing(String),
+    /// No host did what was asked, or a host does not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    /// vrctl's credentials or PKI directory do not allow this.
+    #[error("{0}")]
+    Config(String),
+    /// A local operation failed (qemu-img, the records).
+    #[error("{0}")]
+    System(String),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -101,26 +114,26 @@ fn vm_spec(spec: &RouterSpec) -> Result<&VmSpec, RouterError> {
     let vm = spec
         .vm
         .as_ref()
-        .ok_or_else(|| RouterError::Invalid("the description has no [vm] section".into()))?;
+        .ok_or_else(|| RouterError::Description("the description has no [vm] section".into()))?;
     if spec.uuid.len() < 8 || !spec.uuid.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(RouterError::Invalid(format!(
+        return Err(RouterError::Description(format!(
             "uuid {:?}: letters and digits only (it names the domain and its files)",
             spec.uuid
         )));
     }
     if vm.hosts.is_empty() {
-        return Err(RouterError::Invalid("vm.hosts is empty".into()));
+        return Err(RouterError::Description("vm.hosts is empty".into()));
     }
     for n in &spec.nics {
         if !vm.bridges.contains_key(&n.mac) {
-            return Err(RouterError::Invalid(format!(
+            return Err(RouterError::Description(format!(
                 "vm.bridges has no bridge for NIC {}",
                 n.mac
             )));
         }
     }
     if vm.image.is_empty() || vm.disk_dir.is_empty() || vm.socket_dir.is_empty() {
-        return Err(RouterError::Invalid(
+        return Err(RouterError::Description(
             "vm.image, vm.diskDir and vm.socketDir are required".into(),
         ));
     }
@@ -263,7 +276,7 @@ fn create_overlay(image: &str, disk: &Path) -> Result<(), RouterError> {
             source,
         })?;
     if !out.status.success() {
-        return Err(RouterError::Invalid(format!(
+        return Err(RouterError::System(format!(
             "qemu-img create {}: {}",
             disk.display(),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -297,7 +310,7 @@ impl Ctx<'_> {
             return Ok(None);
         };
         if !self.credentials.has_certificate() {
-            return Err(RouterError::Invalid(format!(
+            return Err(RouterError::Config(format!(
                 "--pki-dir {} gives routers mutual TLS, but vrctl has no client certificate \
                  (--cert/--key, or {}/{} from `vrctl pki init`)",
                 dir.display(),
@@ -335,7 +348,7 @@ impl Ctx<'_> {
     /// there is one), then recorded so the next bootstrap push carries it.
     pub async fn rotate_cert(&self, spec: &RouterSpec) -> Result<Rotated, RouterError> {
         let ca = self.authority()?.ok_or_else(|| {
-            RouterError::Invalid("rotate-cert needs the CA: --pki-dir (or VRCTL_PKI_DIR)".into())
+            RouterError::Config("rotate-cert needs the CA: --pki-dir (or VRCTL_PKI_DIR)".into())
         })?;
         let old = router_tls::load(self.records.dir(), &spec.uuid);
         let new = router_tls::issue(&ca, spec, crate::pki::DEFAULT_DAYS)?;
@@ -376,7 +389,7 @@ impl Ctx<'_> {
         let vm = vm_spec(spec)?;
         let disk = disk_path(spec, vm);
         if !disk.exists() {
-            return Err(RouterError::Invalid(format!(
+            return Err(RouterError::Missing(format!(
                 "{} does not exist: `vrctl vr create` makes it",
                 disk.display()
             )));
@@ -410,7 +423,7 @@ impl Ctx<'_> {
                 }
                 .into());
             }
-            return Err(RouterError::Invalid(format!(
+            return Err(RouterError::Unavailable(format!(
                 "no host could start the VR:\n{reasons}"
             )));
         };
@@ -614,7 +627,7 @@ impl Ctx<'_> {
                 "Stopped".into()
             }
             Err(e) => {
-                return Err(RouterError::Invalid(format!(
+                return Err(RouterError::Unavailable(format!(
                     "host {host} does not answer ({e}); the VR's state is unknown. If the host \
                      is gone for good, `vrctl vr sync FILE --host-gone` marks the VR stopped"
                 )));
@@ -623,7 +636,7 @@ impl Ctx<'_> {
         self.mark(spec, &state)?;
         self.records
             .get(&spec.uuid)
-            .ok_or_else(|| RouterError::Invalid("record vanished".into()))
+            .ok_or_else(|| RouterError::System("record vanished".into()))
     }
 
     pub async fn console(&self, spec: &RouterSpec) -> Result<String, RouterError> {

@@ -73,24 +73,61 @@ pub struct VmSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("{path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {reason}")]
     Parse { path: String, reason: String },
+    /// A key the description does not have: refused, so that a misspelt
+    /// section is not read as an empty one (which `vr apply` would sync,
+    /// removing every entry of the real one).
+    #[error("{path}: unknown key {key:?} {at}{hint}")]
+    Unknown {
+        path: String,
+        key: String,
+        at: String,
+        hint: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
 
 impl RouterSpec {
-    /// Read a `.toml` or `.json` file.
+    /// Read a `.toml` or `.json` file, strictly: see [`RouterSpec::parse`].
     pub fn load(path: &std::path::Path) -> Result<RouterSpec, SpecError> {
-        let err = |reason: String| SpecError::Parse {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Read {
             path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let json = path.extension().is_some_and(|e| e == "json");
+        RouterSpec::parse(&text, json, &path.display().to_string())
+    }
+
+    /// Parse a description (JSON when `json`, else TOML) named `path` in
+    /// errors. Every key at every depth must be one the description has
+    /// (the entries are the protocol's objects, and a typo inside one, like
+    /// `allowedCIDR`, would silently drop what it says); only the maps
+    /// `certificates` (uuid -> PEM) and `vm.bridges` (MAC -> bridge) take
+    /// keys of the user's choosing.
+    pub fn parse(text: &str, json: bool, path: &str) -> Result<RouterSpec, SpecError> {
+        let parse_err = |reason: String| SpecError::Parse {
+            path: path.to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+        let mut unknown: Vec<String> = vec![];
+        let spec: RouterSpec = if json {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let spec = serde_ignored::deserialize(&mut de, |p| unknown.push(p.to_string()))
+                .map_err(|e| parse_err(e.to_string()))?;
+            de.end().map_err(|e| parse_err(e.to_string()))?;
+            spec
         } else {
-            toml::from_str(&text).map_err(|e| err(e.to_string()))
+            let de = toml::Deserializer::new(text);
+            serde_ignored::deserialize(de, |p| unknown.push(p.to_string()))
+                .map_err(|e| parse_err(e.to_string()))?
+        };
+        if let Some(first) = unknown.first() {
+            return Err(unknown_key(&spec, first, path));
         }
+        Ok(spec)
     }
 
     /// The commands in the order the controller resyncs a router
@@ -247,6 +284,77 @@ impl RouterSpec {
         m.validate().map_err(|e| bad(&e))?;
         Ok(m)
     }
+}
+
+/// The error for the ignored key at `dotted` (serde_ignored's path,
+/// `portForwards.0.privateIP`), with the closest key the place has.
+fn unknown_key(spec: &RouterSpec, dotted: &str, path: &str) -> SpecError {
+    // `?` is serde_ignored's step into an `Option`'s `Some`.
+    let mut parts: Vec<&str> = dotted.split('.').filter(|p| *p != "?").collect();
+    let key = parts.pop().unwrap_or_default().to_string();
+    let mut at = String::new();
+    for p in &parts {
+        if p.parse::<usize>().is_ok() {
+            at.push_str(&format!("[{p}]"));
+        } else {
+            if !at.is_empty() {
+                at.push('.');
+            }
+            at.push_str(p);
+        }
+    }
+    // The keys of that place are those of the parsed value there (every
+    // field serialises, defaults included).
+    let mut here = serde_json::to_value(spec).unwrap_or_default();
+    for p in &parts {
+        here = match p.parse::<usize>() {
+            Ok(i) => here.get(i).cloned().unwrap_or_default(),
+            Err(_) => here.get(*p).cloned().unwrap_or_default(),
+        };
+    }
+    let known: Vec<String> = here
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    let hint = known
+        .iter()
+        .map(|k| (edit_distance(&key.to_lowercase(), &k.to_lowercase()), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_else(|| {
+            if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (keys there: {})", known.join(", "))
+            }
+        });
+    SpecError::Unknown {
+        path: path.to_string(),
+        key,
+        at: if at.is_empty() {
+            "at the top level".into()
+        } else {
+            format!("in {at}")
+        },
+        hint,
+    }
+}
+
+/// Levenshtein distance, for the "did you mean" of an unknown key.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// One line of a diff: `+` to add, `-` to remove, `~` to change.
@@ -434,6 +542,41 @@ privateMac = "fa:26:9c:aa:00:03"
         });
         let d = diff(&have, &want);
         assert_eq!(d.len(), 2, "{d:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_where_and_the_closest_key() {
+        let typo = SPEC.replace("[[eips]]", "[[eipss]]");
+        let e = RouterSpec::parse(&typo, false, "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"eipss\"") && e.contains("top level") && e.contains("\"eips\""),
+            "{e}"
+        );
+        let typo = SPEC.replace("guestIp", "guestIP");
+        let e = RouterSpec::parse(&typo, false, "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in eips[0]") && e.contains("\"guestIp\""), "{e}");
+        let typo = format!("{SPEC}\n[vm]\ncpuNums = 2\n");
+        let e = RouterSpec::parse(&typo, false, "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in vm") && e.contains("\"cpuNum\""), "{e}");
+        let json = r#"{"nics":[{"mac":"m","netmask":"255.0.0.0","categry":"Public"}]}"#;
+        let e = RouterSpec::parse(json, true, "r.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("in nics[0]") && e.contains("\"category\""),
+            "{e}"
+        );
+        // Maps keep keys of the user's choosing; the good file parses.
+        let ok = format!("{SPEC}\n[certificates]\nc1 = \"PEM\"\n");
+        assert!(RouterSpec::parse(&ok, false, "r.toml").is_ok());
+        let json = r#"{"vm":{"bridges":{"fa:26:9c:aa:00:02":"br0"}}}"#;
+        assert!(RouterSpec::parse(json, true, "r.json").is_ok());
     }
 
     #[test]

@@ -106,6 +106,17 @@ fn vrctl(ns: &Netns, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The exit status and output of one run.
+fn vrctl_code(ns: &Netns, args: &[&str]) -> (i32, String) {
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_vrctl"), args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
 #[test]
 fn apply_diff_and_status_through_callbacks() {
     testbed::require_privileged!();
@@ -131,13 +142,22 @@ fn apply_diff_and_status_through_callbacks() {
     std::fs::write(&spec, SPEC).unwrap();
     let spec = spec.to_str().unwrap();
 
-    let (ok, out) = vrctl(&ctl, &["vr", "diff", spec]);
-    assert!(ok && out.contains("+ eip"), "{out}");
+    // Like diff(1): 1 while there are changes, 0 once there are none.
+    let (code, out) = vrctl_code(&ctl, &["vr", "diff", spec]);
+    assert!(code == 1 && out.contains("+ eip"), "{code}: {out}");
+    let (code, out) = vrctl_code(&ctl, &["--json", "vr", "diff", spec]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(!v["changes"].as_array().unwrap().is_empty(), "{v}");
     let (ok, out) = vrctl(&ctl, &["vr", "apply", spec]);
     assert!(ok, "{out}");
     assert!(out.contains("ok    /synceip"), "{out}");
-    let (ok, out) = vrctl(&ctl, &["vr", "diff", spec]);
-    assert!(ok && out.trim() == "no changes", "{out}");
+    let (code, out) = vrctl_code(&ctl, &["vr", "diff", spec]);
+    assert!(code == 0 && out.trim() == "no changes", "{code}: {out}");
+    let (code, out) = vrctl_code(&ctl, &["--json", "vr", "diff", spec]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["changes"], serde_json::json!([]), "{v}");
     let (ok, out) = vrctl(
         &ctl,
         &["--json", "vr", "status", "--agent", "http://10.0.0.25:7272"],
@@ -159,14 +179,81 @@ fn apply_diff_and_status_through_callbacks() {
         SPEC.replace("192.168.100.10", "192.168.100.300"),
     )
     .unwrap();
-    let (ok, out) = vrctl(
+    let (code, out) = vrctl_code(
         &ctl,
         &["vr", "apply", tmp.path().join("bad.toml").to_str().unwrap()],
     );
     assert!(
-        !ok && out.contains("eips[0]") && out.contains("guestIp"),
-        "{out}"
+        code == 65 && out.contains("eips[0]") && out.contains("guestIp"),
+        "{code}: {out}"
     );
+    // A misspelt section is refused (65) before anything is sent: the
+    // router keeps its EIP, which an empty sync would have removed.
+    std::fs::write(
+        tmp.path().join("typo.toml"),
+        SPEC.replace("[[eips]]", "[[eip]]"),
+    )
+    .unwrap();
+    let (code, out) = vrctl_code(
+        &ctl,
+        &[
+            "vr",
+            "apply",
+            tmp.path().join("typo.toml").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        code == 65 && out.contains("unknown key \"eip\""),
+        "{code}: {out}"
+    );
+    let (code, out) = vrctl_code(&ctl, &["vr", "diff", spec]);
+    assert!(code == 0 && out.trim() == "no changes", "{code}: {out}");
+}
+
+/// `vr console` prints the console as text: the colours of the agent's log
+/// lines (ANSI escapes) and other control characters are removed.
+#[test]
+fn vr_console_prints_text_without_escapes() {
+    testbed::require_privileged!();
+    let host = Netns::new("cconsole").unwrap();
+    let tmp = TempDir::new("vrctlconsole").unwrap();
+    let (_agent, url) = start_kvm_agent(&host, &tmp);
+    let uuid = "c0e50000000000000000000000000001";
+    std::fs::create_dir_all(tmp.path().join("console")).unwrap();
+    std::fs::write(
+        tmp.path().join(format!("console/{uuid}-vm-kernel.log")),
+        "[    0.1] Linux version 6.1\r\n\u{1b}[2m2026-12-02T05:00:00Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \
+         vr_agent: vr-agent serving \u{1b}[3mlisten\u{1b}[0m=10.0.0.25:7272\n",
+    )
+    .unwrap();
+    let spec = format!(
+        "uuid = \"{uuid}\"\n[vm]\nhosts = [\"{url}\"]\nimage = \"/x\"\ndiskDir = \"/x\"\nsocketDir = \"/x\"\n"
+    );
+    let file = tmp.path().join("router.toml");
+    std::fs::write(&file, spec).unwrap();
+    let state = tmp.path().join("state");
+    let args = [
+        "--state-dir",
+        state.to_str().unwrap(),
+        "vr",
+        "console",
+        file.to_str().unwrap(),
+    ];
+    let out = host
+        .command(env!("CARGO_BIN_EXE_vrctl"), &args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("INFO vr_agent: vr-agent serving listen=10.0.0.25:7272"),
+        "{text:?}"
+    );
+    assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
 }
 
 #[test]

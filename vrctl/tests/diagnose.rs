@@ -158,6 +158,22 @@ fn no_host_fits_the_router() {
             "needs 67108864 MiB memory, host has",
         ],
     );
+    // With --json the diagnosis is the run's JSON document, same status.
+    let r = vrctl(
+        &[
+            "--json",
+            "--netns",
+            host.name(),
+            "vr",
+            "create",
+            file.to_str().unwrap(),
+        ],
+        &[("VRCTL_STATE_DIR", records.to_str().unwrap())],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("JSON on stdout");
+    assert_eq!(v["error"]["diagnosis"], "no_host_fits", "{v}");
+    assert_eq!(v["error"]["code"], 2, "{v}");
     // Nothing was left running.
     let sync = vrctl(&["--netns", host.name(), "vm", "--agent", url, "sync"], &[]);
     assert!(

@@ -198,7 +198,7 @@ fn lab_up_proves_every_service_recovers_and_down_leaves_nothing() {
             "kill -9 {pid}; virsh -c '{uri}' destroy 1ab0000000000000000000000000a001"
         ));
         let r = lab.ctl(&["vr", "sync", spec]);
-        assert_eq!(r.code, 1);
+        assert_eq!(r.code, 69, "the host failed the request");
         assert!(r.stderr.contains("does not answer"), "{}", r.stderr);
         assert!(r.stderr.contains("--host-gone"), "{}", r.stderr);
         let mut restart = Command::new("ip");

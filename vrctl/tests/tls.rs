@@ -43,7 +43,7 @@ fn vrctl_speaks_mutual_tls_and_the_token_to_kvm_agent_and_names_each_refusal() {
         "pki init",
     );
     let again = vrctl(&["pki", "init", "--dir", &pki.display().to_string()], &[]);
-    fails_with(&again, 1, &["already holds a CA", "--force"]);
+    fails_with(&again, 73, &["already holds a CA", "--force"]);
     ok(
         &vrctl(
             &[
@@ -162,14 +162,14 @@ fn vrctl_speaks_mutual_tls_and_the_token_to_kvm_agent_and_names_each_refusal() {
     // No client certificate.
     fails_with(
         &run(&["--ca", &ca, "--token-file", &tok], &capacity),
-        1,
+        7,
         &["the agent requires a client certificate (use --cert/--key)"],
     );
     // The agent's certificate is from a CA we do not trust.
     let other_s = other.display().to_string();
     fails_with(
         &run(&["--pki-dir", &other_s, "--token-file", &tok], &capacity),
-        1,
+        7,
         &["the agent's certificate is not signed by --ca"],
     );
     // Our certificate is from a CA the agent does not trust.
@@ -187,23 +187,25 @@ fn vrctl_speaks_mutual_tls_and_the_token_to_kvm_agent_and_names_each_refusal() {
             ],
             &capacity,
         ),
-        1,
+        7,
         &["does not accept our client certificate"],
     );
     // No token.
     fails_with(
         &run(&["--pki-dir", &pki_s], &capacity),
-        1,
+        7,
         &["the agent requires a bearer token (--token-file)"],
     );
     // Plain HTTP to the TLS port.
-    fails_with(&run(&[], &capacity), 1, &["requires TLS (use --ca"]);
+    fails_with(&run(&[], &capacity), 7, &["requires TLS (use --ca"]);
     // A file that is not there is named.
     fails_with(
         &run(&["--ca", "/nonexistent/ca.pem"], &capacity),
-        1,
+        78,
         &["/nonexistent/ca.pem", "cannot read the CA certificate"],
     );
+    // Exit statuses (vrctl::exit): 7 a refusal either way (TLS, token),
+    // 73 a file not overwritten, 78 vrctl's own credentials unusable.
     // The router's status check names the refusal as a diagnosis (exit 7)
     // before any path: the handshake already fails.
     fails_with(
