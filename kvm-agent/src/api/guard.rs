@@ -57,10 +57,10 @@ impl AuditCtx {
         tracing::info!(
             target: "audit",
             peer = %self.peer,
-            certificate = self.certificate.as_deref().unwrap_or("-"),
             path = %self.path,
             result = %result,
             uuids = ?self.uuids,
+            certificate = self.certificate.as_deref().unwrap_or("-"),
             "command"
         );
     }

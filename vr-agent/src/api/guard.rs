@@ -181,10 +181,10 @@ impl AuditCtx {
         tracing::info!(
             target: "audit",
             peer = %self.peer,
-            certificate = self.certificate.as_deref().unwrap_or("-"),
             path = %self.path,
             result = %result,
             generation = ?generation,
+            certificate = self.certificate.as_deref().unwrap_or("-"),
             "command"
         );
     }
