@@ -102,12 +102,15 @@ impl Exit {
 pub struct Coded {
     pub exit: Exit,
     pub message: String,
+    /// More for the `--json` error (its keys join `code`, `kind`...).
+    pub detail: Value,
 }
 
 pub fn coded(exit: Exit, message: impl Into<String>) -> anyhow::Error {
     Coded {
         exit,
         message: message.into(),
+        detail: Value::Null,
     }
     .into()
 }
@@ -199,6 +202,11 @@ pub fn to_json(e: &anyhow::Error, exit: Exit) -> Value {
         "message": format!("{e:#}"),
     });
     for cause in e.chain() {
+        if let Some(Value::Object(more)) = cause.downcast_ref::<Coded>().map(|c| &c.detail) {
+            for (k, v) in more {
+                err[k] = v.clone();
+            }
+        }
         let d = cause.downcast_ref::<Diagnosis>().or_else(|| {
             match cause.downcast_ref::<RouterError>() {
                 Some(RouterError::Diagnosis(d)) => Some(d),
@@ -259,5 +267,20 @@ mod tests {
         assert_eq!(classify(&e), Exit::Refused);
         assert_eq!(to_json(&e, Exit::Refused)["error"]["diagnosis"], "refused");
         assert_eq!(classify(&anyhow::anyhow!("what")), Exit::Internal);
+    }
+
+    /// A failed apply's one JSON document: the error, with the steps.
+    #[test]
+    fn a_coded_errors_detail_joins_its_json() {
+        let e: anyhow::Error = Coded {
+            exit: Exit::AgentFailed,
+            message: "apply stopped at /synceip: no".into(),
+            detail: json!({"steps": [{"path": "/init", "ok": true}]}),
+        }
+        .into();
+        let v = to_json(&e, classify(&e));
+        assert_eq!(v["error"]["code"], 69, "{v}");
+        assert_eq!(v["error"]["steps"][0]["path"], "/init", "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("/synceip"));
     }
 }

@@ -573,20 +573,22 @@ async fn vr(args: &Args, cmd: &VrCmd) -> Result<Exit> {
                 }
             })
             .await;
-            let failed = steps.iter().find(|s| !s.ok);
-            if args.json {
-                println!(
-                    "{}",
-                    json!({"agent": c.base(), "version": version, "ok": failed.is_none(),
-                           "steps": steps})
-                );
-            }
-            if let Some(s) = failed {
-                return Err(vrctl::router::RouterError::Apply {
-                    path: s.path.to_string(),
-                    error: s.error.clone().unwrap_or_default(),
+            let done = json!({"agent": c.base(), "version": version, "steps": steps});
+            if let Some(s) = steps.iter().find(|s| !s.ok) {
+                // With --json the steps are in the error document.
+                return Err(vrctl::exit::Coded {
+                    exit: Exit::AgentFailed,
+                    message: format!(
+                        "apply stopped at {}: {}",
+                        s.path,
+                        s.error.as_deref().unwrap_or("")
+                    ),
+                    detail: done,
                 }
                 .into());
+            }
+            if args.json {
+                println!("{done}");
             }
             Ok(Exit::Ok)
         }
