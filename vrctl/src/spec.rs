@@ -125,7 +125,11 @@ impl RouterSpec {
                 .map_err(|e| parse_err(e.to_string()))?
         };
         if let Some(first) = unknown.first() {
-            return Err(unknown_key(&spec, first, path));
+            return Err(unknown_key(
+                &spec,
+                first,
+                &with_line(path, text, first, json),
+            ));
         }
         Ok(spec)
     }
@@ -283,6 +287,33 @@ impl RouterSpec {
         }
         m.validate().map_err(|e| bad(&e))?;
         Ok(m)
+    }
+}
+
+/// `path:LINE` when the unknown key occurs on exactly one line of `text`
+/// (as a TOML key or table header, or a JSON object key), else `path`.
+fn with_line(path: &str, text: &str, dotted: &str, json: bool) -> String {
+    let key = dotted.rsplit('.').next().unwrap_or_default();
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let l = l.trim_start();
+            if json {
+                l.contains(&format!("\"{key}\""))
+            } else {
+                let name = l.trim_start_matches('[').trim_start();
+                name.strip_prefix(key).is_some_and(|rest| {
+                    let rest = rest.trim_start();
+                    rest.starts_with('=') || rest.starts_with(']') || rest.starts_with('.')
+                })
+            }
+        })
+        .map(|(i, _)| i + 1)
+        .collect();
+    match lines.as_slice() {
+        [n] => format!("{path}:{n}"),
+        _ => path.to_string(),
     }
 }
 
