@@ -601,3 +601,54 @@ fn failover_spike() {
         "without conntrackd the connection survived too, so the runs above prove nothing about it: {control:?}"
     );
 }
+
+/// Two facts the engine's supervisor must handle, measured here:
+/// - keepalived killed with SIGKILL on a router that is otherwise alive
+///   leaves the shared addresses on its NICs (it gets no chance to remove
+///   them): the backup takes over and both hold them, so the agent must
+///   delete them itself when keepalived exits;
+/// - the old master, back with keepalived restarted, stays backup
+///   (`nopreempt`) although its priority is higher.
+#[test]
+fn kill9_leaves_addresses_and_the_old_master_returns_as_backup() {
+    testbed::require_privileged!();
+    let mut p = build();
+    p.start_keepalived(0, 110);
+    assert!(testbed::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || p.holds_vip(0)
+    ));
+    p.start_keepalived(1, 100);
+    std::thread::sleep(Duration::from_millis(500));
+    // procs[0] is router 0's keepalived: SIGKILL its process group only.
+    p.procs[0].kill();
+    assert!(
+        testbed::wait_until(Duration::from_secs(3), Duration::from_millis(5), || p
+            .holds_vip(1)),
+        "the backup never took over: {}",
+        p.procs[1].log()
+    );
+    assert!(
+        p.holds_vip(0),
+        "keepalived -9 removed its addresses after all; the supervisor need not"
+    );
+    // The agent's cleanup, then keepalived again on the old master.
+    p.routers[0]
+        .ip(&format!("addr del {VIP}/24 dev eth1"))
+        .unwrap();
+    p.routers[0]
+        .ip(&format!("addr del {GW}/24 dev eth2"))
+        .unwrap();
+    p.start_keepalived(0, 110);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !p.holds_vip(0) && p.holds_vip(1),
+        "the old master preempted: {}",
+        p.procs.last().unwrap().log()
+    );
+    assert!(
+        testbed::ping(&p.ten, OUTSIDE, 1),
+        "no path through the new master"
+    );
+}
