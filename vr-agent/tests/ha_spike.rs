@@ -237,7 +237,7 @@ struct Pair {
     routers: [Netns; 2],
     out: Netns,
     ten: Netns,
-    _sw: Netns,
+    sw: Netns,
     dir: TempDir,
     procs: Vec<Proc>,
 }
@@ -303,7 +303,7 @@ table ip spike {
         routers,
         out,
         ten,
-        _sw: sw,
+        sw,
         dir: TempDir::new("ha").unwrap(),
         procs: vec![],
     }
@@ -650,5 +650,56 @@ fn kill9_leaves_addresses_and_the_old_master_returns_as_backup() {
     assert!(
         testbed::ping(&p.ten, OUTSIDE, 1),
         "no path through the new master"
+    );
+}
+
+/// Split brain and its end: the heartbeat cut (the switch port of router
+/// 1's heartbeat NIC down, carrier kept) makes both routers master; after
+/// the heal, the time until only one holds the public address is measured
+/// (5 runs, printed) and asserted under one advert interval (issue 17):
+/// keepalived demotes the lower priority on the first advert it receives.
+/// Measured here: 15..25 ms (median 21) with advert 10 cs.
+#[test]
+fn heartbeat_cut_and_healed_leaves_one_master() {
+    testbed::require_privileged!();
+    let mut heals = vec![];
+    for _ in 0..RUNS {
+        let mut p = build();
+        p.start_keepalived(0, 110);
+        assert!(testbed::wait_until(
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || p.holds_vip(0)
+        ));
+        p.start_keepalived(1, 100);
+        std::thread::sleep(Duration::from_millis(500));
+        // Drop VRRP between the two on the switch, links stay up.
+        p.sw
+            .sh("nft add table bridge cut; nft add chain bridge cut f '{ type filter hook forward priority 0; }'; nft add rule bridge cut f iifname h0 drop; nft add rule bridge cut f iifname h1 drop")
+            .unwrap();
+        assert!(
+            testbed::wait_until(Duration::from_secs(3), Duration::from_millis(5), || p
+                .holds_vip(1)),
+            "no split brain after the cut: {}",
+            p.procs[1].log()
+        );
+        assert!(p.holds_vip(0));
+        p.sw.sh("nft delete table bridge cut").unwrap();
+        let t0 = Instant::now();
+        let one = testbed::wait_until(Duration::from_secs(3), Duration::from_millis(2), || {
+            p.holds_vip(0) != p.holds_vip(1)
+        });
+        let ms = t0.elapsed().as_millis() as u64;
+        assert!(one, "still two masters 3 s after the heal");
+        heals.push(ms);
+    }
+    eprintln!(
+        "one master after the heal, ms: {heals:?}, median {} worst {}",
+        median(heals.clone()),
+        heals.iter().max().unwrap()
+    );
+    assert!(
+        heals.iter().all(|ms| *ms < u64::from(ADVERT_CS) * 10),
+        "{heals:?}"
     );
 }
