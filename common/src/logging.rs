@@ -8,6 +8,9 @@
 //!   for an error, `<4>` a warning, `<6>` info, `<7>` debug), which journald
 //!   reads, so `journalctl -p err` finds errors; no timestamp (journald has
 //!   its own).
+//! * optionally a console (the VR's serial console) that gets only warnings
+//!   and errors, plain text, besides the milestone lines the binary writes
+//!   there itself ([`Console::line`]).
 
 use std::io::IsTerminal;
 
@@ -71,19 +74,87 @@ pub fn filter(var: &str, default: &str) -> tracing_subscriber::EnvFilter {
 
 /// Set up logging to stderr for a binary whose level variable is `var`.
 pub fn init(var: &str, default: &str) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(var, default))
-        .with_writer(std::io::stderr);
-    if stderr_is_journal() {
-        let format = tracing_subscriber::fmt::format()
-            .without_time()
-            .with_ansi(false);
-        builder
+    init_with_console(var, default, None);
+}
+
+/// Events whose target ends in this (e.g. `vr_agent::not_on_console`, so a
+/// `vr_agent=debug` filter still covers them) go to stderr/the journal but
+/// not to the console: the binary says them there in its own words.
+pub const NOT_ON_CONSOLE: &str = "::not_on_console";
+
+/// [`init`], and warnings and errors also on `console`.
+pub fn init_with_console(var: &str, default: &str, console: Option<Console>) {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::prelude::*;
+    let stderr = if stderr_is_journal() {
+        let format = fmt::format().without_time().with_ansi(false);
+        fmt::layer()
+            .with_writer(std::io::stderr)
             .with_ansi(false)
             .event_format(JournalPriority(format))
-            .init();
+            .boxed()
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .boxed()
+    };
+    let console = console.map(|c| {
+        fmt::layer()
+            .with_writer(c)
+            .with_ansi(false)
+            .without_time()
+            .with_filter(filter_fn(|m| {
+                *m.level() <= Level::WARN && !m.target().ends_with(NOT_ON_CONSOLE)
+            }))
+    });
+    tracing_subscriber::registry()
+        .with(stderr.with_filter(filter(var, default)))
+        .with(console)
+        .init();
+}
+
+/// A console device (e.g. `/dev/console`, the serial line of a VM) shared
+/// by the log layer and the binary's own lines. Writes are best effort: a
+/// console that fails must not stop the service.
+#[derive(Clone)]
+pub struct Console(std::sync::Arc<std::sync::Mutex<std::fs::File>>);
+
+impl Console {
+    /// Opens `path` for writing without making it the controlling terminal.
+    pub fn open(path: &std::path::Path) -> std::io::Result<Console> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(path)?;
+        Ok(Console(std::sync::Arc::new(std::sync::Mutex::new(file))))
+    }
+
+    /// Writes one line (a newline is added).
+    pub fn line(&self, text: &str) {
+        use std::io::Write;
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(f, "{text}");
+    }
+}
+
+impl std::io::Write for Console {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(b)?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Console {
+    type Writer = Console;
+    fn make_writer(&'a self) -> Console {
+        self.clone()
     }
 }
 

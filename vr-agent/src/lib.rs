@@ -53,6 +53,9 @@ pub struct Config {
     pub tls_files: Option<common::tls::ServerFiles>,
     /// `--auth-token-file` (the bootstrap info's `agentTokens` wins).
     pub token_file: Option<PathBuf>,
+    /// `--console`: where the serving line is said (warnings and errors
+    /// reach it through the log set-up).
+    pub console: Option<common::logging::Console>,
 }
 
 /// The real side-effect implementations.
@@ -140,6 +143,9 @@ pub async fn run(
         tracing::warn!(%listen, "listening on every interface (--listen names the unspecified address): only the nft guard keeps tenants away from the agent");
     }
     tracing::info!(%listen, device = ?device, state_dir = %cfg.state_dir.display(), "vr-agent serving");
+    if let Some(console) = &cfg.console {
+        console.line(&format!("vr-agent serving on {listen}"));
+    }
     if let Err(e) = common::systemd::notify_ready() {
         tracing::warn!(error = %e, "cannot tell systemd we are ready");
     }

@@ -63,12 +63,26 @@ struct Args {
     /// The bootstrap info's agentTokens, when present, are used instead.
     #[arg(long, env = "VR_AGENT_AUTH_TOKEN_FILE")]
     auth_token_file: Option<PathBuf>,
+    /// A console (the VR's serial line, /dev/console) that gets only
+    /// warnings, errors and the two lines the controller's diagnosis reads:
+    /// "vr-agent serving on ADDR" and a fatal "vr-agent: ERROR".
+    #[arg(long, env = "VR_AGENT_CONSOLE")]
+    console: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::logging::init("VR_AGENT_LOG", "info");
     let args = Args::parse();
+    let console = args.console.as_deref().map(common::logging::Console::open);
+    let (console, console_error) = match console {
+        Some(Ok(c)) => (Some(c), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    common::logging::init_with_console("VR_AGENT_LOG", "info", console.clone());
+    if let (Some(path), Some(e)) = (&args.console, console_error) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot open the console: nothing is said there");
+    }
     if args.power_button {
         vr_agent::sys::power::watch();
     }
@@ -85,12 +99,17 @@ async fn main() -> anyhow::Result<()> {
         allow_any_source: args.allow_any_source,
         tls_files,
         token_file: args.auth_token_file,
+        console: console.clone(),
     };
     if let Err(e) = vr_agent::run(cfg, sys, shutdown()).await {
-        // Said on the console too: a router that cannot boot must say why.
-        tracing::error!("{e:#}");
-        if !common::logging::stderr_is_journal() {
-            eprintln!("vr-agent: {e:#}");
+        // Said on the console too, in the words the controller's diagnosis
+        // reads: a router that cannot boot must say why.
+        tracing::error!(target: "vr_agent::not_on_console", "{e:#}");
+        let line = format!("vr-agent: {e:#}");
+        match &console {
+            Some(c) => c.line(&line),
+            None if !common::logging::stderr_is_journal() => eprintln!("{line}"),
+            None => {}
         }
         std::process::exit(1);
     }

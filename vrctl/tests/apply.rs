@@ -39,6 +39,7 @@ impl Agent {
                     allow_any_source: false,
                     tls_files: None,
                     token_file: None,
+                    console: None,
                 };
                 vr_agent::run(cfg, sys, async {
                     let _ = rx.await;
