@@ -8,6 +8,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Protocol level reported to the controller as `zvrVersion`: the ZStack
+/// controller wants four numeric parts and redeploys agents it finds older
+/// than its own, so this names the zvr protocol level we implement.
+pub const ZVR_VERSION: &str = "5.2.0.0";
+
 /// Body of commands that carry nothing we use (`/echo`, `/type`, `/test`, `/ping`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

@@ -13,7 +13,7 @@ use common::net::Mac;
 use crate::model::{CidrSource, Edit, Model, NicCategory, from_wire};
 
 pub const DEFAULT_PATH: &str = "/dev/virtio-ports/applianceVm.vport";
-pub const AGENT_PORT: u16 = 7272;
+pub const AGENT_PORT: u16 = vr_model::checks::DEFAULT_AGENT_PORT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {

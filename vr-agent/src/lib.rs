@@ -20,7 +20,7 @@ pub mod boot;
 pub mod credentials;
 pub mod engine;
 pub mod metrics;
-pub mod model;
+pub use vr_model as model;
 pub mod plan;
 pub mod sys;
 

@@ -28,19 +28,21 @@ fn failing_agent(journal: bool) -> Run {
     let file = std::fs::File::create(&err).unwrap();
     let meta = file.metadata().unwrap();
     let mut cmd = ns.command(env!("CARGO_BIN_EXE_vr-agent"), &[]);
-    cmd.arg("--console").arg(&console).args([
-        "--bootstrap",
-        "/nonexistent/bootstrap",
-        "--bootstrap-timeout-secs",
-        "0",
-    ])
-    .arg("--state-dir")
-    .arg(dir.path().join("state"))
-    .env_remove("VR_AGENT_LOG")
-    .env_remove("RUST_LOG")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(file);
+    cmd.arg("--console")
+        .arg(&console)
+        .args([
+            "--bootstrap",
+            "/nonexistent/bootstrap",
+            "--bootstrap-timeout-secs",
+            "0",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env_remove("VR_AGENT_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file);
     if journal {
         cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
     } else {

@@ -61,7 +61,7 @@ pub enum Probe {
 }
 
 /// The lowest protocol level this controller drives (`zvrVersion`).
-pub const MIN_VERSION: &str = vr_agent::api::ZVR_VERSION;
+pub const MIN_VERSION: &str = common::vr::ZVR_VERSION;
 
 fn version_parts(v: &str) -> Option<Vec<u32>> {
     let parts: Vec<u32> = v

@@ -9,9 +9,9 @@ use crate::wire;
 use common::vr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use vr_agent::model::lb::{self, LbEdit};
-use vr_agent::model::{Edit, Model, from_wire};
-use vr_agent::plan::dnsmasq::{self as dhcp, DhcpEdit};
+use vr_model::dhcp::{self, DhcpEdit};
+use vr_model::lb::{self, LbEdit};
+use vr_model::{Edit, Model, from_wire};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

@@ -103,7 +103,7 @@ fn missing_and_wrong_version_agents_are_named() {
         &[
             "wrong version",
             "4.1.0.0",
-            &format!("needs {}", vr_agent::api::ZVR_VERSION),
+            &format!("needs {}", vrctl::diagnose::MIN_VERSION),
         ],
     );
 }

@@ -22,10 +22,7 @@ use crate::plan::dnsmasq::{self as dhcp, DhcpEdit};
 
 pub mod guard;
 
-/// Protocol level reported to the controller as `zvrVersion`: the ZStack
-/// controller wants four numeric parts and redeploys agents it finds older
-/// than its own, so this names the zvr protocol level we implement.
-pub const ZVR_VERSION: &str = "5.2.0.0";
+pub use common::vr::ZVR_VERSION;
 
 #[derive(Clone)]
 pub struct AppState {

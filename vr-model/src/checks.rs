@@ -4,8 +4,8 @@
 
 use std::net::Ipv4Addr;
 
-use crate::model::from_wire::{FieldError, check_host_in, check_host_ip, unique};
-use crate::plan::dnsmasq::{DhcpEntry, DhcpServer};
+use crate::dhcp::{DhcpEntry, DhcpServer};
+use crate::from_wire::{FieldError, check_host_in, check_host_ip, unique};
 
 /// One batch of static leases (`dhcpEntries`, or a server's `dhcpInfos`):
 /// each IP a guest can have, not its gateway's, and no MAC or IP twice on
@@ -81,9 +81,12 @@ pub fn dhcp_servers(servers: &[(DhcpServer, Vec<DhcpEntry>)]) -> Result<(), Fiel
 
 use std::sync::atomic::{AtomicU16, Ordering};
 
+/// The protocol's port of the VR agent.
+pub const DEFAULT_AGENT_PORT: u16 = 7272;
+
 /// The port the agent serves on (`--listen`'s, else the protocol's 7272):
 /// a fact of the process, set once at start.
-static AGENT_PORT: AtomicU16 = AtomicU16::new(crate::boot::AGENT_PORT);
+static AGENT_PORT: AtomicU16 = AtomicU16::new(DEFAULT_AGENT_PORT);
 
 pub fn set_agent_port(port: u16) {
     AGENT_PORT.store(port, Ordering::Relaxed);
@@ -92,8 +95,8 @@ pub fn set_agent_port(port: u16) {
 fn agent_port() -> u16 {
     AGENT_PORT.load(Ordering::Relaxed)
 }
-use crate::model::lb::{LbMode, Listener};
-use crate::model::{Eip, Invalid, Model, Nic, NicCategory, PortForward, Vip};
+use crate::lb::{LbMode, Listener};
+use crate::{Eip, Invalid, Model, Nic, NicCategory, PortForward, Vip};
 use common::net::Proto;
 
 /// The management NICs' addresses, with the NIC's MAC.
@@ -177,8 +180,8 @@ pub fn management_plane(m: &Model) -> Result<(), Invalid> {
 
 /// The entries of a sync edit against the management IPs: a clash with
 /// the router (409), not a flaw of the batch (sync conflicts are 400s).
-pub fn sync_vs_mgmt(m: &Model, edit: &crate::model::Edit) -> Result<(), Invalid> {
-    use crate::model::Edit;
+pub fn sync_vs_mgmt(m: &Model, edit: &crate::Edit) -> Result<(), Invalid> {
+    use crate::Edit;
     let mgmt = mgmt_ips(m);
     if mgmt.is_empty() {
         return Ok(());
@@ -268,7 +271,7 @@ pub fn clear_management_plane(m: &mut Model, ips: &[Ipv4Addr]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Edit;
+    use crate::Edit;
     use common::net::{Mac, PortRange};
 
     const MGMT: &str = "fa:26:9c:aa:00:01";

@@ -4,8 +4,13 @@
 //! edit to a copy, validates the copy as a whole, renders and applies it, and
 //! only then keeps it. `from_wire` turns protocol bodies into edits, naming
 //! the entry and field of anything malformed.
+//!
+//! Pure (serde and thiserror, no runtime, no I/O): shared by vr-agent and
+//! the controller (vrctl), which builds the same edits from a router
+//! description. Its serde shape is GET /state's and the journal's.
 
 pub mod checks;
+pub mod dhcp;
 pub mod from_wire;
 pub mod lb;
 
@@ -15,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use common::net::{Ipv4Net, Mac, PortRange, Proto};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::dnsmasq::{DhcpEdit, DnsmasqState};
+use crate::dhcp::{DhcpEdit, DnsmasqState};
 use lb::{LbEdit, LbState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -676,7 +681,7 @@ mod tests {
                 "ip": "192.168.100.31", "mac": "fa:a1:5e:12:34:61", "netmask": "255.255.255.0",
                 "vrNicMac": nic, "isDefaultL3Network": true}))
             .unwrap();
-            crate::plan::dnsmasq::entries(&[w]).unwrap()
+            crate::dhcp::entries(&[w]).unwrap()
         };
         let mut m = Model::default();
         let add = |m: &mut Model, nic| {
