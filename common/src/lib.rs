@@ -1,7 +1,7 @@
 //! Shared by both agents: validation newtypes (`net`), the ZStack wire types
-//! (`vr`), and the HTTP protocol layer (`agent`, `callback`) that gives every
-//! command the async-callback and sync modes of DESIGN.md section 3, and
-//! the server that runs it under limits (`serve`).
+//! (`vr`, `vr_ha`, `kvm`), and the HTTP protocol layer (`agent`, `callback`)
+//! that gives every command the async-callback and sync modes of DESIGN.md
+//! section 3, and the server that runs it under limits (`serve`).
 
 pub mod agent;
 pub mod callback;
@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod files;
 pub mod image;
 pub mod json;
+pub mod kvm;
 pub mod logging;
 pub mod net;
 pub mod objects_only;

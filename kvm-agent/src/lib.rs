@@ -18,7 +18,9 @@ pub mod paths;
 pub mod plan;
 pub mod sys;
 pub mod vm;
-pub mod wire;
+/// The kvmagent wire types live in `common::kvm` (vrctl sends them too);
+/// this name stays while the agent's paths move.
+pub use common::kvm as wire;
 
 use std::future::Future;
 

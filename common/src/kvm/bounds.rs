@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use common::agent::ApiError;
-use common::text::quoted;
+use crate::agent::ApiError;
+use crate::text::quoted;
 
 /// Longest wait any command honours. The node derives some timeouts from
 /// its message timeouts (KVMHost.rebootVm: `MILLISECONDS.toSeconds(msg

@@ -184,7 +184,7 @@ pub struct AddInterfaceToBridgeCmd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::agent::decode;
+    use crate::agent::decode;
 
     /// Reference section 7, F1.
     const F1: &str = r#"{"hostUuid":"3f1c2b7e9a5d4e0f8b6a1c2d3e4f5a6b",
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn replies_are_camel_case_without_nulls() {
-        let v = common::agent::envelope(&Ok(PingResponse::default()));
+        let v = crate::agent::envelope(&Ok(PingResponse::default()));
         assert_eq!(
             v,
             serde_json::json!({"hostUuid":"","success":true,"error":""})
