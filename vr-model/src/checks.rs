@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use crate::dhcp::{DhcpEntry, DhcpServer};
-use crate::from_wire::{FieldError, check_host_in, check_host_ip, unique};
+use crate::field::{FieldError, check_host_in, check_host_ip, unique};
 
 /// One batch of static leases (`dhcpEntries`, or a server's `dhcpInfos`):
 /// each IP a guest can have, not its gateway's, and no MAC or IP twice on
@@ -266,6 +266,76 @@ pub fn clear_management_plane(m: &mut Model, ips: &[Ipv4Addr]) -> Vec<String> {
         keep
     });
     dropped
+}
+
+// ---------------------------------------------------------------- pairs
+//
+// Conflicts between two entries, one function each, so the whole-model
+// path (`Model::validate`) and the one-entry path (`Model::check_added`)
+// refuse the same things with the same words.
+
+/// Port forwards on one VIP and protocol whose port ranges overlap.
+pub fn pf_vs_pf(r: &PortForward, o: &PortForward) -> Result<(), Invalid> {
+    if o.vip == r.vip && o.proto == r.proto && o.vip_ports.overlaps(&r.vip_ports) {
+        return Err(Invalid(format!(
+            "port forwarding rule {}: {} ports {} on vipIp {} overlap rule {} ({})",
+            r.uuid, r.proto, r.vip_ports, r.vip, o.uuid, o.vip_ports
+        )));
+    }
+    Ok(())
+}
+
+/// A VIP is either an EIP (all its ports) or carries port forwards.
+pub fn pf_vs_eip(r: &PortForward, e: &Eip) -> Result<(), Invalid> {
+    if r.vip == e.vip {
+        return Err(Invalid(format!(
+            "port forwarding rule {}: vipIp {} is the EIP of guest {}",
+            r.uuid, r.vip, e.guest
+        )));
+    }
+    Ok(())
+}
+
+/// Outbound EIP traffic is keyed by (public NIC, guest): one EIP each.
+pub fn eip_vs_eip(e: &Eip, o: &Eip) -> Result<(), Invalid> {
+    if o.vip != e.vip && o.public_mac == e.public_mac && o.guest == e.guest {
+        return Err(Invalid(format!(
+            "eip {}: guest {} already has EIP {} on the same public NIC {}",
+            e.vip, e.guest, o.vip, e.public_mac
+        )));
+    }
+    Ok(())
+}
+
+/// A listener's VIP is not an EIP.
+pub fn listener_vs_eip(l: &Listener, e: &Eip) -> Result<(), Invalid> {
+    if l.vip == e.vip {
+        return Err(Invalid(format!(
+            "listener {}: vip {} is the EIP of guest {}",
+            l.uuid, l.vip, e.guest
+        )));
+    }
+    Ok(())
+}
+
+/// A listener's VIP port is the listener's alone.
+pub fn listener_vs_pf(l: &Listener, r: &PortForward) -> Result<(), Invalid> {
+    let proto = if l.mode == LbMode::Udp {
+        Proto::Udp
+    } else {
+        Proto::Tcp
+    };
+    if r.vip == l.vip
+        && r.proto == proto
+        && r.vip_ports.start <= l.port
+        && l.port <= r.vip_ports.end
+    {
+        return Err(Invalid(format!(
+            "listener {}: {proto} port {} on vip {} is forwarded by port forwarding rule {}",
+            l.uuid, l.port, l.vip, r.uuid
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use common::net::{Ipv4Net, Mac};
 use common::vr;
 use serde::{Deserialize, Serialize};
 
-use crate::from_wire::{Entry, FieldError};
+pub use crate::dns::{DnsConfig, dns, vpc_dns};
+use crate::field::{Entry, FieldError};
 
 /// The DHCP server on one VR NIC (`DhcpServerInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,14 +50,6 @@ impl DhcpEntry {
     pub fn tag(&self) -> String {
         self.mac.to_string().replace(':', "")
     }
-}
-
-/// DNS forwarding (`/setdns`): upstream servers and the NICs DNS listens on.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct DnsConfig {
-    /// In the controller's order, without duplicates.
-    pub upstreams: Vec<Ipv4Addr>,
-    pub listen: BTreeSet<Mac>,
 }
 
 /// Everything dnsmasq serves. Entries are keyed by (VR NIC MAC, guest MAC).
@@ -332,38 +325,6 @@ pub fn server_macs(cmd: &vr::DhcpServersCmd) -> Result<Vec<Mac>, FieldError> {
         .enumerate()
         .map(|(i, s)| Entry(format!("dhcpServers[{i}]")).mac("nicMac", &s.nic_mac))
         .collect()
-}
-
-/// `/setdns` (the complete list) and the addresses of `/removedns`.
-pub fn dns(cmd: &vr::DnsCmd) -> Result<DnsConfig, FieldError> {
-    let mut cfg = DnsConfig::default();
-    for (i, d) in cmd.dns.iter().enumerate() {
-        let e = Entry(format!("dns[{i}] (dnsAddress {})", d.dns_address));
-        let ip = e.ip("dnsAddress", &d.dns_address)?;
-        if !cfg.upstreams.contains(&ip) {
-            cfg.upstreams.push(ip);
-        }
-        if let Some(m) = d.nic_mac.as_deref().filter(|m| !m.trim().is_empty()) {
-            cfg.listen.insert(e.mac("nicMac", m)?);
-        }
-    }
-    Ok(cfg)
-}
-
-/// `/setvpcdns`.
-pub fn vpc_dns(cmd: &vr::SetVpcDnsCmd) -> Result<DnsConfig, FieldError> {
-    let mut cfg = DnsConfig::default();
-    for (i, d) in cmd.dns.iter().enumerate() {
-        let ip = Entry(format!("dns[{i}]")).ip("dns", d)?;
-        if !cfg.upstreams.contains(&ip) {
-            cfg.upstreams.push(ip);
-        }
-    }
-    for (i, m) in cmd.nic_mac.iter().enumerate() {
-        cfg.listen
-            .insert(Entry(format!("nicMac[{i}]")).mac("nicMac", m)?);
-    }
-    Ok(cfg)
 }
 
 /// The DHCP and DNS bodies of the protocol notes (`refreshDhcpServer`,

@@ -17,7 +17,7 @@ use common::vr;
 use serde::{Deserialize, Serialize};
 
 use super::Invalid;
-use super::from_wire::FieldError;
+use crate::field::FieldError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -772,7 +772,7 @@ pub fn listener(i: usize, l: &vr::LbInfo) -> Result<Option<Listener>, FieldError
         }
         Some(v) => {
             let ip = parse_ipv4(v).map_err(|e| c.err("vip", e))?;
-            super::from_wire::check_host_ip(ip).map_err(|e| c.err("vip", e))?;
+            crate::field::check_host_ip(ip).map_err(|e| c.err("vip", e))?;
             ip
         }
     };

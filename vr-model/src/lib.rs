@@ -11,106 +11,23 @@
 
 pub mod checks;
 pub mod dhcp;
+pub mod dns;
+pub mod field;
 pub mod from_wire;
 pub mod lb;
+pub mod nat;
+pub mod nic;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use common::net::{Ipv4Net, Mac, PortRange, Proto};
+use common::net::{Ipv4Net, Mac, Proto};
 use serde::{Deserialize, Serialize};
 
 use crate::dhcp::{DhcpEdit, DnsmasqState};
 use lb::{LbEdit, LbState};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NicCategory {
-    Public,
-    Private,
-    Management,
-}
-
-/// What the forward filter does with new, non-NAT connections into the
-/// network behind a private NIC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DefaultAction {
-    Accept,
-    Reject,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Nic {
-    pub mac: Mac,
-    /// Primary address and prefix; None for a NIC only known by its MAC.
-    pub ip: Option<(Ipv4Addr, u8)>,
-    pub gateway: Option<Ipv4Addr>,
-    pub is_default_route: bool,
-    pub category: NicCategory,
-    pub mtu: Option<u32>,
-    pub default_action: Option<DefaultAction>,
-    /// IPv6 address and prefix length (`ip6`, `prefixLength`).
-    #[serde(default)]
-    pub ip6: Option<(Ipv6Addr, u8)>,
-    #[serde(default)]
-    pub gateway6: Option<Ipv6Addr>,
-}
-
-impl Nic {
-    pub fn network(&self) -> Option<Ipv4Net> {
-        self.ip.map(|(ip, len)| Ipv4Net::containing(ip, len))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snat {
-    pub public_mac: Mac,
-    pub public_ip: Ipv4Addr,
-    pub private_mac: Mac,
-    /// The guest network, from `privateNicIp` and `snatNetmask`.
-    pub private_net: Ipv4Net,
-    pub enabled: bool,
-}
-
-impl Snat {
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.private_mac, self.private_net)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Vip {
-    /// IPv4 (`ip`, `netmask`) or IPv6 (`ip6`, `prefixLength`).
-    pub ip: IpAddr,
-    pub prefix: u8,
-    pub mac: Mac,
-    pub is_system: bool,
-    pub uuid: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortForward {
-    pub uuid: String,
-    pub proto: Proto,
-    pub vip: Ipv4Addr,
-    pub vip_ports: PortRange,
-    pub private_ip: Ipv4Addr,
-    pub private_ports: PortRange,
-    pub public_mac: Mac,
-    pub private_mac: Mac,
-    /// Sources allowed to use the rule; None means everyone.
-    pub allowed: Option<Ipv4Net>,
-    pub snat_inbound: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Eip {
-    pub vip: Ipv4Addr,
-    pub guest: Ipv4Addr,
-    pub public_mac: Mac,
-    pub private_mac: Mac,
-    pub snat_inbound: bool,
-}
+pub use nat::{Eip, PortForward, Snat, Vip};
+pub use nic::{CidrSource, DefaultAction, MgmtCidrs, Nic, NicCategory};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Model {
@@ -131,21 +48,6 @@ pub struct Model {
     /// gateway (the default route is on the public NIC).
     #[serde(default)]
     pub mgmt_cidrs: MgmtCidrs,
-}
-
-/// Where the management node lives, as each source last said it: the
-/// bootstrap info's `managementNodeCidr` and `/init`'s `mgtCidr`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MgmtCidrs {
-    pub boot: Option<Ipv4Net>,
-    pub init: Option<Ipv4Net>,
-}
-
-/// Who said where the management node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CidrSource {
-    Bootstrap,
-    Init,
 }
 
 impl Default for Model {
@@ -453,33 +355,13 @@ impl Model {
                         .filter(|o| o.uuid != r.uuid && !rules.iter().any(|n| n.uuid == o.uuid))
                         .chain(rules[..i].iter().filter(|o| o.uuid != r.uuid));
                     for o in others {
-                        if o.vip == r.vip
-                            && o.proto == r.proto
-                            && o.vip_ports.overlaps(&r.vip_ports)
-                        {
-                            return Err(Invalid(format!(
-                                "port forwarding rule {}: {} ports {} on vipIp {} overlap rule {} ({})",
-                                r.uuid, r.proto, r.vip_ports, r.vip, o.uuid, o.vip_ports
-                            )));
-                        }
+                        checks::pf_vs_pf(r, o)?;
                     }
                     if let Some(e) = self.eips.get(&r.vip) {
-                        return Err(Invalid(format!(
-                            "port forwarding rule {}: vipIp {} is the EIP of guest {}",
-                            r.uuid, r.vip, e.guest
-                        )));
+                        checks::pf_vs_eip(r, e)?;
                     }
-                    let l4 = r.proto.as_str();
-                    if let Some(l) = self.lb.listeners.values().find(|l| {
-                        l.vip == r.vip
-                            && l.mode.l4() == l4
-                            && r.vip_ports.start <= l.port
-                            && l.port <= r.vip_ports.end
-                    }) {
-                        return Err(Invalid(format!(
-                            "listener {}: {l4} port {} on vip {} is forwarded by port forwarding rule {}",
-                            l.uuid, l.port, l.vip, r.uuid
-                        )));
+                    for l in self.lb.listeners.values() {
+                        checks::listener_vs_pf(l, r)?;
                     }
                 }
                 Ok(())
@@ -487,27 +369,14 @@ impl Model {
             Edit::CreateEip(e) => {
                 self.check_eip_vip(e)?;
                 checks::eip_vs_mgmt(e, &checks::mgmt_ips(self))?;
-                if let Some(l) = self.lb.listeners.values().find(|l| l.vip == e.vip) {
-                    return Err(Invalid(format!(
-                        "listener {}: vip {} is the EIP of guest {}",
-                        l.uuid, l.vip, e.guest
-                    )));
+                for l in self.lb.listeners.values() {
+                    checks::listener_vs_eip(l, e)?;
                 }
-                if let Some(r) = self.port_forwards.values().find(|r| r.vip == e.vip) {
-                    return Err(Invalid(format!(
-                        "port forwarding rule {}: vipIp {} is the EIP of guest {}",
-                        r.uuid, r.vip, e.guest
-                    )));
+                for r in self.port_forwards.values() {
+                    checks::pf_vs_eip(r, e)?;
                 }
-                let clash = self
-                    .eips
-                    .values()
-                    .find(|o| o.vip != e.vip && o.public_mac == e.public_mac && o.guest == e.guest);
-                if let Some(o) = clash {
-                    return Err(Invalid(format!(
-                        "eip {}: guest {} already has EIP {} on the same public NIC {}",
-                        e.vip, e.guest, o.vip, e.public_mac
-                    )));
+                for o in self.eips.values().filter(|o| o.vip != e.vip) {
+                    checks::eip_vs_eip(e, o)?;
                 }
                 Ok(())
             }
@@ -522,34 +391,23 @@ impl Model {
         for r in self.port_forwards.values() {
             by_key.entry((r.vip, r.proto)).or_default().push(r);
         }
-        for ((vip, proto), mut rules) in by_key {
+        for mut rules in by_key.into_values() {
             rules.sort_by_key(|r| r.vip_ports.start);
             for w in rules.windows(2) {
-                if w[0].vip_ports.overlaps(&w[1].vip_ports) {
-                    return Err(Invalid(format!(
-                        "port forwarding rule {}: {proto} ports {} on vipIp {vip} overlap rule {} ({})",
-                        w[1].uuid, w[1].vip_ports, w[0].uuid, w[0].vip_ports
-                    )));
-                }
+                checks::pf_vs_pf(w[1], w[0])?;
             }
         }
         // A VIP is either an EIP (all ports) or carries port forwards.
         for r in self.port_forwards.values() {
             if let Some(e) = self.eips.get(&r.vip) {
-                return Err(Invalid(format!(
-                    "port forwarding rule {}: vipIp {} is the EIP of guest {}",
-                    r.uuid, r.vip, e.guest
-                )));
+                checks::pf_vs_eip(r, e)?;
             }
         }
         // Outbound EIP traffic is keyed by (public NIC, guest): one EIP each.
         let mut seen = BTreeMap::new();
         for e in self.eips.values() {
-            if let Some(other) = seen.insert((e.public_mac, e.guest), e.vip) {
-                return Err(Invalid(format!(
-                    "eip {}: guest {} already has EIP {} on the same public NIC {}",
-                    e.vip, e.guest, other, e.public_mac
-                )));
+            if let Some(other) = seen.insert((e.public_mac, e.guest), e) {
+                checks::eip_vs_eip(e, other)?;
             }
         }
         // A static lease's address is the router's to give once: dnsmasq's
@@ -582,29 +440,10 @@ impl Model {
         // A listener's VIP port is the listener's alone.
         for l in self.lb.listeners.values() {
             if let Some(e) = self.eips.get(&l.vip) {
-                return Err(Invalid(format!(
-                    "listener {}: vip {} is the EIP of guest {}",
-                    l.uuid, l.vip, e.guest
-                )));
+                checks::listener_vs_eip(l, e)?;
             }
-            let proto: Proto = if l.mode == lb::LbMode::Udp {
-                Proto::Udp
-            } else {
-                Proto::Tcp
-            };
-            let port = PortRange {
-                start: l.port,
-                end: l.port,
-            };
-            if let Some(r) = self
-                .port_forwards
-                .values()
-                .find(|r| r.vip == l.vip && r.proto == proto && r.vip_ports.overlaps(&port))
-            {
-                return Err(Invalid(format!(
-                    "listener {}: {proto} port {} on vip {} is forwarded by port forwarding rule {}",
-                    l.uuid, l.port, l.vip, r.uuid
-                )));
+            for r in self.port_forwards.values().filter(|r| r.vip == l.vip) {
+                checks::listener_vs_pf(l, r)?;
             }
         }
         Ok(())
@@ -615,13 +454,13 @@ impl Model {
 /// the last of two rules with one uuid (and the two checks would disagree on
 /// which one counts).
 fn unique_rule_uuids(rules: &[PortForward]) -> Result<(), Invalid> {
-    from_wire::unique(rules, "rules", "uuid", |r| r.uuid.clone())
-        .map_err(|e| Invalid(e.to_string()))
+    field::unique(rules, "rules", "uuid", |r| r.uuid.clone()).map_err(|e| Invalid(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::net::PortRange;
 
     fn mac(s: &str) -> Mac {
         s.parse().unwrap()
