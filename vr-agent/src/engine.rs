@@ -74,6 +74,8 @@ pub struct Engine {
     /// Certificates being uploaded (uuid -> PEM): staged for the check,
     /// written live only once it passed.
     new_certs: std::collections::BTreeMap<String, String>,
+    /// The box's facts haproxy's config depends on (read once at start).
+    lb_host: haproxy::Host,
     /// The udp listener table last applied; None when unknown.
     lb_udp: Option<String>,
     /// Our static routes (management node networks) in force; None when unknown.
@@ -116,7 +118,9 @@ impl Engine {
     /// Load the persisted state and put it back on the box, so a restarted
     /// agent serves its networks before the controller says anything.
     pub async fn start(sys: Sys, agent_port: u16) -> Result<Engine, EngineError> {
-        let (generation, model) = sys.store.load().map_err(apply_err)?.unwrap_or_default();
+        let (generation, model) = crate::sys::blocking::run(|| sys.store.load())
+            .map_err(apply_err)?
+            .unwrap_or_default();
         let (conntrack_tx, rx) = mpsc::unbounded_channel();
         let conntrack_deleted = Arc::new(AtomicU64::new(0));
         tokio::spawn(conntrack_cleaner(
@@ -134,6 +138,7 @@ impl Engine {
             haproxy_files: None,
             haproxy_reload_pending: false,
             new_certs: Default::default(),
+            lb_host: crate::sys::haproxy::host(),
             lb_udp: None,
             routes: None,
             listed: Default::default(),
@@ -160,6 +165,12 @@ impl Engine {
 
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The side effects (for the few commands that are not edits, e.g.
+    /// `/init`'s sysctl).
+    pub fn sys(&self) -> &Sys {
+        &self.sys
     }
 
     pub fn generation(&self) -> u64 {
@@ -298,9 +309,7 @@ impl Engine {
     }
 
     fn persist(&self, edit: &Edit) -> Result<(), EngineError> {
-        self.sys
-            .store
-            .record(self.generation, edit, &self.model)
+        crate::sys::blocking::run(|| self.sys.store.record(self.generation, edit, &self.model))
             .map_err(|e| EngineError::Apply(format!("cannot persist the change: {e}")))
     }
 
@@ -588,14 +597,13 @@ impl Engine {
         &self,
         lb: &LbState,
     ) -> Result<Option<Option<haproxy::Files>>, EngineError> {
-        let host = haproxy::Host::current();
         let h = &self.sys.haproxy;
-        let files = haproxy::render(lb, h.paths(), host);
+        let files = haproxy::render(lb, h.paths(), self.lb_host);
         if files == self.haproxy_files && !self.haproxy_reload_pending {
             return Ok(None);
         }
         if files.is_some()
-            && let Some(check) = haproxy::render(lb, h.check_paths(), host)
+            && let Some(check) = haproxy::render(lb, h.check_paths(), self.lb_host)
         {
             h.check(&check, &self.new_certs)
                 .await

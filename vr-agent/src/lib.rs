@@ -72,12 +72,13 @@ pub fn real_sys(state_dir: &std::path::Path) -> anyhow::Result<Sys> {
             state_dir.join("haproxy"),
             state_dir.join("certificates"),
         )?),
+        sysctl: Arc::new(sys::sysctl::ProcSys),
     })
 }
 
 /// Routing is the router's job; a new network namespace starts with it off.
-fn enable_forwarding() {
-    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+fn enable_forwarding(sysctl: &dyn sys::sysctl::Sysctl) {
+    if let Err(e) = sysctl.write("net/ipv4/ip_forward", "1") {
         tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
     }
 }
@@ -88,7 +89,7 @@ pub async fn run(
     sys: Sys,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    enable_forwarding();
+    enable_forwarding(sys.sysctl.as_ref());
     let port = cfg.listen.map_or(boot::AGENT_PORT, |l| l.port());
     model::checks::set_agent_port(port);
     let mut engine = Engine::start(sys, port).await?;

@@ -54,6 +54,7 @@ async fn router_over_fakes() -> Router {
     ]);
     let firewall = Arc::new(FakeFirewall::default());
     let haproxy = Arc::new(FakeHaproxy::new());
+    let sysctl = Arc::new(vr_agent::sys::sysctl::FakeSysctl::default());
     let dnsmasq = Arc::new(FakeDnsmasq::new());
     let sys = Sys {
         firewall: firewall.clone(),
@@ -62,6 +63,7 @@ async fn router_over_fakes() -> Router {
         store: Arc::new(FileStore::new(dir.path()).unwrap()),
         dnsmasq: dnsmasq.clone(),
         haproxy: haproxy.clone(),
+        sysctl: sysctl.clone(),
     };
     let engine = Engine::start(sys, 7272).await.unwrap();
     let state = AppState {

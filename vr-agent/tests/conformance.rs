@@ -34,6 +34,7 @@ async fn router_over_fakes(dir: &std::path::Path) -> axum::Router {
         store: Arc::new(FileStore::new(dir.join("state")).unwrap()),
         dnsmasq: Arc::new(FakeDnsmasq::new()),
         haproxy: Arc::new(FakeHaproxy::new()),
+        sysctl: Arc::new(vr_agent::sys::sysctl::FakeSysctl::default()),
     };
     let engine = Engine::start(sys, 7272).await.unwrap();
     router(AppState {

@@ -23,6 +23,7 @@ struct Box {
     firewall: Arc<FakeFirewall>,
     netlink: Arc<FakeNetlink>,
     haproxy: Arc<FakeHaproxy>,
+    sysctl: Arc<vr_agent::sys::sysctl::FakeSysctl>,
     _dir: testbed::TempDir,
 }
 
@@ -45,6 +46,7 @@ async fn vr() -> Box {
     ]);
     let firewall = Arc::new(FakeFirewall::default());
     let haproxy = Arc::new(FakeHaproxy::new());
+    let sysctl = Arc::new(vr_agent::sys::sysctl::FakeSysctl::default());
     let sys = Sys {
         firewall: firewall.clone(),
         netlink: netlink.clone(),
@@ -52,6 +54,7 @@ async fn vr() -> Box {
         store: Arc::new(FileStore::new(dir.path()).unwrap()),
         dnsmasq: Arc::new(vr_agent::sys::dnsmasq::FakeDnsmasq::new()),
         haproxy: haproxy.clone(),
+        sysctl: sysctl.clone(),
     };
     let engine = Engine::start(sys, 7272).await.unwrap();
     let state = AppState {
@@ -65,6 +68,7 @@ async fn vr() -> Box {
         firewall,
         netlink,
         haproxy,
+        sysctl,
         _dir: dir,
     }
 }
@@ -113,6 +117,30 @@ const F10_ONE: &str = r#"{"eip":{"vipIp":"172.20.10.101","privateMac":"fa:26:9c:
 const F10_SYNC: &str = r#"{"eips":[{"vipIp":"172.20.10.101","privateMac":"fa:26:9c:aa:00:03",
  "publicMac":"fa:26:9c:aa:00:02","guestIp":"192.168.100.10",
  "snatInboundTraffic":false,"needCleanGuestIp":false}]}"#;
+
+/// `/init`'s `ipv4LocalPortRange` goes through the sysctl port (zero
+/// values are ignored, as zvr does; a bad range is 400 and writes nothing).
+#[tokio::test]
+async fn init_sets_the_local_port_range_through_sysctl() {
+    let b = vr().await;
+    let key = "net/ipv4/ip_local_port_range";
+    let (s, _) = post(&b, "/init", F1).await;
+    assert_eq!(s, 200);
+    assert!(b.sysctl.values.lock().unwrap().get(key).is_none());
+    let body = F1.replace("0-0", "1024-65000");
+    let (s, v) = post(&b, "/init", &body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        b.sysctl.values.lock().unwrap().get(key).map(String::as_str),
+        Some("1024 65000")
+    );
+    let (s, v) = post(&b, "/init", &F1.replace("0-0", "80-90")).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        b.sysctl.values.lock().unwrap().get(key).map(String::as_str),
+        Some("1024 65000")
+    );
+}
 
 #[tokio::test]
 async fn reference_fixtures_are_accepted() {

@@ -169,7 +169,7 @@ async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
         ),
     };
     if let Some(range) = cmd.parms.get("ipv4LocalPortRange") {
-        set_local_port_range(range)?;
+        set_local_port_range(s.engine.lock().await.sys().sysctl.as_ref(), range)?;
     }
     // The management node's network, routed via the management gateway
     // (zvr's initHandler does the same).
@@ -198,7 +198,10 @@ async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
 
 /// `ipv4LocalPortRange` ("1024-65000"); like zvr, values with a zero are
 /// ignored, and the low end must be at least 1024.
-fn set_local_port_range(range: &str) -> Result<(), ApiError> {
+fn set_local_port_range(
+    sysctl: &dyn crate::sys::sysctl::Sysctl,
+    range: &str,
+) -> Result<(), ApiError> {
     let bad = || {
         ApiError::bad_request(format!(
             "parms.ipv4LocalPortRange: {} is not LOW-HIGH with 1024 <= LOW < HIGH <= 65535",
@@ -216,11 +219,9 @@ fn set_local_port_range(range: &str) -> Result<(), ApiError> {
     if lo < 1024 || hi > 65535 || lo >= hi {
         return Err(bad());
     }
-    std::fs::write(
-        "/proc/sys/net/ipv4/ip_local_port_range",
-        format!("{lo} {hi}"),
-    )
-    .map_err(|e| ApiError::internal(format!("cannot set ip_local_port_range: {e}")))
+    sysctl
+        .write("net/ipv4/ip_local_port_range", &format!("{lo} {hi}"))
+        .map_err(|e| ApiError::internal(format!("cannot set ip_local_port_range: {e}")))
 }
 
 async fn ping(s: AppState, _: vr::UuidCmd) -> Result<vr::PingRsp, ApiError> {

@@ -98,48 +98,6 @@ pub const NOBODY: RunAs = RunAs {
     gid: 65534,
 };
 
-impl RunAs {
-    /// The first of [`USERS`] this box has, with its primary group (looked
-    /// up once).
-    pub fn current() -> RunAs {
-        static ONCE: std::sync::OnceLock<RunAs> = std::sync::OnceLock::new();
-        *ONCE.get_or_init(RunAs::lookup)
-    }
-
-    fn lookup() -> RunAs {
-        let found = USERS.iter().find_map(|name| {
-            let u = nix::unistd::User::from_name(name).ok().flatten()?;
-            Some((
-                *name,
-                RunAs {
-                    uid: u.uid.as_raw(),
-                    gid: u.gid.as_raw(),
-                },
-            ))
-        });
-        match found {
-            Some((name, r)) => {
-                if name != USERS[0] {
-                    tracing::warn!(
-                        user = name,
-                        "no user {}: haproxy's workers run as {name}",
-                        USERS[0]
-                    );
-                }
-                r
-            }
-            None => {
-                tracing::warn!(
-                    uid = NOBODY.uid,
-                    "none of the users {USERS:?}: haproxy's workers run as uid/gid {}",
-                    NOBODY.uid
-                );
-                NOBODY
-            }
-        }
-    }
-}
-
 /// Facts about the box the config depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Host {
@@ -148,26 +106,6 @@ pub struct Host {
     /// The hard `RLIMIT_NOFILE` haproxy inherits.
     pub fd_limit: u64,
     pub run_as: RunAs,
-}
-
-impl Host {
-    /// This process's CPUs and hard open-files limit, haproxy's user.
-    pub fn current() -> Host {
-        let fd_limit = std::fs::read_to_string("/proc/self/limits")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find(|l| l.starts_with("Max open files"))
-                    .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
-            })
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1 << 20);
-        Host {
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            fd_limit,
-            run_as: RunAs::current(),
-        }
-    }
 }
 
 /// The cipher settings of a `securityPolicyType`.
@@ -483,13 +421,12 @@ mod tests {
     }
 
     #[test]
-    fn workers_drop_to_an_unprivileged_user() {
-        let r = RunAs::current();
-        assert_ne!(r.uid, 0);
-        assert_ne!(r.gid, 0);
+    fn workers_run_as_the_given_user() {
+        let r = RunAs { uid: 108, gid: 115 };
         let host = Host {
+            cpus: 2,
+            fd_limit: 20000,
             run_as: r,
-            ..Host::current()
         };
         let files = render(&state(), &Paths::new("/a", "/b"), host).unwrap();
         let global = files.conf.split("\ndefaults").next().unwrap();

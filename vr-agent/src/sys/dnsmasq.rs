@@ -111,7 +111,8 @@ pub trait Dnsmasq: Send + Sync {
     }
     /// The leases dnsmasq holds now: (guest MAC, IP).
     fn leases(&self) -> Vec<(Mac, Ipv4Addr)> {
-        let text = std::fs::read_to_string(self.paths().leases()).unwrap_or_default();
+        let text = super::blocking::run(|| std::fs::read_to_string(self.paths().leases()))
+            .unwrap_or_default();
         crate::plan::dnsmasq::parse_leases(&text)
             .into_iter()
             .map(|(m, ip, _)| (m, ip))

@@ -1,6 +1,7 @@
 //! Side effects, one trait each, with a real implementation and a fake that
 //! records calls (for tests that run without root).
 
+pub mod blocking;
 pub mod conntrack;
 pub mod credentials;
 pub mod dnsmasq;
@@ -15,6 +16,7 @@ pub mod power;
 pub mod runner;
 pub mod store;
 pub mod supervisor;
+pub mod sysctl;
 
 use std::sync::Arc;
 
@@ -27,4 +29,5 @@ pub struct Sys {
     pub store: Arc<dyn store::Store>,
     pub dnsmasq: Arc<dyn dnsmasq::Dnsmasq>,
     pub haproxy: Arc<dyn haproxy::Haproxy>,
+    pub sysctl: Arc<dyn sysctl::Sysctl>,
 }

@@ -192,6 +192,10 @@ async fn supervise(
 /// agent killed with SIGKILL) and that would hold our ports: every process
 /// whose command line `is_ours` says is one of ours.
 pub fn kill_strays(name: &str, is_ours: impl Fn(&[&[u8]]) -> bool) {
+    super::blocking::run(|| kill_strays_now(name, is_ours));
+}
+
+fn kill_strays_now(name: &str, is_ours: impl Fn(&[&[u8]]) -> bool) {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
     };
