@@ -1,0 +1,79 @@
+//! DHCP and DNS: dnsmasq's files rendered from the model, then written
+//! with a reload (SIGHUP) or a restart as the change needs.
+
+use super::*;
+use crate::plan::dnsmasq as dhcp;
+
+impl Engine {
+    /// dnsmasq files for a DHCP/DNS state; None when there is nothing to
+    /// serve. A NIC the state names but the box lacks is an error.
+    pub(super) fn render_dhcp(
+        &self,
+        state: &DnsmasqState,
+        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+    ) -> Result<Option<Files>, EngineError> {
+        if *state == DnsmasqState::default() {
+            return Ok(None);
+        }
+        let r = dhcp::render(state, links, self.sys.dnsmasq.paths());
+        if let Some(mac) = r.missing_nics.iter().next() {
+            return Err(EngineError::BadRequest(format!(
+                "vrNicMac/nicMac {mac} matches no NIC on this router"
+            )));
+        }
+        Ok(Some(r.files))
+    }
+
+    /// Bring dnsmasq to `files` (reload or restart as needed) and release
+    /// the leases of entries that went away or changed address.
+    pub(super) async fn sync_dnsmasq(
+        &mut self,
+        old: &DnsmasqState,
+        new: &DnsmasqState,
+        files: Option<Files>,
+        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+    ) -> Result<(), EngineError> {
+        let d = self.sys.dnsmasq.clone();
+        match files {
+            None => {
+                if self.dnsmasq_files.take().is_some() {
+                    d.stop().await.map_err(apply_err)?;
+                    tracing::info!("dnsmasq stopped: nothing to serve");
+                }
+            }
+            Some(files) => {
+                let action =
+                    crate::sys::dnsmasq::apply(d.as_ref(), self.dnsmasq_files.as_ref(), &files)
+                        .await
+                        .map_err(apply_err)?;
+                if action != dhcp::Action::Nothing {
+                    tracing::info!(?action, "dnsmasq updated");
+                }
+                self.dnsmasq_files = Some(files);
+            }
+        }
+        // Only entries that hold a lease need one `dhcp_release` each; most
+        // removed guests of a big refresh never asked for one.
+        let gone: Vec<_> = old
+            .entries
+            .values()
+            .filter(|e| new.entries.get(&e.key()).is_none_or(|n| n.ip != e.ip))
+            .map(|e| (e.vr_nic_mac, e.mac, e.ip))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let leased: std::collections::HashSet<_> = d.leases().into_iter().collect();
+        for (nic, mac, ip) in gone
+            .into_iter()
+            .filter(|(_, m, i)| leased.contains(&(*m, *i)))
+        {
+            if let Some(ifname) = links.get(&nic)
+                && let Err(err) = d.release(ifname, ip, mac).await
+            {
+                tracing::warn!(%ip, %mac, error = %err, "could not release lease");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! Links: addresses, MTUs and the default route put on the box
+//! (`plan::links` says what; this runs it through netlink).
+
+use super::*;
+
+impl Engine {
+    pub(super) async fn run_link_ops(&self, ops: &[LinkOp]) -> Result<(), EngineError> {
+        let nl = &self.sys.netlink;
+        let mut announce = vec![];
+        for op in ops {
+            match op {
+                LinkOp::Up { ifname, mtu } => nl.up(ifname, *mtu).await,
+                LinkOp::AddAddr { ifname, ip, prefix } => nl.add_addr(ifname, *ip, *prefix).await,
+                LinkOp::DelAddr { ifname, ip, prefix } => nl.del_addr(ifname, *ip, *prefix).await,
+                LinkOp::DefaultRoute { ifname, gateway } => nl.default_route(ifname, *gateway).await,
+                LinkOp::PrimaryFirst { ifname, ip, prefix } => {
+                    let addrs = nl.addrs(ifname).await.map_err(apply_err)?;
+                    if addrs.first() == Some(&(*ip, *prefix)) {
+                        Ok(())
+                    } else {
+                        tracing::info!(%ifname, %ip, "re-ordering addresses so the NIC's own IP is first");
+                        for (a, p) in &addrs {
+                            nl.del_addr(ifname, (*a).into(), *p)
+                                .await
+                                .map_err(apply_err)?;
+                        }
+                        nl.add_addr(ifname, (*ip).into(), *prefix)
+                            .await
+                            .map_err(apply_err)?;
+                        for (a, p) in addrs.iter().filter(|x| **x != (*ip, *prefix)) {
+                            nl.add_addr(ifname, (*a).into(), *p)
+                                .await
+                                .map_err(apply_err)?;
+                        }
+                        Ok(())
+                    }
+                }
+                LinkOp::Announce { ifname, ip } => {
+                    announce.push((ifname, *ip));
+                    Ok(())
+                }
+            }
+            .map_err(apply_err)?;
+        }
+        for (ifname, ip) in announce {
+            nl.announce(ifname, ip);
+        }
+        Ok(())
+    }
+}

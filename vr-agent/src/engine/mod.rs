@@ -1,0 +1,477 @@
+//! The single writer: owns the desired state and every side effect.
+//!
+//! Each command is one [`Edit`]: applied to a copy of the model, validated as
+//! a whole, rendered, applied to the box (nft transaction, then links), and
+//! only then kept and persisted. A failure anywhere leaves the previous state
+//! in force; nothing of a bad batch is applied.
+//!
+//! The transaction (clone, edit, validate, prepare, commit in order, roll
+//! back, persist) is this file; each service's part of it is its own file:
+//! `nat` (the NAT table and stale flows), `links` and `routes_sync`
+//! (addresses, routes), `dhcp` (dnsmasq), `lb` (haproxy, certificates);
+//! `drift` compares our tables with the kernel's.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use common::agent::ApiError;
+
+use crate::model::lb::{LbEdit, LbMode, LbState};
+use crate::model::{Edit, Eip, Model, PortForward};
+use crate::plan::dnsmasq::{DnsmasqState, Files};
+use crate::plan::links::LinkOp;
+use crate::plan::nat::{Observed, Ruleset};
+use crate::plan::routes::{self, Route};
+
+mod dhcp;
+mod drift;
+mod entry_undo;
+mod lb;
+mod links;
+mod nat;
+mod routes_sync;
+
+use crate::plan::{self, haproxy, lbudp};
+use crate::sys::Sys;
+use entry_undo::EntryUndo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Apply(String),
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        match e {
+            EngineError::BadRequest(m) => ApiError::bad_request(m),
+            EngineError::Conflict(m) => ApiError::conflict(m),
+            EngineError::Apply(m) => ApiError::internal(m),
+        }
+    }
+}
+
+fn apply_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Apply(e.to_string())
+}
+
+/// Failed probes in a row before a child is restarted.
+pub const PROBES_BEFORE_RESTART: u32 = 3;
+
+pub struct Engine {
+    sys: Sys,
+    model: Model,
+    generation: u64,
+    /// What our nft table holds; None when unknown (then the next change
+    /// replaces the whole table).
+    applied: Option<Ruleset>,
+    agent_port: u16,
+    /// The dnsmasq files in use; None when dnsmasq is not running.
+    dnsmasq_files: Option<Files>,
+    /// The haproxy files in use; None when haproxy is not running.
+    haproxy_files: Option<haproxy::Files>,
+    /// A certificate in use changed on disk: reload even if the config
+    /// text is the same.
+    haproxy_reload_pending: bool,
+    /// Certificates being uploaded (uuid -> PEM): staged for the check,
+    /// written live only once it passed.
+    new_certs: std::collections::BTreeMap<String, String>,
+    /// The box's facts haproxy's config depends on (read once at start).
+    lb_host: haproxy::Host,
+    /// The udp listener table last applied; None when unknown.
+    lb_udp: Option<String>,
+    /// Our static routes (management node networks) in force; None when unknown.
+    routes: Option<BTreeSet<Route>>,
+    /// Digest of each of our nft tables as the kernel listed it right after
+    /// our last change to it: the drift check compares content with it.
+    listed: std::collections::BTreeMap<&'static str, u64>,
+    /// Tables changed since they were last listed.
+    relist: BTreeSet<&'static str>,
+    conntrack_tx: mpsc::UnboundedSender<BTreeSet<plan::nat::FlowMatch>>,
+    conntrack_deleted: Arc<AtomicU64>,
+    pub stats: Stats,
+    /// Probes in a row each child failed: (dnsmasq, haproxy).
+    failed_probes: (u32, u32),
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Stats {
+    pub applies: u64,
+    pub failures: u64,
+    pub full_renders: u64,
+    pub drift_repairs: u64,
+    pub conntrack_deleted: u64,
+    pub dnsmasq_restarts: u64,
+    pub haproxy_reloads: u64,
+    pub haproxy_restarts: u64,
+    /// Children restarted because they stopped answering their probe.
+    pub hung_restarts: u64,
+    /// haproxy reloads (or starts) that failed.
+    pub haproxy_reload_failures: u64,
+    /// Seconds per applied edit, by section (`crate::metrics::section`).
+    pub apply_seconds: std::collections::BTreeMap<&'static str, crate::metrics::Histogram>,
+    /// The last edit's error, None when it was applied (`/readyz`).
+    pub last_apply_error: Option<String>,
+    /// A drifted table whose repair failed (`/readyz`).
+    pub drift_unrepaired: bool,
+}
+
+impl Engine {
+    /// Load the persisted state and put it back on the box, so a restarted
+    /// agent serves its networks before the controller says anything.
+    pub async fn start(sys: Sys, agent_port: u16) -> Result<Engine, EngineError> {
+        let (generation, model) = crate::sys::blocking::run(|| sys.store.load())
+            .map_err(apply_err)?
+            .unwrap_or_default();
+        let (conntrack_tx, rx) = mpsc::unbounded_channel();
+        let conntrack_deleted = Arc::new(AtomicU64::new(0));
+        tokio::spawn(nat::conntrack_cleaner(
+            sys.conntrack.clone(),
+            rx,
+            conntrack_deleted.clone(),
+        ));
+        let mut engine = Engine {
+            sys,
+            model,
+            generation,
+            applied: None,
+            agent_port,
+            dnsmasq_files: None,
+            haproxy_files: None,
+            haproxy_reload_pending: false,
+            new_certs: Default::default(),
+            lb_host: crate::sys::haproxy::host(),
+            lb_udp: None,
+            routes: None,
+            listed: Default::default(),
+            relist: BTreeSet::new(),
+            conntrack_tx,
+            conntrack_deleted,
+            stats: Stats::default(),
+            failed_probes: (0, 0),
+        };
+        let t = Instant::now();
+        let r = engine.reconcile().await;
+        engine.take_listings().await;
+        match r {
+            Ok(()) => tracing::info!(
+                generation,
+                ms = t.elapsed().as_millis() as u64,
+                "persisted state re-applied"
+            ),
+            // Keep serving: the controller's resync will fix or report it.
+            Err(e) => tracing::error!(generation, error = %e, "re-applying persisted state failed"),
+        }
+        Ok(engine)
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The side effects (for the few commands that are not edits, e.g.
+    /// `/init`'s sysctl).
+    pub fn sys(&self) -> &Sys {
+        &self.sys
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub async fn apply(&mut self, edit: Edit) -> Result<(), EngineError> {
+        let t = Instant::now();
+        let r = self.apply_inner(&edit).await;
+        // Listing a NAT table of 20 000 elements costs ~0.4 s (50x a
+        // one-entry edit, 2x a 10 000-entry sync): after a successful change
+        // its listing is left to the drift check that our own change wakes
+        // through `nft monitor` moments later, which also compares its counts
+        // with the rendering (see `check_drift`). The small LB table, and
+        // everything after a failure, is listed at once.
+        let defer_nat = r.is_ok() && self.relist.remove(plan::nat::TABLE);
+        self.take_listings().await;
+        if defer_nat {
+            self.relist.insert(plan::nat::TABLE);
+        }
+        if edit.is_bulk() || edit.is_sync() {
+            crate::sys::memory::trim();
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        self.stats
+            .apply_seconds
+            .entry(crate::metrics::section(&edit))
+            .or_default()
+            .observe(ms / 1000.0);
+        self.stats.last_apply_error = r.as_ref().err().map(|e| e.to_string());
+        match &r {
+            Ok(()) => {
+                self.stats.applies += 1;
+                tracing::info!(
+                    edit = edit_name(&edit),
+                    generation = self.generation,
+                    ms,
+                    "applied"
+                );
+            }
+            Err(e) => {
+                self.stats.failures += 1;
+                tracing::warn!(edit = edit_name(&edit), error = %e, ms, "not applied");
+            }
+        }
+        r
+    }
+
+    fn persist(&self, edit: &Edit) -> Result<(), EngineError> {
+        crate::sys::blocking::run(|| self.sys.store.record(self.generation, edit, &self.model))
+            .map_err(|e| EngineError::Apply(format!("cannot persist the change: {e}")))
+    }
+
+    /// An edit went (partly) onto the box but cannot be kept (a service
+    /// refused it, the disk is full): put `prev` back in force, so the
+    /// reply's "not applied" is what the router does.
+    async fn roll_back(
+        &mut self,
+        prev: Model,
+        links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
+        snap: Option<&crate::sys::netlink::Snapshot>,
+        cause: EngineError,
+    ) -> EngineError {
+        let next = std::mem::replace(&mut self.model, prev);
+        self.undo_links(&next, links, snap).await;
+        self.back_in_force(cause).await
+    }
+
+    /// The previous model is `self.model` again (its links too): put the
+    /// rest of the box back to it.
+    async fn back_in_force(&mut self, cause: EngineError) -> EngineError {
+        self.generation -= 1;
+        let outcome = match self.reconcile().await {
+            Ok(()) => "not applied; the previous state is in force".to_string(),
+            Err(e) => {
+                tracing::error!(error = %e, "putting the previous state back failed");
+                format!(
+                    "not applied, and putting the previous state back failed ({e}): the router may hold part of the change"
+                )
+            }
+        };
+        match cause {
+            EngineError::BadRequest(m) => EngineError::BadRequest(format!("{m} ({outcome})")),
+            EngineError::Conflict(m) => EngineError::Conflict(format!("{m} ({outcome})")),
+            EngineError::Apply(m) => EngineError::Apply(format!("{m} ({outcome})")),
+        }
+    }
+
+    async fn apply_inner(&mut self, edit: &Edit) -> Result<(), EngineError> {
+        if let Some(r) = self.apply_entries(edit).await {
+            return r;
+        }
+        let invalid = |m: String| {
+            if edit.is_sync() {
+                EngineError::BadRequest(m)
+            } else {
+                EngineError::Conflict(m)
+            }
+        };
+        let mut next = self.model.clone();
+        next.apply(edit).map_err(|e| invalid(e.0))?;
+        next.validate().map_err(|e| invalid(e.0))?;
+        let links = self.sys.netlink.links().await.map_err(apply_err)?;
+        let obs = Observed {
+            links: &links,
+            agent_port: self.agent_port,
+        };
+        let ruleset = plan::nat::render(&next, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
+        let ops = plan::links::plan(Some(&self.model), &next, Some(edit), &links)
+            .map_err(|e| EngineError::BadRequest(e.0))?;
+        let dhcp_files = self.render_dhcp(&next.dhcp, &links)?;
+        let lb_plan = self.prepare_lb(&next.lb).await?;
+
+        let change = plan::nat::change(self.applied.as_ref(), &ruleset);
+        if let Some(c) = &change {
+            self.apply_nft(c, &ruleset).await?;
+        }
+        let routes_change =
+            self.routes.is_none() || routes::mgmt_routes(&self.model) != routes::mgmt_routes(&next);
+        let snap = if ops.is_empty() && !routes_change {
+            None
+        } else {
+            self.link_snapshot(&ops).await
+        };
+        let mut put = self.run_link_ops(&ops).await;
+        if put.is_ok() && routes_change {
+            put = self.sync_routes(&next, &links).await;
+        }
+        if let Err(e) = put {
+            // Put links, routes and the firewall back as they were.
+            self.undo_links(&next, &links, snap.as_ref()).await;
+            if change.is_some() {
+                let old = plan::nat::render(&self.model, &obs).ok();
+                let restored = match &old {
+                    Some(o) => self
+                        .nft(plan::nat::TABLE, &plan::nat::full(None, o).script)
+                        .await
+                        .is_ok(),
+                    None => false,
+                };
+                self.applied = if restored { old } else { None };
+            }
+            return Err(e);
+        }
+        self.applied = Some(ruleset);
+        if let Some(c) = change {
+            self.defer_conntrack(c.stale);
+        }
+        let mut r = self
+            .sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, dhcp_files, &links)
+            .await;
+        if r.is_ok() {
+            r = self
+                .sync_lb(&self.model.lb.clone(), &next.lb, lb_plan)
+                .await;
+        }
+        let prev = std::mem::replace(&mut self.model, next);
+        self.generation += 1;
+        if r.is_ok() {
+            r = self.persist(edit);
+        }
+        if let Err(e) = r {
+            return Err(self.roll_back(prev, &links, snap.as_ref(), e).await);
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.conntrack_deleted = self.conntrack_deleted.load(Ordering::Relaxed);
+        s.dnsmasq_restarts = self.sys.dnsmasq.restarts();
+        s.haproxy_restarts = self.sys.haproxy.restarts();
+        s
+    }
+
+    /// The netlink side, for waiting on links without the engine lock.
+    pub fn netlink(&self) -> Arc<dyn crate::sys::netlink::Netlink> {
+        self.sys.netlink.clone()
+    }
+
+    /// The dnsmasq side, for probing without the engine lock.
+    pub fn dnsmasq(&self) -> Arc<dyn crate::sys::dnsmasq::Dnsmasq> {
+        self.sys.dnsmasq.clone()
+    }
+
+    /// Count a round of child probes; a child that failed
+    /// [`PROBES_BEFORE_RESTART`] in a row is restarted.
+    pub async fn children_probed(&mut self, dnsmasq_ok: bool, haproxy_ok: bool) {
+        let (d, h) = &mut self.failed_probes;
+        *d = if dnsmasq_ok { 0 } else { *d + 1 };
+        *h = if haproxy_ok { 0 } else { *h + 1 };
+        if *d >= PROBES_BEFORE_RESTART {
+            *d = 0;
+            tracing::error!("dnsmasq does not answer DNS on loopback; restarting it");
+            self.stats.hung_restarts += 1;
+            if let Err(e) = self.sys.dnsmasq.restart().await {
+                tracing::error!(error = %e, "restarting dnsmasq failed");
+            }
+        }
+        if self.failed_probes.1 >= PROBES_BEFORE_RESTART {
+            self.failed_probes.1 = 0;
+            tracing::error!(
+                "haproxy (master or worker) does not answer on its socket; restarting it"
+            );
+            self.stats.hung_restarts += 1;
+            let h = self.sys.haproxy.clone();
+            let r = match h.stop().await {
+                Ok(()) => h.reload().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, "restarting haproxy failed");
+                self.haproxy_files = None;
+            }
+        }
+    }
+
+    /// The nft side, for reading counters without the engine lock.
+    pub fn firewall(&self) -> Arc<dyn crate::sys::firewall::Firewall> {
+        self.sys.firewall.clone()
+    }
+
+    /// The haproxy side, for reading statistics without the engine lock.
+    pub fn haproxy(&self) -> Arc<dyn crate::sys::haproxy::Haproxy> {
+        self.sys.haproxy.clone()
+    }
+
+    /// Put the whole desired state on the box (start, drift repair).
+    pub async fn reconcile(&mut self) -> Result<(), EngineError> {
+        let links = self.sys.netlink.links().await.map_err(apply_err)?;
+        let obs = Observed {
+            links: &links,
+            agent_port: self.agent_port,
+        };
+        let ops = plan::links::plan(None, &self.model, None, &links)
+            .map_err(|e| EngineError::BadRequest(e.0))?;
+        self.run_link_ops(&ops).await?;
+        let model = self.model.clone();
+        self.sync_routes(&model, &links).await?;
+        let ruleset =
+            plan::nat::render(&self.model, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
+        self.applied = None;
+        self.lb_udp = None;
+        // Both tables replaced whole in one transaction, whatever the kernel
+        // holds (a killed agent's last change, a foreign edit).
+        let lb_script = lbudp::render(&self.model.lb);
+        let script = format!("{}{lb_script}", plan::nat::full(None, &ruleset).script);
+        self.nft(plan::nat::TABLE, &script)
+            .await
+            .map_err(apply_err)?;
+        self.relist.insert(lbudp::TABLE);
+        self.stats.full_renders += 1;
+        self.applied = Some(ruleset);
+        self.lb_udp = Some(lb_script);
+        let files = self.render_dhcp(&self.model.dhcp, &links)?;
+        self.dnsmasq_files = None;
+        let state = self.model.dhcp.clone();
+        self.sync_dnsmasq(&state, &state, files, &links).await?;
+        self.haproxy_files = None;
+        let lb = self.model.lb.clone();
+        let plan = self.prepare_lb(&lb).await?;
+        self.sync_lb(&LbState::default(), &lb, plan).await
+    }
+}
+
+fn edit_name(e: &Edit) -> &'static str {
+    match e {
+        Edit::ConfigureNics(_) => "configure-nics",
+        Edit::RemoveNics(_) => "remove-nics",
+        Edit::SetDefaultActions(_) => "nic-default-actions",
+        Edit::SetSnat(_) => "set-snat",
+        Edit::RemoveSnats(_) => "remove-snats",
+        Edit::SyncSnats { .. } => "sync-snats",
+        Edit::SetSnatState { .. } => "snat-service-state",
+        Edit::CreateVips { .. } => "create-vips",
+        Edit::RemoveVips(_) => "remove-vips",
+        Edit::CreatePortForwards(_) => "create-port-forwards",
+        Edit::RevokePortForwards(_) => "revoke-port-forwards",
+        Edit::SyncPortForwards(_) => "sync-port-forwards",
+        Edit::CreateEip(_) => "create-eip",
+        Edit::RemoveEip(_) => "remove-eip",
+        Edit::SyncEips(_) => "sync-eips",
+        Edit::Dhcp(_) => "dhcp-dns",
+        Edit::Lb(LbEdit::Refresh { .. }) => "lb-refresh",
+        Edit::Lb(LbEdit::Delete(_)) => "lb-delete",
+        Edit::Lb(LbEdit::Certs(_)) => "certificates-create",
+        Edit::Lb(LbEdit::DeleteCert(_)) => "certificate-delete",
+        Edit::Lb(LbEdit::LogLevel(_)) => "lb-log-level",
+        Edit::SetMgmtCidr { .. } => "management-cidr",
+        Edit::ChangeDefaultNic { .. } => "change-default-nic",
+        Edit::ForgetNics(_) => "forget-nics",
+        Edit::ClearManagementPlane(_) => "clear-management-plane",
+    }
+}
