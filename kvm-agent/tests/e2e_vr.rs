@@ -13,7 +13,8 @@
 //!
 //! kvm-agent runs in `host`, creates both bridges there and starts the VR.
 //! qemu is spawned by libvirtd, so the test runs its OWN libvirtd (and
-//! virtlogd, started by `vrctl::lab::topo::private_libvirt`) inside `host`, with private tmpfs mounts over /run/libvirt,
+//! virtlogd, started by `testbed::libvirt::private_libvirt`) inside `host`,
+//! with private tmpfs mounts over /run/libvirt,
 //! /etc/libvirt/qemu, /var/lib/libvirt and /var/cache/libvirt (in the mount
 //! namespace `ip netns exec` creates, which does not propagate to the root
 //! one): it never stops or disturbs a libvirtd of the root namespace, and
@@ -107,7 +108,7 @@ fn missing() -> Option<String> {
     None
 }
 
-/// The private libvirtd of `vrctl lab` (`vrctl::lab::topo`), in the host
+/// The private libvirtd of `vrctl lab` (`testbed::libvirt`), in the host
 /// namespace with private runtime, config and state directories. The host
 /// namespace's Drop ends it with everything else running there.
 struct Libvirt {
@@ -116,7 +117,7 @@ struct Libvirt {
 
 impl Libvirt {
     fn virsh(&self, args: &[&str]) -> Result<String> {
-        Ok(vrctl::lab::topo::virsh(&self.uri, args)?)
+        Ok(testbed::libvirt::virsh(&self.uri, args)?)
     }
 }
 
@@ -318,7 +319,7 @@ fn vr_vm_end_to_end_services_survive_reboot_and_stop_start() -> Result<()> {
 
     let domain_type = std::env::var("E2E_DOMAIN_TYPE").unwrap_or_else(|_| "qemu".into());
     let libvirt =
-        match vrctl::lab::topo::private_libvirt(host.name(), domain_type == "qemu", dir.path()) {
+        match testbed::libvirt::private_libvirt(host.name(), domain_type == "qemu", dir.path()) {
             Ok(uri) => Libvirt { uri },
             Err(e) => {
                 skip_or_fail(&format!("cannot run libvirtd in a namespace: {e:#}"));

@@ -34,8 +34,8 @@ fn image_dir() -> PathBuf {
 struct DomainGuard(String);
 impl Drop for DomainGuard {
     fn drop(&mut self) {
-        let _ = vrctl::lab::topo::virsh(&self.0, &["destroy", UUID]);
-        let _ = vrctl::lab::topo::virsh(&self.0, &["undefine", UUID]);
+        let _ = testbed::libvirt::virsh(&self.0, &["destroy", UUID]);
+        let _ = testbed::libvirt::virsh(&self.0, &["undefine", UUID]);
     }
 }
 
@@ -63,7 +63,7 @@ fn guest_sees_hot_plugged_nic_and_releases_it() -> Result<()> {
     let images = images.canonicalize()?;
     let host = Netns::new("hpg")?;
     let dir = TempDir::new("kvm-hotplug")?;
-    let uri = match vrctl::lab::topo::private_libvirt(host.name(), true, dir.path()) {
+    let uri = match testbed::libvirt::private_libvirt(host.name(), true, dir.path()) {
         Ok(uri) => uri,
         Err(e) => {
             skip_or_fail(&format!("cannot run libvirtd in a namespace: {e:#}"));
@@ -198,7 +198,7 @@ fn guest_sees_hot_plugged_nic_and_releases_it() -> Result<()> {
         host.sh("ip -o link show dev vnic7.1").is_err(),
         "tap still there after a successful detach"
     );
-    let xml = vrctl::lab::topo::virsh(&uri, &["dumpxml", UUID])?;
+    let xml = testbed::libvirt::virsh(&uri, &["dumpxml", UUID])?;
     assert!(!xml.contains(NEW_MAC), "NIC still in the live XML");
     let v = call("/vm/destroy", &json!({"uuid": UUID}))?;
     assert_eq!(v["success"], true, "{v}");

@@ -4,7 +4,7 @@
 //!
 //! libvirtd spawns qemu, so the taps appear in libvirtd's network
 //! namespace: the test runs its own libvirtd (the lab's private one,
-//! `vrctl::lab::topo::private_libvirt`) inside a test namespace that also
+//! `testbed::libvirt::private_libvirt`) inside a test namespace that also
 //! holds the bridges and the agent. The root namespace is not touched, and
 //! the private libvirtd defines in a fraction of a second where the
 //! machine's own one re-probes qemu at every define (/dev/kvm is
@@ -36,7 +36,7 @@ fn have(prog: &str) -> bool {
 }
 
 fn virsh(uri: &str, args: &[&str]) -> Result<String> {
-    Ok(vrctl::lab::topo::virsh(uri, args)?)
+    Ok(testbed::libvirt::virsh(uri, args)?)
 }
 
 /// Whatever happens, no domain of ours is left behind.
@@ -70,7 +70,7 @@ fn qemu_vm_two_nics_bootstrap_stop_destroy() -> Result<()> {
     }
     let ns = Netns::new("kvmvm")?;
     let dir = TempDir::new("kvm-vm")?;
-    let uri = match vrctl::lab::topo::private_libvirt(ns.name(), true, dir.path()) {
+    let uri = match testbed::libvirt::private_libvirt(ns.name(), true, dir.path()) {
         Ok(uri) => uri,
         Err(e) => {
             skip_or_fail(&format!("cannot run libvirtd in a namespace: {e:#}"));

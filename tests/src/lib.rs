@@ -20,6 +20,7 @@
 
 pub mod conformance;
 pub mod dos;
+pub mod libvirt;
 pub mod pki;
 
 /// `$VR_IMAGE_DIR`, or the repository's `images/out`, at a path libvirt's

@@ -16,6 +16,8 @@ pub enum TopoError {
     Command { cmd: String, msg: String },
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Libvirt(#[from] testbed::libvirt::LibvirtError),
 }
 
 type Result<T> = std::result::Result<T, TopoError>;
@@ -145,75 +147,15 @@ pub fn veth(a: &str, name_a: &str, b: &str, name_b: &str) -> Result<()> {
     .map(drop)
 }
 
-/// libvirtd and virtlogd of the lab, inside the host namespace with
-/// private tmpfs over their runtime, config and state directories: they do
-/// not see, stop or disturb a libvirtd of the machine. Returns the URI.
-///
-/// With `hide_kvm`, /dev/kvm is hidden from it: where /dev/kvm exists but
-/// cannot be used (nested KVM that does not boot 64-bit guests, or a
-/// root-only node), libvirt would otherwise re-probe qemu at every define.
+/// libvirtd and virtlogd of the lab inside the host namespace: the test
+/// bed's private libvirtd (`testbed::libvirt`), which the VM tests run too.
+/// Returns the URI.
 pub fn private_libvirt(host_ns: &str, hide_kvm: bool, state: &Path) -> Result<String> {
-    let hide = if hide_kvm {
-        "if [ -e /dev/kvm ]; then touch /run/libvirt/no-kvm; mount --bind /run/libvirt/no-kvm /dev/kvm; fi"
-    } else {
-        ""
-    };
-    let log = state.join("libvirtd.log");
-    let out = nsh(
-        host_ns,
-        &format!(
-            "set -e
-             for d in /run/libvirt /etc/libvirt/qemu /var/lib/libvirt /var/cache/libvirt; do
-                 mkdir -p $d; mount -t tmpfs -o mode=0755 tmpfs $d
-             done
-             {hide}
-             cp /etc/libvirt/qemu.conf /run/libvirt/qemu.conf
-             echo 'namespaces = [ ]' >>/run/libvirt/qemu.conf
-             mount --bind /run/libvirt/qemu.conf /etc/libvirt/qemu.conf
-             virtlogd -d -p /run/libvirt/virtlogd.pid
-             LIBVIRT_LOG_OUTPUTS='3:file:{log}' libvirtd -d -p /run/libvirt/libvirtd.pid
-             i=0; while [ ! -s /run/libvirt/libvirtd.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-             cat /run/libvirt/libvirtd.pid",
-            log = log.display()
-        ),
-    )?;
-    let pid = out.trim();
-    if pid.is_empty() {
-        return Err(TopoError::Failed("the lab's libvirtd did not start".into()));
-    }
-    let uri = format!("qemu:///system?socket=/proc/{pid}/root/run/libvirt/libvirt-sock");
-    if !wait_until(Duration::from_secs(20), || {
-        virsh(&uri, &["version"]).is_ok()
-    }) {
-        return Err(TopoError::Failed(format!(
-            "the lab's libvirtd does not answer on {uri}"
-        )));
-    }
-    // The first domain operation of a fresh libvirtd probes qemu; do it now.
-    virsh(
-        &uri,
-        &[
-            "domcapabilities",
-            "--virttype",
-            if hide_kvm { "qemu" } else { "kvm" },
-        ],
-    )?;
-    Ok(uri)
+    Ok(testbed::libvirt::private_libvirt(host_ns, hide_kvm, state)?)
 }
 
 pub fn virsh(uri: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new("virsh")
-        .args(["-c", uri])
-        .args(args)
-        .output()
-        .map_err(|e| TopoError::Failed(format!("virsh: {e}")))?;
-    if !out.status.success() {
-        return Err(TopoError::Command {
-            cmd: format!("virsh {}", args.join(" ")),
-            msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(testbed::libvirt::virsh(uri, args)?)
 }
 
 pub fn have(prog: &str) -> bool {
