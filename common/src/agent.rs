@@ -27,8 +27,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{callback, json, text};
@@ -88,7 +88,7 @@ impl std::fmt::Display for ApiError {
 }
 
 /// An empty successful reply (`{"success":true,"error":""}`).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Ok {}
 
 /// The reply envelope: the reply's own fields plus `success` and `error`,

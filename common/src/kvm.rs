@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub mod bounds;
 pub mod vm;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ConnectCmd {
     pub host_uuid: String,
@@ -21,8 +21,8 @@ pub struct ConnectCmd {
 
 /// The node parses both with `VersionComparator` (KVMHost.connectToAgent),
 /// so both are always present and dotted numbers.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ConnectResponse {
     pub libvirt_version: String,
     pub qemu_version: String,
@@ -30,21 +30,21 @@ pub struct ConnectResponse {
 
 /// `UpdateHostConfigurationCmd`: sent when ping's `sendCommandUrl` differs
 /// from the node's (KVMHost.doUpdateHostConfiguration).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct UpdateHostConfigurationCmd {
     pub host_uuid: String,
     pub send_command_url: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct PingCmd {
     pub host_uuid: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct PingResponse {
     /// "" until `/host/connect` since this agent started (the MN reconnects).
     pub host_uuid: String,
@@ -52,12 +52,12 @@ pub struct PingResponse {
     pub version: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Empty {}
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct HostCapacityResponse {
     pub cpu_num: u64,
     pub cpu_sockets: u64,
@@ -71,8 +71,8 @@ pub struct HostCapacityResponse {
 
 /// `VirtualizerInfoTO`. The node sets `uuid` itself and stores the rest in
 /// `KvmHypervisorInfoVO`, whose `hypervisor` and `version` are NOT NULL.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct VirtualizerInfo {
     pub uuid: Option<String>,
     pub virtualizer: String,
@@ -82,7 +82,7 @@ pub struct VirtualizerInfo {
 /// `UpdateDependencyCmd`: sent on every reconnect while the node's
 /// `updatePkgWhenConnect` is on (its default), KVMHost's
 /// update-kvmagent-dependencies flow.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct UpdateDependencyCmd {
     pub host_uuid: String,
@@ -96,8 +96,8 @@ pub struct UpdateDependencyCmd {
 /// the node dereferences in KVMHost.createCollectHostFactsFlow are not
 /// Options: `libvirtVersion` (`compareTo`), `virtualizerInfo` (`setUuid`),
 /// `cpuModelName` (a query parameter), `libvirtCapabilities`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct HostFactResponse {
     pub os_distribution: Option<String>,
     pub os_version: Option<String>,
@@ -129,20 +129,20 @@ pub struct HostFactResponse {
     pub iscsi_initiator_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct CheckPhysicalNetworkInterfaceCmd {
     pub interface_names: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct CheckPhysicalNetworkInterfaceResponse {
     pub failed_interface_names: Vec<String>,
 }
 
 /// `CreateBridgeCmd`, and `CreateVlanBridgeCmd` with `vlan`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct CreateBridgeCmd {
     pub physical_interface_name: String,
@@ -156,7 +156,7 @@ pub struct CreateBridgeCmd {
 }
 
 /// `CheckBridgeCmd` / `CheckVlanBridgeCmd`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct CheckBridgeCmd {
     pub physical_interface_name: String,
@@ -165,7 +165,7 @@ pub struct CheckBridgeCmd {
 }
 
 /// `DeleteBridgeCmd` / `DeleteVlanBridgeCmd`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DeleteBridgeCmd {
     pub physical_interface_name: String,
@@ -174,7 +174,23 @@ pub struct DeleteBridgeCmd {
     pub vlan: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `CreateVlanBridgeCmd` (`/network/l2vlan/createbridge`): the body of
+/// [`CreateBridgeCmd`] with `vlan` set, under its own path.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CreateVlanBridgeCmd(pub CreateBridgeCmd);
+
+/// `CheckVlanBridgeCmd` (`/network/l2vlan/checkbridge`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CheckVlanBridgeCmd(pub CheckBridgeCmd);
+
+/// `DeleteVlanBridgeCmd` (`/network/l2vlan/deletebridge`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeleteVlanBridgeCmd(pub DeleteBridgeCmd);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct AddInterfaceToBridgeCmd {
     pub physical_interface_name: String,

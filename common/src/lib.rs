@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod callback;
+pub mod command;
 pub mod credentials;
 pub mod files;
 pub mod image;

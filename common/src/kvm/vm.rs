@@ -10,7 +10,7 @@ mod ops;
 pub use ops::*;
 
 /// `StartVmCmd`. Memory is in bytes, as the MN sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct StartVmCmd {
     pub vm_instance_uuid: String,
@@ -48,14 +48,14 @@ pub struct StartVmCmd {
     pub mem_balloon: Option<MemBalloonTo>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct MemBalloonTo {
     pub resource_uuid: String,
     pub device_address: Option<DeviceAddress>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Addons {
     /// The bootstrap channel for a VR, the guest-agent channel otherwise.
@@ -71,7 +71,7 @@ pub struct Addons {
 
 /// `addons.directKernelBoot` (our extension, see [`Addons`]). `initrd` and
 /// `cmdline` are optional; paths must be absolute host paths.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DirectKernelBootTo {
     pub kernel: String,
@@ -79,14 +79,14 @@ pub struct DirectKernelBootTo {
     pub cmdline: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ChannelTo {
     pub socket_path: String,
     pub target_name: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct VolumeTo {
     pub install_path: String,
@@ -101,7 +101,7 @@ pub struct VolumeTo {
     pub format: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct NicTo {
     pub mac: String,
@@ -152,8 +152,8 @@ pub struct DeviceAddress {
 /// `VmNicInfo`. The MN calls `getDeviceAddress().toString()` on every NIC
 /// whose MAC it knows (KVMHost.startVm), so the address is always an object,
 /// empty when libvirt gave none.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct NicInfo {
     pub mac_address: String,
     pub device_address: DeviceAddress,
@@ -162,24 +162,24 @@ pub struct NicInfo {
 /// `VirtualDeviceInfo`: the MN keeps entries whose `resourceUuid` and
 /// `deviceAddress` are both set (`isValid`), and dereferences
 /// `memBalloonInfo.deviceAddress` unconditionally.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct VirtualDeviceInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_uuid: Option<String>,
     pub device_address: DeviceAddress,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct VirtualizerInfo {
     pub uuid: String,
     pub virtualizer: String,
     pub version: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct StartVmResponse {
     pub nic_infos: Vec<NicInfo>,
     pub virtual_device_info_list: Vec<VirtualDeviceInfo>,
@@ -191,7 +191,7 @@ pub struct StartVmResponse {
     pub console_log_path: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct StopVmCmd {
     pub uuid: String,
@@ -201,13 +201,13 @@ pub struct StopVmCmd {
     pub timeout: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DestroyVmCmd {
     pub uuid: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct RebootVmCmd {
     pub uuid: String,
@@ -215,20 +215,20 @@ pub struct RebootVmCmd {
     pub boot_dev: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct RebootVmResponse {
     pub virtualizer_info: Option<VirtualizerInfo>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct VmSyncResponse {
     pub states: BTreeMap<String, String>,
     pub vm_in_shutdowns: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct SetBootstrapInfoCmd {
     pub info: serde_json::Map<String, serde_json::Value>,
@@ -237,7 +237,7 @@ pub struct SetBootstrapInfoCmd {
 }
 
 /// Our addition: `/vm/console/tail`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ConsoleTailCmd {
     pub uuid: String,
@@ -245,8 +245,8 @@ pub struct ConsoleTailCmd {
     pub max_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ConsoleTailResponse {
     pub path: String,
     pub tail: String,

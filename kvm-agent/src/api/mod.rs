@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::MethodRouter;
+use common::command::Command;
 
 use crate::bridge;
 use crate::plan::domain::{DomainOptions, DomainType};
@@ -195,6 +196,21 @@ where
     }
 }
 
+/// `f` as a [`command`] at `path`, which must be the path of `f`'s
+/// request type (`C::PATH`): the compiler ties the request type to its
+/// reply type, and a path that is not the type's stops the router's
+/// construction (every test of the agent builds it).
+fn at<C, F, Fut>(r: Router<AppState>, path: &str, f: F) -> Router<AppState>
+where
+    C: Command + serde::de::DeserializeOwned + Send + 'static,
+    C::Reply: serde::Serialize + Send + 'static,
+    F: Fn(AppState, C) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<C::Reply, common::agent::ApiError>> + Send + 'static,
+{
+    assert_eq!(path, C::PATH, "{path} routed to the handler of {}", C::PATH);
+    both(r, path, command(f))
+}
+
 /// A path the node posts with `syncJsonPost`: errors are 200 with
 /// `success:false`, as the node reads no other status.
 fn sync_command<Req, Rsp, F, Fut>(f: F) -> MethodRouter<AppState>
@@ -211,75 +227,52 @@ pub fn router(state: AppState) -> Router {
     let mut r = Router::new();
     r = both(r, "/host/echo", axum::routing::post(host::echo));
     r = both(r, "/host/connect", sync_command(host::connect));
-    r = both(r, "/host/ping", command(host::ping));
+    r = at(r, "/host/ping", host::ping);
     r = both(r, "/host/capacity", command(host::capacity));
     r = both(r, "/host/fact", command(host::fact));
-    r = both(
-        r,
-        "/host/update/configuration",
-        command(host::update_configuration),
-    );
-    r = both(
-        r,
-        "/host/updatedependency",
-        command(host::update_dependency),
-    );
+    r = at(r, "/host/update/configuration", host::update_configuration);
+    r = at(r, "/host/updatedependency", host::update_dependency);
     r = both(
         r,
         "/network/checkphysicalnetworkinterface",
         axum::routing::post(host::check_physical_interfaces),
     );
-    r = both(
-        r,
-        "/network/l2novlan/createbridge",
-        command(network::create_novlan),
-    );
+    // The VLAN paths take the plain paths' bodies.
+    r = at(r, "/network/l2novlan/createbridge", network::create_novlan);
     r = both(
         r,
         "/network/l2vlan/createbridge",
         command(network::create_vlan),
     );
-    r = both(
-        r,
-        "/network/l2novlan/checkbridge",
-        command(network::check_novlan),
-    );
+    r = at(r, "/network/l2novlan/checkbridge", network::check_novlan);
     r = both(
         r,
         "/network/l2vlan/checkbridge",
         command(network::check_vlan),
     );
-    r = both(
-        r,
-        "/network/l2novlan/deletebridge",
-        command(network::delete_novlan),
-    );
+    r = at(r, "/network/l2novlan/deletebridge", network::delete_novlan);
     r = both(
         r,
         "/network/l2vlan/deletebridge",
         command(network::delete_vlan),
     );
-    r = both(r, "/network/bridge/addif", command(network::add_if));
-    r = both(r, "/vm/start", command(vm::start));
-    r = both(r, "/vm/stop", command(vm::stop));
-    r = both(r, "/vm/destroy", command(vm::destroy));
-    r = both(r, "/vm/reboot", command(vm::reboot));
+    r = at(r, "/network/bridge/addif", network::add_if);
+    r = at(r, "/vm/start", vm::start);
+    r = at(r, "/vm/stop", vm::stop);
+    r = at(r, "/vm/destroy", vm::destroy);
+    r = at(r, "/vm/reboot", vm::reboot);
     r = both(r, "/vm/vmsync", command(vm::vmsync));
-    r = both(r, "/vm/console/tail", command(vm::console_tail));
-    r = both(r, "/vm/checkstate", command(vm::check_state));
-    r = both(r, "/vm/getvncport", command(vm::get_vnc_port));
-    r = both(r, "/vm/volumesync", command(vm::volume_sync));
-    r = both(r, "/vm/attachnic", command(vm::attach_nic));
-    r = both(r, "/vm/detachnic", command(vm::detach_nic));
-    r = both(
-        r,
-        "/vm/getvirtualizerinfo",
-        command(vm::get_virtualizer_info),
-    );
-    r = both(
+    r = at(r, "/vm/console/tail", vm::console_tail);
+    r = at(r, "/vm/checkstate", vm::check_state);
+    r = at(r, "/vm/getvncport", vm::get_vnc_port);
+    r = at(r, "/vm/volumesync", vm::volume_sync);
+    r = at(r, "/vm/attachnic", vm::attach_nic);
+    r = at(r, "/vm/detachnic", vm::detach_nic);
+    r = at(r, "/vm/getvirtualizerinfo", vm::get_virtualizer_info);
+    r = at(
         r,
         "/appliancevm/setbootstrapinfo",
-        command(bootstrap::set_bootstrap_info),
+        bootstrap::set_bootstrap_info,
     );
     r = r.route("/healthz", axum::routing::get(|| async { "ok" }));
     r = r.route("/metrics", axum::routing::get(metrics::handler));
