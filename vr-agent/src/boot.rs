@@ -33,19 +33,34 @@ pub enum BootError {
 /// closes its end, which is EOF here. An empty read means it has not come
 /// yet, so poll until `timeout`.
 pub async fn read(path: &Path, timeout: Duration) -> Result<BootstrapInfo, BootError> {
+    let bytes = read_document(path, timeout).await?;
+    parse(path, &bytes)
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<BootstrapInfo, BootError> {
+    serde_json::from_slice(bytes).map_err(|e| BootError::Malformed {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// One read of `path`: the document, or why there is none yet.
+async fn read_once(path: &Path) -> Result<Vec<u8>, String> {
+    let p = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || std::fs::read(&p)).await {
+        Ok(Ok(bytes)) if !bytes.iter().all(u8::is_ascii_whitespace) => Ok(bytes),
+        Ok(Ok(_)) => Err("empty".to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn read_document(path: &Path, timeout: Duration) -> Result<Vec<u8>, BootError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let p = path.to_path_buf();
-        let last = match tokio::task::spawn_blocking(move || std::fs::read(&p)).await {
-            Ok(Ok(bytes)) if !bytes.iter().all(u8::is_ascii_whitespace) => {
-                return serde_json::from_slice(&bytes).map_err(|e| BootError::Malformed {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                });
-            }
-            Ok(Ok(_)) => "empty".to_string(),
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
+        let last = match read_once(path).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(why) => why,
         };
         if tokio::time::Instant::now() >= deadline {
             return Err(BootError::NotReceived {
@@ -56,6 +71,96 @@ pub async fn read(path: &Path, timeout: Duration) -> Result<BootstrapInfo, BootE
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The last document received, kept with the id of the boot it came in.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Received {
+    boot_id: String,
+    document: serde_json::Value,
+}
+
+/// Where [`read_or_recall`] keeps the document (0600: it may carry the
+/// agent's private key and tokens).
+pub fn received_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("bootstrap.json")
+}
+
+/// This boot of the kernel (`/proc/sys/kernel/random/boot_id`).
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// A bootstrap document, read from the channel (`fresh`) or recalled.
+pub struct Document {
+    pub info: BootstrapInfo,
+    /// The bytes read from the channel; None when recalled.
+    fresh: Option<Vec<u8>>,
+}
+
+impl Document {
+    /// Keep a document read from the channel once it has been applied, for
+    /// a restart within this boot ([`read_or_recall`]).
+    pub fn keep(&self, state_dir: &Path) {
+        let (Some(bytes), Some(boot_id)) = (&self.fresh, boot_id()) else {
+            return;
+        };
+        let kept = received_path(state_dir);
+        let json = serde_json::from_slice(bytes)
+            .map(|document| Received { boot_id, document })
+            .and_then(|r| serde_json::to_vec(&r));
+        let written = json
+            .map_err(std::io::Error::other)
+            .and_then(|j| common::files::write_private(&kept, &j));
+        if let Err(e) = written {
+            tracing::warn!(path = %kept.display(), error = %e, "cannot keep the bootstrap info: a restart in this boot will wait for a new push");
+        }
+    }
+}
+
+/// [`read`], for an agent that may have been restarted: kvm-agent pushes the
+/// document once per start of the VM, and the channel is at EOF afterwards,
+/// so an agent restarted within the same boot (a crash, kill -9, an upgrade)
+/// would wait for a push that never comes. A document on the channel wins;
+/// without one, the document applied earlier in this boot
+/// ([`Document::keep`]) is used at once.
+pub async fn read_or_recall(
+    path: &Path,
+    timeout: Duration,
+    state_dir: &Path,
+) -> Result<Document, BootError> {
+    let bytes = match read_once(path).await {
+        Ok(bytes) => bytes,
+        Err(why) => {
+            let kept = received_path(state_dir);
+            let now = boot_id();
+            let earlier = std::fs::read(&kept)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Received>(&b).ok())
+                .filter(|r| now.as_deref() == Some(r.boot_id.as_str()));
+            if let Some(r) = earlier {
+                tracing::info!(
+                    path = %path.display(),
+                    kept = %kept.display(),
+                    reason = why,
+                    "no new bootstrap info in this boot: using the one received earlier"
+                );
+                let info =
+                    serde_json::from_value(r.document).map_err(|e| BootError::Malformed {
+                        path: kept.clone(),
+                        reason: e.to_string(),
+                    })?;
+                return Ok(Document { info, fresh: None });
+            }
+            read_document(path, timeout).await?
+        }
+    };
+    Ok(Document {
+        info: parse(path, &bytes)?,
+        fresh: Some(bytes),
+    })
 }
 
 /// The edits the document asks for (NICs, then the route to the

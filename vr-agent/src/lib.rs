@@ -101,10 +101,11 @@ pub async fn run(
     };
     let mut bootstrap_info = None;
     if let Some(path) = &cfg.bootstrap {
-        let info = boot::read(path, cfg.bootstrap_timeout).await?;
-        sources.add_management_node(info.management_node_ip.as_deref(), boot::node_cidr(&info));
-        let (edits, ip) = boot::plan(&info)?;
-        let (prelude, dropped) = boot::prelude(&info, engine.model());
+        let document = boot::read_or_recall(path, cfg.bootstrap_timeout, &cfg.state_dir).await?;
+        let info = &document.info;
+        sources.add_management_node(info.management_node_ip.as_deref(), boot::node_cidr(info));
+        let (edits, ip) = boot::plan(info)?;
+        let (prelude, dropped) = boot::prelude(info, engine.model());
         if !dropped.is_empty() {
             tracing::warn!(
                 ?dropped,
@@ -119,7 +120,8 @@ pub async fn run(
         }
         tracing::info!(path = %path.display(), management_ip = ?ip, "NICs configured from the bootstrap info");
         mgmt_ip = ip;
-        bootstrap_info = Some(info);
+        document.keep(&cfg.state_dir);
+        bootstrap_info = Some(document.info);
     }
     let credentials = credentials::start(
         bootstrap_info.as_ref(),

@@ -99,3 +99,53 @@ fn unknown_mac_is_a_clear_error_not_a_hang() {
     assert!(exited);
     assert!(p.log().contains("no bootstrap info at"), "{}", p.log());
 }
+
+/// kvm-agent pushes the document once per start of the VM and the channel
+/// is at EOF afterwards: an agent restarted in the same boot (kill -9)
+/// configures itself from the document it kept, at once, instead of
+/// waiting for a push that never comes. The kept copy is 0600 (it can
+/// carry the agent's key); a document on the channel still wins.
+#[test]
+fn restarted_in_the_same_boot_it_uses_the_document_it_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    testbed::require_privileged!();
+    let (vr, ctl, _public) = topology();
+    let tmp = TempDir::new("boot").unwrap();
+    let state = TempDir::new("bootstate").unwrap();
+    let file = tmp.path().join("vport");
+    std::fs::write(&file, bootstrap("fa:26:9c:aa:00:01")).unwrap();
+    let echo = || {
+        testbed::wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+            testbed::http_post(&ctl, "http://10.0.0.25:7272/echo", "{}", &[])
+                .is_ok_and(|r| r.0 == 200)
+        })
+    };
+    let p = agent(&vr, &file, &state);
+    assert!(echo(), "{}", p.log());
+    let kept = state.path().join("bootstrap.json");
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // kill -9; the channel has nothing more to say.
+    drop(p);
+    std::fs::write(&file, "").unwrap();
+    let p = agent(&vr, &file, &state);
+    assert!(echo(), "restarted agent did not serve:\n{}", p.log());
+    assert!(
+        p.log().contains("using the one received earlier"),
+        "{}",
+        p.log()
+    );
+    drop(p);
+    // A new document on the channel wins over the kept one (this one
+    // names a MAC the box lacks, so the agent says so and stops).
+    std::fs::write(&file, bootstrap("fa:26:9c:aa:00:09")).unwrap();
+    let mut p = agent(&vr, &file, &state);
+    let exited = testbed::wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        !p.is_running()
+    });
+    assert!(
+        exited && p.log().contains("fa:26:9c:aa:00:09"),
+        "{}",
+        p.log()
+    );
+}
