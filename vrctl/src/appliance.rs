@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use common::kvm::vm::SetBootstrapInfoCmd;
 use serde_json::{Value, json};
 
 use crate::router_tls::AgentAuth;
@@ -152,7 +153,7 @@ fn appliance_nic(n: &common::vr::NicInfo, device: String, default_route: bool) -
 /// comes next as `eth1`, then the others. Our extension: `auth`'s
 /// `agentTls` (the router's certificate, key and client CA: its agent then
 /// speaks mutual TLS only) and `agentTokens` (bearer tokens required).
-pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec, auth: &AgentAuth) -> Value {
+pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec, auth: &AgentAuth) -> SetBootstrapInfoCmd {
     let mgmt = spec.management_nic().cloned().unwrap_or_default();
     let mut others: Vec<&common::vr::NicInfo> =
         spec.nics.iter().filter(|n| n.mac != mgmt.mac).collect();
@@ -182,6 +183,12 @@ pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec, auth: &AgentAuth) -> Value
     if let Value::Object(o) = &mut info {
         o.extend(auth.bootstrap_keys());
     }
-    crate::client::gson(&json!({"socketPath": socket_path(spec, vm),
-        "bootStrapInfoTimeout": 300, "info": info}))
+    let Value::Object(info) = crate::client::gson(&info) else {
+        unreachable!("the info is built as an object")
+    };
+    SetBootstrapInfoCmd {
+        info,
+        socket_path: socket_path(spec, vm),
+        boot_strap_info_timeout: Some(300),
+    }
 }

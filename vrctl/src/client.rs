@@ -20,6 +20,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use common::command::Command;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -52,6 +53,9 @@ pub enum ClientError {
     Failed { url: String, error: String },
     #[error("callback receiver: {0}")]
     Receiver(String),
+    /// A successful reply that is not the command's reply type.
+    #[error("{url}: the reply is not the command's: {reason}")]
+    BadReply { url: String, reason: String },
 }
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
@@ -148,6 +152,12 @@ pub fn gson(v: &Value) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(gson).collect()),
         v => v.clone(),
     }
+}
+
+/// A typed command's body as Gson writes it (null fields left out).
+pub fn body<C: serde::Serialize>(cmd: &C) -> Value {
+    // The wire types are structs with string keys: serialising cannot fail.
+    gson(&serde_json::to_value(cmd).expect("a wire type serialises to JSON"))
 }
 
 /// One request as the node sends it: the body (Gson, plus `kvmHostAddons`
@@ -354,6 +364,16 @@ impl Client {
             return Err(ClientError::Failed { url, error });
         }
         Ok(reply)
+    }
+
+    /// One typed command: its body POSTed to its path, the reply decoded
+    /// as its reply type.
+    pub async fn send<C: Command>(&self, cmd: &C) -> Result<C::Reply, ClientError> {
+        let reply = self.call(C::PATH, &body(cmd)).await?;
+        serde_json::from_value(reply).map_err(|e| ClientError::BadReply {
+            url: format!("{}{}", self.base, C::PATH),
+            reason: e.to_string(),
+        })
     }
 
     /// A GET of one of our extensions (`/state`, `/metrics`, `/healthz`).

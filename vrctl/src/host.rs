@@ -2,8 +2,15 @@
 //! (zstackio/zstack 5a29293bd5, `plugin/kvm/.../KVMAgentCommands.java` and
 //! their callers). Gson writes every primitive field (`int`, `boolean`)
 //! whatever its value, and leaves out null objects; the bodies here carry
-//! the same fields with the values the node's defaults give.
+//! the same fields with the values the node's defaults give. Commands with
+//! a wire type in `common::kvm` are built as that type (sent with
+//! `Client::send`, which writes them as Gson does: nulls left out).
 
+use common::kvm::vm::RebootVmCmd;
+use common::kvm::{
+    AddInterfaceToBridgeCmd, CheckBridgeCmd, CheckPhysicalNetworkInterfaceCmd, ConnectCmd,
+    CreateBridgeCmd, DeleteBridgeCmd,
+};
 use serde_json::{Value, json};
 
 /// `KvmAgent.tcpServerPort` (`KVMGlobalProperty.TCP_SERVER_PORT`).
@@ -24,74 +31,83 @@ pub fn send_command_url(ip: &str) -> String {
 /// with `syncJsonPost`): the iptables rules of `KvmHost.iptables.rule.*`
 /// (none by default), `ignoreMsrs` (global config, false), the page-table
 /// extension flag (false on a host with EPT).
-pub fn connect_cmd(host_uuid: &str, send_command_url: &str) -> Value {
-    json!({
-        "hostUuid": host_uuid,
-        "sendCommandUrl": send_command_url,
-        "iptablesRules": [],
-        "ignoreMsrs": false,
-        "pageTableExtensionDisabled": false,
-        "tcpServerPort": TCP_SERVER_PORT,
-        "version": NODE_VERSION,
-    })
+pub fn connect_cmd(host_uuid: &str, send_command_url: &str) -> ConnectCmd {
+    ConnectCmd {
+        host_uuid: host_uuid.into(),
+        send_command_url: send_command_url.into(),
+        iptables_rules: vec![],
+        ignore_msrs: Some(false),
+        page_table_extension_disabled: Some(false),
+        tcp_server_port: Some(TCP_SERVER_PORT.into()),
+        version: NODE_VERSION.into(),
+    }
 }
 
 /// `/network/checkphysicalnetworkinterface` (sync), sent for each L2
 /// network before its bridge.
-pub fn check_interface_cmd(nic: &str) -> Value {
-    json!({"interfaceNames": [nic]})
+pub fn check_interface_cmd(nic: &str) -> CheckPhysicalNetworkInterfaceCmd {
+    CheckPhysicalNetworkInterfaceCmd {
+        interface_names: vec![nic.into()],
+    }
 }
 
 /// `/network/l2novlan/createbridge` (`CreateBridgeCmd`, built in
 /// `KVMRealizeL2NoVlanNetworkBackend.realize`): `disableIptables` from
 /// `bridge.disable.iptables` (false), the L2's MTU, `isolated` from the L2
-/// (a NOT NULL column, false unless the L2 is isolated). With `vlan`, the
-/// `CreateVlanBridgeCmd` of `/network/l2vlan/createbridge`.
+/// (a NOT NULL column, false unless the L2 is isolated); `pvlan` is null
+/// (left out). With `vlan`, the `CreateVlanBridgeCmd` of
+/// `/network/l2vlan/createbridge` (send it as `CreateVlanBridgeCmd`).
 pub fn create_bridge_cmd(
     nic: &str,
     bridge: &str,
     l2_uuid: &str,
     mtu: u32,
     vlan: Option<u16>,
-) -> Value {
-    let mut v = json!({
-        "physicalInterfaceName": nic,
-        "bridgeName": bridge,
-        "l2NetworkUuid": l2_uuid,
-        "disableIptables": false,
-        "mtu": mtu,
-        "isolated": false,
-    });
-    if let Some(vlan) = vlan {
-        v["vlan"] = json!(vlan);
+) -> CreateBridgeCmd {
+    CreateBridgeCmd {
+        physical_interface_name: nic.into(),
+        bridge_name: bridge.into(),
+        l2_network_uuid: l2_uuid.into(),
+        disable_iptables: Some(false),
+        mtu: Some(mtu.into()),
+        isolated: Some(false),
+        pvlan: None,
+        vlan: vlan.map(i64::from),
     }
-    v
 }
 
 /// `/network/l2novlan/checkbridge` (`CheckBridgeCmd`; `CheckVlanBridgeCmd`
 /// with `vlan`).
-pub fn check_bridge_cmd(nic: &str, bridge: &str, vlan: Option<u16>) -> Value {
-    let mut v = json!({"physicalInterfaceName": nic, "bridgeName": bridge});
-    if let Some(vlan) = vlan {
-        v["vlan"] = json!(vlan);
+pub fn check_bridge_cmd(nic: &str, bridge: &str, vlan: Option<u16>) -> CheckBridgeCmd {
+    CheckBridgeCmd {
+        physical_interface_name: nic.into(),
+        bridge_name: bridge.into(),
+        vlan: vlan.map(i64::from),
     }
-    v
 }
 
 /// `/network/l2novlan/deletebridge` (`DeleteBridgeCmd`; `DeleteVlanBridgeCmd`
 /// with `vlan`).
-pub fn delete_bridge_cmd(nic: &str, bridge: &str, l2_uuid: &str, vlan: Option<u16>) -> Value {
-    let mut v =
-        json!({"physicalInterfaceName": nic, "bridgeName": bridge, "l2NetworkUuid": l2_uuid});
-    if let Some(vlan) = vlan {
-        v["vlan"] = json!(vlan);
+pub fn delete_bridge_cmd(
+    nic: &str,
+    bridge: &str,
+    l2_uuid: &str,
+    vlan: Option<u16>,
+) -> DeleteBridgeCmd {
+    DeleteBridgeCmd {
+        physical_interface_name: nic.into(),
+        bridge_name: bridge.into(),
+        l2_network_uuid: l2_uuid.into(),
+        vlan: vlan.map(i64::from),
     }
-    v
 }
 
 /// `/network/bridge/addif` (`AddInterfaceToBridgeCmd`).
-pub fn add_interface_cmd(nic: &str, bridge: &str) -> Value {
-    json!({"physicalInterfaceName": nic, "bridgeName": bridge})
+pub fn add_interface_cmd(nic: &str, bridge: &str) -> AddInterfaceToBridgeCmd {
+    AddInterfaceToBridgeCmd {
+        physical_interface_name: nic.into(),
+        bridge_name: bridge.into(),
+    }
 }
 
 /// `/vm/stop` (`StopVmCmd`: `uuid`, `type`, `timeout` in seconds).
@@ -100,8 +116,12 @@ pub fn stop_vm_cmd(uuid: &str, kind: &str, timeout_secs: u64) -> Value {
 }
 
 /// `/vm/reboot` (`RebootVmCmd`: `uuid`, `timeout`, `bootDev`).
-pub fn reboot_vm_cmd(uuid: &str, timeout_secs: u64) -> Value {
-    json!({"uuid": uuid, "timeout": timeout_secs, "bootDev": ["hd"]})
+pub fn reboot_vm_cmd(uuid: &str, timeout_secs: u64) -> RebootVmCmd {
+    RebootVmCmd {
+        uuid: uuid.into(),
+        timeout: Some(timeout_secs),
+        boot_dev: vec!["hd".into()],
+    }
 }
 
 /// `/vm/destroy` (`DestroyVmCmd`: `uuid`, `vmNics`).
@@ -118,6 +138,7 @@ pub fn vm_sync_cmd() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::body;
 
     fn keys(v: &Value) -> Vec<&str> {
         let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -125,10 +146,70 @@ mod tests {
         k
     }
 
+    /// The typed bodies are the ones the hand-written `json!` builders sent:
+    /// the same fields present, with the same values.
+    #[test]
+    fn typed_bodies_are_the_hand_written_ones() {
+        assert_eq!(
+            body(&connect_cmd("h1", "http://n/s")),
+            json!({"hostUuid": "h1", "sendCommandUrl": "http://n/s", "iptablesRules": [],
+                   "ignoreMsrs": false, "pageTableExtensionDisabled": false,
+                   "tcpServerPort": 7123, "version": "5.2.0"})
+        );
+        assert_eq!(
+            body(&check_interface_cmd("eth0")),
+            json!({"interfaceNames": ["eth0"]})
+        );
+        let bridge = json!({"physicalInterfaceName": "eth0", "bridgeName": "br", "l2NetworkUuid": "l2",
+                            "disableIptables": false, "mtu": 1500, "isolated": false});
+        assert_eq!(
+            body(&create_bridge_cmd("eth0", "br", "l2", 1500, None)),
+            bridge
+        );
+        let mut vlan = bridge;
+        vlan["vlan"] = json!(10);
+        assert_eq!(
+            body(&create_bridge_cmd("eth0", "br", "l2", 1500, Some(10))),
+            vlan
+        );
+        assert_eq!(
+            body(&check_bridge_cmd("eth0", "br", None)),
+            json!({"physicalInterfaceName": "eth0", "bridgeName": "br"})
+        );
+        assert_eq!(
+            body(&check_bridge_cmd("eth0", "br", Some(10))),
+            json!({"physicalInterfaceName": "eth0", "bridgeName": "br", "vlan": 10})
+        );
+        assert_eq!(
+            body(&delete_bridge_cmd("eth0", "br", "l2", Some(10))),
+            json!({"physicalInterfaceName": "eth0", "bridgeName": "br", "l2NetworkUuid": "l2",
+                   "vlan": 10})
+        );
+        assert_eq!(
+            body(&delete_bridge_cmd("eth0", "br", "l2", None)),
+            json!({"physicalInterfaceName": "eth0", "bridgeName": "br", "l2NetworkUuid": "l2"})
+        );
+        assert_eq!(
+            body(&add_interface_cmd("tap0", "br")),
+            json!({"physicalInterfaceName": "tap0", "bridgeName": "br"})
+        );
+        assert_eq!(
+            body(&reboot_vm_cmd("u", 10)),
+            json!({"uuid": "u", "timeout": 10, "bootDev": ["hd"]})
+        );
+        assert_eq!(
+            body(&common::kvm::vm::ConsoleTailCmd {
+                uuid: "u".into(),
+                max_bytes: Some(3000)
+            }),
+            json!({"uuid": "u", "maxBytes": 3000})
+        );
+    }
+
     /// Every field `ConnectCmd` has, primitives with their values.
     #[test]
     fn connect_carries_every_field_of_connect_cmd() {
-        let c = connect_cmd("h1", &send_command_url("10.1.0.10"));
+        let c = body(&connect_cmd("h1", &send_command_url("10.1.0.10")));
         assert_eq!(
             keys(&c),
             [
@@ -150,7 +231,7 @@ mod tests {
 
     #[test]
     fn createbridge_carries_every_field_the_l2_backend_sets() {
-        let c = create_bridge_cmd("eth0", "br_eth0", "a1", 1500, None);
+        let c = body(&create_bridge_cmd("eth0", "br_eth0", "a1", 1500, None));
         assert_eq!(
             keys(&c),
             [
@@ -164,7 +245,13 @@ mod tests {
         );
         assert_eq!(c["isolated"], false);
         assert_eq!(
-            create_bridge_cmd("eth0", "br_eth0_10", "a1", 1500, Some(10))["vlan"],
+            body(&create_bridge_cmd(
+                "eth0",
+                "br_eth0_10",
+                "a1",
+                1500,
+                Some(10)
+            ))["vlan"],
             10
         );
     }

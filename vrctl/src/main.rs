@@ -6,9 +6,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use common::command::Command;
+use common::kvm::vm::{
+    ConsoleTailCmd, DestroyVmCmd, RebootVmCmd, SetBootstrapInfoCmd, StartVmCmd, StopVmCmd,
+};
+use common::kvm::{CheckVlanBridgeCmd, ConnectCmd, CreateVlanBridgeCmd, DeleteVlanBridgeCmd};
 use serde_json::{Value, json};
 use vrctl::cli::{Args, Cmd, HostCmd, LabCmd, VmCmd, VrCmd};
-use vrctl::client::{CallbackReceiver, Client, local_addr_towards};
+use vrctl::client::{CallbackReceiver, Client, body, local_addr_towards};
 use vrctl::credentials::{CredentialFiles, Credentials};
 use vrctl::diagnose;
 use vrctl::exit::{Exit, coded};
@@ -249,26 +254,33 @@ fn console_text(tail: &str) -> String {
 
 async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
     let (path, body) = match cmd {
-        VmCmd::Start { file } => ("/vm/start", read_json(file)?),
+        VmCmd::Start { file } => (StartVmCmd::PATH, read_json(file)?),
         VmCmd::Bootstrap {
             socket,
             timeout,
             file,
         } => (
-            "/appliancevm/setbootstrapinfo",
+            SetBootstrapInfoCmd::PATH,
             json!({"socketPath": socket, "bootStrapInfoTimeout": timeout, "info": read_json(file)?}),
         ),
         VmCmd::Stop {
             uuid,
             r#type,
             timeout,
-        } => ("/vm/stop", host::stop_vm_cmd(uuid, r#type.wire(), *timeout)),
-        VmCmd::Reboot { uuid } => ("/vm/reboot", host::reboot_vm_cmd(uuid, 120)),
-        VmCmd::Destroy { uuid } => ("/vm/destroy", host::destroy_vm_cmd(uuid)),
+        } => (
+            StopVmCmd::PATH,
+            host::stop_vm_cmd(uuid, r#type.wire(), *timeout),
+        ),
+        VmCmd::Reboot { uuid } => (RebootVmCmd::PATH, body(&host::reboot_vm_cmd(uuid, 120))),
+        VmCmd::Destroy { uuid } => (DestroyVmCmd::PATH, host::destroy_vm_cmd(uuid)),
         VmCmd::Sync => ("/vm/vmsync", host::vm_sync_cmd()),
-        VmCmd::Console { uuid, bytes } => {
-            ("/vm/console/tail", json!({"uuid": uuid, "maxBytes": bytes}))
-        }
+        VmCmd::Console { uuid, bytes } => (
+            ConsoleTailCmd::PATH,
+            body(&ConsoleTailCmd {
+                uuid: uuid.clone(),
+                max_bytes: Some(*bytes),
+            }),
+        ),
     };
     let c = host_client(args, agent).await?;
     let t = Instant::now();
@@ -294,6 +306,20 @@ async fn vm(args: &Args, agent: &str, cmd: &VmCmd) -> Result<()> {
     Ok(())
 }
 
+/// A bridge command under its VLAN path (`l2vlan`, the same body wrapped)
+/// or its plain one (`l2novlan`), with its body.
+fn under_vlan_path<C: Command, V: Command>(
+    cmd: C,
+    vlan: bool,
+    wrap: impl FnOnce(C) -> V,
+) -> (&'static str, Value) {
+    if vlan {
+        (V::PATH, body(&wrap(cmd)))
+    } else {
+        (C::PATH, body(&cmd))
+    }
+}
+
 async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
     // `KVMHost` sends `/host/connect` with `syncJsonPost`.
     let c = match cmd {
@@ -305,8 +331,8 @@ async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
             uuid,
             send_command_url,
         } => (
-            "/host/connect".to_string(),
-            host::connect_cmd(uuid, send_command_url),
+            ConnectCmd::PATH,
+            body(&host::connect_cmd(uuid, send_command_url)),
         ),
         HostCmd::Bridge {
             nic,
@@ -315,29 +341,25 @@ async fn host(args: &Args, agent: &str, cmd: &HostCmd) -> Result<()> {
             check,
             delete,
         } => {
-            let kind = if vlan.is_some() { "l2vlan" } else { "l2novlan" };
             // The L2 network's uuid: the bridge name in hex (stable per bridge).
             let hex: String = bridge.bytes().map(|b| format!("{b:02x}")).collect();
             let l2 = format!("{:0<32}", &hex[..hex.len().min(32)]);
-            let (verb, body) = if *check {
-                ("checkbridge", host::check_bridge_cmd(nic, bridge, *vlan))
+            let vlan_path = vlan.is_some();
+            if *check {
+                let cmd = host::check_bridge_cmd(nic, bridge, *vlan);
+                under_vlan_path(cmd, vlan_path, CheckVlanBridgeCmd)
             } else if *delete {
-                (
-                    "deletebridge",
-                    host::delete_bridge_cmd(nic, bridge, &l2, *vlan),
-                )
+                let cmd = host::delete_bridge_cmd(nic, bridge, &l2, *vlan);
+                under_vlan_path(cmd, vlan_path, DeleteVlanBridgeCmd)
             } else {
-                (
-                    "createbridge",
-                    host::create_bridge_cmd(nic, bridge, &l2, 1500, *vlan),
-                )
-            };
-            (format!("/network/{kind}/{verb}"), body)
+                let cmd = host::create_bridge_cmd(nic, bridge, &l2, 1500, *vlan);
+                under_vlan_path(cmd, vlan_path, CreateVlanBridgeCmd)
+            }
         }
-        HostCmd::Capacity => ("/host/capacity".to_string(), json!({})),
+        HostCmd::Capacity => ("/host/capacity", json!({})),
     };
     let t = Instant::now();
-    let reply = c.call(&path, &body).await?;
+    let reply = c.call(path, &body).await?;
     if args.json {
         println!("{reply}");
     } else {

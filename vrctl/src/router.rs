@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::kvm::vm::ConsoleTailCmd;
+use common::vr::{AgentCredentialsCmd, AgentTls};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -155,12 +157,12 @@ pub struct Host<'a> {
 impl HostView for Host<'_> {
     async fn console(&self) -> String {
         self.client
-            .call(
-                "/vm/console/tail",
-                &json!({"uuid": self.uuid, "maxBytes": 3000}),
-            )
+            .send(&ConsoleTailCmd {
+                uuid: self.uuid.into(),
+                max_bytes: Some(3000),
+            })
             .await
-            .map(|v| v["tail"].as_str().unwrap_or_default().to_string())
+            .map(|r| r.tail)
             .unwrap_or_default()
     }
 
@@ -175,10 +177,7 @@ impl HostView for Host<'_> {
     async fn bridge_problem(&self) -> Option<String> {
         let (bridge, nic) = &self.bridge;
         self.client
-            .call(
-                "/network/l2novlan/checkbridge",
-                &host::check_bridge_cmd(nic, bridge, None),
-            )
+            .send(&host::check_bridge_cmd(nic, bridge, None))
             .await
             .err()
             .map(|e| match e {
@@ -352,17 +351,18 @@ impl Ctx<'_> {
         })?;
         let old = router_tls::load(self.records.dir(), &spec.uuid);
         let new = router_tls::issue(&ca, spec, crate::pki::DEFAULT_DAYS)?;
-        let mut body = json!({"tls": router_tls::tls_json(&common::tls::ServerPem {
-            certificate: new.certificate.clone(),
-            private_key: new.private_key.clone(),
-            client_ca: ca.certificate_pem().to_string(),
-        })});
-        if !self.credentials.tokens().is_empty() {
-            body["tokens"] = json!(self.credentials.tokens());
-        }
+        let tokens = self.credentials.tokens();
+        let cmd = AgentCredentialsCmd {
+            tls: Some(AgentTls {
+                certificate: new.certificate.clone(),
+                private_key: new.private_key.clone(),
+                client_ca: ca.certificate_pem().to_string(),
+            }),
+            tokens: (!tokens.is_empty()).then(|| tokens.to_vec()),
+        };
         // Sync: the reply says the new certificate is in force.
         Client::with(&spec.agent_url()?, None, &self.credentials)
-            .call("/agent/credentials", &body)
+            .send(&cmd)
             .await?;
         router_tls::save(self.records.dir(), &spec.uuid, &new)?;
         let (serial, subject) = router_tls::describe(&new.certificate);
@@ -475,7 +475,7 @@ impl Ctx<'_> {
         // it runs beside the wait, and the diagnosis does not wait for it.
         self.say("pushing the bootstrap info");
         let info = bootstrap_info(spec, vm, &self.agent_auth(spec)?);
-        let push = c.call("/appliancevm/setbootstrapinfo", &info);
+        let push = c.send(&info);
         let wait = diagnose::wait_ready(&view, &want, timeout, progress(self.quiet));
         tokio::pin!(push, wait);
         let mut pushed = false;
@@ -565,8 +565,7 @@ impl Ctx<'_> {
         let host = self.host_of(spec)?;
         let c = self.host_client(&host);
         let t0 = Instant::now();
-        c.call("/vm/reboot", &host::reboot_vm_cmd(&spec.uuid, 10))
-            .await?;
+        c.send(&host::reboot_vm_cmd(&spec.uuid, 10)).await?;
         // A reboot is a new qemu: the channel is new, so the info goes again.
         self.wait_and_apply(spec, vm, &host, &c, t0).await
     }
@@ -640,13 +639,14 @@ impl Ctx<'_> {
     }
 
     pub async fn console(&self, spec: &RouterSpec) -> Result<String, RouterError> {
-        let v = self
-            .host_call(
-                spec,
-                "/vm/console/tail",
-                json!({"uuid": spec.uuid, "maxBytes": 8000}),
-            )
+        let host = self.host_of(spec)?;
+        let tail = self
+            .host_client(&host)
+            .send(&ConsoleTailCmd {
+                uuid: spec.uuid.clone(),
+                max_bytes: Some(8000),
+            })
             .await?;
-        Ok(v["tail"].as_str().unwrap_or_default().to_string())
+        Ok(tail.tail)
     }
 }

@@ -190,4 +190,30 @@ mod tests {
         assert!(AgentAuth::default().bootstrap_keys().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// `/agent/credentials` as rotate-cert sends it: the `tls` of
+    /// [`tls_json`], and `tokens` only when there are some.
+    #[test]
+    fn credentials_body_is_the_tls_json_and_the_tokens() {
+        let pem = ServerPem {
+            certificate: "C".into(),
+            private_key: "K".into(),
+            client_ca: "A".into(),
+        };
+        let tls = common::vr::AgentTls {
+            certificate: "C".into(),
+            private_key: "K".into(),
+            client_ca: "A".into(),
+        };
+        let mut cmd = common::vr::AgentCredentialsCmd {
+            tls: Some(tls),
+            tokens: None,
+        };
+        assert_eq!(crate::client::body(&cmd), json!({"tls": tls_json(&pem)}));
+        cmd.tokens = Some(vec!["t".into()]);
+        assert_eq!(
+            crate::client::body(&cmd),
+            json!({"tls": tls_json(&pem), "tokens": ["t"]})
+        );
+    }
 }

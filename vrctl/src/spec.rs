@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use crate::wire;
+use common::command::Command;
 use common::vr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -176,7 +177,7 @@ impl RouterSpec {
             .filter_map(wire::nic_default_action)
             .collect();
         let mut cmds = vec![
-            ("/init", init),
+            (vr::InitCmd::PATH, init),
             (
                 "/configurenic",
                 json!({"nics": self.nics.iter().map(wire::configure_nic).collect::<Vec<_>>()}),
@@ -192,11 +193,11 @@ impl RouterSpec {
                 json!({"dhcpServers": self.dhcp_servers.iter().map(wire::dhcp_server).collect::<Vec<_>>()}),
             ),
             (
-                "/syncsnat",
+                vr::SyncSnatCmd::PATH,
                 json!({"snats": self.snats.iter().map(wire::snat).collect::<Vec<_>>(), "enable": true}),
             ),
             (
-                "/createvip",
+                vr::CreateVipCmd::PATH,
                 json!({"vips": self.vips.iter().map(wire::vip).collect::<Vec<_>>(),
                        "syncVip": true, "nicIps": nic_ips}),
             ),
@@ -205,7 +206,7 @@ impl RouterSpec {
                 json!({"rules": self.port_forwards.iter().map(wire::port_forward).collect::<Vec<_>>()}),
             ),
             (
-                "/synceip",
+                vr::SyncEipCmd::PATH,
                 json!({"eips": self.eips.iter().map(wire::eip).collect::<Vec<_>>()}),
             ),
         ];
@@ -213,7 +214,10 @@ impl RouterSpec {
             cmds.remove(2);
         }
         if !self.certificates.is_empty() {
-            cmds.push(("/certificates/create", json!({"certs": self.certificates})));
+            cmds.push((
+                vr::CertificatesCmd::PATH,
+                json!({"certs": self.certificates}),
+            ));
         }
         cmds.push((
             "/lb/refresh",

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use vrctl::client::{CallbackReceiver, Client};
+use vrctl::client::{CallbackReceiver, Client, body};
 use vrctl::host;
 use vrctl::lab::{Names, router_spec};
 use vrctl::router::{bootstrap_info, start_cmd};
@@ -55,7 +55,11 @@ fn command(spec: &RouterSpec, path: &str) -> Value {
 #[test]
 fn bootstrap_info_is_the_vrouter_document_of_the_java_classes() {
     let spec = lab_spec();
-    let body = bootstrap_info(&spec, spec.vm.as_ref().unwrap(), &Default::default());
+    let body = body(&bootstrap_info(
+        &spec,
+        spec.vm.as_ref().unwrap(),
+        &Default::default(),
+    ));
     assert_no_nulls(&body, "setbootstrapinfo");
     assert_eq!(
         body["bootStrapInfoTimeout"], 300,
@@ -349,7 +353,7 @@ fn bodies_use_the_field_names_of_the_conformance_fixtures() {
         .collect();
     ours.push((
         "kvm/appliancevm/setbootstrapinfo".into(),
-        bootstrap_info(&spec, &vm, &Default::default()),
+        body(&bootstrap_info(&spec, &vm, &Default::default())),
     ));
     ours.push((
         "kvm/vm/start".into(),
@@ -363,37 +367,48 @@ fn bodies_use_the_field_names_of_the_conformance_fixtures() {
     for (p, b) in [
         (
             "host/connect",
-            host::connect_cmd("h1", &host::send_command_url("10.1.0.10")),
+            body(&host::connect_cmd(
+                "h1",
+                &host::send_command_url("10.1.0.10"),
+            )),
         ),
         (
             "network/checkphysicalnetworkinterface",
-            host::check_interface_cmd("eth0"),
+            body(&host::check_interface_cmd("eth0")),
         ),
         (
             "network/l2novlan/createbridge",
-            host::create_bridge_cmd("eth0", "br_eth0", "a1", 1500, None),
+            body(&host::create_bridge_cmd(
+                "eth0", "br_eth0", "a1", 1500, None,
+            )),
         ),
         (
             "network/l2vlan/createbridge",
-            host::create_bridge_cmd("eth0", "br_eth0_10", "a1", 1500, Some(10)),
+            body(&host::create_bridge_cmd(
+                "eth0",
+                "br_eth0_10",
+                "a1",
+                1500,
+                Some(10),
+            )),
         ),
         (
             "network/l2novlan/checkbridge",
-            host::check_bridge_cmd("eth0", "br_eth0", None),
+            body(&host::check_bridge_cmd("eth0", "br_eth0", None)),
         ),
         (
             "network/l2novlan/deletebridge",
-            host::delete_bridge_cmd("eth0", "br_eth0", "a1", None),
+            body(&host::delete_bridge_cmd("eth0", "br_eth0", "a1", None)),
         ),
         (
             "network/bridge/addif",
-            host::add_interface_cmd("tap0", "br_eth1"),
+            body(&host::add_interface_cmd("tap0", "br_eth1")),
         ),
         (
             "vm/stop",
             with_nics(host::stop_vm_cmd(&spec.uuid, "grace", 30)),
         ),
-        ("vm/reboot", host::reboot_vm_cmd(&spec.uuid, 10)),
+        ("vm/reboot", body(&host::reboot_vm_cmd(&spec.uuid, 10))),
         ("vm/destroy", with_nics(host::destroy_vm_cmd(&spec.uuid))),
         ("vm/vmsync", host::vm_sync_cmd()),
     ] {
@@ -477,7 +492,7 @@ fn find_fixture(root: &Path, path: &str) -> Option<Value> {
 fn bootstrap_info_carries_the_routers_credentials_as_the_agent_reads_them() {
     let spec = lab_spec();
     let vm = spec.vm.clone().unwrap();
-    let plain = bootstrap_info(&spec, &vm, &Default::default());
+    let plain = body(&bootstrap_info(&spec, &vm, &Default::default()));
     assert!(plain["info"].get("agentTls").is_none());
     assert!(plain["info"].get("agentTokens").is_none());
     let ca = common::pki::Authority::create("bodies CA").unwrap();
@@ -492,7 +507,7 @@ fn bootstrap_info_carries_the_routers_credentials_as_the_agent_reads_them() {
         }),
         tokens: vec!["t".repeat(40)],
     };
-    let body = bootstrap_info(&spec, &vm, &auth);
+    let body = body(&bootstrap_info(&spec, &vm, &auth));
     let info: common::vr::BootstrapInfo = serde_json::from_value(body["info"].clone()).unwrap();
     let tls = info.agent_tls.expect("agentTls");
     assert_eq!(tls.certificate, issued.certificate);

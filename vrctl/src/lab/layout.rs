@@ -286,7 +286,7 @@ pub fn start_namespace_router(
             br = vm.bridges[&nic.mac]
         ))?;
     }
-    let doc = router::bootstrap_info(spec, &vm, auth)["info"].clone();
+    let doc = serde_json::Value::Object(router::bootstrap_info(spec, &vm, auth).info);
     let file = names.state.join("bootstrap.json");
     // It holds the router's private key.
     common::pki::write_private(&file, &doc.to_string())

@@ -368,10 +368,10 @@ async fn drive(
         return rows;
     }
     let connected = kvm_sync
-        .call(
-            "/host/connect",
-            &host::connect_cmd(HOST_UUID, &host::send_command_url(MN_IP)),
-        )
+        .send(&host::connect_cmd(
+            HOST_UUID,
+            &host::send_command_url(MN_IP),
+        ))
         .await
         .map(|_| "connected".to_string())
         .map_err(|e| e.to_string());
@@ -385,17 +385,9 @@ async fn drive(
         say(&format!("createbridge {br} over {nic}"));
         let l2 = format!("{l2:0<32}");
         let made = async {
-            kvm_sync
-                .call(
-                    "/network/checkphysicalnetworkinterface",
-                    &host::check_interface_cmd(nic),
-                )
-                .await?;
-            kvm.call(
-                "/network/l2novlan/createbridge",
-                &host::create_bridge_cmd(nic, br, &l2, 1500, None),
-            )
-            .await
+            kvm_sync.send(&host::check_interface_cmd(nic)).await?;
+            kvm.send(&host::create_bridge_cmd(nic, br, &l2, 1500, None))
+                .await
         };
         if let Err(e) = made.await {
             bridges = Err(format!("{br}: {e}"));
@@ -405,10 +397,7 @@ async fn drive(
     if bridges.is_ok() {
         // A tenant VM's tap, plugged the controller's way.
         bridges = kvm
-            .call(
-                "/network/bridge/addif",
-                &host::add_interface_cmd("tap-ten2", "br_eth1"),
-            )
+            .send(&host::add_interface_cmd("tap-ten2", "br_eth1"))
             .await
             .map(|_| String::new())
             .map_err(|e| format!("addif tap-ten2: {e}"));

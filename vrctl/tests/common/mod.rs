@@ -61,10 +61,10 @@ pub fn start_kvm_agent(ns: &Netns, state: &TempDir) -> (testbed::Proc, &'static 
     assert!(up, "kvm-agent did not answer:\n{}", agent.log());
     // Connected like the node connects a host (sync), so the agent takes
     // this test as its controller.
-    let body = vrctl::host::connect_cmd(
+    let body = vrctl::client::body(&vrctl::host::connect_cmd(
         "5e570000000000000000000000000001",
         &vrctl::host::send_command_url("127.0.0.1"),
-    );
+    ));
     let connected = testbed::http_post(ns, &format!("{url}/host/connect"), &body.to_string(), &[]);
     assert!(
         connected.as_ref().is_ok_and(|r| r.0 == 200),
