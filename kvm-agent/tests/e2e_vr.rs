@@ -35,7 +35,7 @@
 //! unless `REQUIRE_VM=1`, which turns every skip into a failure. Prints one
 //! `boot-to-ready: N.N s` line per boot (request to `/echo` 200) and their
 //! median (`cargo test -p kvm-agent --test e2e_vr -- --nocapture`).
-//! The image is `images/out` (`sudo images/build`), or `$VR_IMAGE_DIR`.
+//! The image is `images/out` (`images/build` as root), or `$VR_IMAGE_DIR`.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -100,7 +100,7 @@ fn missing() -> Option<String> {
     for f in ["vr.qcow2", "vmlinuz", "initrd.img"] {
         if !dir.join(f).is_file() {
             return Some(format!(
-                "{} is missing: run `sudo images/build` first",
+                "{} is missing: run `images/build` as root first",
                 dir.join(f).display()
             ));
         }

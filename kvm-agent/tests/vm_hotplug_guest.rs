@@ -4,7 +4,7 @@
 //! because the guest acknowledges the unplug (vm_qemu shows that a VM
 //! without an OS never does). Private libvirtd in a namespace, as vm_qemu.
 //!
-//! Needs the image (`sudo images/build`, or `$VR_IMAGE_DIR`); skips with a
+//! Needs the image (`images/build` as root, or `$VR_IMAGE_DIR`); skips with a
 //! message without it unless `REQUIRE_VM=1`. Slow (a TCG boot): about a
 //! minute on two cores.
 
@@ -54,7 +54,7 @@ fn guest_sees_hot_plugged_nic_and_releases_it() -> Result<()> {
     for f in ["vr.qcow2", "vmlinuz", "initrd.img"] {
         if !images.join(f).is_file() {
             skip_or_fail(&format!(
-                "{} is missing: run `sudo images/build` first",
+                "{} is missing: run `images/build` as root first",
                 images.join(f).display()
             ));
             return Ok(());

@@ -179,7 +179,7 @@ fn choose_mode(opts: &Options) -> (Mode, Option<String>) {
         for f in ["vr.qcow2", "vmlinuz", "initrd.img"] {
             if !opts.image_dir.join(f).is_file() {
                 return Some(format!(
-                    "{} is missing (build it with `sudo images/build`)",
+                    "{} is missing (build it with `images/build`, as root)",
                     opts.image_dir.join(f).display()
                 ));
             }
@@ -221,7 +221,7 @@ fn preflight(opts: &Options, mode: Mode) -> Result<(), LabError> {
     }
     if !missing.is_empty() {
         return Err(LabError::Other(format!(
-            "missing programs: {} (`sudo scripts/install-deps` installs them)",
+            "missing programs: {} (`scripts/install-deps`, as root, installs them)",
             missing.join(", ")
         )));
     }

@@ -129,7 +129,7 @@ pub fn vm_missing() -> Option<String> {
     for f in ["vr.qcow2", "vmlinuz", "initrd.img"] {
         if !dir.join(f).is_file() {
             return Some(format!(
-                "{} is missing: run `sudo images/build`",
+                "{} is missing (build it with `images/build`, as root)",
                 dir.join(f).display()
             ));
         }
