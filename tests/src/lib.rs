@@ -39,10 +39,12 @@
 //! - `images`: where the built VR image lives.
 //! - [`conformance`]: the ZStack protocol fixtures and the checks of replies.
 //! - [`dos`]: denial-of-service probes against an agent.
+//! - [`libvirt`]: a private libvirtd in a namespace, and `virsh` against it.
 //! - [`pki`]: client-authentication fixtures and `curl` with them.
 
 pub mod conformance;
 pub mod dos;
+pub mod libvirt;
 pub mod pki;
 
 mod callbacks;
