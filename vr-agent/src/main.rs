@@ -86,6 +86,23 @@ async fn main() -> anyhow::Result<()> {
     if args.power_button {
         vr_agent::sys::power::watch();
     }
+    if let Err(e) = serve(args, console.clone()).await {
+        // Said on the console too, in the words the controller's diagnosis
+        // reads: a router that cannot boot (or whose state dir cannot be
+        // made, a full disk) must say why.
+        tracing::error!(target: "vr_agent::not_on_console", "{e:#}");
+        let line = format!("vr-agent: {e:#}");
+        match &console {
+            Some(c) => c.line(&line),
+            None if !common::logging::stderr_is_journal() => eprintln!("{line}"),
+            None => {}
+        }
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn serve(args: Args, console: Option<common::logging::Console>) -> anyhow::Result<()> {
     let tls_files =
         common::credentials::server_files(args.tls_cert, args.tls_key, args.tls_client_ca)?;
     let sys = vr_agent::real_sys(&args.state_dir)?;
@@ -99,21 +116,9 @@ async fn main() -> anyhow::Result<()> {
         allow_any_source: args.allow_any_source,
         tls_files,
         token_file: args.auth_token_file,
-        console: console.clone(),
+        console,
     };
-    if let Err(e) = vr_agent::run(cfg, sys, shutdown()).await {
-        // Said on the console too, in the words the controller's diagnosis
-        // reads: a router that cannot boot must say why.
-        tracing::error!(target: "vr_agent::not_on_console", "{e:#}");
-        let line = format!("vr-agent: {e:#}");
-        match &console {
-            Some(c) => c.line(&line),
-            None if !common::logging::stderr_is_journal() => eprintln!("{line}"),
-            None => {}
-        }
-        std::process::exit(1);
-    }
-    Ok(())
+    vr_agent::run(cfg, sys, shutdown()).await
 }
 
 async fn shutdown() {

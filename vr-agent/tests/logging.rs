@@ -142,3 +142,31 @@ fn the_console_says_serving_and_nothing_of_info() {
         "only the serving line, even at debug level: {text:?}"
     );
 }
+
+/// An error before the agent runs (here: a state dir that cannot be made,
+/// as on a full or read-only disk) reaches the console in the same words.
+#[test]
+fn an_early_error_reaches_the_console_too() {
+    testbed::require_privileged!();
+    let dir = TempDir::new("vrlog").unwrap();
+    let ns = Netns::new("vrlog").unwrap();
+    let console = dir.path().join("console");
+    std::fs::write(&console, "").unwrap();
+    // A file where the state dir should be: it cannot be created.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_vr-agent"), &[]);
+    cmd.arg("--console")
+        .arg(&console)
+        .arg("--state-dir")
+        .arg(blocker.join("state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    assert_eq!(cmd.status().unwrap().code(), Some(1));
+    let text = std::fs::read_to_string(&console).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("vr-agent: ")),
+        "{text:?}"
+    );
+}
