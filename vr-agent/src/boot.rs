@@ -29,14 +29,6 @@ pub enum BootError {
     Invalid(String),
 }
 
-/// Read the whole document: kvm-agent writes it (padded with spaces) and
-/// closes its end, which is EOF here. An empty read means it has not come
-/// yet, so poll until `timeout`.
-pub async fn read(path: &Path, timeout: Duration) -> Result<BootstrapInfo, BootError> {
-    let bytes = read_document(path, timeout).await?;
-    parse(path, &bytes)
-}
-
 fn parse(path: &Path, bytes: &[u8]) -> Result<BootstrapInfo, BootError> {
     serde_json::from_slice(bytes).map_err(|e| BootError::Malformed {
         path: path.to_path_buf(),
@@ -55,6 +47,9 @@ async fn read_once(path: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Read the whole document: kvm-agent writes it (padded with spaces) and
+/// closes its end, which is EOF here. An empty read means it has not come
+/// yet, so poll until `timeout`.
 async fn read_document(path: &Path, timeout: Duration) -> Result<Vec<u8>, BootError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -82,7 +77,7 @@ struct Received {
 
 /// Where [`read_or_recall`] keeps the document (0600: it may carry the
 /// agent's private key and tokens).
-pub fn received_path(state_dir: &Path) -> PathBuf {
+fn received_path(state_dir: &Path) -> PathBuf {
     state_dir.join("bootstrap.json")
 }
 
@@ -120,7 +115,8 @@ impl Document {
     }
 }
 
-/// [`read`], for an agent that may have been restarted: kvm-agent pushes the
+/// The bootstrap document from `path` (polled until `timeout`), for an
+/// agent that may have been restarted: kvm-agent pushes the
 /// document once per start of the VM, and the channel is at EOF afterwards,
 /// so an agent restarted within the same boot (a crash, kill -9, an upgrade)
 /// would wait for a push that never comes. A document on the channel wins;

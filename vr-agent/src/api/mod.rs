@@ -169,7 +169,8 @@ async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
         ),
     };
     if let Some(range) = cmd.parms.get("ipv4LocalPortRange") {
-        set_local_port_range(s.engine.lock().await.sys().sysctl.as_ref(), range)?;
+        let sysctl = s.engine.lock().await.sysctl();
+        set_local_port_range(sysctl.as_ref(), range)?;
     }
     // The management node's network, routed via the management gateway
     // (zvr's initHandler does the same).

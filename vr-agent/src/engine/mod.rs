@@ -177,10 +177,9 @@ impl Engine {
         &self.model
     }
 
-    /// The side effects (for the few commands that are not edits, e.g.
-    /// `/init`'s sysctl).
-    pub fn sys(&self) -> &Sys {
-        &self.sys
+    /// The sysctl side, for `/init`'s settings without the engine lock.
+    pub fn sysctl(&self) -> Arc<dyn crate::sys::sysctl::Sysctl> {
+        self.sys.sysctl.clone()
     }
 
     pub fn generation(&self) -> u64 {
