@@ -148,4 +148,20 @@ fn restarted_in_the_same_boot_it_uses_the_document_it_kept() {
         "{}",
         p.log()
     );
+    // A kept copy that is not ours to trust (garbage, or another boot's)
+    // is ignored: the agent waits for the channel as before.
+    std::fs::write(&file, "").unwrap();
+    for junk in ["{not json", r#"{"boot_id":"another boot","document":{}}"#] {
+        std::fs::write(&kept, junk).unwrap();
+        let mut p = agent(&vr, &file, &state);
+        let exited =
+            testbed::wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+                !p.is_running()
+            });
+        assert!(
+            exited && p.log().contains("no bootstrap info at"),
+            "{junk}: {}",
+            p.log()
+        );
+    }
 }
