@@ -1,6 +1,7 @@
 //! The `dhcp` area: `/refreshDhcpServer` with 5 000 hosts, one-host
 //! `/adddhcp` with those present, the time until the new guest gets its
-//! lease from dnsmasq, dnsmasq's reload cost and the agent's memory.
+//! lease from dnsmasq, dnsmasq's reload cost, an edit of another service
+//! (`/setsnat`) with the hosts present, and the agent's memory.
 
 use std::path::Path;
 use std::process::Command;
@@ -20,6 +21,7 @@ const ADD_RUNS: usize = 20;
 const LEASE_EVERY: usize = 4;
 const BASELINE_RUNS: usize = 3;
 const REFRESH_RUNS: usize = 3;
+const SNAT_RUNS: usize = 10;
 /// dnsmasq re-reads its files after the SIGHUP of one add (about 40 ms
 /// with 5 000 hosts, PLATFORM.md); the next add waits this long so that
 /// reloads do not pile up.
@@ -167,6 +169,22 @@ fn agent_ms(lab: &Lab) -> Option<f64> {
     lab.last_applied_ms("dhcp-dns")
 }
 
+/// The agent's apply time of `/setsnat` (each one a real change: the SNAT
+/// is removed again after it), an edit the DHCP hosts have no part in.
+fn snat_edits(lab: &Lab) -> Result<Vec<f64>> {
+    let snat = json!({
+        "publicNicMac": crate::lab::PUB_MAC, "publicIp": "172.20.10.5",
+        "privateNicMac": PRIV_MAC, "privateNicIp": PRIV_IP, "snatNetmask": NETMASK,
+        "state": true});
+    let mut applied = vec![];
+    for _ in 0..SNAT_RUNS {
+        lab.ok("/setsnat", &json!({ "snat": snat }))?;
+        applied.extend(lab.last_applied_ms("set-snat"));
+        lab.ok("/removesnat", &json!({ "natInfo": [snat] }))?;
+    }
+    Ok(applied)
+}
+
 pub fn run(agent_bin: &Path) -> Result<Section> {
     let started = Instant::now();
     eprintln!(
@@ -182,6 +200,7 @@ pub fn run(agent_bin: &Path) -> Result<Section> {
     // The tenant learns addresses by DHCP only (udhcpc configures nothing).
     lab.tenant.ip("addr flush dev eth0")?;
     let (idle_rss, _) = lab.agent_memory_kb()?;
+    let snat_without_hosts = snat_edits(&lab)?;
 
     eprintln!("dhcp: /refreshDhcpServer with {N} hosts");
     let body = refresh_body(0).to_string();
@@ -204,6 +223,7 @@ pub fn run(agent_bin: &Path) -> Result<Section> {
         "dhcp: first lease after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let snat_with_hosts = snat_edits(&lab)?;
     // Baseline: a lease for a host present for a while (udhcpc's own cost).
     let mut baseline = vec![];
     for j in 0..BASELINE_RUNS {
@@ -412,6 +432,19 @@ pub fn run(agent_bin: &Path) -> Result<Section> {
         },
     );
 
+    let mut other = Table::new(&format!(
+        "An edit of another service: `/setsnat` (agent apply), median of {SNAT_RUNS}"
+    ));
+    let (without, with) = (median(&snat_without_hosts), median(&snat_with_hosts));
+    other.info("with no DHCP host", format!("{without:.1} ms"));
+    other.info(format!("with {N} DHCP hosts"), format!("{with:.1} ms"));
+    other.check(
+        format!("ratio {N} hosts / none (dnsmasq's files are not rendered again)"),
+        format!("{:.2}x", with / without),
+        "<= 2x",
+        with <= 2.0 * without,
+    );
+
     let mut mem = Table::new("Memory");
     mem.info("vr-agent VmRSS idle (NICs only)", mb(idle_rss));
     mem.info(format!("vr-agent VmRSS with {N} hosts"), mb(rss_full));
@@ -442,7 +475,7 @@ pub fn run(agent_bin: &Path) -> Result<Section> {
     Ok(Section {
         title: "DHCP (vr-agent): dnsmasq with 5 000 hosts".into(),
         intro,
-        tables: vec![sync, one, mem],
+        tables: vec![sync, one, other, mem],
         notes: vec![
             "A refresh that removes hosts runs `dhcp_release` only for removed hosts that \
              hold a lease (an earlier agent released every removed host, one process each: \

@@ -164,6 +164,10 @@ fn invalid_batch_changes_nothing_and_names_the_entry() {
         "/syncportforwarding",
         json!({"rules": [pf("a", "172.20.10.100", "TCP", 8080, 8080, 80, 80, None)]}),
     );
+    lab.ok(
+        "/createeip",
+        json!({"eip": eip("172.20.10.101", "192.168.100.10")}),
+    );
     let before = lab.table();
     let cases = [
         // malformed address in the second entry
@@ -175,7 +179,8 @@ fn invalid_batch_changes_nothing_and_names_the_entry() {
             400,
             "rules[1] (uuid bad): vipIp",
         ),
-        // overlapping ranges on one VIP
+        // ranges on one VIP overlapping a held rule: a clash with the
+        // router (409)
         (
             "/createportforwarding",
             json!({"rules": [
@@ -183,6 +188,31 @@ fn invalid_batch_changes_nothing_and_names_the_entry() {
             pf("overlap", "172.20.10.100", "TCP", 8000, 8090, 8000, 8090, None)]}),
             409,
             "overlap",
+        ),
+        // two rules of one request overlapping: the request's fault (400),
+        // whether it adds or syncs
+        (
+            "/createportforwarding",
+            json!({"rules": [
+            pf("one", "172.20.10.100", "TCP", 9000, 9010, 9000, 9010, None),
+            pf("two", "172.20.10.100", "TCP", 9005, 9005, 80, 80, None)]}),
+            400,
+            "rule one",
+        ),
+        (
+            "/syncportforwarding",
+            json!({"rules": [
+            pf("one", "172.20.10.100", "TCP", 9000, 9010, 9000, 9010, None),
+            pf("two", "172.20.10.100", "TCP", 9005, 9005, 80, 80, None)]}),
+            400,
+            "rule one",
+        ),
+        // a sync putting a rule on a held EIP's address: a clash (409)
+        (
+            "/syncportforwarding",
+            json!({"rules": [pf("on-eip", "172.20.10.101", "TCP", 80, 80, 80, 80, None)]}),
+            409,
+            "on-eip",
         ),
         // unknown NIC MAC
         (

@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 
 use common::net::{IfName, Ipv4Net, Mac, PortRange, Proto};
 use proptest::prelude::*;
-use vr_agent::model::{Edit, Eip, Model, Nic, NicCategory, PortForward, Snat};
 use vr_agent::plan::nat;
+use vr_model::{Edit, Eip, Invalid, Model, Nic, NicCategory, PortForward, Snat};
 
 const PUB: &str = "fa:26:9c:aa:00:02";
 const PUB2: &str = "fa:26:9c:aa:00:04";
@@ -139,12 +139,9 @@ fn edit() -> impl Strategy<Value = Edit> {
     ]
 }
 
-/// The whole-batch path: apply to a copy, then validate it all.
-fn batch_accepts(m: &Model, e: &Edit) -> Result<Model, String> {
-    let mut next = m.clone();
-    next.apply(e).map_err(|x| x.0)?;
-    next.validate().map_err(|x| x.0)?;
-    Ok(next)
+/// The whole-batch path: apply to a copy, validate it all, name the cause.
+fn batch_accepts(m: &Model, e: &Edit) -> Result<Model, Invalid> {
+    m.edited(e)
 }
 
 /// A valid model grown from `history`: each edit kept when the batch
@@ -174,9 +171,10 @@ proptest! {
             n.apply(&e)
         });
         let whole = batch_accepts(&m, &e);
+        // The same verdict and the same cause (so the same status).
         prop_assert_eq!(
-            fast.is_ok(),
-            whole.is_ok(),
+            fast.as_ref().err().map(std::mem::discriminant),
+            whole.as_ref().err().map(std::mem::discriminant),
             "check_added: {:?}, apply+validate: {:?}, edit {:?}",
             fast,
             whole.err(),

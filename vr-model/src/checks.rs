@@ -116,7 +116,7 @@ pub fn pf_vs_mgmt(r: &PortForward, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Res
     let port = agent_port();
     let covers = r.proto == Proto::Tcp && r.vip_ports.start <= port && port <= r.vip_ports.end;
     match on_mgmt(r.vip, mgmt) {
-        Some(mac) if covers => Err(Invalid(format!(
+        Some(mac) if covers => Err(Invalid::Router(format!(
             "port forwarding rule {}: tcp ports {} on vipIp {} cover the agent's port {port} on the management IP (management NIC {mac})",
             r.uuid, r.vip_ports, r.vip
         ))),
@@ -126,7 +126,7 @@ pub fn pf_vs_mgmt(r: &PortForward, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Res
 
 pub fn eip_vs_mgmt(e: &Eip, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Result<(), Invalid> {
     match on_mgmt(e.vip, mgmt) {
-        Some(mac) => Err(Invalid(format!(
+        Some(mac) => Err(Invalid::Router(format!(
             "eip {}: vipIp {} is the management IP (management NIC {mac}); the controller reaches the agent there",
             e.vip, e.vip
         ))),
@@ -139,7 +139,7 @@ pub fn vip_vs_mgmt(v: &Vip, mgmt: &[(Ipv4Addr, common::net::Mac)]) -> Result<(),
         return Ok(());
     };
     match on_mgmt(ip, mgmt) {
-        Some(mac) => Err(Invalid(format!(
+        Some(mac) => Err(Invalid::Router(format!(
             "vip {ip}: is the management IP (management NIC {mac}); the controller reaches the agent there"
         ))),
         None => Ok(()),
@@ -152,7 +152,7 @@ pub fn listener_vs_mgmt(
 ) -> Result<(), Invalid> {
     let port = agent_port();
     match on_mgmt(l.vip, mgmt) {
-        Some(mac) if l.port == port && l.mode != LbMode::Udp => Err(Invalid(format!(
+        Some(mac) if l.port == port && l.mode != LbMode::Udp => Err(Invalid::Router(format!(
             "listener {}: {} port {port} on vip {} is the agent's port on the management IP (management NIC {mac})",
             l.uuid,
             l.mode.l4(),
@@ -178,21 +178,6 @@ pub fn management_plane(m: &Model) -> Result<(), Invalid> {
         .try_for_each(|l| listener_vs_mgmt(l, &mgmt))
 }
 
-/// The entries of a sync edit against the management IPs: a clash with
-/// the router (409), not a flaw of the batch (sync conflicts are 400s).
-pub fn sync_vs_mgmt(m: &Model, edit: &crate::Edit) -> Result<(), Invalid> {
-    use crate::Edit;
-    let mgmt = mgmt_ips(m);
-    if mgmt.is_empty() {
-        return Ok(());
-    }
-    match edit {
-        Edit::SyncPortForwards(rules) => rules.iter().try_for_each(|r| pf_vs_mgmt(r, &mgmt)),
-        Edit::SyncEips(eips) => eips.iter().try_for_each(|e| eip_vs_mgmt(e, &mgmt)),
-        _ => Ok(()),
-    }
-}
-
 /// A `/configurenic` entry for a NIC that is the management NIC keeps its
 /// category and address (the agent's guard and listener are on them).
 pub fn mgmt_nic_change(old: &Nic, new: &Nic) -> Result<(), Invalid> {
@@ -200,14 +185,14 @@ pub fn mgmt_nic_change(old: &Nic, new: &Nic) -> Result<(), Invalid> {
         return Ok(());
     }
     if new.category != NicCategory::Management {
-        return Err(Invalid(format!(
+        return Err(Invalid::Router(format!(
             "nic {}: is the management NIC; its category cannot change from Management to {:?}",
             old.mac, new.category
         )));
     }
     let (was, is) = (old.ip.map(|(ip, _)| ip), new.ip.map(|(ip, _)| ip));
     if was.is_some() && was != is {
-        return Err(Invalid(format!(
+        return Err(Invalid::Router(format!(
             "nic {}: is the management NIC; its IP cannot move from {} to {} (the agent serves the controller there)",
             old.mac,
             was.map_or("none".into(), |i| i.to_string()),
@@ -221,7 +206,7 @@ pub fn mgmt_nic_change(old: &Nic, new: &Nic) -> Result<(), Invalid> {
 /// forgets a management NIC the bootstrap info replaced with its own edit).
 pub fn mgmt_nic_removal(n: &Nic) -> Result<(), Invalid> {
     if n.category == NicCategory::Management {
-        return Err(Invalid(format!(
+        return Err(Invalid::Router(format!(
             "nic {}: is the management NIC; removing it would cut the controller off from the agent",
             n.mac
         )));
@@ -277,7 +262,7 @@ pub fn clear_management_plane(m: &mut Model, ips: &[Ipv4Addr]) -> Vec<String> {
 /// Port forwards on one VIP and protocol whose port ranges overlap.
 pub fn pf_vs_pf(r: &PortForward, o: &PortForward) -> Result<(), Invalid> {
     if o.vip == r.vip && o.proto == r.proto && o.vip_ports.overlaps(&r.vip_ports) {
-        return Err(Invalid(format!(
+        return Err(Invalid::Clash(format!(
             "port forwarding rule {}: {} ports {} on vipIp {} overlap rule {} ({})",
             r.uuid, r.proto, r.vip_ports, r.vip, o.uuid, o.vip_ports
         )));
@@ -288,7 +273,7 @@ pub fn pf_vs_pf(r: &PortForward, o: &PortForward) -> Result<(), Invalid> {
 /// A VIP is either an EIP (all its ports) or carries port forwards.
 pub fn pf_vs_eip(r: &PortForward, e: &Eip) -> Result<(), Invalid> {
     if r.vip == e.vip {
-        return Err(Invalid(format!(
+        return Err(Invalid::Clash(format!(
             "port forwarding rule {}: vipIp {} is the EIP of guest {}",
             r.uuid, r.vip, e.guest
         )));
@@ -299,7 +284,7 @@ pub fn pf_vs_eip(r: &PortForward, e: &Eip) -> Result<(), Invalid> {
 /// Outbound EIP traffic is keyed by (public NIC, guest): one EIP each.
 pub fn eip_vs_eip(e: &Eip, o: &Eip) -> Result<(), Invalid> {
     if o.vip != e.vip && o.public_mac == e.public_mac && o.guest == e.guest {
-        return Err(Invalid(format!(
+        return Err(Invalid::Clash(format!(
             "eip {}: guest {} already has EIP {} on the same public NIC {}",
             e.vip, e.guest, o.vip, e.public_mac
         )));
@@ -310,7 +295,7 @@ pub fn eip_vs_eip(e: &Eip, o: &Eip) -> Result<(), Invalid> {
 /// A listener's VIP is not an EIP.
 pub fn listener_vs_eip(l: &Listener, e: &Eip) -> Result<(), Invalid> {
     if l.vip == e.vip {
-        return Err(Invalid(format!(
+        return Err(Invalid::Clash(format!(
             "listener {}: vip {} is the EIP of guest {}",
             l.uuid, l.vip, e.guest
         )));
@@ -330,7 +315,7 @@ pub fn listener_vs_pf(l: &Listener, r: &PortForward) -> Result<(), Invalid> {
         && r.vip_ports.start <= l.port
         && l.port <= r.vip_ports.end
     {
-        return Err(Invalid(format!(
+        return Err(Invalid::Clash(format!(
             "listener {}: {proto} port {} on vip {} is forwarded by port forwarding rule {}",
             l.uuid, l.port, l.vip, r.uuid
         )));
@@ -386,7 +371,7 @@ mod tests {
         let mgmt = mgmt_ips(&m);
         let e = pf_vs_mgmt(&pf(Proto::Tcp, 7000, 7300), &mgmt)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(
             e.contains("rule r") && e.contains("7272") && e.contains(MGMT),
             "{e}"
@@ -421,11 +406,11 @@ mod tests {
         mgmt_nic_change(&old, &old).unwrap();
         let e = mgmt_nic_change(&old, &nic("10.0.0.25", NicCategory::Private))
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(e.contains("Management") && e.contains("Private"), "{e}");
         let e = mgmt_nic_change(&old, &nic("10.0.0.26", NicCategory::Management))
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(e.contains("10.0.0.25") && e.contains("10.0.0.26"), "{e}");
         // Any other NIC may become the management NIC.
         mgmt_nic_change(&nic("10.0.0.25", NicCategory::Private), &old).unwrap();

@@ -255,7 +255,7 @@ impl LbState {
             LbEdit::Certs(uuids) => self.certificates.extend(uuids.iter().cloned()),
             LbEdit::DeleteCert(uuid) => {
                 if let Some(l) = self.user_of(uuid) {
-                    return Err(Invalid(format!(
+                    return Err(Invalid::Clash(format!(
                         "certificate {uuid} is used by listener {}",
                         l.uuid
                     )));
@@ -287,7 +287,7 @@ impl LbState {
         let mut seen: BTreeMap<(Ipv4Addr, &str, u16), &str> = BTreeMap::new();
         for l in self.listeners.values() {
             if let Some(other) = seen.insert((l.vip, l.mode.l4(), l.port), &l.uuid) {
-                return Err(Invalid(format!(
+                return Err(Invalid::Clash(format!(
                     "listener {}: {} port {} on vip {} is already used by listener {other}",
                     l.uuid,
                     l.mode.l4(),
@@ -298,7 +298,7 @@ impl LbState {
             if let Some(c) = &l.certificate
                 && !self.certificates.contains(c)
             {
-                return Err(Invalid(format!(
+                return Err(Invalid::Router(format!(
                     "listener {}: certificateUuid {c} was not uploaded (POST /certificate/create first)",
                     l.uuid
                 )));
@@ -1064,7 +1064,7 @@ mod tests {
             log: false,
         })
         .unwrap();
-        let e = s.validate().unwrap_err().0;
+        let e = s.validate().unwrap_err().to_string();
         assert!(
             e.contains("listener l2") && e.contains("listener l1"),
             "{e}"

@@ -14,17 +14,20 @@ pub mod dhcp;
 pub mod dns;
 pub mod field;
 pub mod from_wire;
+pub mod invalid;
 pub mod lb;
 pub mod nat;
 pub mod nic;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use common::net::{Ipv4Net, Mac, Proto};
+use common::net::{Ipv4Net, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::dhcp::{DhcpEdit, DnsmasqState};
+pub use invalid::Invalid;
 use lb::{LbEdit, LbState};
 pub use nat::{Eip, PortForward, Snat, Vip};
 pub use nic::{CidrSource, DefaultAction, MgmtCidrs, Nic, NicCategory};
@@ -121,9 +124,8 @@ pub enum Edit {
 }
 
 impl Edit {
-    /// Sync edits replace a whole section: a conflict inside them is the
-    /// request's fault (400); for the others it is a clash with what the
-    /// router already has (409).
+    /// Sync edits replace a whole section (the store keeps a snapshot
+    /// after them rather than a journal line).
     pub fn is_sync(&self) -> bool {
         matches!(
             self,
@@ -148,10 +150,6 @@ impl Edit {
         }
     }
 }
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
 
 impl Model {
     /// Apply an edit. Fails only for a clash the edit itself makes (e.g. an
@@ -233,7 +231,7 @@ impl Model {
                 self.vips.remove(ip);
             }),
             Edit::CreatePortForwards(rules) => {
-                unique_rule_uuids(rules)?;
+                validate::unique_rule_uuids(rules)?;
                 for r in rules {
                     self.port_forwards.insert(r.uuid.clone(), r.clone());
                 }
@@ -242,7 +240,7 @@ impl Model {
                 self.port_forwards.remove(u);
             }),
             Edit::SyncPortForwards(rules) => {
-                unique_rule_uuids(rules)?;
+                validate::unique_rule_uuids(rules)?;
                 self.port_forwards = rules.iter().map(|r| (r.uuid.clone(), r.clone())).collect();
             }
             Edit::CreateEip(e) => {
@@ -258,7 +256,7 @@ impl Model {
                     if let Some(old) = map.insert(e.vip, e.clone())
                         && old != *e
                     {
-                        return Err(Invalid(format!(
+                        return Err(Invalid::Request(format!(
                             "eips[{i}]: vipIp {} is listed twice with different guests ({} and {})",
                             e.vip, old.guest, e.guest
                         )));
@@ -277,12 +275,12 @@ impl Model {
                 snats,
             } => {
                 let Some(nic) = self.nics.get(mac) else {
-                    return Err(Invalid(format!(
+                    return Err(Invalid::Router(format!(
                         "newNic: mac {mac} is not a configured NIC of this router (send /configurenic first)"
                     )));
                 };
                 if gateway.or(nic.gateway).is_none() && gateway6.or(nic.gateway6).is_none() {
-                    return Err(Invalid(format!(
+                    return Err(Invalid::Router(format!(
                         "newNic (mac {mac}): gateway/gateway6: the new default NIC has no gateway"
                     )));
                 }
@@ -327,140 +325,12 @@ impl Model {
             .listeners
             .retain(|_, l| !l.public_mac.as_ref().is_some_and(gone));
     }
-
-    /// An EIP VIP is bound to one guest.
-    fn check_eip_vip(&self, e: &Eip) -> Result<(), Invalid> {
-        match self.eips.get(&e.vip) {
-            Some(old) if old.guest != e.guest => Err(Invalid(format!(
-                "eip: vipIp {} is already the EIP of guest {}, not {}",
-                e.vip, old.guest, e.guest
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    /// The checks of `validate` for the entries an edit adds, against the
-    /// rest of the model, so one rule added to thousands costs little.
-    /// Only for edits that add entries to a valid model.
-    pub fn check_added(&self, edit: &Edit) -> Result<(), Invalid> {
-        match edit {
-            Edit::CreatePortForwards(rules) => {
-                unique_rule_uuids(rules)?;
-                let mgmt = checks::mgmt_ips(self);
-                for (i, r) in rules.iter().enumerate() {
-                    checks::pf_vs_mgmt(r, &mgmt)?;
-                    let others = self
-                        .port_forwards
-                        .values()
-                        .filter(|o| o.uuid != r.uuid && !rules.iter().any(|n| n.uuid == o.uuid))
-                        .chain(rules[..i].iter().filter(|o| o.uuid != r.uuid));
-                    for o in others {
-                        checks::pf_vs_pf(r, o)?;
-                    }
-                    if let Some(e) = self.eips.get(&r.vip) {
-                        checks::pf_vs_eip(r, e)?;
-                    }
-                    for l in self.lb.listeners.values() {
-                        checks::listener_vs_pf(l, r)?;
-                    }
-                }
-                Ok(())
-            }
-            Edit::CreateEip(e) => {
-                self.check_eip_vip(e)?;
-                checks::eip_vs_mgmt(e, &checks::mgmt_ips(self))?;
-                for l in self.lb.listeners.values() {
-                    checks::listener_vs_eip(l, e)?;
-                }
-                for r in self.port_forwards.values() {
-                    checks::pf_vs_eip(r, e)?;
-                }
-                for o in self.eips.values().filter(|o| o.vip != e.vip) {
-                    checks::eip_vs_eip(e, o)?;
-                }
-                Ok(())
-            }
-            _ => self.validate(),
-        }
-    }
-
-    /// Whole-model checks that no single entry can make alone.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        // Port ranges on one VIP and protocol must not overlap.
-        let mut by_key: BTreeMap<(Ipv4Addr, Proto), Vec<&PortForward>> = BTreeMap::new();
-        for r in self.port_forwards.values() {
-            by_key.entry((r.vip, r.proto)).or_default().push(r);
-        }
-        for mut rules in by_key.into_values() {
-            rules.sort_by_key(|r| r.vip_ports.start);
-            for w in rules.windows(2) {
-                checks::pf_vs_pf(w[1], w[0])?;
-            }
-        }
-        // A VIP is either an EIP (all ports) or carries port forwards.
-        for r in self.port_forwards.values() {
-            if let Some(e) = self.eips.get(&r.vip) {
-                checks::pf_vs_eip(r, e)?;
-            }
-        }
-        // Outbound EIP traffic is keyed by (public NIC, guest): one EIP each.
-        let mut seen = BTreeMap::new();
-        for e in self.eips.values() {
-            if let Some(other) = seen.insert((e.public_mac, e.guest), e) {
-                checks::eip_vs_eip(e, other)?;
-            }
-        }
-        // A static lease's address is the router's to give once: dnsmasq's
-        // dhcp-host lines are router-wide and it refuses an address twice
-        // (found by fuzz/render_vr's parse-back: one guest on two NICs of
-        // the same network).
-        let mut leased = BTreeMap::new();
-        for e in self.dhcp.entries.values() {
-            if let Some(o) = leased.insert(e.ip, e) {
-                return Err(Invalid(format!(
-                    "dhcp entry (mac {} on VR NIC {}): ip: {} is already leased to mac {} on VR NIC {}",
-                    e.mac, e.vr_nic_mac, e.ip, o.mac, o.vr_nic_mac
-                )));
-            }
-        }
-        // A guest's lease is not the router's own address on that NIC.
-        for e in self.dhcp.entries.values() {
-            if let Some(n) = self.nics.get(&e.vr_nic_mac)
-                && n.ip.is_some_and(|(ip, _)| ip == e.ip)
-            {
-                return Err(Invalid(format!(
-                    "dhcp entry (mac {}): ip: {} is the router's own address on NIC {}",
-                    e.mac, e.ip, n.mac
-                )));
-            }
-        }
-        self.lb.validate()?;
-        // The management IP and the agent's port are the controller's.
-        checks::management_plane(self)?;
-        // A listener's VIP port is the listener's alone.
-        for l in self.lb.listeners.values() {
-            if let Some(e) = self.eips.get(&l.vip) {
-                checks::listener_vs_eip(l, e)?;
-            }
-            for r in self.port_forwards.values().filter(|r| r.vip == l.vip) {
-                checks::listener_vs_pf(l, r)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// One batch names each port forwarding rule once: a map would keep only
-/// the last of two rules with one uuid (and the two checks would disagree on
-/// which one counts).
-fn unique_rule_uuids(rules: &[PortForward]) -> Result<(), Invalid> {
-    field::unique(rules, "rules", "uuid", |r| r.uuid.clone()).map_err(|e| Invalid(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::net::PortRange;
+    use common::net::{PortRange, Proto};
 
     fn mac(s: &str) -> Mac {
         s.parse().unwrap()
@@ -479,96 +349,6 @@ mod tests {
             allowed: None,
             snat_inbound: false,
         }
-    }
-
-    fn eip(vip: &str, guest: &str) -> Eip {
-        Eip {
-            vip: vip.parse().unwrap(),
-            guest: guest.parse().unwrap(),
-            public_mac: mac("fa:26:9c:aa:00:02"),
-            private_mac: mac("fa:26:9c:aa:00:03"),
-            snat_inbound: false,
-        }
-    }
-
-    #[test]
-    fn overlapping_ranges_are_named() {
-        let mut m = Model::default();
-        m.apply(&Edit::CreatePortForwards(vec![
-            pf("a", "172.20.10.100", 8000, 8100),
-            pf("b", "172.20.10.100", 8100, 8200),
-        ]))
-        .unwrap();
-        let e = m.validate().unwrap_err().0;
-        assert!(e.contains("rule b") && e.contains("rule a"), "{e}");
-        // Different VIP: fine.
-        let mut m = Model::default();
-        m.apply(&Edit::CreatePortForwards(vec![
-            pf("a", "172.20.10.100", 8000, 8100),
-            pf("b", "172.20.10.101", 8000, 8100),
-        ]))
-        .unwrap();
-        m.validate().unwrap();
-    }
-
-    /// One guest leased on two NICs (of one network) made dnsmasq refuse
-    /// its config; a lease's address is given once per router.
-    #[test]
-    fn a_lease_address_is_given_once_per_router() {
-        let entry = |nic: &str| {
-            let w: common::vr::DhcpInfo = serde_json::from_value(serde_json::json!({
-                "ip": "192.168.100.31", "mac": "fa:a1:5e:12:34:61", "netmask": "255.255.255.0",
-                "vrNicMac": nic, "isDefaultL3Network": true}))
-            .unwrap();
-            crate::dhcp::entries(&[w]).unwrap()
-        };
-        let mut m = Model::default();
-        let add = |m: &mut Model, nic| {
-            m.apply(&Edit::Dhcp(DhcpEdit::Add {
-                entries: entry(nic),
-                rebuild: false,
-            }))
-            .unwrap()
-        };
-        add(&mut m, "fa:26:9c:aa:00:03");
-        m.validate().unwrap();
-        add(&mut m, "fa:26:9c:aa:00:04");
-        let e = m.validate().unwrap_err().0;
-        assert!(
-            e.contains("192.168.100.31 is already leased to mac fa:a1:5e:12:34:61"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn eip_vip_bound_to_other_guest_is_refused() {
-        let mut m = Model::default();
-        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10")))
-            .unwrap();
-        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10")))
-            .unwrap();
-        let e = m
-            .apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.11")))
-            .unwrap_err();
-        assert!(
-            e.0.contains("already the EIP of guest 192.168.100.10"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn eip_and_pf_cannot_share_a_vip() {
-        let mut m = Model::default();
-        m.apply(&Edit::CreateEip(eip("172.20.10.101", "192.168.100.10")))
-            .unwrap();
-        m.apply(&Edit::CreatePortForwards(vec![pf(
-            "x",
-            "172.20.10.101",
-            80,
-            80,
-        )]))
-        .unwrap();
-        assert!(m.validate().is_err());
     }
 
     #[test]

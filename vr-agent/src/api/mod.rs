@@ -20,6 +20,7 @@ use crate::model::lb::{self, LbEdit};
 use crate::model::{CidrSource, Edit, checks, from_wire};
 use crate::plan::dnsmasq::{self as dhcp, DhcpEdit};
 
+mod errors;
 pub mod guard;
 
 pub use common::vr::ZVR_VERSION;
@@ -118,7 +119,6 @@ fn bounded<T: Serialize>(cmd: &T) -> Result<(), ApiError> {
 
 async fn apply(s: &AppState, edit: Edit) -> Result<Ok, ApiError> {
     let mut e = s.engine.lock().await;
-    checks::sync_vs_mgmt(e.model(), &edit).map_err(|c| ApiError::conflict(c.0))?;
     let r = e.apply(edit).await;
     guard::note_generation(e.generation());
     r?;

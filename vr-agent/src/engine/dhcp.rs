@@ -17,9 +17,10 @@ impl Engine {
         }
         let r = dhcp::render(state, links, self.sys.dnsmasq.paths());
         if let Some(mac) = r.missing_nics.iter().next() {
-            return Err(EngineError::BadRequest(format!(
+            return Err(crate::plan::nat::PlanError(format!(
                 "vrNicMac/nicMac {mac} matches no NIC on this router"
-            )));
+            ))
+            .into());
         }
         Ok(Some(r.files))
     }
@@ -37,15 +38,14 @@ impl Engine {
         match files {
             None => {
                 if self.dnsmasq_files.take().is_some() {
-                    d.stop().await.map_err(apply_err)?;
+                    d.stop().await?;
                     tracing::info!("dnsmasq stopped: nothing to serve");
                 }
             }
             Some(files) => {
                 let action =
                     crate::sys::dnsmasq::apply(d.as_ref(), self.dnsmasq_files.as_ref(), &files)
-                        .await
-                        .map_err(apply_err)?;
+                        .await?;
                 if action != dhcp::Action::Nothing {
                     tracing::info!(?action, "dnsmasq updated");
                 }

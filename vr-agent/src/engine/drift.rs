@@ -2,7 +2,7 @@
 //! right after our own last change, and replaced whole when they differ
 //! (a flushed ruleset, a deleted element, a rule rewritten in place).
 
-use super::{Engine, EngineError, apply_err};
+use super::{Engine, EngineError};
 use crate::plan::{lbudp, nat};
 use crate::sys::firewall::{FirewallError, census, digest};
 
@@ -50,12 +50,7 @@ impl Engine {
         let Some(expected) = &self.applied else {
             return Ok(true);
         };
-        let listing = self
-            .sys
-            .firewall
-            .list(nat::TABLE)
-            .await
-            .map_err(apply_err)?;
+        let listing = self.sys.firewall.list(nat::TABLE).await?;
         let Some(l) = listing else {
             return Ok(false);
         };
@@ -96,7 +91,7 @@ impl Engine {
             if fresh.contains(table) {
                 continue;
             }
-            let listing = self.sys.firewall.list(table).await.map_err(apply_err)?;
+            let listing = self.sys.firewall.list(table).await?;
             let have = digest(listing.as_ref());
             match self.listed.get(table) {
                 Some(want) if *want == have => continue,
@@ -117,7 +112,7 @@ impl Engine {
             let r = self.nft(table, &script).await;
             self.take_listings().await;
             self.stats.drift_unrepaired = r.is_err();
-            r.map_err(apply_err)?;
+            r?;
         }
         if !drifted {
             self.stats.drift_unrepaired = false;

@@ -51,7 +51,7 @@ impl Engine {
         {
             h.check(&check, &self.new_certs)
                 .await
-                .map_err(|e| EngineError::BadRequest(e.to_string()))?;
+                .map_err(EngineError::Refused)?;
         }
         Ok(Some(files))
     }
@@ -73,23 +73,23 @@ impl Engine {
         let h = self.sys.haproxy.clone();
         // Uploaded certificates, checked by prepare_lb: now they go live.
         for (uuid, pem) in std::mem::take(&mut self.new_certs) {
-            h.write_cert(&uuid, &pem).await.map_err(apply_err)?;
+            h.write_cert(&uuid, &pem).await?;
         }
         match plan {
             None => {}
             Some(None) if self.haproxy_files.take().is_some() => {
-                h.stop().await.map_err(apply_err)?;
+                h.stop().await?;
                 tracing::info!("haproxy stopped: no tcp/http/https listener");
             }
             Some(None) => {}
             Some(Some(files)) => {
-                h.write(&files).await.map_err(apply_err)?;
+                h.write(&files).await?;
                 // Unknown until the reload succeeds: a failed reload is
                 // retried by the next edit.
                 self.haproxy_files = None;
                 if let Err(e) = h.reload().await {
                     self.stats.haproxy_reload_failures += 1;
-                    return Err(apply_err(e));
+                    return Err(e.into());
                 }
                 self.stats.haproxy_reloads += 1;
                 self.haproxy_files = Some(files);
@@ -104,7 +104,7 @@ impl Engine {
         }
         if self.lb_udp.as_ref() != Some(&script) {
             self.lb_udp = None;
-            self.nft(lbudp::TABLE, &script).await.map_err(apply_err)?;
+            self.nft(lbudp::TABLE, &script).await?;
             self.lb_udp = Some(script);
             // Flows of a changed udp listener may stick to a backend that left.
             let stale: BTreeSet<nat::FlowMatch> = old

@@ -12,25 +12,21 @@ impl Engine {
                 LinkOp::Up { ifname, mtu } => nl.up(ifname, *mtu).await,
                 LinkOp::AddAddr { ifname, ip, prefix } => nl.add_addr(ifname, *ip, *prefix).await,
                 LinkOp::DelAddr { ifname, ip, prefix } => nl.del_addr(ifname, *ip, *prefix).await,
-                LinkOp::DefaultRoute { ifname, gateway } => nl.default_route(ifname, *gateway).await,
+                LinkOp::DefaultRoute { ifname, gateway } => {
+                    nl.default_route(ifname, *gateway).await
+                }
                 LinkOp::PrimaryFirst { ifname, ip, prefix } => {
-                    let addrs = nl.addrs(ifname).await.map_err(apply_err)?;
+                    let addrs = nl.addrs(ifname).await?;
                     if addrs.first() == Some(&(*ip, *prefix)) {
                         Ok(())
                     } else {
                         tracing::info!(%ifname, %ip, "re-ordering addresses so the NIC's own IP is first");
                         for (a, p) in &addrs {
-                            nl.del_addr(ifname, (*a).into(), *p)
-                                .await
-                                .map_err(apply_err)?;
+                            nl.del_addr(ifname, (*a).into(), *p).await?;
                         }
-                        nl.add_addr(ifname, (*ip).into(), *prefix)
-                            .await
-                            .map_err(apply_err)?;
+                        nl.add_addr(ifname, (*ip).into(), *prefix).await?;
                         for (a, p) in addrs.iter().filter(|x| **x != (*ip, *prefix)) {
-                            nl.add_addr(ifname, (*a).into(), *p)
-                                .await
-                                .map_err(apply_err)?;
+                            nl.add_addr(ifname, (*a).into(), *p).await?;
                         }
                         Ok(())
                     }
@@ -39,8 +35,7 @@ impl Engine {
                     announce.push((ifname, *ip));
                     Ok(())
                 }
-            }
-            .map_err(apply_err)?;
+            }?;
         }
         for (ifname, ip) in announce {
             nl.announce(ifname, ip);

@@ -18,8 +18,6 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use common::agent::ApiError;
-
 use crate::model::lb::{LbEdit, LbMode, LbState};
 use crate::model::{Edit, Eip, Model, PortForward};
 use crate::plan::dnsmasq::{DnsmasqState, Files};
@@ -33,34 +31,73 @@ mod entry_undo;
 mod lb;
 mod links;
 mod nat;
+mod redo;
 mod routes_sync;
 
+use crate::plan::nat::PlanError;
 use crate::plan::{self, haproxy, lbudp};
 use crate::sys::Sys;
+use crate::sys::dnsmasq::DnsmasqError;
+use crate::sys::firewall::FirewallError;
+use crate::sys::haproxy::HaproxyError;
+use crate::sys::netlink::NetlinkError;
+use crate::sys::store::StoreError;
 use entry_undo::EntryUndo;
+use vr_model::Invalid;
 
+/// Why an edit is not in force, by cause; the API maps each cause to its
+/// status in one place (`api::errors`).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The router cannot take the edit (the model's verdict).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The edit cannot be rendered for this box.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// haproxy's own check refuses the configuration the edit leads to.
     #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Apply(String),
+    Refused(#[source] HaproxyError),
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Dnsmasq(#[from] DnsmasqError),
+    #[error(transparent)]
+    Haproxy(#[from] HaproxyError),
+    /// The state dir: loading it at start.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The state dir: keeping a change (a full or read-only disk).
+    #[error("cannot persist the change: {0}")]
+    Persist(#[source] StoreError),
+    /// The change failed part-way and was taken back; `undo_failed` is
+    /// why the previous state is not wholly in force again, if it is not.
+    #[error("{cause} ({})", undo_outcome(.undo_failed.as_deref()))]
+    NotApplied {
+        cause: Box<EngineError>,
+        undo_failed: Option<Box<EngineError>>,
+    },
 }
 
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> ApiError {
-        match e {
-            EngineError::BadRequest(m) => ApiError::bad_request(m),
-            EngineError::Conflict(m) => ApiError::conflict(m),
-            EngineError::Apply(m) => ApiError::internal(m),
-        }
+fn undo_outcome(undo_failed: Option<&EngineError>) -> String {
+    match undo_failed {
+        None => "not applied; the previous state is in force".into(),
+        Some(e) => format!(
+            "not applied, and putting the previous state back failed ({e}): the router may hold part of the change"
+        ),
     }
 }
 
-fn apply_err(e: impl std::fmt::Display) -> EngineError {
-    EngineError::Apply(e.to_string())
+impl EngineError {
+    /// The first cause, under any undo.
+    pub fn cause(&self) -> &EngineError {
+        match self {
+            EngineError::NotApplied { cause, .. } => cause.cause(),
+            e => e,
+        }
+    }
 }
 
 /// Failed probes in a row before a child is restarted.
@@ -88,6 +125,9 @@ pub struct Engine {
     lb_host: haproxy::Host,
     /// The udp listener table last applied; None when unknown.
     lb_udp: Option<String>,
+    /// The links (MAC -> name) the NAT table and dnsmasq's files were
+    /// rendered with; None when unknown.
+    links_seen: Option<std::collections::BTreeMap<common::net::Mac, common::net::IfName>>,
     /// Our static routes (management node networks) in force; None when unknown.
     routes: Option<BTreeSet<Route>>,
     /// Digest of each of our nft tables as the kernel listed it right after
@@ -128,9 +168,8 @@ impl Engine {
     /// Load the persisted state and put it back on the box, so a restarted
     /// agent serves its networks before the controller says anything.
     pub async fn start(sys: Sys, agent_port: u16) -> Result<Engine, EngineError> {
-        let (generation, model) = crate::sys::blocking::run(|| sys.store.load())
-            .map_err(apply_err)?
-            .unwrap_or_default();
+        let (generation, model) =
+            crate::sys::blocking::run(|| sys.store.load())?.unwrap_or_default();
         let (conntrack_tx, rx) = mpsc::unbounded_channel();
         let conntrack_deleted = Arc::new(AtomicU64::new(0));
         tokio::spawn(nat::conntrack_cleaner(
@@ -150,6 +189,7 @@ impl Engine {
             new_certs: Default::default(),
             lb_host: crate::sys::haproxy::host(),
             lb_udp: None,
+            links_seen: None,
             routes: None,
             listed: Default::default(),
             relist: BTreeSet::new(),
@@ -230,7 +270,7 @@ impl Engine {
 
     fn persist(&self, edit: &Edit) -> Result<(), EngineError> {
         crate::sys::blocking::run(|| self.sys.store.record(self.generation, edit, &self.model))
-            .map_err(|e| EngineError::Apply(format!("cannot persist the change: {e}")))
+            .map_err(EngineError::Persist)
     }
 
     /// An edit went (partly) onto the box but cannot be kept (a service
@@ -252,19 +292,16 @@ impl Engine {
     /// rest of the box back to it.
     async fn back_in_force(&mut self, cause: EngineError) -> EngineError {
         self.generation -= 1;
-        let outcome = match self.reconcile().await {
-            Ok(()) => "not applied; the previous state is in force".to_string(),
+        let undo_failed = match self.reconcile().await {
+            Ok(()) => None,
             Err(e) => {
                 tracing::error!(error = %e, "putting the previous state back failed");
-                format!(
-                    "not applied, and putting the previous state back failed ({e}): the router may hold part of the change"
-                )
+                Some(Box::new(e))
             }
         };
-        match cause {
-            EngineError::BadRequest(m) => EngineError::BadRequest(format!("{m} ({outcome})")),
-            EngineError::Conflict(m) => EngineError::Conflict(format!("{m} ({outcome})")),
-            EngineError::Apply(m) => EngineError::Apply(format!("{m} ({outcome})")),
+        EngineError::NotApplied {
+            cause: Box::new(cause),
+            undo_failed,
         }
     }
 
@@ -272,30 +309,32 @@ impl Engine {
         if let Some(r) = self.apply_entries(edit).await {
             return r;
         }
-        let invalid = |m: String| {
-            if edit.is_sync() {
-                EngineError::BadRequest(m)
-            } else {
-                EngineError::Conflict(m)
-            }
-        };
-        let mut next = self.model.clone();
-        next.apply(edit).map_err(|e| invalid(e.0))?;
-        next.validate().map_err(|e| invalid(e.0))?;
-        let links = self.sys.netlink.links().await.map_err(apply_err)?;
+        let next = self.model.edited(edit)?;
+        let links = self.sys.netlink.links().await?;
         let obs = Observed {
             links: &links,
             agent_port: self.agent_port,
         };
-        let ruleset = plan::nat::render(&next, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
-        let ops = plan::links::plan(Some(&self.model), &next, Some(edit), &links)
-            .map_err(|e| EngineError::BadRequest(e.0))?;
-        let dhcp_files = self.render_dhcp(&next.dhcp, &links)?;
-        let lb_plan = self.prepare_lb(&next.lb).await?;
+        let redo = self.to_redo(&next, &links);
+        let ruleset = match redo.nat {
+            true => Some(plan::nat::render(&next, &obs)?),
+            false => None,
+        };
+        let ops = plan::links::plan(Some(&self.model), &next, Some(edit), &links)?;
+        let dhcp_files = match redo.dhcp {
+            true => Some(self.render_dhcp(&next.dhcp, &links)?),
+            false => None,
+        };
+        let lb_plan = match redo.lb {
+            true => Some(self.prepare_lb(&next.lb).await?),
+            false => None,
+        };
 
-        let change = plan::nat::change(self.applied.as_ref(), &ruleset);
-        if let Some(c) = &change {
-            self.apply_nft(c, &ruleset).await?;
+        let change = ruleset
+            .as_ref()
+            .and_then(|r| plan::nat::change(self.applied.as_ref(), r));
+        if let (Some(c), Some(r)) = (&change, &ruleset) {
+            self.apply_nft(c, r).await?;
         }
         let routes_change =
             self.routes.is_none() || routes::mgmt_routes(&self.model) != routes::mgmt_routes(&next);
@@ -324,17 +363,20 @@ impl Engine {
             }
             return Err(e);
         }
-        self.applied = Some(ruleset);
+        if let Some(r) = ruleset {
+            self.applied = Some(r);
+        }
         if let Some(c) = change {
             self.defer_conntrack(c.stale);
         }
-        let mut r = self
-            .sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, dhcp_files, &links)
-            .await;
-        if r.is_ok() {
+        let mut r = Ok(());
+        if let Some(files) = dhcp_files {
             r = self
-                .sync_lb(&self.model.lb.clone(), &next.lb, lb_plan)
+                .sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, files, &links)
                 .await;
+        }
+        if let (Ok(()), Some(plan)) = (&r, lb_plan) {
+            r = self.sync_lb(&self.model.lb.clone(), &next.lb, plan).await;
         }
         let prev = std::mem::replace(&mut self.model, next);
         self.generation += 1;
@@ -344,6 +386,7 @@ impl Engine {
         if let Err(e) = r {
             return Err(self.roll_back(prev, &links, snap.as_ref(), e).await);
         }
+        self.links_seen = Some(links);
         Ok(())
     }
 
@@ -409,27 +452,24 @@ impl Engine {
 
     /// Put the whole desired state on the box (start, drift repair).
     pub async fn reconcile(&mut self) -> Result<(), EngineError> {
-        let links = self.sys.netlink.links().await.map_err(apply_err)?;
+        self.links_seen = None;
+        let links = self.sys.netlink.links().await?;
         let obs = Observed {
             links: &links,
             agent_port: self.agent_port,
         };
-        let ops = plan::links::plan(None, &self.model, None, &links)
-            .map_err(|e| EngineError::BadRequest(e.0))?;
+        let ops = plan::links::plan(None, &self.model, None, &links)?;
         self.run_link_ops(&ops).await?;
         let model = self.model.clone();
         self.sync_routes(&model, &links).await?;
-        let ruleset =
-            plan::nat::render(&self.model, &obs).map_err(|e| EngineError::BadRequest(e.0))?;
+        let ruleset = plan::nat::render(&self.model, &obs)?;
         self.applied = None;
         self.lb_udp = None;
         // Both tables replaced whole in one transaction, whatever the kernel
         // holds (a killed agent's last change, a foreign edit).
         let lb_script = lbudp::render(&self.model.lb);
         let script = format!("{}{lb_script}", plan::nat::full(None, &ruleset).script);
-        self.nft(plan::nat::TABLE, &script)
-            .await
-            .map_err(apply_err)?;
+        self.nft(plan::nat::TABLE, &script).await?;
         self.relist.insert(lbudp::TABLE);
         self.stats.full_renders += 1;
         self.applied = Some(ruleset);
@@ -441,7 +481,9 @@ impl Engine {
         self.haproxy_files = None;
         let lb = self.model.lb.clone();
         let plan = self.prepare_lb(&lb).await?;
-        self.sync_lb(&LbState::default(), &lb, plan).await
+        self.sync_lb(&LbState::default(), &lb, plan).await?;
+        self.links_seen = Some(links);
+        Ok(())
     }
 }
 

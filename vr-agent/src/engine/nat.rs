@@ -14,7 +14,7 @@ impl Engine {
         self.applied.as_ref()?;
         let links = match self.sys.netlink.links().await {
             Ok(l) => l,
-            Err(e) => return Some(Err(apply_err(e))),
+            Err(e) => return Some(Err(e.into())),
         };
         let m = &self.model;
         let (gone, came): (Vec<&PortForward>, Vec<&PortForward>);
@@ -48,21 +48,20 @@ impl Engine {
             }
             _ => return None,
         }
-        let elements = |pfs: &[&PortForward],
-                        eips: &[&Eip]|
-         -> Result<Vec<nat::Element>, EngineError> {
-            let mut out = vec![];
-            for r in pfs {
-                out.extend(nat::pf_elements(r, &links).map_err(|e| EngineError::BadRequest(e.0))?);
-            }
-            for e in eips {
-                out.extend(nat::eip_elements(e, &links).map_err(|e| EngineError::BadRequest(e.0))?);
-            }
-            Ok(out)
-        };
+        let elements =
+            |pfs: &[&PortForward], eips: &[&Eip]| -> Result<Vec<nat::Element>, EngineError> {
+                let mut out = vec![];
+                for r in pfs {
+                    out.extend(nat::pf_elements(r, &links)?);
+                }
+                for e in eips {
+                    out.extend(nat::eip_elements(e, &links)?);
+                }
+                Ok(out)
+            };
         let prepared = m
             .check_added(edit)
-            .map_err(|e| EngineError::Conflict(e.0))
+            .map_err(EngineError::Invalid)
             .and_then(|()| Ok((elements(&gone, &eips_gone)?, elements(&came, &eips_came)?)));
         let (gone, came) = match prepared {
             Ok(x) => x,
@@ -113,11 +112,11 @@ impl Engine {
                 tracing::warn!(error = %e, "incremental nft change refused; replacing the table");
                 self.stats.drift_repairs += 1;
                 self.stats.full_renders += 1;
-                self.nft(nat::TABLE, &nat::full(None, ruleset).script)
-                    .await
-                    .map_err(apply_err)
+                Ok(self
+                    .nft(nat::TABLE, &nat::full(None, ruleset).script)
+                    .await?)
             }
-            Err(e) => Err(apply_err(e)),
+            Err(e) => Err(e.into()),
         }
     }
 

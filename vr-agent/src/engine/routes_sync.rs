@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::net::{IfName, Mac};
 
-use super::{Engine, EngineError, apply_err};
+use super::{Engine, EngineError};
 use crate::model::Model;
 use crate::plan::links::{self, LinkOp};
 use crate::plan::routes::{self, Route};
@@ -20,22 +20,16 @@ impl Engine {
         model: &Model,
         links: &BTreeMap<Mac, IfName>,
     ) -> Result<(), EngineError> {
-        let want = routes::resolve(&routes::mgmt_routes(model), links)
-            .map_err(|e| EngineError::BadRequest(e.0))?;
+        let want = routes::resolve(&routes::mgmt_routes(model), links)?;
         self.routes = None;
         let nl = &self.sys.netlink;
-        let have: BTreeSet<Route> = nl
-            .owned_routes()
-            .await
-            .map_err(apply_err)?
-            .into_iter()
-            .collect();
+        let have: BTreeSet<Route> = nl.owned_routes().await?.into_iter().collect();
         for r in have.difference(&want) {
-            nl.del_route(r).await.map_err(apply_err)?;
+            nl.del_route(r).await?;
             tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route removed");
         }
         for r in want.difference(&have) {
-            nl.replace_route(r).await.map_err(apply_err)?;
+            nl.replace_route(r).await?;
             tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route to the management node added");
         }
         self.routes = Some(want);
@@ -100,18 +94,11 @@ impl Engine {
         let Some(want) = &self.routes else {
             return Ok(());
         };
-        let have: BTreeSet<Route> = self
-            .sys
-            .netlink
-            .owned_routes()
-            .await
-            .map_err(apply_err)?
-            .into_iter()
-            .collect();
+        let have: BTreeSet<Route> = self.sys.netlink.owned_routes().await?.into_iter().collect();
         if have != *want {
             tracing::warn!("our routes differ from the desired state; putting them back");
             self.stats.drift_repairs += 1;
-            let links = self.sys.netlink.links().await.map_err(apply_err)?;
+            let links = self.sys.netlink.links().await?;
             let model = self.model.clone();
             self.sync_routes(&model, &links).await?;
         }
