@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use common::net::{IfName, Ipv4Net, Mac};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
@@ -72,6 +72,11 @@ pub trait Netlink: Send + Sync {
 
 pub struct RtNetlink {
     handle: Handle,
+    /// The kernel runs one dump per netlink socket at a time and refuses
+    /// another started meanwhile (EBUSY); the engine, `/configurenic`
+    /// waiting for a NIC and the drift checks list at once, so every
+    /// listing takes its turn here.
+    dumps: tokio::sync::Mutex<()>,
 }
 
 impl RtNetlink {
@@ -80,10 +85,14 @@ impl RtNetlink {
     pub fn new() -> Result<RtNetlink, NetlinkError> {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         tokio::spawn(conn);
-        Ok(RtNetlink { handle })
+        Ok(RtNetlink {
+            handle,
+            dumps: tokio::sync::Mutex::new(()),
+        })
     }
 
     async fn index(&self, ifname: &IfName) -> Result<u32, NetlinkError> {
+        let _turn = self.dumps.lock().await;
         let mut s = self
             .handle
             .link()
@@ -113,12 +122,7 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 impl Netlink for RtNetlink {
     async fn links(&self) -> Result<BTreeMap<Mac, IfName>, NetlinkError> {
         let mut out = BTreeMap::new();
-        let mut s = self.handle.link().get().execute();
-        while let Some(m) = s
-            .try_next()
-            .await
-            .map_err(kernel("list links", &"*".parse().unwrap()))?
-        {
+        for m in self.dump_links().await? {
             let mut name = None;
             let mut mac = None;
             for a in &m.attributes {
@@ -159,6 +163,7 @@ impl Netlink for RtNetlink {
 
     async fn addrs(&self, ifname: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {
         let index = self.index(ifname).await?;
+        let _turn = self.dumps.lock().await;
         let mut s = self
             .handle
             .address()
@@ -355,15 +360,22 @@ fn route_msg(r: &Route, index: u32) -> RouteMessage {
 }
 
 impl RtNetlink {
+    /// Every link.
+    async fn dump_links(&self) -> Result<Vec<LinkMessage>, NetlinkError> {
+        let _turn = self.dumps.lock().await;
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(kernel("list links", &"*".parse().unwrap()))
+    }
+
     /// Interface index -> name.
     async fn names(&self) -> Result<BTreeMap<u32, IfName>, NetlinkError> {
         let mut out = BTreeMap::new();
-        let mut s = self.handle.link().get().execute();
-        while let Some(m) = s
-            .try_next()
-            .await
-            .map_err(kernel("list links", &"*".parse().unwrap()))?
-        {
+        for m in self.dump_links().await? {
             for a in &m.attributes {
                 if let LinkAttribute::IfName(n) = a
                     && let Ok(n) = n.parse()
@@ -377,6 +389,7 @@ impl RtNetlink {
 
     /// Every IPv4 route of the main table (ours are IPv4 only).
     async fn main_routes(&self) -> Result<Vec<RouteMessage>, NetlinkError> {
+        let _turn = self.dumps.lock().await;
         let msgs: Vec<RouteMessage> = self
             .handle
             .route()
