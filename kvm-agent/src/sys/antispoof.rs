@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+#[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
 use crate::plan::antispoof::{self, NicGuardSpec, TABLE};
@@ -76,6 +77,7 @@ impl NicGuard for NftGuard {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 /// Records every call; `fail` makes `apply` fail (the start must then fail).
 #[derive(Debug, Default)]
 pub struct FakeGuard {
@@ -83,6 +85,7 @@ pub struct FakeGuard {
     pub fail: std::sync::atomic::AtomicBool,
 }
 
+#[cfg(any(test, feature = "fakes"))]
 impl NicGuard for FakeGuard {
     fn apply(&self, g: &NicGuardSpec) -> Result<(), GuardError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {

@@ -4,7 +4,9 @@
 //! The methods block (libvirt calls are synchronous C); callers run them on
 //! `spawn_blocking` (see `crate::vm`).
 
+#[cfg(any(test, feature = "fakes"))]
 use std::collections::BTreeMap;
+#[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
 use virt::connect::Connect;
@@ -344,6 +346,7 @@ fn kill_qemu_of(name: &str) -> usize {
     killed
 }
 
+#[cfg(any(test, feature = "fakes"))]
 /// In-memory hypervisor for handler tests; records every call.
 #[derive(Default)]
 pub struct FakeHypervisor {
@@ -353,12 +356,14 @@ pub struct FakeHypervisor {
     pub ignore_shutdown: std::sync::atomic::AtomicBool,
 }
 
+#[cfg(any(test, feature = "fakes"))]
 fn xml_name(xml: &str) -> Option<String> {
     let s = xml.find("<name>")? + 6;
     let e = xml[s..].find("</name>")? + s;
     Some(xml[s..e].to_string())
 }
 
+#[cfg(any(test, feature = "fakes"))]
 fn xml_number(xml: &str, open: &str, close: &str) -> u64 {
     xml.find(open)
         .and_then(|i| {
@@ -370,6 +375,7 @@ fn xml_number(xml: &str, open: &str, close: &str) -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(any(test, feature = "fakes"))]
 impl FakeHypervisor {
     fn record(&self, s: String) {
         self.calls.lock().unwrap().push(s);
@@ -381,6 +387,7 @@ impl FakeHypervisor {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 impl Hypervisor for FakeHypervisor {
     fn lookup(&self, name: &str) -> Result<Option<DomainSummary>, HypervisorError> {
         Ok(self

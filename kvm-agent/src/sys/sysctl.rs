@@ -1,8 +1,10 @@
 //! sysctl writes through `/proc/sys` of the caller's network namespace.
 
+#[cfg(any(test, feature = "fakes"))]
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
+#[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
 /// Keys are `/proc/sys`-relative paths (`net/ipv4/conf/default/forwarding`):
@@ -42,6 +44,7 @@ impl Sysctl for ProcSys {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 /// Records writes; keys not set read as missing (ENOENT).
 #[derive(Default)]
 pub struct FakeSysctl {
@@ -49,6 +52,7 @@ pub struct FakeSysctl {
     pub writes: Mutex<Vec<(String, String)>>,
 }
 
+#[cfg(any(test, feature = "fakes"))]
 impl Sysctl for FakeSysctl {
     fn read(&self, key: &str) -> io::Result<String> {
         self.values

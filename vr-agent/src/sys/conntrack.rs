@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+#[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -124,11 +125,13 @@ impl Conntrack for ConntrackTool {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 #[derive(Default)]
 pub struct FakeConntrack {
     pub deleted: Mutex<Vec<FlowMatch>>,
 }
 
+#[cfg(any(test, feature = "fakes"))]
 #[async_trait]
 impl Conntrack for FakeConntrack {
     async fn delete(&self, m: &BTreeSet<FlowMatch>) -> Result<usize, RunError> {

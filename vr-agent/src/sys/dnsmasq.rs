@@ -13,6 +13,7 @@
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+#[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -347,6 +348,7 @@ pub enum Call {
     Release(IfName, Ipv4Addr, Mac),
 }
 
+#[cfg(any(test, feature = "fakes"))]
 /// Records calls; `check` fails for a config containing `fail_check_on`.
 pub struct FakeDnsmasq {
     paths: Paths,
@@ -354,6 +356,7 @@ pub struct FakeDnsmasq {
     pub fail_check_on: Mutex<Option<String>>,
 }
 
+#[cfg(any(test, feature = "fakes"))]
 impl FakeDnsmasq {
     pub fn new() -> FakeDnsmasq {
         FakeDnsmasq {
@@ -370,12 +373,14 @@ impl FakeDnsmasq {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 impl Default for FakeDnsmasq {
     fn default() -> Self {
         FakeDnsmasq::new()
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 #[async_trait]
 impl Dnsmasq for FakeDnsmasq {
     fn paths(&self) -> &Paths {

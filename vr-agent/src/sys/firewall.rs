@@ -1,5 +1,6 @@
 //! nftables: apply one transaction to our tables, read our tables back.
 
+#[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -54,6 +55,7 @@ impl Firewall for Nft {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 /// Records scripts; `fail_next` makes the next apply fail.
 #[derive(Default)]
 pub struct FakeFirewall {
@@ -61,6 +63,7 @@ pub struct FakeFirewall {
     pub fail_next: Mutex<bool>,
 }
 
+#[cfg(any(test, feature = "fakes"))]
 #[async_trait]
 impl Firewall for FakeFirewall {
     async fn apply(&self, script: &str) -> Result<(), FirewallError> {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+#[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -410,6 +411,7 @@ impl RtNetlink {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 /// An in-memory box: links given up front, addresses and routes recorded.
 #[derive(Default)]
 pub struct FakeNetlink {
@@ -423,12 +425,14 @@ pub struct FakeNetlink {
     pub refuse_addr: Mutex<Option<IpAddr>>,
 }
 
+#[cfg(any(test, feature = "fakes"))]
 type FakeHeld = (
     BTreeMap<IfName, Vec<(IpAddr, u8)>>,
     Vec<(IfName, IpAddr)>,
     Vec<Route>,
 );
 
+#[cfg(any(test, feature = "fakes"))]
 #[async_trait]
 impl Netlink for FakeNetlink {
     async fn links(&self) -> Result<BTreeMap<Mac, IfName>, NetlinkError> {

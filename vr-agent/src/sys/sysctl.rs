@@ -1,7 +1,9 @@
 //! sysctl writes through `/proc/sys` of the agent's network namespace.
 
+#[cfg(any(test, feature = "fakes"))]
 use std::collections::BTreeMap;
 use std::io;
+#[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
 /// Keys are `/proc/sys`-relative paths (`net/ipv4/ip_forward`).
@@ -18,6 +20,7 @@ impl Sysctl for ProcSys {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
 /// Keeps what was written (tests without root, and so that a test never
 /// changes the sysctls of the namespace it runs in).
 #[derive(Default)]
@@ -25,6 +28,7 @@ pub struct FakeSysctl {
     pub values: Mutex<BTreeMap<String, String>>,
 }
 
+#[cfg(any(test, feature = "fakes"))]
 impl Sysctl for FakeSysctl {
     fn write(&self, key: &str, value: &str) -> io::Result<()> {
         self.values
