@@ -33,8 +33,7 @@ use serde_json::{Map, Value};
 
 use crate::{callback, json, text};
 
-pub const HEADER_TASK_UUID: &str = "taskuuid";
-pub const HEADER_CALLBACK_URL: &str = "callbackurl";
+pub use crate::callback::{HEADER_CALLBACK_URL, HEADER_TASK_UUID};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -18,7 +18,10 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::agent::HEADER_TASK_UUID;
+/// The request headers of async mode: the task the reply is for (also
+/// sent on the callback) and where to POST it.
+pub const HEADER_TASK_UUID: &str = "taskuuid";
+pub const HEADER_CALLBACK_URL: &str = "callbackurl";
 
 /// A reply not delivered this long after it was queued is dropped: the
 /// controller's own timeouts for a command are of this order.

@@ -18,19 +18,9 @@ use common::credentials::Credentials;
 use common::tls::{ServerPem, ServerTls};
 use common::token::Tokens;
 use common::vr::{AgentCredentialsCmd, AgentTls, BootstrapInfo};
-use serde::{Deserialize, Serialize};
 
 use crate::sys::credentials::CredentialFile;
-
-/// What `credentials.json` holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Persisted {
-    /// The bootstrap info's certificate when this was written.
-    pub delivered_certificate: String,
-    pub tls: Option<AgentTls>,
-    pub tokens: Option<Vec<String>>,
-}
+pub use crate::sys::credentials::Persisted;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {

@@ -144,7 +144,7 @@ fn engine_families(x: &mut Exposition, s: &Scrape) {
         "The agent's version and the zvr protocol level it speaks (always 1).",
         &[
             ("version", env!("CARGO_PKG_VERSION")),
-            ("zvr_version", crate::api::ZVR_VERSION),
+            ("zvr_version", common::vr::ZVR_VERSION),
         ],
         1.0,
     );

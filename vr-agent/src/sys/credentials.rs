@@ -4,7 +4,18 @@
 
 use std::path::PathBuf;
 
-use crate::credentials::Persisted;
+use common::vr::AgentTls;
+use serde::{Deserialize, Serialize};
+
+/// What `credentials.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Persisted {
+    /// The bootstrap info's certificate when this was written.
+    pub delivered_certificate: String,
+    pub tls: Option<AgentTls>,
+    pub tokens: Option<Vec<String>>,
+}
 
 #[derive(Debug, Clone)]
 pub struct CredentialFile {

@@ -1,0 +1,46 @@
+//! VIPs: the addresses the router answers for besides its NICs'.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VipInfo {
+    pub ip: String,
+    pub netmask: String,
+    pub gateway: Option<String>,
+    pub ip6: Option<String>,
+    pub prefix_length: i64,
+    pub gateway6: Option<String>,
+    pub owner_ethernet_mac: String,
+    pub vip_uuid: Option<String>,
+    pub is_system: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NicIpInfo {
+    pub ip: String,
+    pub netmask: String,
+    pub owner_ethernet_mac: String,
+}
+
+/// `vips` is mandatory: every sender (VirtualRouterVipBackend's
+/// createVipOnVirtualRouterVm and its syncVip on NIC attach,
+/// VirtualRouterVipBaseBackend.createVipOnVirtualRouterVm) sets it;
+/// `nicIps` only comes with `syncVip`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateVipCmd {
+    pub vips: Vec<VipInfo>,
+    #[serde(default)]
+    pub sync_vip: bool,
+    #[serde(default)]
+    pub nic_ips: Vec<NicIpInfo>,
+}
+
+/// `vips` is mandatory (VirtualRouterVipBaseBackend.releaseVipOnVirtualRouterVm sets it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveVipCmd {
+    pub vips: Vec<VipInfo>,
+}
