@@ -6,6 +6,7 @@ use anyhow::Result;
 use common::command::Command;
 use common::kvm::vm::{
     ConsoleTailCmd, DestroyVmCmd, RebootVmCmd, SetBootstrapInfoCmd, StartVmCmd, StopVmCmd,
+    VmSyncCmd,
 };
 use serde_json::json;
 use vrctl::cli::{Args, VmCmd};
@@ -32,11 +33,11 @@ pub async fn run(args: &Args, agent: &str, cmd: &VmCmd) -> Result<Exit> {
             timeout,
         } => (
             StopVmCmd::PATH,
-            host::stop_vm_cmd(uuid, r#type.wire(), *timeout),
+            body(&host::stop_vm_cmd(uuid, r#type.wire(), *timeout)),
         ),
         VmCmd::Reboot { uuid } => (RebootVmCmd::PATH, body(&host::reboot_vm_cmd(uuid, 120))),
-        VmCmd::Destroy { uuid } => (DestroyVmCmd::PATH, host::destroy_vm_cmd(uuid)),
-        VmCmd::Sync => ("/vm/vmsync", host::vm_sync_cmd()),
+        VmCmd::Destroy { uuid } => (DestroyVmCmd::PATH, body(&host::destroy_vm_cmd(uuid))),
+        VmCmd::Sync => (VmSyncCmd::PATH, body(&host::vm_sync_cmd())),
         VmCmd::Console { uuid, bytes } => (
             ConsoleTailCmd::PATH,
             body(&ConsoleTailCmd {

@@ -31,9 +31,13 @@ pub async fn run(args: &Args, agent: &Option<String>, file: &Option<PathBuf>) ->
             pki: None,
         };
         let host = ctx.host_of(spec)?;
-        vm_state = match ctx.host_client(&host).call("/vm/vmsync", &json!({})).await {
+        vm_state = match ctx
+            .host_client(&host)
+            .send(&vrctl::host::vm_sync_cmd())
+            .await
+        {
             Ok(v) => {
-                json!({"host": host, "state": v["states"][&spec.uuid].as_str().unwrap_or("Stopped")})
+                json!({"host": host, "state": v.states.get(&spec.uuid).map_or("Stopped", String::as_str)})
             }
             Err(e) => json!({"host": host, "state": "Unknown", "error": e.to_string()}),
         };

@@ -28,8 +28,8 @@ impl HostView for Host<'_> {
     }
 
     async fn state(&self) -> Option<String> {
-        match self.client.call("/vm/vmsync", &host::vm_sync_cmd()).await {
-            Ok(v) => v["states"][self.uuid].as_str().map(str::to_string),
+        match self.client.send(&host::vm_sync_cmd()).await {
+            Ok(v) => v.states.get(self.uuid).cloned(),
             // The host did not answer: do not conclude anything about the VM.
             Err(_) => Some("Running".into()),
         }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::kvm::vm::ConsoleTailCmd;
+use common::command::Command;
+use common::kvm::vm::{ConsoleTailCmd, DestroyVmCmd, StopVmCmd};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 pub use crate::appliance::{bootstrap_info, start_cmd, url_host, vm_nics};
 use crate::client::{CallbackReceiver, Client, ClientError};
@@ -103,10 +103,19 @@ pub fn disk_path(spec: &RouterSpec, vm: &VmSpec) -> PathBuf {
 }
 
 /// `/vm/destroy` for the router, its NICs included.
-fn destroy_cmd(spec: &RouterSpec) -> Value {
-    let mut c = host::destroy_vm_cmd(&spec.uuid);
-    c["vmNics"] = json!(vm_nics(spec));
-    c
+pub fn destroy_cmd(spec: &RouterSpec) -> DestroyVmCmd {
+    DestroyVmCmd {
+        vm_nics: Some(vm_nics(spec)),
+        ..host::destroy_vm_cmd(&spec.uuid)
+    }
+}
+
+/// `/vm/stop` for the router (graceful, `grace_secs`), its NICs included.
+pub fn stop_cmd(spec: &RouterSpec, grace_secs: u64) -> StopVmCmd {
+    StopVmCmd {
+        vm_nics: Some(vm_nics(spec)),
+        ..host::stop_vm_cmd(&spec.uuid, "grace", grace_secs)
+    }
 }
 
 /// Where things are and how to talk to them.
@@ -331,23 +340,18 @@ impl Ctx<'_> {
             .unwrap_or_else(|| vm.hosts[0].clone()))
     }
 
-    async fn host_call(
+    /// `cmd` to the router's host.
+    async fn host_send<C: Command>(
         &self,
         spec: &RouterSpec,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, RouterError> {
+        cmd: &C,
+    ) -> Result<C::Reply, RouterError> {
         let host = self.host_of(spec)?;
-        Ok(self.host_client(&host).call(path, &body).await?)
+        Ok(self.host_client(&host).send(cmd).await?)
     }
 
     pub async fn stop(&self, spec: &RouterSpec, grace_secs: u64) -> Result<(), RouterError> {
-        self.host_call(spec, "/vm/stop", {
-            let mut c = host::stop_vm_cmd(&spec.uuid, "grace", grace_secs);
-            c["vmNics"] = json!(vm_nics(spec));
-            c
-        })
-        .await?;
+        self.host_send(spec, &stop_cmd(spec, grace_secs)).await?;
         self.mark(spec, "Stopped")
     }
 
@@ -364,8 +368,7 @@ impl Ctx<'_> {
     /// Destroy the VM and delete its disk and record.
     pub async fn destroy(&self, spec: &RouterSpec) -> Result<(), RouterError> {
         let vm = vm_spec(spec)?;
-        self.host_call(spec, "/vm/destroy", destroy_cmd(spec))
-            .await?;
+        self.host_send(spec, &destroy_cmd(spec)).await?;
         let _ = std::fs::remove_file(disk_path(spec, vm));
         self.records.remove(&spec.uuid);
         Ok(())
@@ -375,7 +378,7 @@ impl Ctx<'_> {
     /// destroy wherever it is, a fresh disk from the image, start, resync.
     pub async fn recreate(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
         let vm = vm_spec(spec)?;
-        if let Err(e) = self.host_call(spec, "/vm/destroy", destroy_cmd(spec)).await {
+        if let Err(e) = self.host_send(spec, &destroy_cmd(spec)).await {
             self.say(&format!("destroying the old VR failed ({e}); going on"));
         }
         let disk = disk_path(spec, vm);
@@ -401,15 +404,13 @@ impl Ctx<'_> {
     /// (the host is not coming back; start it elsewhere with `--host`).
     pub async fn sync(&self, spec: &RouterSpec, host_gone: bool) -> Result<Record, RouterError> {
         let host = self.host_of(spec)?;
-        let reply = self
-            .host_client(&host)
-            .call("/vm/vmsync", &host::vm_sync_cmd())
-            .await;
+        let reply = self.host_client(&host).send(&host::vm_sync_cmd()).await;
         let state = match reply {
-            Ok(v) => v["states"][&spec.uuid]
-                .as_str()
-                .unwrap_or("Stopped")
-                .to_string(),
+            Ok(v) => v
+                .states
+                .get(&spec.uuid)
+                .cloned()
+                .unwrap_or_else(|| "Stopped".into()),
             Err(e) if host_gone => {
                 self.say(&format!(
                     "host {host} does not answer ({e}); marking the VR stopped as asked"
@@ -439,5 +440,57 @@ impl Ctx<'_> {
             })
             .await?;
         Ok(tail.tail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::client::body;
+
+    /// `vmNics` as the hand-written `json!` built it before it was typed.
+    fn old_vm_nics(spec: &RouterSpec) -> Value {
+        let nics: Vec<Value> = spec
+            .nics
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                json!({"uuid": format!("{}{i:0>24}", &spec.uuid[..8]), "vmInstanceUuid": spec.uuid,
+                       "ip": n.ip, "mac": n.mac, "netmask": n.netmask, "gateway": n.gateway,
+                       "deviceId": i, "internalName": format!("vr{}.{i}", &spec.uuid[..8]),
+                       "hypervisorType": "KVM", "driverType": "virtio", "type": "VNIC",
+                       "state": "enable"})
+            })
+            .collect();
+        json!(nics)
+    }
+
+    /// The typed `/vm/stop` and `/vm/destroy` of a router are the bodies
+    /// the `json!` builders sent (as the client sends them: nulls left out),
+    /// a NIC without an address included.
+    #[test]
+    fn router_stop_and_destroy_are_the_hand_written_bodies() {
+        let spec: RouterSpec = serde_json::from_value(json!({
+            "uuid": "1ab0000000000000000000000000a001",
+            "nics": [
+                {"mac": "fa:00:00:00:00:01", "ip": "10.0.0.5", "netmask": "255.255.255.0",
+                 "gateway": "10.0.0.1", "category": "Management"},
+                {"mac": "fa:00:00:00:00:02"}
+            ]
+        }))
+        .unwrap();
+        let gson = crate::client::gson;
+        let nics = old_vm_nics(&spec);
+        assert_eq!(
+            body(&stop_cmd(&spec, 30)),
+            gson(&json!({"uuid": spec.uuid, "type": "grace", "timeout": 30, "vmNics": nics}))
+        );
+        assert_eq!(
+            body(&destroy_cmd(&spec)),
+            gson(&json!({"uuid": spec.uuid, "vmNics": nics}))
+        );
+        assert_eq!(body(&destroy_cmd(&spec))["vmNics"][1].get("ip"), None);
     }
 }
