@@ -29,9 +29,9 @@ macro_rules! commands {
     };
 }
 
-// kvmagent (kvm-agent's router). `/host/echo`, `/host/capacity`,
-// `/host/fact` and `/vm/vmsync` take an empty body (`Empty`, shared, so no
-// path of its own).
+// kvmagent (kvm-agent's router). `/host/echo`, `/host/capacity` and
+// `/host/fact` take an empty body (`Empty`, shared, so no path of its own);
+// `/vm/vmsync` has its own empty `VmSyncCmd` (kvm-agent reads it as `Empty`).
 commands! {
     "/host/connect" => ConnectCmd => ConnectResponse;
     "/host/ping" => PingCmd => PingResponse;
@@ -50,6 +50,7 @@ commands! {
     "/vm/stop" => StopVmCmd => Ok;
     "/vm/destroy" => DestroyVmCmd => Ok;
     "/vm/reboot" => RebootVmCmd => RebootVmResponse;
+    "/vm/vmsync" => VmSyncCmd => VmSyncResponse;
     "/vm/console/tail" => ConsoleTailCmd => ConsoleTailResponse;
     "/vm/checkstate" => CheckVmStateCmd => CheckVmStateRsp;
     "/vm/getvncport" => GetVncPortCmd => GetVncPortResponse;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use common::kvm::vm::SetBootstrapInfoCmd;
+use common::kvm::vm::{SetBootstrapInfoCmd, VmNicInventory};
 use serde_json::{Value, json};
 
 use crate::router_tls::AgentAuth;
@@ -109,16 +109,23 @@ fn nic_uuid(spec: &RouterSpec, i: usize) -> String {
 
 /// The router's NICs as `VmNicInventory` (what `/vm/stop` and
 /// `/vm/destroy` carry in `vmNics`).
-pub fn vm_nics(spec: &RouterSpec) -> Vec<Value> {
+pub fn vm_nics(spec: &RouterSpec) -> Vec<VmNicInventory> {
     spec.nics
         .iter()
         .enumerate()
-        .map(|(i, n)| {
-            json!({"uuid": nic_uuid(spec, i), "vmInstanceUuid": spec.uuid, "ip": n.ip,
-                   "mac": n.mac, "netmask": n.netmask, "gateway": n.gateway, "deviceId": i,
-                   "internalName": format!("vr{}.{i}", &spec.uuid[..8]),
-                   "hypervisorType": "KVM", "driverType": "virtio", "type": "VNIC",
-                   "state": "enable"})
+        .map(|(i, n)| VmNicInventory {
+            uuid: nic_uuid(spec, i),
+            vm_instance_uuid: spec.uuid.clone(),
+            ip: n.ip.clone(),
+            mac: n.mac.clone(),
+            netmask: n.netmask.clone(),
+            gateway: n.gateway.clone(),
+            device_id: i as i64,
+            internal_name: format!("vr{}.{i}", &spec.uuid[..8]),
+            hypervisor_type: "KVM".into(),
+            driver_type: "virtio".into(),
+            kind: "VNIC".into(),
+            state: "enable".into(),
         })
         .collect()
 }

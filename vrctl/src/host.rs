@@ -6,12 +6,11 @@
 //! a wire type in `common::kvm` are built as that type (sent with
 //! `Client::send`, which writes them as Gson does: nulls left out).
 
-use common::kvm::vm::RebootVmCmd;
+use common::kvm::vm::{DestroyVmCmd, RebootVmCmd, StopVmCmd, VmSyncCmd};
 use common::kvm::{
     AddInterfaceToBridgeCmd, CheckBridgeCmd, CheckPhysicalNetworkInterfaceCmd, ConnectCmd,
     CreateBridgeCmd, DeleteBridgeCmd,
 };
-use serde_json::{Value, json};
 
 /// `KvmAgent.tcpServerPort` (`KVMGlobalProperty.TCP_SERVER_PORT`).
 pub const TCP_SERVER_PORT: u16 = 7123;
@@ -110,9 +109,15 @@ pub fn add_interface_cmd(nic: &str, bridge: &str) -> AddInterfaceToBridgeCmd {
     }
 }
 
-/// `/vm/stop` (`StopVmCmd`: `uuid`, `type`, `timeout` in seconds).
-pub fn stop_vm_cmd(uuid: &str, kind: &str, timeout_secs: u64) -> Value {
-    json!({"uuid": uuid, "type": kind, "timeout": timeout_secs})
+/// `/vm/stop` (`StopVmCmd`: `uuid`, `type`, `timeout` in seconds; no
+/// `vmNics`: a router's stop adds them).
+pub fn stop_vm_cmd(uuid: &str, kind: &str, timeout_secs: u64) -> StopVmCmd {
+    StopVmCmd {
+        uuid: uuid.into(),
+        kind: kind.into(),
+        timeout: Some(timeout_secs),
+        vm_nics: None,
+    }
 }
 
 /// `/vm/reboot` (`RebootVmCmd`: `uuid`, `timeout`, `bootDev`).
@@ -124,21 +129,25 @@ pub fn reboot_vm_cmd(uuid: &str, timeout_secs: u64) -> RebootVmCmd {
     }
 }
 
-/// `/vm/destroy` (`DestroyVmCmd`: `uuid`, `vmNics`).
-pub fn destroy_vm_cmd(uuid: &str) -> Value {
-    json!({"uuid": uuid, "vmNics": []})
+/// `/vm/destroy` (`DestroyVmCmd`: `uuid`, `vmNics`, empty here: a
+/// router's destroy fills them).
+pub fn destroy_vm_cmd(uuid: &str) -> DestroyVmCmd {
+    DestroyVmCmd {
+        uuid: uuid.into(),
+        vm_nics: Some(vec![]),
+    }
 }
 
-/// `/vm/vmsync` (`VmSyncCmd`: the VMs the node wants reported, none means
-/// all).
-pub fn vm_sync_cmd() -> Value {
-    json!({})
+/// `/vm/vmsync` (`VmSyncCmd`: no fields, every VM is reported).
+pub fn vm_sync_cmd() -> VmSyncCmd {
+    VmSyncCmd {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::client::body;
+    use serde_json::{Value, json};
 
     fn keys(v: &Value) -> Vec<&str> {
         let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -197,6 +206,17 @@ mod tests {
             body(&reboot_vm_cmd("u", 10)),
             json!({"uuid": "u", "timeout": 10, "bootDev": ["hd"]})
         );
+        // The bodies of `/vm/stop`, `/vm/destroy` and `/vm/vmsync` before
+        // they were typed.
+        assert_eq!(
+            body(&stop_vm_cmd("u", "grace", 30)),
+            json!({"uuid": "u", "type": "grace", "timeout": 30})
+        );
+        assert_eq!(
+            body(&destroy_vm_cmd("u")),
+            json!({"uuid": "u", "vmNics": []})
+        );
+        assert_eq!(body(&vm_sync_cmd()), json!({}));
         assert_eq!(
             body(&common::kvm::vm::ConsoleTailCmd {
                 uuid: "u".into(),

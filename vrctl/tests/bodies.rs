@@ -359,11 +359,6 @@ fn bodies_use_the_field_names_of_the_conformance_fixtures() {
         "kvm/vm/start".into(),
         start_cmd(&spec, &vm, Path::new("/d"), "http://10.0.0.21:7070"),
     ));
-    let nics = json!(vrctl::router::vm_nics(&spec));
-    let with_nics = |mut v: Value| {
-        v["vmNics"] = nics.clone();
-        v
-    };
     for (p, b) in [
         (
             "host/connect",
@@ -404,13 +399,10 @@ fn bodies_use_the_field_names_of_the_conformance_fixtures() {
             "network/bridge/addif",
             body(&host::add_interface_cmd("tap0", "br_eth1")),
         ),
-        (
-            "vm/stop",
-            with_nics(host::stop_vm_cmd(&spec.uuid, "grace", 30)),
-        ),
+        ("vm/stop", body(&vrctl::router::stop_cmd(&spec, 30))),
         ("vm/reboot", body(&host::reboot_vm_cmd(&spec.uuid, 10))),
-        ("vm/destroy", with_nics(host::destroy_vm_cmd(&spec.uuid))),
-        ("vm/vmsync", host::vm_sync_cmd()),
+        ("vm/destroy", body(&vrctl::router::destroy_cmd(&spec))),
+        ("vm/vmsync", body(&host::vm_sync_cmd())),
     ] {
         ours.push((format!("kvm/{p}"), b));
     }

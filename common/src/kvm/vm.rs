@@ -191,6 +191,10 @@ pub struct StartVmResponse {
     pub console_log_path: Option<String>,
 }
 
+/// `StopVmCmd` (zstackio/zstack 000da2ca16,
+/// `plugin/kvm/src/main/java/org/zstack/kvm/KVMAgentCommands.java`: `uuid`,
+/// `type`, `long timeout`, `List<VmNicInventory> vmNics`; its
+/// `ignoreNotFoundError` is not typed).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct StopVmCmd {
@@ -199,12 +203,43 @@ pub struct StopVmCmd {
     #[serde(rename = "type")]
     pub kind: String,
     pub timeout: Option<u64>,
+    /// The VM's NICs; kvm-agent does not read them (None: left out).
+    pub vm_nics: Option<Vec<VmNicInventory>>,
 }
 
+/// `DestroyVmCmd` (same file: `uuid`, `List<VmNicInventory> vmNics`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DestroyVmCmd {
     pub uuid: String,
+    /// The VM's NICs; kvm-agent does not read them (None: left out).
+    pub vm_nics: Option<Vec<VmNicInventory>>,
+}
+
+/// `/vm/vmsync` (`VmSyncCmd`: no fields of its own; every VM is reported).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VmSyncCmd {}
+
+/// One NIC of `vmNics` (`org.zstack.header.vm.VmNicInventory`), the fields
+/// vrctl fills; the inventory's others (`l3NetworkUuid`, `usedIps`, dates,
+/// ...) are accepted and ignored. Absent strings are left out, as Gson
+/// leaves out nulls.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VmNicInventory {
+    pub uuid: String,
+    pub vm_instance_uuid: String,
+    pub ip: Option<String>,
+    pub mac: String,
+    pub netmask: Option<String>,
+    pub gateway: Option<String>,
+    pub device_id: i64,
+    pub internal_name: String,
+    pub hypervisor_type: String,
+    pub driver_type: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -250,4 +285,40 @@ pub struct ConsoleTailCmd {
 pub struct ConsoleTailResponse {
     pub path: String,
     pub tail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_request(name: &str) -> serde_json::Value {
+        let path = format!("{}/../conformance/kvm/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["request"].clone()
+    }
+
+    /// The node's `/vm/stop` and `/vm/destroy` (fixtures from
+    /// zstackio/zstack 5a29293bd5, their `vmNics` whole `VmNicInventory`s)
+    /// still decode, and the typed NIC fields keep the node's values.
+    #[test]
+    fn node_bodies_with_vm_nics_decode() {
+        for name in ["vm-stop.json", "vm-destroy.json"] {
+            let req = fixture_request(name);
+            let bytes = req.to_string().into_bytes();
+            let nics = match name {
+                "vm-stop.json" => crate::agent::decode_exact::<StopVmCmd>(&bytes)
+                    .unwrap()
+                    .vm_nics
+                    .unwrap(),
+                _ => crate::agent::decode_exact::<DestroyVmCmd>(&bytes)
+                    .unwrap()
+                    .vm_nics
+                    .unwrap(),
+            };
+            let typed = serde_json::to_value(&nics[0]).unwrap();
+            for (k, v) in typed.as_object().unwrap() {
+                assert_eq!(&req["vmNics"][0][k], v, "{name}: vmNics[0].{k}");
+            }
+        }
+    }
 }

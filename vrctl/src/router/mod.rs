@@ -12,18 +12,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::kvm::vm::ConsoleTailCmd;
-use common::vr::{AgentCredentialsCmd, AgentTls};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use common::command::Command;
+use common::kvm::vm::{ConsoleTailCmd, DestroyVmCmd, StopVmCmd};
+use serde::Serialize;
 
 pub use crate::appliance::{bootstrap_info, start_cmd, url_host, vm_nics};
 use crate::client::{CallbackReceiver, Client, ClientError};
 use crate::credentials::Credentials;
-use crate::diagnose::{self, Diagnosis, HostView};
+use crate::diagnose::{self, Diagnosis};
 use crate::host;
-use crate::router_tls::{self, AgentAuth, RouterTlsError};
+use crate::router_tls::RouterTlsError;
 use crate::spec::{RouterSpec, SpecError, VmSpec};
+
+mod apply;
+mod auth;
+mod host_view;
+mod records;
+
+pub use apply::{Step, apply, progress};
+pub use auth::Rotated;
+pub use host_view::Host;
+pub use records::{Record, Records};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
@@ -57,59 +66,6 @@ pub enum RouterError {
     Apply { path: String, error: String },
     #[error("the router's certificate: {0}")]
     Tls(#[from] RouterTlsError),
-}
-
-/// What vrctl remembers about one router.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Record {
-    pub uuid: String,
-    /// The kvm-agent it was last started on.
-    pub host: String,
-    /// `Running` or `Stopped`, as last learned from its host (or decided by
-    /// the operator when the host is gone for good).
-    pub state: String,
-    pub disk: String,
-}
-
-pub struct Records {
-    dir: PathBuf,
-}
-
-impl Records {
-    pub fn new(dir: &Path) -> Records {
-        Records {
-            dir: dir.join("routers"),
-        }
-    }
-
-    pub fn get(&self, uuid: &str) -> Option<Record> {
-        let text = std::fs::read_to_string(self.dir.join(format!("{uuid}.json"))).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    /// Atomic write (temp file + rename).
-    pub fn put(&self, r: &Record) -> Result<(), RouterError> {
-        let io = |source| RouterError::Io {
-            what: format!("saving the record of {} in {}", r.uuid, self.dir.display()),
-            source,
-        };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let path = self.dir.join(format!("{}.json", r.uuid));
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(r).unwrap_or_default()).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
-    }
-
-    pub fn remove(&self, uuid: &str) {
-        let _ = std::fs::remove_file(self.dir.join(format!("{uuid}.json")));
-        router_tls::remove(&self.dir, uuid);
-    }
-
-    /// Where the records (and the routers' certificates) are.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 fn vm_spec(spec: &RouterSpec) -> Result<&VmSpec, RouterError> {
@@ -146,95 +102,20 @@ pub fn disk_path(spec: &RouterSpec, vm: &VmSpec) -> PathBuf {
     Path::new(&vm.disk_dir).join(format!("vr-{}.qcow2", spec.uuid))
 }
 
-/// kvm-agent of the router's host, as the waiting loop sees it.
-pub struct Host<'a> {
-    pub client: &'a Client,
-    pub uuid: &'a str,
-    /// (bridge, physical interface) of the management NIC.
-    pub bridge: (String, String),
-}
-
-impl HostView for Host<'_> {
-    async fn console(&self) -> String {
-        self.client
-            .send(&ConsoleTailCmd {
-                uuid: self.uuid.into(),
-                max_bytes: Some(3000),
-            })
-            .await
-            .map(|r| r.tail)
-            .unwrap_or_default()
-    }
-
-    async fn state(&self) -> Option<String> {
-        match self.client.call("/vm/vmsync", &host::vm_sync_cmd()).await {
-            Ok(v) => v["states"][self.uuid].as_str().map(str::to_string),
-            // The host did not answer: do not conclude anything about the VM.
-            Err(_) => Some("Running".into()),
-        }
-    }
-
-    async fn bridge_problem(&self) -> Option<String> {
-        let (bridge, nic) = &self.bridge;
-        self.client
-            .send(&host::check_bridge_cmd(nic, bridge, None))
-            .await
-            .err()
-            .map(|e| match e {
-                ClientError::Failed { error, .. } => error,
-                e => e.to_string(),
-            })
-    }
-}
-
-/// Progress lines for long waits (stderr, so `--json` output stays clean).
-pub fn progress(quiet: bool) -> impl FnMut(&str) {
-    let mut last = Instant::now() - Duration::from_secs(60);
-    move |msg: &str| {
-        if !quiet && last.elapsed() >= Duration::from_secs(3) {
-            last = Instant::now();
-            eprintln!("  .. {msg}");
-        }
-    }
-}
-
-/// One step of an apply.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    pub path: String,
-    pub ok: bool,
-    pub ms: u128,
-    pub error: Option<String>,
-}
-
-/// Sends the description in the controller's resync order; stops at the
-/// first failure (later commands depend on earlier ones).
-pub async fn apply(c: &Client, spec: &RouterSpec, mut each: impl FnMut(&Step)) -> Vec<Step> {
-    let mut steps = vec![];
-    for (path, body) in spec.commands() {
-        let t = Instant::now();
-        let r = c.call(path, &body).await;
-        let step = Step {
-            path: path.into(),
-            ok: r.is_ok(),
-            ms: t.elapsed().as_millis(),
-            error: r.err().map(|e| e.to_string()),
-        };
-        each(&step);
-        let ok = step.ok;
-        steps.push(step);
-        if !ok {
-            break;
-        }
-    }
-    steps
-}
-
 /// `/vm/destroy` for the router, its NICs included.
-fn destroy_cmd(spec: &RouterSpec) -> Value {
-    let mut c = host::destroy_vm_cmd(&spec.uuid);
-    c["vmNics"] = json!(vm_nics(spec));
-    c
+pub fn destroy_cmd(spec: &RouterSpec) -> DestroyVmCmd {
+    DestroyVmCmd {
+        vm_nics: Some(vm_nics(spec)),
+        ..host::destroy_vm_cmd(&spec.uuid)
+    }
+}
+
+/// `/vm/stop` for the router (graceful, `grace_secs`), its NICs included.
+pub fn stop_cmd(spec: &RouterSpec, grace_secs: u64) -> StopVmCmd {
+    StopVmCmd {
+        vm_nics: Some(vm_nics(spec)),
+        ..host::stop_vm_cmd(&spec.uuid, "grace", grace_secs)
+    }
 }
 
 /// Where things are and how to talk to them.
@@ -248,15 +129,6 @@ pub struct Ctx<'a> {
     /// The CA that issues each router its certificate (`--pki-dir`); None:
     /// routers are bootstrapped without TLS.
     pub pki: Option<PathBuf>,
-}
-
-/// A certificate replaced on a running router.
-#[derive(Debug, Serialize)]
-pub struct Rotated {
-    pub uuid: String,
-    pub old_serial: String,
-    pub serial: String,
-    pub subject: String,
 }
 
 fn create_overlay(image: &str, disk: &Path) -> Result<(), RouterError> {
@@ -302,78 +174,6 @@ impl Ctx<'_> {
     /// A client for a host's kvm-agent (its uuid is not in the description).
     pub fn host_client(&self, url: &str) -> Client {
         Client::host_with(url, self.callbacks.clone(), "", &self.credentials)
-    }
-
-    fn authority(&self) -> Result<Option<common::pki::Authority>, RouterError> {
-        let Some(dir) = &self.pki else {
-            return Ok(None);
-        };
-        if !self.credentials.has_certificate() {
-            return Err(RouterError::Config(format!(
-                "--pki-dir {} gives routers mutual TLS, but vrctl has no client certificate \
-                 (--cert/--key, or {}/{} from `vrctl pki init`)",
-                dir.display(),
-                dir.display(),
-                crate::pki::CLIENT_CERT
-            )));
-        }
-        Ok(Some(
-            common::pki::Authority::load(dir).map_err(RouterTlsError::from)?,
-        ))
-    }
-
-    /// What the router is told to require: its own certificate when vrctl
-    /// has a CA, the token file's tokens.
-    pub fn agent_auth(&self, spec: &RouterSpec) -> Result<AgentAuth, RouterError> {
-        let tls = match self.authority()? {
-            None => None,
-            Some(ca) => {
-                let s = router_tls::current_or_issue(&ca, self.records.dir(), spec)?;
-                Some(common::tls::ServerPem {
-                    certificate: s.certificate,
-                    private_key: s.private_key,
-                    client_ca: ca.certificate_pem().to_string(),
-                })
-            }
-        };
-        Ok(AgentAuth {
-            tls,
-            tokens: self.credentials.tokens().to_vec(),
-        })
-    }
-
-    /// A new certificate for the running router, without a restart: issued,
-    /// sent with `/agent/credentials` (with the token file's tokens, when
-    /// there is one), then recorded so the next bootstrap push carries it.
-    pub async fn rotate_cert(&self, spec: &RouterSpec) -> Result<Rotated, RouterError> {
-        let ca = self.authority()?.ok_or_else(|| {
-            RouterError::Config("rotate-cert needs the CA: --pki-dir (or VRCTL_PKI_DIR)".into())
-        })?;
-        let old = router_tls::load(self.records.dir(), &spec.uuid);
-        let new = router_tls::issue(&ca, spec, crate::pki::DEFAULT_DAYS)?;
-        let tokens = self.credentials.tokens();
-        let cmd = AgentCredentialsCmd {
-            tls: Some(AgentTls {
-                certificate: new.certificate.clone(),
-                private_key: new.private_key.clone(),
-                client_ca: ca.certificate_pem().to_string(),
-            }),
-            tokens: (!tokens.is_empty()).then(|| tokens.to_vec()),
-        };
-        // Sync: the reply says the new certificate is in force.
-        Client::with(&spec.agent_url()?, None, &self.credentials)
-            .send(&cmd)
-            .await?;
-        router_tls::save(self.records.dir(), &spec.uuid, &new)?;
-        let (serial, subject) = router_tls::describe(&new.certificate);
-        Ok(Rotated {
-            uuid: spec.uuid.clone(),
-            old_serial: old
-                .map(|o| router_tls::describe(&o.certificate).0)
-                .unwrap_or_default(),
-            serial,
-            subject,
-        })
     }
 
     fn say(&self, msg: &str) {
@@ -540,23 +340,18 @@ impl Ctx<'_> {
             .unwrap_or_else(|| vm.hosts[0].clone()))
     }
 
-    async fn host_call(
+    /// `cmd` to the router's host.
+    async fn host_send<C: Command>(
         &self,
         spec: &RouterSpec,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, RouterError> {
+        cmd: &C,
+    ) -> Result<C::Reply, RouterError> {
         let host = self.host_of(spec)?;
-        Ok(self.host_client(&host).call(path, &body).await?)
+        Ok(self.host_client(&host).send(cmd).await?)
     }
 
     pub async fn stop(&self, spec: &RouterSpec, grace_secs: u64) -> Result<(), RouterError> {
-        self.host_call(spec, "/vm/stop", {
-            let mut c = host::stop_vm_cmd(&spec.uuid, "grace", grace_secs);
-            c["vmNics"] = json!(vm_nics(spec));
-            c
-        })
-        .await?;
+        self.host_send(spec, &stop_cmd(spec, grace_secs)).await?;
         self.mark(spec, "Stopped")
     }
 
@@ -573,8 +368,7 @@ impl Ctx<'_> {
     /// Destroy the VM and delete its disk and record.
     pub async fn destroy(&self, spec: &RouterSpec) -> Result<(), RouterError> {
         let vm = vm_spec(spec)?;
-        self.host_call(spec, "/vm/destroy", destroy_cmd(spec))
-            .await?;
+        self.host_send(spec, &destroy_cmd(spec)).await?;
         let _ = std::fs::remove_file(disk_path(spec, vm));
         self.records.remove(&spec.uuid);
         Ok(())
@@ -584,7 +378,7 @@ impl Ctx<'_> {
     /// destroy wherever it is, a fresh disk from the image, start, resync.
     pub async fn recreate(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
         let vm = vm_spec(spec)?;
-        if let Err(e) = self.host_call(spec, "/vm/destroy", destroy_cmd(spec)).await {
+        if let Err(e) = self.host_send(spec, &destroy_cmd(spec)).await {
             self.say(&format!("destroying the old VR failed ({e}); going on"));
         }
         let disk = disk_path(spec, vm);
@@ -610,15 +404,13 @@ impl Ctx<'_> {
     /// (the host is not coming back; start it elsewhere with `--host`).
     pub async fn sync(&self, spec: &RouterSpec, host_gone: bool) -> Result<Record, RouterError> {
         let host = self.host_of(spec)?;
-        let reply = self
-            .host_client(&host)
-            .call("/vm/vmsync", &host::vm_sync_cmd())
-            .await;
+        let reply = self.host_client(&host).send(&host::vm_sync_cmd()).await;
         let state = match reply {
-            Ok(v) => v["states"][&spec.uuid]
-                .as_str()
-                .unwrap_or("Stopped")
-                .to_string(),
+            Ok(v) => v
+                .states
+                .get(&spec.uuid)
+                .cloned()
+                .unwrap_or_else(|| "Stopped".into()),
             Err(e) if host_gone => {
                 self.say(&format!(
                     "host {host} does not answer ({e}); marking the VR stopped as asked"
@@ -648,5 +440,57 @@ impl Ctx<'_> {
             })
             .await?;
         Ok(tail.tail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::client::body;
+
+    /// `vmNics` as the hand-written `json!` built it before it was typed.
+    fn old_vm_nics(spec: &RouterSpec) -> Value {
+        let nics: Vec<Value> = spec
+            .nics
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                json!({"uuid": format!("{}{i:0>24}", &spec.uuid[..8]), "vmInstanceUuid": spec.uuid,
+                       "ip": n.ip, "mac": n.mac, "netmask": n.netmask, "gateway": n.gateway,
+                       "deviceId": i, "internalName": format!("vr{}.{i}", &spec.uuid[..8]),
+                       "hypervisorType": "KVM", "driverType": "virtio", "type": "VNIC",
+                       "state": "enable"})
+            })
+            .collect();
+        json!(nics)
+    }
+
+    /// The typed `/vm/stop` and `/vm/destroy` of a router are the bodies
+    /// the `json!` builders sent (as the client sends them: nulls left out),
+    /// a NIC without an address included.
+    #[test]
+    fn router_stop_and_destroy_are_the_hand_written_bodies() {
+        let spec: RouterSpec = serde_json::from_value(json!({
+            "uuid": "1ab0000000000000000000000000a001",
+            "nics": [
+                {"mac": "fa:00:00:00:00:01", "ip": "10.0.0.5", "netmask": "255.255.255.0",
+                 "gateway": "10.0.0.1", "category": "Management"},
+                {"mac": "fa:00:00:00:00:02"}
+            ]
+        }))
+        .unwrap();
+        let gson = crate::client::gson;
+        let nics = old_vm_nics(&spec);
+        assert_eq!(
+            body(&stop_cmd(&spec, 30)),
+            gson(&json!({"uuid": spec.uuid, "type": "grace", "timeout": 30, "vmNics": nics}))
+        );
+        assert_eq!(
+            body(&destroy_cmd(&spec)),
+            gson(&json!({"uuid": spec.uuid, "vmNics": nics}))
+        );
+        assert_eq!(body(&destroy_cmd(&spec))["vmNics"][1].get("ip"), None);
     }
 }
