@@ -490,3 +490,9 @@ fn open_files_limit() -> Option<usize> {
 #[cfg(test)]
 #[path = "serve_tests.rs"]
 mod tests;
+
+// The TLS tests start the server: they sit here so that `tls` (which
+// `serve` uses) does not name `serve` back.
+#[cfg(test)]
+#[path = "serve_tls_tests.rs"]
+mod tls_tests;

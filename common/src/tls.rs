@@ -252,7 +252,3 @@ fn leaf_subject(pem: &str) -> String {
         .and_then(|c| c.first().map(|c| subject_of(c.as_ref())))
         .unwrap_or_default()
 }
-
-#[cfg(test)]
-#[path = "tls_tests.rs"]
-mod tests;

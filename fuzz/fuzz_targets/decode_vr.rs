@@ -4,8 +4,7 @@
 
 use common::vr::*;
 use libfuzzer_sys::fuzz_target;
-use vr_agent::model::{from_wire, lb};
-use vr_agent::plan::dnsmasq;
+use vr_model::{dhcp, dns, from_wire, lb};
 
 include!("common_check.rs");
 
@@ -100,29 +99,29 @@ fuzz_target!(|data: &[u8]| {
         }
         13 => {
             if let Some(c) = check::<AddDhcpCmd>(body) {
-                let _ = dnsmasq::entries(&c.dhcp_entries);
-                let _ = dnsmasq::entry_keys(&c.dhcp_entries);
+                let _ = dhcp::entries(&c.dhcp_entries);
+                let _ = dhcp::entry_keys(&c.dhcp_entries);
             }
         }
         14 => {
             if let Some(c) = check::<RemoveDhcpCmd>(body) {
-                let _ = dnsmasq::entry_keys(&c.dhcp_entries);
+                let _ = dhcp::entry_keys(&c.dhcp_entries);
             }
         }
         15 => {
             if let Some(c) = check::<DhcpServersCmd>(body) {
-                let _ = dnsmasq::servers(&c);
-                let _ = dnsmasq::server_macs(&c);
+                let _ = dhcp::servers(&c);
+                let _ = dhcp::server_macs(&c);
             }
         }
         16 => {
             if let Some(c) = check::<DnsCmd>(body) {
-                let _ = dnsmasq::dns(&c);
+                let _ = dns::dns(&c);
             }
         }
         17 => {
             if let Some(c) = check::<SetVpcDnsCmd>(body) {
-                let _ = dnsmasq::vpc_dns(&c);
+                let _ = dns::vpc_dns(&c);
             }
         }
         18 => {

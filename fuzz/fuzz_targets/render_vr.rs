@@ -23,9 +23,10 @@ use std::sync::OnceLock;
 use common::net::{IfName, Mac};
 use common::vr::*;
 use libfuzzer_sys::fuzz_target;
-use vr_agent::model::lb::{self, LbEdit};
-use vr_agent::model::{Edit, Model, checks, from_wire};
-use vr_agent::plan::dnsmasq::{self as dhcp, DhcpEdit};
+use vr_model::lb::{self, LbEdit};
+use vr_model::{Edit, Model, checks, dns, from_wire};
+use vr_agent::plan::dnsmasq;
+use vr_model::dhcp::{self, DhcpEdit};
 use vr_agent::plan::{haproxy, lbudp, nat};
 
 const PATHS: &[&str] = &[
@@ -94,8 +95,8 @@ fn edit(path: &[u8], body: &[u8]) -> Option<Edit> {
             checks::dhcp_entries("dhcpEntries", &entries).ok()?;
             Edit::Dhcp(DhcpEdit::Add { entries, rebuild: c.rebuild })
         }
-        "/setdns" => Edit::Dhcp(DhcpEdit::SetDns(dhcp::dns(&decode::<DnsCmd>(body)?).ok()?)),
-        "/setvpcdns" => Edit::Dhcp(DhcpEdit::SetDns(dhcp::vpc_dns(&decode::<SetVpcDnsCmd>(body)?).ok()?)),
+        "/setdns" => Edit::Dhcp(DhcpEdit::SetDns(dns::dns(&decode::<DnsCmd>(body)?).ok()?)),
+        "/setvpcdns" => Edit::Dhcp(DhcpEdit::SetDns(dns::vpc_dns(&decode::<SetVpcDnsCmd>(body)?).ok()?)),
         "/lb/refresh" => {
             let c = decode::<LbCmd>(body)?;
             let (listeners, remove) = lb::listeners(&c.lbs).ok()?;
@@ -119,7 +120,7 @@ fn no_control_chars(what: &str, text: &str) {
 /// The elements an element-level change adds and removes, as the engine's
 /// fast path computes them; None for the other edits.
 fn element_change(m: &Model, e: &Edit, links: &BTreeMap<Mac, IfName>) -> Option<(Vec<nat::Element>, Vec<nat::Element>)> {
-    let pf = |rules: &mut dyn Iterator<Item = &vr_agent::model::PortForward>| -> Option<Vec<nat::Element>> {
+    let pf = |rules: &mut dyn Iterator<Item = &vr_model::PortForward>| -> Option<Vec<nat::Element>> {
         let mut out = vec![];
         for r in rules {
             out.extend(nat::pf_elements(r, links).ok()?);
@@ -184,8 +185,8 @@ fn render_all(m: &Model, ruleset: Option<nat::Ruleset>) {
     let nft = nat::full(None, &ruleset).script;
     no_control_chars("nft", &nft);
     let dir = scratch();
-    let dpaths = dhcp::Paths::new(dir.join("dnsmasq"));
-    let dns = dhcp::render(&m.dhcp, &links, &dpaths).files;
+    let dpaths = dnsmasq::Paths::new(dir.join("dnsmasq"));
+    let dns = dnsmasq::render(&m.dhcp, &links, &dpaths).files;
     for (path, text) in dns.by_path(&dpaths) {
         no_control_chars(&path.display().to_string(), text);
     }
@@ -258,7 +259,7 @@ mod parse {
         }
     }
 
-    pub fn dnsmasq(files: &dhcp::Files, paths: &dhcp::Paths) {
+    pub fn dnsmasq(files: &dnsmasq::Files, paths: &dnsmasq::Paths) {
         for (path, text) in files.by_path(paths) {
             std::fs::write(&path, text).unwrap();
         }

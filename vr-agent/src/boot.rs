@@ -10,7 +10,7 @@ use common::vr::BootstrapInfo;
 
 use common::net::Mac;
 
-use crate::model::{CidrSource, Edit, Model, NicCategory, from_wire};
+use vr_model::{CidrSource, Edit, Model, NicCategory, from_wire};
 
 pub const DEFAULT_PATH: &str = "/dev/virtio-ports/applianceVm.vport";
 pub const AGENT_PORT: u16 = vr_model::checks::DEFAULT_AGENT_PORT;
@@ -232,7 +232,7 @@ pub fn prelude(info: &BootstrapInfo, model: &Model) -> (Vec<Edit>, Vec<String>) 
         edits.push(e);
     }
     if let Some(ip) = wanted.and_then(|(_, ip)| ip) {
-        let cleared = crate::model::checks::clear_management_plane(&mut next, &[ip]);
+        let cleared = vr_model::checks::clear_management_plane(&mut next, &[ip]);
         if !cleared.is_empty() {
             named.extend(cleared);
             edits.push(Edit::ClearManagementPlane(vec![ip]));

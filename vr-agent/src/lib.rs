@@ -20,7 +20,6 @@ pub mod boot;
 pub mod credentials;
 pub mod engine;
 pub mod metrics;
-pub use vr_model as model;
 pub mod plan;
 pub mod sys;
 
@@ -91,7 +90,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     enable_forwarding(sys.sysctl.as_ref());
     let port = cfg.listen.map_or(boot::AGENT_PORT, |l| l.port());
-    model::checks::set_agent_port(port);
+    vr_model::checks::set_agent_port(port);
     let mut engine = Engine::start(sys, port).await?;
     let mut mgmt_ip = None;
     let mut sources = if cfg.allow_any_source {

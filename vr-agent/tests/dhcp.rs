@@ -14,8 +14,9 @@ use common::net::{IfName, Mac};
 use common::vr;
 use serde_json::json;
 use testbed::{Netns, TempDir, addr, set_mac, veth, wait_until};
-use vr_agent::plan::dnsmasq::{self as plan, Action, DhcpEdit, DnsmasqState, parse_leases};
+use vr_agent::plan::dnsmasq::{self as plan, Action, parse_leases};
 use vr_agent::sys::dnsmasq::{Dnsmasq, DnsmasqProcess, apply};
+use vr_model::dhcp::{self, DhcpEdit, DnsmasqState};
 
 const T: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
@@ -121,7 +122,7 @@ fn refresh() -> DhcpEdit {
          "dhcpInfos": [{"ip": "192.168.200.11", "mac": "fa:a1:5e:12:34:57",
                         "hostname": "192-168-200-11", "isDefaultL3Network": false}]}]});
     let cmd: vr::DhcpServersCmd = serde_json::from_value(body).unwrap();
-    DhcpEdit::Refresh(plan::servers(&cmd).unwrap())
+    DhcpEdit::Refresh(dhcp::servers(&cmd).unwrap())
 }
 
 fn set_dns() -> DhcpEdit {
@@ -129,7 +130,7 @@ fn set_dns() -> DhcpEdit {
         json!({"dns": [{"dnsAddress": "172.20.0.1", "nicMac": "fa:26:9c:aa:00:03"}]}),
     )
     .unwrap();
-    DhcpEdit::SetDns(plan::dns(&cmd).unwrap())
+    DhcpEdit::SetDns(vr_model::dns::dns(&cmd).unwrap())
 }
 
 fn add_db01() -> DhcpEdit {
@@ -140,7 +141,7 @@ fn add_db01() -> DhcpEdit {
          "isDefaultL3Network": true, "mtu": 1450}], "rebuild": false}))
     .unwrap();
     DhcpEdit::Add {
-        entries: plan::entries(&cmd.dhcp_entries).unwrap(),
+        entries: dhcp::entries(&cmd.dhcp_entries).unwrap(),
         rebuild: cmd.rebuild,
     }
 }

@@ -10,7 +10,7 @@ use common::net::{Ipv4Net, Mac};
 use common::vr;
 use serde::{Deserialize, Serialize};
 
-pub use crate::dns::{DnsConfig, dns, vpc_dns};
+use crate::dns::DnsConfig;
 use crate::field::{Entry, FieldError};
 
 /// The DHCP server on one VR NIC (`DhcpServerInfo`).
@@ -355,7 +355,7 @@ pub mod fixtures {
             st.apply(&add).is_empty(),
             "same entry again keeps its lease"
         );
-        st.apply(&DhcpEdit::SetDns(dns(&f6).unwrap()));
+        st.apply(&DhcpEdit::SetDns(crate::dns::dns(&f6).unwrap()));
         st
     }
 }

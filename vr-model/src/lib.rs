@@ -138,6 +138,30 @@ impl Edit {
         )
     }
 
+    /// The part of the router an edit changes (the label of the apply
+    /// latency histogram).
+    pub fn section(&self) -> &'static str {
+        match self {
+            Edit::ConfigureNics(_)
+            | Edit::RemoveNics(_)
+            | Edit::SetDefaultActions(_)
+            | Edit::ChangeDefaultNic { .. }
+            | Edit::ForgetNics(_) => "nics",
+            Edit::SetSnat(_)
+            | Edit::RemoveSnats(_)
+            | Edit::SyncSnats { .. }
+            | Edit::SetSnatState { .. } => "snat",
+            Edit::CreateVips { .. } | Edit::RemoveVips(_) => "vips",
+            Edit::CreatePortForwards(_)
+            | Edit::RevokePortForwards(_)
+            | Edit::SyncPortForwards(_) => "port_forwards",
+            Edit::CreateEip(_) | Edit::RemoveEip(_) | Edit::SyncEips(_) => "eips",
+            Edit::Dhcp(_) => "dhcp_dns",
+            Edit::Lb(LbEdit::LogLevel(_)) | Edit::Lb(_) => "lb",
+            Edit::SetMgmtCidr { .. } | Edit::ClearManagementPlane(_) => "management",
+        }
+    }
+
     /// True when the edit is big enough that a snapshot is cheaper to keep
     /// than a journal line.
     pub fn is_bulk(&self) -> bool {

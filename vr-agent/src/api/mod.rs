@@ -16,9 +16,9 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::engine::Engine;
-use crate::model::lb::{self, LbEdit};
-use crate::model::{CidrSource, Edit, checks, from_wire};
-use crate::plan::dnsmasq::{self as dhcp, DhcpEdit};
+use vr_model::dhcp::{self, DhcpEdit};
+use vr_model::lb::{self, LbEdit};
+use vr_model::{CidrSource, Edit, checks, dns, from_wire};
 
 mod errors;
 pub mod guard;
@@ -463,19 +463,19 @@ async fn stop_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
 
 async fn set_dns(s: AppState, c: vr::DnsCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    let cfg = dhcp::dns(&c).map_err(bad)?;
+    let cfg = dns::dns(&c).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
 }
 
 async fn remove_dns(s: AppState, c: vr::DnsCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    let cfg = dhcp::dns(&c).map_err(bad)?;
+    let cfg = dns::dns(&c).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::RemoveDns(cfg.upstreams))).await
 }
 
 async fn set_vpc_dns(s: AppState, c: vr::SetVpcDnsCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    let cfg = dhcp::vpc_dns(&c).map_err(bad)?;
+    let cfg = dns::vpc_dns(&c).map_err(bad)?;
     apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
 }
 

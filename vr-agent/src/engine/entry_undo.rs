@@ -1,6 +1,6 @@
 //! The undo of the element-level path (one PF or EIP, applied in place).
 
-use crate::model::{Edit, Eip, Model, PortForward};
+use vr_model::{Edit, Eip, Model, PortForward};
 
 /// What the element-level edits replaced: the entries of the keys they
 /// touch, as they were (None: absent).

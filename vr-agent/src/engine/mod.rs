@@ -18,12 +18,13 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::model::lb::{LbEdit, LbMode, LbState};
-use crate::model::{Edit, Eip, Model, PortForward};
-use crate::plan::dnsmasq::{DnsmasqState, Files};
+use crate::plan::dnsmasq::Files;
 use crate::plan::links::LinkOp;
 use crate::plan::nat::{Observed, Ruleset};
 use crate::plan::routes::{self, Route};
+use vr_model::dhcp::DnsmasqState;
+use vr_model::lb::{LbEdit, LbMode, LbState};
+use vr_model::{Edit, Eip, Model, PortForward};
 
 mod dhcp;
 mod drift;
@@ -156,8 +157,8 @@ pub struct Stats {
     pub hung_restarts: u64,
     /// haproxy reloads (or starts) that failed.
     pub haproxy_reload_failures: u64,
-    /// Seconds per applied edit, by section (`crate::metrics::section`).
-    pub apply_seconds: std::collections::BTreeMap<&'static str, crate::metrics::Histogram>,
+    /// Seconds per applied edit, by section (`Edit::section`).
+    pub apply_seconds: std::collections::BTreeMap<&'static str, common::prometheus::Histogram>,
     /// The last edit's error, None when it was applied (`/readyz`).
     pub last_apply_error: Option<String>,
     /// A drifted table whose repair failed (`/readyz`).
@@ -246,7 +247,7 @@ impl Engine {
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         self.stats
             .apply_seconds
-            .entry(crate::metrics::section(&edit))
+            .entry(edit.section())
             .or_default()
             .observe(ms / 1000.0);
         self.stats.last_apply_error = r.as_ref().err().map(|e| e.to_string());

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::net::{IfName, Mac};
 
 use super::{Engine, EngineError};
-use crate::model::Model;
 use crate::plan::links::{self, LinkOp};
 use crate::plan::routes::{self, Route};
 use crate::sys::netlink::Snapshot;
+use vr_model::Model;
 
 impl Engine {
     /// Make our routes in the kernel those `model` wants: remove ours that

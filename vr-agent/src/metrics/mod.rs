@@ -8,9 +8,9 @@ use common::net::{IfName, Mac};
 use serde_json::Value;
 
 use crate::engine::Stats;
-use crate::model::{Edit, Model};
 use crate::plan::nat;
 use crate::sys::haproxy::{StatKind, StatRow};
+use vr_model::Model;
 
 pub mod nft;
 pub mod ready;
@@ -18,31 +18,6 @@ pub mod zstack;
 
 pub use common::prometheus::{self as text, Histogram};
 use text::{Exposition, Kind};
-
-/// The part of the router an edit changes (the label of the apply
-/// latency histogram).
-pub fn section(e: &Edit) -> &'static str {
-    use crate::model::lb::LbEdit;
-    match e {
-        Edit::ConfigureNics(_)
-        | Edit::RemoveNics(_)
-        | Edit::SetDefaultActions(_)
-        | Edit::ChangeDefaultNic { .. }
-        | Edit::ForgetNics(_) => "nics",
-        Edit::SetSnat(_)
-        | Edit::RemoveSnats(_)
-        | Edit::SyncSnats { .. }
-        | Edit::SetSnatState { .. } => "snat",
-        Edit::CreateVips { .. } | Edit::RemoveVips(_) => "vips",
-        Edit::CreatePortForwards(_) | Edit::RevokePortForwards(_) | Edit::SyncPortForwards(_) => {
-            "port_forwards"
-        }
-        Edit::CreateEip(_) | Edit::RemoveEip(_) | Edit::SyncEips(_) => "eips",
-        Edit::Dhcp(_) => "dhcp_dns",
-        Edit::Lb(LbEdit::LogLevel(_)) | Edit::Lb(_) => "lb",
-        Edit::SetMgmtCidr { .. } | Edit::ClearManagementPlane(_) => "management",
-    }
-}
 
 /// Everything one scrape reads, taken without holding the engine lock
 /// longer than a clone.

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use common::net::{IfName, Ipv4Net, Mac};
 
-pub use vr_model::dhcp::*;
+use vr_model::dhcp::*;
 
 // ---------------------------------------------------------------- render
 

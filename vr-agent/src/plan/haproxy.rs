@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::model::lb::{
+use vr_model::lb::{
     AclKind, Algorithm, Backend, HealthKind, LbMode, LbState, Listener, Persistence,
 };
 
@@ -354,8 +354,8 @@ pub fn tests_state() -> LbState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::lb::{LbEdit, listeners};
     use common::vr;
+    use vr_model::lb::{LbEdit, listeners};
 
     pub fn state() -> LbState {
         let body: vr::LbCmd = serde_json::from_str(

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::lb::{Backend, LbState};
+use vr_model::lb::{Backend, LbState};
 
 pub const TABLE: &str = "vragent_lb";
 /// Most slots one listener's numgen map gets (weights are scaled down).

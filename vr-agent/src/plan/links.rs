@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use common::net::{IfName, Mac};
 
 use super::nat::PlanError;
-use crate::model::{Edit, Model, Nic};
+use vr_model::{Edit, Model, Nic};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkOp {

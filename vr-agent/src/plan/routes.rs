@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use common::net::{IfName, Ipv4Net, Mac};
 
 use super::nat::PlanError;
-use crate::model::{Model, NicCategory};
+use vr_model::{Model, NicCategory};
 
 /// A route `dst via gateway dev <the NIC with mac>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,7 +85,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CidrSource, Edit, Nic};
+    use vr_model::{CidrSource, Edit, Nic};
 
     fn model(boot: Option<&str>, init: Option<&str>) -> Model {
         let mut m = Model::default();

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Edit, Model};
+use vr_model::{Edit, Model};
 
 pub const COMPACT_AFTER: usize = 256;
 
@@ -295,7 +295,7 @@ impl Store for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Eip;
+    use vr_model::Eip;
 
     fn eip(i: u8) -> Eip {
         Eip {

@@ -18,6 +18,7 @@
 //! lab's CA issues kvm-agent's certificate and, through vrctl's router
 //! creation, the router's own (bootstrap info `agentTls`).
 
+pub mod addresses;
 pub mod checks;
 pub mod layout;
 pub mod secure;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::LabError;
-use super::layout::{HOST_IP, KVM, VR_AGENT, VR_MGMT_IP};
+use super::addresses::{HOST_IP, KVM, VR_AGENT, VR_MGMT_IP};
 use crate::client::{Client, ClientError};
 use crate::credentials::{CredentialFiles, Credentials};
 use crate::router::Ctx;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vr_model::dhcp::{self, DhcpEdit};
 use vr_model::lb::{self, LbEdit};
-use vr_model::{Edit, Model, from_wire};
+use vr_model::{Edit, Model, dns, from_wire};
 
 mod diff;
 mod unknown;
@@ -266,7 +266,7 @@ impl RouterSpec {
         };
         let edits = vec![
             Edit::ConfigureNics(from_wire::nics(&self.nics).map_err(|e| bad(&e))?),
-            Edit::Dhcp(DhcpEdit::SetDns(dhcp::dns(&dns).map_err(|e| bad(&e))?)),
+            Edit::Dhcp(DhcpEdit::SetDns(dns::dns(&dns).map_err(|e| bad(&e))?)),
             Edit::Dhcp(DhcpEdit::Refresh(
                 dhcp::servers(&servers).map_err(|e| bad(&e))?,
             )),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use common::net::{IfName, Mac, PortRange};
 
 use super::{FlowMatch, MAX_SHIFTED_PORTS, PlanError};
-use crate::model::{Eip, PortForward, Snat};
+use vr_model::{Eip, PortForward, Snat};
 
 /// One element of a set or map: (set, element text, flows it affects).
 pub type Element = (&'static str, String, Option<FlowMatch>);

@@ -18,8 +18,8 @@ use std::net::Ipv4Addr;
 
 use common::net::{IfName, Ipv4Net, Mac, PortRange, Proto};
 
-use crate::model::{DefaultAction, Model, NicCategory};
 use skeleton::{SETS, skeleton};
+use vr_model::{DefaultAction, Model, NicCategory};
 
 pub use elements::{Element, eip_elements, pf_elements, snat_counter};
 pub use transaction::{Change, change, delete_table, delta, full};

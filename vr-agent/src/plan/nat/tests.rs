@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use common::net::{IfName, Mac, PortRange, Proto};
 
 use super::*;
-use crate::model::{DefaultAction, Edit, Eip, Nic, NicCategory, PortForward, Snat};
+use vr_model::{DefaultAction, Edit, Eip, Nic, NicCategory, PortForward, Snat};
 
 fn mac(s: &str) -> Mac {
     s.parse().unwrap()

@@ -5,8 +5,8 @@ use axum::Router;
 use axum::routing::get;
 use proptest::prelude::*;
 
-use super::*;
 use crate::pki::{Authority, Issued};
+use crate::tls::*;
 
 struct Pki {
     ca: Authority,
