@@ -16,64 +16,18 @@
 //! place before qemu creates the tap.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use crate::plan::domain::DomainError;
-use crate::wire::vm::NicTo;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const TABLE: &str = "kvm_agent_antispoof";
 
-/// What one NIC's guard allows.
+/// What one NIC's guard allows (`plan::domain::guard_of` builds it from a
+/// `NicTO`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicGuardSpec {
     pub tap: String,
     pub mac: String,
     pub ipv4: Vec<Ipv4Addr>,
     pub ipv6: Vec<Ipv6Addr>,
-}
-
-/// The guard a NIC asks for: None unless `cleanTraffic` is true. The tap
-/// name must be given (the rules are bound to it before the tap exists).
-pub fn guard_of(n: &NicTo, field: &str) -> Result<Option<NicGuardSpec>, DomainError> {
-    if n.clean_traffic != Some(true) {
-        return Ok(None);
-    }
-    let bad = |f: &str, v: &str, why: &'static str| DomainError::Invalid {
-        field: format!("{field}.{f}"),
-        value: v.to_string(),
-        why,
-    };
-    if n.nic_internal_name.is_empty() {
-        return Err(bad(
-            "nicInternalName",
-            "",
-            "is required with cleanTraffic=true (the anti-spoofing rules are bound to the tap)",
-        ));
-    }
-    if !super::domain::nic_tap_ok(&n.nic_internal_name) {
-        return Err(bad(
-            "nicInternalName",
-            &n.nic_internal_name,
-            "is not a valid tap name",
-        ));
-    }
-    if !super::domain::nic_mac_ok(&n.mac) {
-        return Err(bad("mac", &n.mac, "is not a MAC address"));
-    }
-    let (mut ipv4, mut ipv6) = (Vec::new(), Vec::new());
-    for ip in &n.ips {
-        match ip.parse::<IpAddr>() {
-            Ok(IpAddr::V4(a)) => ipv4.push(a),
-            Ok(IpAddr::V6(a)) => ipv6.push(a),
-            Err(_) => return Err(bad("ips", ip, "is not an IP address")),
-        }
-    }
-    Ok(Some(NicGuardSpec {
-        tap: n.nic_internal_name.clone(),
-        mac: n.mac.to_ascii_lowercase(),
-        ipv4,
-        ipv6,
-    }))
 }
 
 /// nft identifiers take letters, digits and `_`: other tap characters are

@@ -393,7 +393,7 @@ pub fn plan(cmd: &StartVmCmd, opts: &DomainOptions) -> Result<DomainPlan, Domain
             taps.push(n.nic_internal_name.clone());
         }
         w.push_str(&nic::interface_xml(n, &field, "    ")?);
-        guards.extend(crate::plan::antispoof::guard_of(n, &field)?);
+        guards.extend(nic::guard_of(n, &field)?);
     }
 
     // The serial console is always logged: it is the only way to see why a
@@ -583,7 +583,7 @@ mod nic;
 pub use fields::check_boot_devs;
 use fields::xml_text;
 pub use live::*;
-pub use nic::interface_xml;
+pub use nic::{guard_of, interface_xml};
 pub(crate) use nic::{mac_ok as nic_mac_ok, tap_name_ok as nic_tap_ok};
 
 #[cfg(test)]

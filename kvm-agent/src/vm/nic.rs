@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use super::{POLL, VmError};
-use crate::plan::antispoof;
 use crate::plan::domain::{self, LiveInterface};
 use crate::sys::antispoof::NicGuard;
 use crate::sys::hypervisor::Hypervisor;
@@ -25,7 +24,7 @@ pub fn attach(
     nic: &NicTo,
 ) -> Result<(DeviceAddress, String), VmError> {
     let xml = domain::interface_xml(nic, "nic", "")?;
-    let spec = antispoof::guard_of(nic, "nic")?;
+    let spec = domain::guard_of(nic, "nic")?;
     if hv.lookup(name)?.is_none() {
         return Err(VmError::NotFound(name.into()));
     }

@@ -81,8 +81,7 @@ pub async fn attach_nic(state: AppState, cmd: AttachNicCmd) -> Result<AttachNicR
     let name = name_of("vmUuid", &cmd.vm_uuid)?;
     // Validate before locking: a bad NIC is the caller's error.
     domain::interface_xml(&cmd.nic, "nic", "").map_err(|e| ApiError::bad_request(e.to_string()))?;
-    crate::plan::antispoof::guard_of(&cmd.nic, "nic")
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    domain::guard_of(&cmd.nic, "nic").map_err(|e| ApiError::bad_request(e.to_string()))?;
     let hv = hypervisor(&state)?;
     let _g = lock_vm(&state, &name).await;
     let guard = state.vm.guard.clone();

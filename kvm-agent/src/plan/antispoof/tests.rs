@@ -1,52 +1,21 @@
 use super::*;
 
-fn nic(clean: Option<bool>, tap: &str, ips: &[&str]) -> NicTo {
-    NicTo {
-        mac: "FA:4C:EE:9A:76:00".into(),
-        ips: ips.iter().map(|s| s.to_string()).collect(),
-        bridge_name: "br_eth0".into(),
-        nic_internal_name: tap.into(),
-        clean_traffic: clean,
-        ..Default::default()
+/// The spec `plan::domain::guard_of` builds for a `cleanTraffic` NIC on
+/// tap `vnic1.0`.
+fn spec(ipv4: &[Ipv4Addr], ipv6: &[Ipv6Addr]) -> NicGuardSpec {
+    NicGuardSpec {
+        tap: "vnic1.0".into(),
+        mac: "fa:4c:ee:9a:76:00".into(),
+        ipv4: ipv4.to_vec(),
+        ipv6: ipv6.to_vec(),
     }
-}
-
-#[test]
-fn guard_only_when_asked_and_refused_without_a_tap() {
-    assert_eq!(guard_of(&nic(None, "vnic1.0", &[]), "nic").unwrap(), None);
-    assert_eq!(
-        guard_of(&nic(Some(false), "vnic1.0", &[]), "nic").unwrap(),
-        None
-    );
-    let e = guard_of(&nic(Some(true), "", &["10.0.0.5"]), "nics[0]").unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("field nics[0].nicInternalName: \"\" is required with cleanTraffic=true"),
-        "{e}"
-    );
-    let e = guard_of(&nic(Some(true), "vnic1.0", &["10.0.0.x"]), "nic").unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "field nic.ips: \"10.0.0.x\" is not an IP address"
-    );
-    let g = guard_of(
-        &nic(Some(true), "vnic1.0", &["10.0.0.5", "2001:db8::5"]),
-        "nic",
-    )
-    .unwrap()
-    .unwrap();
-    assert_eq!(g.mac, "fa:4c:ee:9a:76:00");
-    assert_eq!(g.ipv4, ["10.0.0.5".parse::<Ipv4Addr>().unwrap()]);
-    assert_eq!(g.ipv6, ["2001:db8::5".parse::<Ipv6Addr>().unwrap()]);
 }
 
 #[test]
 fn scripts_bind_a_chain_per_tap() {
     assert_eq!(chain_name("vnic12.0"), "nic_vnic12_2e0");
     assert_eq!(chain_name("tap-a"), "nic_tap_2da");
-    let g = guard_of(&nic(Some(true), "vnic1.0", &["10.0.0.5"]), "nic")
-        .unwrap()
-        .unwrap();
+    let g = spec(&["10.0.0.5".parse().unwrap()], &[]);
     let s = apply_script(&g);
     for want in [
         "add rule bridge kvm_agent_antispoof nic_vnic1_2e0 ether saddr != fa:4c:ee:9a:76:00 drop",
@@ -59,11 +28,7 @@ fn scripts_bind_a_chain_per_tap() {
     }
     assert!(!s.contains("ip6 saddr"), "{s}");
     // MAC only when the NIC has no IPs: every IP protocol passes.
-    let s = apply_script(
-        &guard_of(&nic(Some(true), "vnic1.0", &[]), "nic")
-            .unwrap()
-            .unwrap(),
-    );
+    let s = apply_script(&spec(&[], &[]));
     assert!(s.contains("ether type != { arp, ip, ip6 } drop"), "{s}");
     assert!(!s.contains("ip saddr"), "{s}");
     let r = remove_script("vnic1.0");

@@ -1,10 +1,13 @@
 //! One `<interface type='bridge'>` element from a `NicTO`: shared by the
 //! domain XML of `/vm/start` and the device XML of `/vm/attachnic`, so a
-//! hot-plugged NIC looks exactly like one the VM was started with.
+//! hot-plugged NIC looks exactly like one the VM was started with. Also the
+//! NIC's anti-spoofing guard (`guard_of`), which needs the same NIC checks.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use super::{DomainError, esc, invalid};
+use crate::plan::antispoof::NicGuardSpec;
 use crate::wire::vm::NicTo;
 
 pub(crate) fn tap_name_ok(s: &str) -> bool {
@@ -80,3 +83,50 @@ pub fn interface_xml(n: &NicTo, field: &str, indent: &str) -> Result<String, Dom
     let _ = writeln!(w, "{indent}</interface>");
     Ok(x)
 }
+
+/// The guard a NIC asks for: None unless `cleanTraffic` is true. The tap
+/// name must be given (the rules are bound to it before the tap exists).
+pub fn guard_of(n: &NicTo, field: &str) -> Result<Option<NicGuardSpec>, DomainError> {
+    if n.clean_traffic != Some(true) {
+        return Ok(None);
+    }
+    let bad = |f: &str, v: &str, why: &'static str| DomainError::Invalid {
+        field: format!("{field}.{f}"),
+        value: v.to_string(),
+        why,
+    };
+    if n.nic_internal_name.is_empty() {
+        return Err(bad(
+            "nicInternalName",
+            "",
+            "is required with cleanTraffic=true (the anti-spoofing rules are bound to the tap)",
+        ));
+    }
+    if !tap_name_ok(&n.nic_internal_name) {
+        return Err(bad(
+            "nicInternalName",
+            &n.nic_internal_name,
+            "is not a valid tap name",
+        ));
+    }
+    if !mac_ok(&n.mac) {
+        return Err(bad("mac", &n.mac, "is not a MAC address"));
+    }
+    let (mut ipv4, mut ipv6) = (Vec::new(), Vec::new());
+    for ip in &n.ips {
+        match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => ipv4.push(a),
+            Ok(IpAddr::V6(a)) => ipv6.push(a),
+            Err(_) => return Err(bad("ips", ip, "is not an IP address")),
+        }
+    }
+    Ok(Some(NicGuardSpec {
+        tap: n.nic_internal_name.clone(),
+        mac: n.mac.to_ascii_lowercase(),
+        ipv4,
+        ipv6,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

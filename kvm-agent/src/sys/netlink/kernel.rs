@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -21,6 +22,12 @@ use crate::netstate::{Link, Observed, Op};
 #[derive(Clone)]
 pub struct RtNetlink {
     handle: Handle,
+    /// The kernel runs one dump per netlink socket at a time and refuses
+    /// another started meanwhile (EBUSY); concurrent requests (`/metrics`,
+    /// `/host/fact`, a bridge command waiting for its gateway, ...) list at
+    /// once, so every dump takes its turn here. Shared by the clones, which
+    /// share the socket.
+    dumps: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl RtNetlink {
@@ -28,9 +35,13 @@ impl RtNetlink {
     pub fn new() -> std::io::Result<Self> {
         let (conn, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(conn);
-        Ok(RtNetlink { handle })
+        Ok(RtNetlink {
+            handle,
+            dumps: Arc::default(),
+        })
     }
 
+    /// A get by name, not a dump: it needs no turn.
     async fn index(&self, name: &str) -> Result<u32, NetlinkError> {
         let mut s = self
             .handle
@@ -49,7 +60,9 @@ impl RtNetlink {
     }
 
     async fn dump_all(&self) -> Result<Observed, NetlinkError> {
-        // One dump at a time: parallel dumps on one socket answer EBUSY.
+        // One dump at a time, also within: parallel dumps on one socket
+        // answer EBUSY. The turn covers all four listings.
+        let _turn = self.dumps.lock().await;
         let links: Vec<Link> = self
             .handle
             .link()
@@ -201,6 +214,7 @@ impl RtNetlink {
         } else {
             AddressFamily::Inet6
         };
+        let _turn = self.dumps.lock().await;
         let msgs: Vec<_> = self
             .handle
             .neighbours()

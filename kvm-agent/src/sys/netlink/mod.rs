@@ -5,8 +5,9 @@
 //! was created in, translating through messages.rs; `FailAt` wraps any
 //! implementation to fail one chosen op (tests provoke each rollback against
 //! the real kernel with it); `FakeNetlink` simulates a kernel in memory and
-//! records ops (both in fakes.rs).
+//! records ops (both in fakes.rs, compiled only for tests: feature `fakes`).
 
+#[cfg(any(test, feature = "fakes"))]
 mod fakes;
 mod kernel;
 mod messages;
@@ -19,6 +20,7 @@ use futures::future::BoxFuture;
 
 use crate::netstate::{Observed, Op};
 
+#[cfg(any(test, feature = "fakes"))]
 pub use fakes::{FailAt, FakeNetlink};
 pub use kernel::RtNetlink;
 
@@ -46,6 +48,7 @@ impl NetlinkError {
             _ => None,
         }
     }
+    #[cfg(any(test, feature = "fakes"))]
     fn kernel(errno: i32) -> Self {
         NetlinkError::Kernel {
             errno,
