@@ -463,7 +463,7 @@ mod tests {
                 nic_mac: None,
             }],
         };
-        assert_eq!(dns(&bad_dns).unwrap_err().field, "dnsAddress");
+        assert_eq!(crate::dns::dns(&bad_dns).unwrap_err().field, "dnsAddress");
     }
 
     #[test]

@@ -16,12 +16,16 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::engine::Engine;
-use vr_model::dhcp::{self, DhcpEdit};
 use vr_model::lb::{self, LbEdit};
-use vr_model::{CidrSource, Edit, checks, dns, from_wire};
+use vr_model::{CidrSource, Edit, from_wire};
 
+mod dhcp_dns;
 mod errors;
 pub mod guard;
+mod lb_certs;
+
+use dhcp_dns::*;
+use lb_certs::*;
 
 pub use common::vr::ZVR_VERSION;
 
@@ -419,122 +423,6 @@ async fn remove_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
 async fn sync_eip(s: AppState, c: vr::SyncEipCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
     apply(&s, Edit::SyncEips(from_wire::eips(&c.eips).map_err(bad)?)).await
-}
-
-async fn add_dhcp(s: AppState, c: vr::AddDhcpCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let entries = dhcp::entries(&c.dhcp_entries).map_err(bad)?;
-    checks::dhcp_entries("dhcpEntries", &entries).map_err(bad)?;
-    apply(
-        &s,
-        Edit::Dhcp(DhcpEdit::Add {
-            entries,
-            rebuild: c.rebuild,
-        }),
-    )
-    .await
-}
-
-async fn remove_dhcp(s: AppState, c: vr::RemoveDhcpCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let keys = dhcp::entry_keys(&c.dhcp_entries).map_err(bad)?;
-    apply(&s, Edit::Dhcp(DhcpEdit::Remove(keys))).await
-}
-
-async fn refresh_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let servers = dhcp::servers(&c).map_err(bad)?;
-    checks::dhcp_servers(&servers).map_err(bad)?;
-    apply(&s, Edit::Dhcp(DhcpEdit::Refresh(servers))).await
-}
-
-async fn start_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let servers = dhcp::servers(&c).map_err(bad)?;
-    checks::dhcp_servers(&servers).map_err(bad)?;
-    apply(&s, Edit::Dhcp(DhcpEdit::Start(servers))).await
-}
-
-async fn stop_dhcp(s: AppState, c: vr::DhcpServersCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let macs = dhcp::server_macs(&c).map_err(bad)?;
-    apply(&s, Edit::Dhcp(DhcpEdit::Stop(macs))).await
-}
-
-async fn set_dns(s: AppState, c: vr::DnsCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let cfg = dns::dns(&c).map_err(bad)?;
-    apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
-}
-
-async fn remove_dns(s: AppState, c: vr::DnsCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let cfg = dns::dns(&c).map_err(bad)?;
-    apply(&s, Edit::Dhcp(DhcpEdit::RemoveDns(cfg.upstreams))).await
-}
-
-async fn set_vpc_dns(s: AppState, c: vr::SetVpcDnsCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let cfg = dns::vpc_dns(&c).map_err(bad)?;
-    apply(&s, Edit::Dhcp(DhcpEdit::SetDns(cfg))).await
-}
-
-async fn lb_refresh(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let (listeners, remove) = lb::listeners(&c.lbs).map_err(bad)?;
-    apply(
-        &s,
-        Edit::Lb(LbEdit::Refresh {
-            listeners,
-            remove,
-            log: c.enable_haproxy_log,
-        }),
-    )
-    .await
-}
-
-async fn lb_delete(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let uuids = lb::listener_uuids(&c.lbs).map_err(bad)?;
-    apply(&s, Edit::Lb(LbEdit::Delete(uuids))).await
-}
-
-async fn lb_log_level(s: AppState, c: vr::LbLogLevelCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    let level = lb::log_level(&c.level).map_err(bad)?;
-    apply(&s, Edit::Lb(LbEdit::LogLevel(level))).await
-}
-
-async fn add_certs(
-    s: &AppState,
-    certs: std::collections::BTreeMap<String, String>,
-) -> Result<Ok, ApiError> {
-    for (uuid, pem) in &certs {
-        lb::certificate(uuid, pem).map_err(bad)?;
-    }
-    s.engine.lock().await.add_certificates(&certs).await?;
-    Result::Ok(Ok {})
-}
-
-async fn certificate_create(s: AppState, c: vr::CertificateCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    add_certs(&s, [(c.uuid, c.certificate)].into_iter().collect()).await
-}
-
-async fn certificates_create(s: AppState, c: vr::CertificatesCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    add_certs(&s, c.certs).await
-}
-
-async fn certificate_delete(s: AppState, c: vr::CertificateCmd) -> Result<Ok, ApiError> {
-    bounded(&c)?;
-    if !lb::check_ident(&c.uuid) {
-        return Err(ApiError::bad_request(format!(
-            "certificate: uuid: {} is missing or is not an id",
-            common::text::quoted(&c.uuid)
-        )));
-    }
-    apply(&s, Edit::Lb(LbEdit::DeleteCert(c.uuid))).await
 }
 
 /// Our extension: new TLS material and/or tokens, in force for the next

@@ -18,6 +18,7 @@
 //! `plan::haproxy::RunAs`) and open no file. So every file here is root's,
 //! 0600, in 0700 dirs; the unix sockets are 0600 too.
 
+#[cfg(any(test, feature = "fakes"))]
 mod fake;
 mod files;
 mod host;
@@ -32,6 +33,7 @@ use async_trait::async_trait;
 use super::runner::RunError;
 use crate::plan::haproxy::{Files, Paths};
 
+#[cfg(any(test, feature = "fakes"))]
 pub use fake::{Call, FakeHaproxy};
 pub use host::{host, run_as};
 pub use process::HaproxyProcess;
