@@ -14,8 +14,9 @@ use common::net::{IfName, Mac};
 use common::vr;
 use serde_json::json;
 use testbed::{Netns, TempDir, addr, set_mac, veth, wait_until};
+use vr_agent::engine::update_dnsmasq;
 use vr_agent::plan::dnsmasq::{self as plan, Action, parse_leases};
-use vr_agent::sys::dnsmasq::{Dnsmasq, DnsmasqProcess, apply};
+use vr_agent::sys::dnsmasq::{Dnsmasq, DnsmasqProcess};
 use vr_model::dhcp::{self, DhcpEdit, DnsmasqState};
 
 const T: Duration = Duration::from_secs(10);
@@ -167,7 +168,10 @@ fn static_leases_options_reload_release_and_dns() {
             st.apply(&refresh());
             st.apply(&set_dns());
             let files = plan::render(&st, &links, d.paths()).files;
-            assert_eq!(apply(&d, None, &files).await.unwrap(), Action::Restart);
+            assert_eq!(
+                update_dnsmasq(&d, None, &files).await.unwrap(),
+                Action::Restart
+            );
             assert!(wait_until(T, POLL, || d.pid().is_some()));
             let pid = d.pid().unwrap();
 
@@ -196,7 +200,10 @@ fn static_leases_options_reload_release_and_dns() {
             let old = files;
             assert!(st.apply(&add_db01()).is_empty());
             let files = plan::render(&st, &links, d.paths()).files;
-            assert_eq!(apply(&d, Some(&old), &files).await.unwrap(), Action::Reload);
+            assert_eq!(
+                update_dnsmasq(&d, Some(&old), &files).await.unwrap(),
+                Action::Reload
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
             assert_eq!(d.pid(), Some(pid), "no restart for host changes");
             assert_eq!(d.restarts(), 0);
@@ -222,7 +229,10 @@ fn static_leases_options_reload_release_and_dns() {
             )]));
             assert_eq!(rel.len(), 1);
             let files = plan::render(&st, &links, d.paths()).files;
-            assert_eq!(apply(&d, Some(&old), &files).await.unwrap(), Action::Reload);
+            assert_eq!(
+                update_dnsmasq(&d, Some(&old), &files).await.unwrap(),
+                Action::Reload
+            );
             for r in &rel {
                 d.release(&links[&r.vr_nic_mac], r.ip, r.mac).await.unwrap();
             }
@@ -241,7 +251,10 @@ fn static_leases_options_reload_release_and_dns() {
             let old = files;
             st.apply(&refresh());
             let files = plan::render(&st, &links, d.paths()).files;
-            assert_eq!(apply(&d, Some(&old), &files).await.unwrap(), Action::Reload);
+            assert_eq!(
+                update_dnsmasq(&d, Some(&old), &files).await.unwrap(),
+                Action::Reload
+            );
             assert_eq!(d.pid(), Some(pid));
 
             // The supervisor restarts a dnsmasq that dies.

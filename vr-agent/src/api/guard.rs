@@ -191,7 +191,7 @@ impl AuditCtx {
 }
 
 /// The engine generation the running command left in force (called by
-/// `api::apply` under the engine's lock).
+/// `api::submit` under the engine's lock).
 pub fn note_generation(g: u64) {
     let _ = AUDIT.try_with(|c| *c.generation.lock().unwrap() = Some(g));
 }

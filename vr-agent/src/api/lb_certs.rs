@@ -5,12 +5,12 @@ use common::vr;
 use vr_model::Edit;
 use vr_model::lb::{self, LbEdit};
 
-use super::{AppState, apply, bad, bounded};
+use super::{AppState, bad, bounded, submit};
 
 pub(super) async fn lb_refresh(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
     let (listeners, remove) = lb::listeners(&c.lbs).map_err(bad)?;
-    apply(
+    submit(
         &s,
         Edit::Lb(LbEdit::Refresh {
             listeners,
@@ -24,13 +24,13 @@ pub(super) async fn lb_refresh(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError
 pub(super) async fn lb_delete(s: AppState, c: vr::LbCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
     let uuids = lb::listener_uuids(&c.lbs).map_err(bad)?;
-    apply(&s, Edit::Lb(LbEdit::Delete(uuids))).await
+    submit(&s, Edit::Lb(LbEdit::Delete(uuids))).await
 }
 
 pub(super) async fn lb_log_level(s: AppState, c: vr::LbLogLevelCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
     let level = lb::log_level(&c.level).map_err(bad)?;
-    apply(&s, Edit::Lb(LbEdit::LogLevel(level))).await
+    submit(&s, Edit::Lb(LbEdit::LogLevel(level))).await
 }
 
 pub(super) async fn add_certs(
@@ -65,5 +65,5 @@ pub(super) async fn certificate_delete(s: AppState, c: vr::CertificateCmd) -> Re
             common::text::quoted(&c.uuid)
         )));
     }
-    apply(&s, Edit::Lb(LbEdit::DeleteCert(c.uuid))).await
+    submit(&s, Edit::Lb(LbEdit::DeleteCert(c.uuid))).await
 }

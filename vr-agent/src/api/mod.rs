@@ -121,7 +121,9 @@ fn bounded<T: Serialize>(cmd: &T) -> Result<(), ApiError> {
     vr::check_bounds(cmd).map_err(ApiError::bad_request)
 }
 
-async fn apply(s: &AppState, edit: Edit) -> Result<Ok, ApiError> {
+/// Hands an edit to the engine, under its lock; the audit line gets the
+/// generation it made.
+async fn submit(s: &AppState, edit: Edit) -> Result<Ok, ApiError> {
     let mut e = s.engine.lock().await;
     let r = e.apply(edit).await;
     guard::note_generation(e.generation());
@@ -178,7 +180,7 @@ async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
     }
     // The management node's network, routed via the management gateway
     // (zvr's initHandler does the same).
-    apply(
+    submit(
         &s,
         Edit::SetMgmtCidr {
             source: CidrSource::Init,
@@ -187,7 +189,7 @@ async fn init(s: AppState, cmd: vr::InitCmd) -> Result<vr::InitRsp, ApiError> {
     )
     .await?;
     if let Some(level) = log_level {
-        apply(&s, Edit::Lb(LbEdit::LogLevel(level))).await?;
+        submit(&s, Edit::Lb(LbEdit::LogLevel(level))).await?;
     }
     *s.uuid.write().unwrap() = cmd.uuid.clone();
     tracing::info!(uuid = %cmd.uuid, "initialised by the controller");
@@ -253,7 +255,7 @@ async fn configure_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
     let netlink = s.engine.lock().await.netlink();
     let macs: Vec<_> = nics.iter().map(|n| n.mac).collect();
     wait_for_nics(netlink.as_ref(), &macs, NIC_APPEAR_WAIT).await?;
-    apply(&s, Edit::ConfigureNics(nics)).await
+    submit(&s, Edit::ConfigureNics(nics)).await
 }
 
 /// Wait (without the engine lock) until every MAC is a link of the box.
@@ -290,7 +292,7 @@ async fn wait_for_nics(
 
 async fn remove_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(
+    submit(
         &s,
         Edit::RemoveNics(from_wire::nic_macs(&c.nics).map_err(bad)?),
     )
@@ -299,7 +301,7 @@ async fn remove_nic(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
 
 async fn nic_default_action(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(
+    submit(
         &s,
         Edit::SetDefaultActions(from_wire::default_actions(&c.nics).map_err(bad)?),
     )
@@ -308,12 +310,12 @@ async fn nic_default_action(s: AppState, c: vr::NicsCmd) -> Result<Ok, ApiError>
 
 async fn change_default_nic(s: AppState, c: vr::ChangeDefaultNicCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(&s, from_wire::change_default_nic(&c).map_err(bad)?).await
+    submit(&s, from_wire::change_default_nic(&c).map_err(bad)?).await
 }
 
 async fn set_snat(s: AppState, c: vr::SetSnatCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(
+    submit(
         &s,
         Edit::SetSnat(from_wire::snat("snat", &c.snat).map_err(bad)?),
     )
@@ -322,7 +324,7 @@ async fn set_snat(s: AppState, c: vr::SetSnatCmd) -> Result<Ok, ApiError> {
 
 async fn remove_snat(s: AppState, c: vr::RemoveSnatCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(
+    submit(
         &s,
         Edit::RemoveSnats(from_wire::snats("natInfo", &c.nat_info).map_err(bad)?),
     )
@@ -332,7 +334,7 @@ async fn remove_snat(s: AppState, c: vr::RemoveSnatCmd) -> Result<Ok, ApiError> 
 async fn sync_snat(s: AppState, c: vr::SyncSnatCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
     let snats = from_wire::snats("snats", &c.snats).map_err(bad)?;
-    apply(
+    submit(
         &s,
         Edit::SyncSnats {
             snats,
@@ -348,7 +350,7 @@ async fn set_snat_state(
 ) -> Result<vr::SnatServiceStateRsp, ApiError> {
     bounded(&c)?;
     let snats = from_wire::snats("snats", &c.snats).map_err(bad)?;
-    apply(
+    submit(
         &s,
         Edit::SetSnatState {
             snats,
@@ -369,12 +371,12 @@ async fn create_vip(s: AppState, c: vr::CreateVipCmd) -> Result<Ok, ApiError> {
     } else {
         vec![]
     };
-    apply(&s, Edit::CreateVips { vips, primaries }).await
+    submit(&s, Edit::CreateVips { vips, primaries }).await
 }
 
 async fn remove_vip(s: AppState, c: vr::RemoveVipCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(
+    submit(
         &s,
         Edit::RemoveVips(from_wire::vip_ips(&c.vips).map_err(bad)?),
     )
@@ -383,7 +385,7 @@ async fn remove_vip(s: AppState, c: vr::RemoveVipCmd) -> Result<Ok, ApiError> {
 
 async fn create_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(
+    submit(
         &s,
         Edit::CreatePortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?),
     )
@@ -393,12 +395,12 @@ async fn create_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError
 async fn revoke_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
     let uuids = c.rules.iter().map(|r| r.uuid.trim().to_string()).collect();
-    apply(&s, Edit::RevokePortForwards(uuids)).await
+    submit(&s, Edit::RevokePortForwards(uuids)).await
 }
 
 async fn sync_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(
+    submit(
         &s,
         Edit::SyncPortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?),
     )
@@ -407,7 +409,7 @@ async fn sync_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> 
 
 async fn create_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(
+    submit(
         &s,
         Edit::CreateEip(from_wire::eip("eip", &c.eip).map_err(bad)?),
     )
@@ -417,12 +419,12 @@ async fn create_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
 async fn remove_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
     let vip = from_wire::eip("eip", &c.eip).map_err(bad)?.vip;
-    apply(&s, Edit::RemoveEip(vip)).await
+    submit(&s, Edit::RemoveEip(vip)).await
 }
 
 async fn sync_eip(s: AppState, c: vr::SyncEipCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    apply(&s, Edit::SyncEips(from_wire::eips(&c.eips).map_err(bad)?)).await
+    submit(&s, Edit::SyncEips(from_wire::eips(&c.eips).map_err(bad)?)).await
 }
 
 /// Our extension: new TLS material and/or tokens, in force for the next

@@ -2,7 +2,8 @@
 //! with a reload (SIGHUP) or a restart as the change needs.
 
 use super::*;
-use crate::plan::dnsmasq as dhcp;
+use crate::plan::dnsmasq::{self as dhcp, Action};
+use crate::sys::dnsmasq::Dnsmasq;
 
 impl Engine {
     /// dnsmasq files for a DHCP/DNS state; None when there is nothing to
@@ -44,8 +45,7 @@ impl Engine {
             }
             Some(files) => {
                 let action =
-                    crate::sys::dnsmasq::apply(d.as_ref(), self.dnsmasq_files.as_ref(), &files)
-                        .await?;
+                    update_dnsmasq(d.as_ref(), self.dnsmasq_files.as_ref(), &files).await?;
                 if action != dhcp::Action::Nothing {
                     tracing::info!(?action, "dnsmasq updated");
                 }
@@ -75,5 +75,79 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Brings dnsmasq from `old` to `new` files: nothing, write + SIGHUP, or
+/// check + write + restart (the plan says which). Returns what it did.
+pub async fn update_dnsmasq(
+    d: &dyn Dnsmasq,
+    old: Option<&Files>,
+    new: &Files,
+) -> Result<Action, DnsmasqError> {
+    let action = crate::plan::dnsmasq::action(old, new);
+    match action {
+        Action::Nothing => {}
+        Action::Reload => {
+            d.write(new).await?;
+            d.reload().await?;
+        }
+        Action::Restart => {
+            d.check(&new.conf).await?;
+            d.write(new).await?;
+            d.restart().await?;
+        }
+    }
+    Ok(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::dnsmasq::{Call, FakeDnsmasq};
+
+    fn files(conf: &str, hosts: &str) -> Files {
+        Files {
+            conf: conf.into(),
+            hosts: hosts.into(),
+            ..Files::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn hosts_changes_reload_and_config_changes_restart() {
+        let d = FakeDnsmasq::new();
+        let a = files("c1", "h1");
+        assert_eq!(update_dnsmasq(&d, None, &a).await.unwrap(), Action::Restart);
+        assert_eq!(
+            d.take_calls(),
+            vec![
+                Call::Check("c1".into()),
+                Call::Write(a.clone()),
+                Call::Restart
+            ]
+        );
+        let b = files("c1", "h2");
+        assert_eq!(
+            update_dnsmasq(&d, Some(&a), &b).await.unwrap(),
+            Action::Reload
+        );
+        assert_eq!(d.take_calls(), vec![Call::Write(b.clone()), Call::Reload]);
+        assert_eq!(
+            update_dnsmasq(&d, Some(&b), &b).await.unwrap(),
+            Action::Nothing
+        );
+        assert!(d.take_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_config_is_not_written() {
+        let d = FakeDnsmasq::new();
+        *d.fail_check_on.lock().unwrap() = Some("bogus".into());
+        let err = update_dnsmasq(&d, None, &files("bogus", "h"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("bad option bogus"), "{err}");
+        assert_eq!(d.take_calls(), vec![Call::Check("bogus".into())]);
     }
 }

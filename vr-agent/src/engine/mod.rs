@@ -43,6 +43,7 @@ use crate::sys::firewall::FirewallError;
 use crate::sys::haproxy::HaproxyError;
 use crate::sys::netlink::NetlinkError;
 use crate::sys::store::StoreError;
+pub use dhcp::update_dnsmasq;
 use entry_undo::EntryUndo;
 use vr_model::Invalid;
 

@@ -24,7 +24,7 @@ use tokio::process::Command;
 
 use super::runner::{self, RunError};
 use super::supervisor::{Supervised, kill_strays};
-use crate::plan::dnsmasq::{Action, Files, Paths, RunAs};
+use crate::plan::dnsmasq::{Files, Paths, RunAs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsmasqError {
@@ -119,29 +119,6 @@ pub trait Dnsmasq: Send + Sync {
             .map(|(m, ip, _)| (m, ip))
             .collect()
     }
-}
-
-/// Brings dnsmasq from `old` to `new` files: nothing, write + SIGHUP, or
-/// check + write + restart. Returns what it did.
-pub async fn apply(
-    d: &dyn Dnsmasq,
-    old: Option<&Files>,
-    new: &Files,
-) -> Result<Action, DnsmasqError> {
-    let action = crate::plan::dnsmasq::action(old, new);
-    match action {
-        Action::Nothing => {}
-        Action::Reload => {
-            d.write(new).await?;
-            d.reload().await?;
-        }
-        Action::Restart => {
-            d.check(&new.conf).await?;
-            d.write(new).await?;
-            d.restart().await?;
-        }
-    }
-    Ok(action)
 }
 
 // ---------------------------------------------------------------- real
@@ -431,26 +408,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn apply_reloads_for_hosts_and_restarts_for_config() {
-        let d = FakeDnsmasq::new();
-        let a = files("c1", "h1");
-        assert_eq!(apply(&d, None, &a).await.unwrap(), Action::Restart);
-        assert_eq!(
-            d.take_calls(),
-            vec![
-                Call::Check("c1".into()),
-                Call::Write(a.clone()),
-                Call::Restart
-            ]
-        );
-        let b = files("c1", "h2");
-        assert_eq!(apply(&d, Some(&a), &b).await.unwrap(), Action::Reload);
-        assert_eq!(d.take_calls(), vec![Call::Write(b.clone()), Call::Reload]);
-        assert_eq!(apply(&d, Some(&b), &b).await.unwrap(), Action::Nothing);
-        assert!(d.take_calls().is_empty());
-    }
-
     #[test]
     fn runs_as_the_first_user_the_box_has_and_never_root() {
         let id = identity().expect("this box has dnsmasq or nobody");
@@ -492,14 +449,5 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_refused_config_is_not_written() {
-        let d = FakeDnsmasq::new();
-        *d.fail_check_on.lock().unwrap() = Some("bogus".into());
-        let err = apply(&d, None, &files("bogus", "h")).await.unwrap_err();
-        assert!(err.to_string().contains("bad option bogus"), "{err}");
-        assert_eq!(d.take_calls(), vec![Call::Check("bogus".into())]);
     }
 }
