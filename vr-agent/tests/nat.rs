@@ -214,12 +214,13 @@ fn invalid_batch_changes_nothing_and_names_the_entry() {
             409,
             "on-eip",
         ),
-        // unknown NIC MAC
+        // a NIC MAC the router lacks: the router's state (409), as for
+        // /changeDefaultNic
         (
             "/createeip",
-            json!({"eip": {"vipIp": "172.20.10.101", "privateMac": PRIV_MAC,
+            json!({"eip": {"vipIp": "172.20.10.102", "privateMac": PRIV_MAC,
             "publicMac": "fa:26:9c:aa:00:99", "guestIp": "192.168.100.10"}}),
-            400,
+            409,
             "fa:26:9c:aa:00:99 matches no NIC",
         ),
         // wrong JSON type

@@ -240,7 +240,7 @@ proptest! {
         let m = grown(&history);
         let links = links();
         let obs = nat::Observed { links: &links, agent_port: 7272 };
-        let ruleset = nat::render(&m, &obs).map_err(|e| TestCaseError::fail(e.0))?;
+        let ruleset = nat::render(&m, &obs).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let script = nat::full(None, &ruleset).script;
         if let Err(e) = nft_check(&script) {
             return Err(TestCaseError::fail(format!("nft -c refused:\n{e}\n{script}")));

@@ -10,6 +10,7 @@ use common::agent::{ApiError, ErrorKind};
 use vr_model::Invalid;
 
 use crate::engine::EngineError;
+use crate::plan::PlanError;
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
@@ -24,7 +25,12 @@ fn kind(cause: &EngineError) -> ErrorKind {
     match cause {
         EngineError::Invalid(Invalid::Request(_)) => ErrorKind::BadRequest,
         EngineError::Invalid(Invalid::Clash(_) | Invalid::Router(_)) => ErrorKind::Conflict,
-        EngineError::Plan(_) | EngineError::Refused(_) => ErrorKind::BadRequest,
+        // The router lacks the NIC (not attached, or not yet configured),
+        // as for /changeDefaultNic and a /configurenic NIC that never came.
+        EngineError::Plan(PlanError::NoSuchNic { .. }) => ErrorKind::Conflict,
+        EngineError::Plan(PlanError::Unsupported(_)) | EngineError::Refused(_) => {
+            ErrorKind::BadRequest
+        }
         EngineError::Firewall(_)
         | EngineError::Netlink(_)
         | EngineError::Dnsmasq(_)
@@ -52,6 +58,12 @@ mod tests {
         assert_eq!(api(Invalid::Clash("c".into()).into()), 409);
         assert_eq!(api(Invalid::Router("m".into()).into()), 409);
         assert_eq!(api(undone(Invalid::Clash("c".into()).into())), 409);
+        let nic = PlanError::NoSuchNic {
+            what: "eip".into(),
+            mac: "fa:26:9c:aa:00:99".parse().unwrap(),
+        };
+        assert_eq!(api(nic.into()), 409);
+        assert_eq!(api(PlanError::Unsupported("u".into()).into()), 400);
         let disk = StoreError::Io {
             path: "/var/lib/vr-agent".into(),
             source: std::io::Error::other("disk full"),

@@ -18,9 +18,10 @@ impl Engine {
         }
         let r = dhcp::render(state, links, self.sys.dnsmasq.paths());
         if let Some(mac) = r.missing_nics.iter().next() {
-            return Err(crate::plan::nat::PlanError(format!(
-                "vrNicMac/nicMac {mac} matches no NIC on this router"
-            ))
+            return Err(crate::plan::PlanError::NoSuchNic {
+                what: "vrNicMac/nicMac".into(),
+                mac: *mac,
+            }
             .into());
         }
         Ok(Some(r.files))

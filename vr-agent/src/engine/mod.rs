@@ -35,7 +35,7 @@ mod nat;
 mod redo;
 mod routes_sync;
 
-use crate::plan::nat::PlanError;
+use crate::plan::PlanError;
 use crate::plan::{self, haproxy, lbudp};
 use crate::sys::Sys;
 use crate::sys::dnsmasq::DnsmasqError;

@@ -81,7 +81,7 @@ impl Engine {
                     tracing::error!(error = %e, "undoing a failed edit's links failed");
                 }
             }
-            Err(e) => tracing::error!(error = %e.0, "cannot plan the undo of a failed edit"),
+            Err(e) => tracing::error!(error = %e, "cannot plan the undo of a failed edit"),
         }
         let model = self.model.clone();
         if let Err(e) = self.sync_routes(&model, links).await {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use common::net::{IfName, Mac};
 
-use super::nat::PlanError;
+use super::PlanError;
 use vr_model::{Edit, Model, Nic};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,10 +76,10 @@ pub fn plan(
     links: &BTreeMap<Mac, IfName>,
 ) -> Result<Vec<LinkOp>, PlanError> {
     let name = |mac: &Mac, what: &str| {
-        links
-            .get(mac)
-            .cloned()
-            .ok_or_else(|| PlanError(format!("{what}: {mac} matches no NIC on this router")))
+        links.get(mac).cloned().ok_or_else(|| PlanError::NoSuchNic {
+            what: what.to_string(),
+            mac: *mac,
+        })
     };
     let mut ops = vec![];
     let old_addrs = old.map(addresses).unwrap_or_default();

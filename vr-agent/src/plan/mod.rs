@@ -3,9 +3,12 @@
 
 pub mod conntrackd;
 pub mod dnsmasq;
+mod error;
 pub mod haproxy;
 pub mod keepalived;
 pub mod lbudp;
 pub mod links;
 pub mod nat;
 pub mod routes;
+
+pub use error::PlanError;

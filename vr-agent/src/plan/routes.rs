@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use common::net::{IfName, Ipv4Net, Mac};
 
-use super::nat::PlanError;
+use super::PlanError;
 use vr_model::{Model, NicCategory};
 
 /// A route `dst via gateway dev <the NIC with mac>`.
@@ -67,12 +67,13 @@ pub fn resolve(
     routes
         .iter()
         .map(|r| {
-            let ifname = links.get(&r.mac).cloned().ok_or_else(|| {
-                PlanError(format!(
-                    "route to {} via {}: management NIC {} matches no NIC on this router",
-                    r.dst, r.gateway, r.mac
-                ))
-            })?;
+            let ifname = links
+                .get(&r.mac)
+                .cloned()
+                .ok_or_else(|| PlanError::NoSuchNic {
+                    what: format!("route to {} via {}: management NIC", r.dst, r.gateway),
+                    mac: r.mac,
+                })?;
             Ok(Route {
                 dst: r.dst,
                 gateway: r.gateway,

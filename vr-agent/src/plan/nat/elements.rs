@@ -16,10 +16,10 @@ fn link(
     mac: &Mac,
     what: impl FnOnce() -> String,
 ) -> Result<IfName, PlanError> {
-    links
-        .get(mac)
-        .cloned()
-        .ok_or_else(|| PlanError(format!("{}: {mac} matches no NIC on this router", what())))
+    links.get(mac).cloned().ok_or_else(|| PlanError::NoSuchNic {
+        what: what(),
+        mac: *mac,
+    })
 }
 
 /// The elements one EIP puts in the table.
@@ -117,7 +117,7 @@ fn shifted(
     add: &mut impl FnMut(&'static str, String, Option<FlowMatch>),
 ) -> Result<(), PlanError> {
     if r.vip_ports.count() > MAX_SHIFTED_PORTS {
-        return Err(PlanError(format!(
+        return Err(PlanError::Unsupported(format!(
             "port forwarding rule {}: vip ports {} map to private ports {} at another offset; \
              at most {MAX_SHIFTED_PORTS} ports are supported for that",
             r.uuid, r.vip_ports, r.private_ports

@@ -50,9 +50,7 @@ pub struct Ruleset {
     pub chain_rules: BTreeMap<&'static str, usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PlanError(pub String);
+pub use crate::plan::PlanError;
 
 /// Facts the plan needs from the box.
 pub struct Observed<'a> {
@@ -75,7 +73,10 @@ pub fn render(model: &Model, obs: &Observed) -> Result<Ruleset, PlanError> {
         obs.links
             .get(mac)
             .cloned()
-            .ok_or_else(|| PlanError(format!("{}: {mac} matches no NIC on this router", what())))
+            .ok_or_else(|| PlanError::NoSuchNic {
+                what: what(),
+                mac: *mac,
+            })
     };
     let mut el: BTreeMap<&'static str, BTreeMap<String, Option<FlowMatch>>> =
         SETS.iter().map(|(n, _)| (*n, BTreeMap::new())).collect();

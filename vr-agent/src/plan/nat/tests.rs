@@ -181,5 +181,5 @@ fn unknown_mac_is_named() {
         agent_port: 7272,
     };
     let e = render(&model(), &obs).unwrap_err();
-    assert!(e.0.contains("matches no NIC"), "{e}");
+    assert!(e.to_string().contains("matches no NIC"), "{e}");
 }
