@@ -354,26 +354,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::net::{PortRange, Proto};
-
-    fn mac(s: &str) -> Mac {
-        s.parse().unwrap()
-    }
-
-    pub fn pf(uuid: &str, vip: &str, start: u16, end: u16) -> PortForward {
-        PortForward {
-            uuid: uuid.into(),
-            proto: Proto::Tcp,
-            vip: vip.parse().unwrap(),
-            vip_ports: PortRange { start, end },
-            private_ip: "192.168.100.10".parse().unwrap(),
-            private_ports: PortRange { start, end },
-            public_mac: mac("fa:26:9c:aa:00:02"),
-            private_mac: mac("fa:26:9c:aa:00:03"),
-            allowed: None,
-            snat_inbound: false,
-        }
-    }
+    use crate::validate::tests::pf;
 
     #[test]
     fn state_persisted_before_ipv6_and_management_routes_loads() {

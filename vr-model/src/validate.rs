@@ -190,7 +190,7 @@ pub(crate) fn unique_rule_uuids(rules: &[PortForward]) -> Result<(), Invalid> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dhcp::DhcpEdit;
     use common::net::{Mac, PortRange};
