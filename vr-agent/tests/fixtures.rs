@@ -243,7 +243,7 @@ async fn negative_fixtures() {
         r#"{"eip":{"vipIp":"172.20.10.101","privateMac":"fa:26:9c:aa:00:03","publicMac":"fa:26:9c:aa:00:99","guestIp":"192.168.100.10"}}"#,
     )
     .await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 409, "a NIC the router lacks is a clash with the router");
     assert_eq!(v["success"], false);
     assert!(v["error"].as_str().unwrap().contains("publicMac"), "{v}");
     assert!(
