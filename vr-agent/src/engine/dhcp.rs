@@ -5,18 +5,27 @@ use super::*;
 use crate::plan::dnsmasq::{self as dhcp, Action};
 use crate::sys::dnsmasq::Dnsmasq;
 
-impl Engine {
+/// What the DHCP reconciler put in force.
+#[derive(Default)]
+pub(super) struct DhcpCache {
+    /// The dnsmasq files in use; None when dnsmasq is not running.
+    pub files: Option<Files>,
+    /// Probes in a row dnsmasq failed.
+    pub failed_probes: u32,
+}
+
+impl DhcpCache {
     /// dnsmasq files for a DHCP/DNS state; None when there is nothing to
     /// serve. A NIC the state names but the box lacks is an error.
-    pub(super) fn render_dhcp(
-        &self,
+    pub fn render(
+        d: &dyn Dnsmasq,
         state: &DnsmasqState,
         links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
     ) -> Result<Option<Files>, EngineError> {
         if *state == DnsmasqState::default() {
             return Ok(None);
         }
-        let r = dhcp::render(state, links, self.sys.dnsmasq.paths());
+        let r = dhcp::render(state, links, d.paths());
         if let Some(mac) = r.missing_nics.iter().next() {
             return Err(crate::plan::PlanError::NoSuchNic {
                 what: "vrNicMac/nicMac".into(),
@@ -29,28 +38,27 @@ impl Engine {
 
     /// Bring dnsmasq to `files` (reload or restart as needed) and release
     /// the leases of entries that went away or changed address.
-    pub(super) async fn sync_dnsmasq(
+    pub async fn sync(
         &mut self,
+        d: &dyn Dnsmasq,
         old: &DnsmasqState,
         new: &DnsmasqState,
         files: Option<Files>,
         links: &std::collections::BTreeMap<common::net::Mac, common::net::IfName>,
     ) -> Result<(), EngineError> {
-        let d = self.sys.dnsmasq.clone();
         match files {
             None => {
-                if self.dnsmasq_files.take().is_some() {
+                if self.files.take().is_some() {
                     d.stop().await?;
                     tracing::info!("dnsmasq stopped: nothing to serve");
                 }
             }
             Some(files) => {
-                let action =
-                    update_dnsmasq(d.as_ref(), self.dnsmasq_files.as_ref(), &files).await?;
+                let action = update_dnsmasq(d, self.files.as_ref(), &files).await?;
                 if action != dhcp::Action::Nothing {
                     tracing::info!(?action, "dnsmasq updated");
                 }
-                self.dnsmasq_files = Some(files);
+                self.files = Some(files);
             }
         }
         // Only entries that hold a lease need one `dhcp_release` each; most
@@ -107,18 +115,10 @@ mod tests {
     use super::*;
     use crate::sys::dnsmasq::{Call, FakeDnsmasq};
 
-    fn files(conf: &str, hosts: &str) -> Files {
-        Files {
-            conf: conf.into(),
-            hosts: hosts.into(),
-            ..Files::default()
-        }
-    }
-
     #[tokio::test]
     async fn hosts_changes_reload_and_config_changes_restart() {
         let d = FakeDnsmasq::new();
-        let a = files("c1", "h1");
+        let a = Files::conf_and_hosts("c1", "h1");
         assert_eq!(update_dnsmasq(&d, None, &a).await.unwrap(), Action::Restart);
         assert_eq!(
             d.take_calls(),
@@ -128,7 +128,7 @@ mod tests {
                 Call::Restart
             ]
         );
-        let b = files("c1", "h2");
+        let b = Files::conf_and_hosts("c1", "h2");
         assert_eq!(
             update_dnsmasq(&d, Some(&a), &b).await.unwrap(),
             Action::Reload
@@ -145,7 +145,7 @@ mod tests {
     async fn a_refused_config_is_not_written() {
         let d = FakeDnsmasq::new();
         *d.fail_check_on.lock().unwrap() = Some("bogus".into());
-        let err = update_dnsmasq(&d, None, &files("bogus", "h"))
+        let err = update_dnsmasq(&d, None, &Files::conf_and_hosts("bogus", "h"))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("bad option bogus"), "{err}");

@@ -6,6 +6,16 @@ use super::{Engine, EngineError};
 use crate::plan::{lbudp, nat};
 use crate::sys::firewall::{FirewallError, census, digest};
 
+/// What the kernel listed of our tables.
+#[derive(Default)]
+pub(super) struct Listings {
+    /// Digest of each of our nft tables as the kernel listed it right after
+    /// our last change to it: the drift check compares content with it.
+    pub listed: std::collections::BTreeMap<&'static str, u64>,
+    /// Tables changed since they were last listed.
+    pub relist: std::collections::BTreeSet<&'static str>,
+}
+
 impl Engine {
     /// Every change to one of our tables goes through here, so the table is
     /// listed again afterwards.
@@ -14,21 +24,21 @@ impl Engine {
         table: &'static str,
         script: &str,
     ) -> Result<(), FirewallError> {
-        self.relist.insert(table);
+        self.tables.relist.insert(table);
         self.sys.firewall.apply(script).await
     }
 
     /// Record the kernel's listing of the tables we changed: the content the
     /// drift check expects.
     pub(super) async fn take_listings(&mut self) {
-        for table in std::mem::take(&mut self.relist) {
+        for table in std::mem::take(&mut self.tables.relist) {
             match self.sys.firewall.list(table).await {
                 Ok(l) => {
-                    self.listed.insert(table, digest(l.as_ref()));
+                    self.tables.listed.insert(table, digest(l.as_ref()));
                 }
                 Err(e) => {
                     tracing::warn!(table, error = %e, "cannot list our nft table");
-                    self.listed.remove(table);
+                    self.tables.listed.remove(table);
                 }
             }
         }
@@ -38,16 +48,16 @@ impl Engine {
     /// unknown (the next edit replaces it whole anyway).
     fn desired(&self, table: &str) -> Option<String> {
         if table == nat::TABLE {
-            self.applied.as_ref().map(|r| nat::full(None, r).script)
+            self.nat.applied.as_ref().map(|r| nat::full(None, r).script)
         } else {
-            self.lb_udp.clone()
+            self.lb.udp.clone()
         }
     }
 
     /// Whether the kernel's NAT table has as many elements per set and
     /// rules per chain as the ruleset we applied.
     async fn nat_counts_match(&self) -> Result<bool, EngineError> {
-        let Some(expected) = &self.applied else {
+        let Some(expected) = &self.nat.applied else {
             return Ok(true);
         };
         let listing = self.sys.firewall.list(nat::TABLE).await?;
@@ -74,14 +84,14 @@ impl Engine {
         self.check_route_drift().await?;
         // Tables changed by element deltas since their last listing: what
         // the kernel holds now is our change (see `Engine::apply`).
-        let mut fresh = self.relist.clone();
+        let mut fresh = self.tables.relist.clone();
         self.take_listings().await;
         // A foreign change right after ours would be taken as ours: the
         // NAT table's counts (elements per set, rules per chain) must at
         // least be what we rendered, or it is compared (and replaced).
         if fresh.contains(nat::TABLE) && !self.nat_counts_match().await? {
             fresh.remove(nat::TABLE);
-            self.listed.insert(nat::TABLE, 0);
+            self.tables.listed.insert(nat::TABLE, 0);
         }
         let mut drifted = false;
         for table in [nat::TABLE, lbudp::TABLE] {
@@ -93,11 +103,11 @@ impl Engine {
             }
             let listing = self.sys.firewall.list(table).await?;
             let have = digest(listing.as_ref());
-            match self.listed.get(table) {
+            match self.tables.listed.get(table) {
                 Some(want) if *want == have => continue,
                 None => {
                     // Listing failed after our change: take this one.
-                    self.listed.insert(table, have);
+                    self.tables.listed.insert(table, have);
                     continue;
                 }
                 Some(_) => {}

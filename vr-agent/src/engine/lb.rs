@@ -5,6 +5,37 @@
 use super::*;
 use crate::plan::nat;
 
+/// What the LB reconciler put in force, and what it waits to apply.
+pub(super) struct LbCache {
+    /// The haproxy files in use; None when haproxy is not running.
+    pub files: Option<haproxy::Files>,
+    /// A certificate in use changed on disk: reload even if the config
+    /// text is the same.
+    pub reload_pending: bool,
+    /// Certificates being uploaded (uuid -> PEM): staged for the check,
+    /// written live only once it passed.
+    pub new_certs: std::collections::BTreeMap<String, String>,
+    /// The box's facts haproxy's config depends on (read once at start).
+    pub host: haproxy::Host,
+    /// The udp listener table last applied; None when unknown.
+    pub udp: Option<String>,
+    /// Probes in a row haproxy failed.
+    pub failed_probes: u32,
+}
+
+impl LbCache {
+    pub fn new(host: haproxy::Host) -> LbCache {
+        LbCache {
+            files: None,
+            reload_pending: false,
+            new_certs: Default::default(),
+            host,
+            udp: None,
+            failed_probes: 0,
+        }
+    }
+}
+
 impl Engine {
     /// Records uploaded certificates in the model and stores them. A
     /// replaced certificate that a listener uses is checked first
@@ -14,22 +45,22 @@ impl Engine {
         &mut self,
         certs: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        let was_pending = self.haproxy_reload_pending;
+        let was_pending = self.lb.reload_pending;
         if self.model.lb.listeners.values().any(|l| {
             l.certificate
                 .as_ref()
                 .is_some_and(|c| certs.contains_key(c))
         }) {
-            self.haproxy_reload_pending = true;
+            self.lb.reload_pending = true;
         }
-        self.new_certs = certs.clone();
+        self.lb.new_certs = certs.clone();
         let r = self
             .apply(Edit::Lb(LbEdit::Certs(certs.keys().cloned().collect())))
             .await;
-        if !self.new_certs.is_empty() {
+        if !self.lb.new_certs.is_empty() {
             // Not installed: the edit failed before its services.
-            self.new_certs.clear();
-            self.haproxy_reload_pending = was_pending;
+            self.lb.new_certs.clear();
+            self.lb.reload_pending = was_pending;
         }
         r
     }
@@ -42,14 +73,14 @@ impl Engine {
         lb: &LbState,
     ) -> Result<Option<Option<haproxy::Files>>, EngineError> {
         let h = &self.sys.haproxy;
-        let files = haproxy::render(lb, h.paths(), self.lb_host);
-        if files == self.haproxy_files && !self.haproxy_reload_pending {
+        let files = haproxy::render(lb, h.paths(), self.lb.host);
+        if files == self.lb.files && !self.lb.reload_pending {
             return Ok(None);
         }
         if files.is_some()
-            && let Some(check) = haproxy::render(lb, h.check_paths(), self.lb_host)
+            && let Some(check) = haproxy::render(lb, h.check_paths(), self.lb.host)
         {
-            h.check(&check, &self.new_certs)
+            h.check(&check, &self.lb.new_certs)
                 .await
                 .map_err(EngineError::Refused)?;
         }
@@ -72,12 +103,12 @@ impl Engine {
         }
         let h = self.sys.haproxy.clone();
         // Uploaded certificates, checked by prepare_lb: now they go live.
-        for (uuid, pem) in std::mem::take(&mut self.new_certs) {
+        for (uuid, pem) in std::mem::take(&mut self.lb.new_certs) {
             h.write_cert(&uuid, &pem).await?;
         }
         match plan {
             None => {}
-            Some(None) if self.haproxy_files.take().is_some() => {
+            Some(None) if self.lb.files.take().is_some() => {
                 h.stop().await?;
                 tracing::info!("haproxy stopped: no tcp/http/https listener");
             }
@@ -86,26 +117,26 @@ impl Engine {
                 h.write(&files).await?;
                 // Unknown until the reload succeeds: a failed reload is
                 // retried by the next edit.
-                self.haproxy_files = None;
+                self.lb.files = None;
                 if let Err(e) = h.reload().await {
                     self.stats.haproxy_reload_failures += 1;
                     return Err(e.into());
                 }
                 self.stats.haproxy_reloads += 1;
-                self.haproxy_files = Some(files);
-                self.haproxy_reload_pending = false;
+                self.lb.files = Some(files);
+                self.lb.reload_pending = false;
             }
         }
         let script = lbudp::render(new);
         // Nothing to remove when nothing was applied (start with no udp
         // listener): keeps start-up at one nft transaction.
-        if self.lb_udp.is_none() && new.udp().next().is_none() {
-            self.lb_udp = Some(script.clone());
+        if self.lb.udp.is_none() && new.udp().next().is_none() {
+            self.lb.udp = Some(script.clone());
         }
-        if self.lb_udp.as_ref() != Some(&script) {
-            self.lb_udp = None;
+        if self.lb.udp.as_ref() != Some(&script) {
+            self.lb.udp = None;
             self.nft(lbudp::TABLE, &script).await?;
-            self.lb_udp = Some(script);
+            self.lb.udp = Some(script);
             // Flows of a changed udp listener may stick to a backend that left.
             let stale: BTreeSet<nat::FlowMatch> = old
                 .udp()

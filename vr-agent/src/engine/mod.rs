@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use crate::plan::dnsmasq::Files;
 use crate::plan::links::LinkOp;
 use crate::plan::nat::{Observed, Ruleset};
-use crate::plan::routes::{self, Route};
+use crate::plan::routes;
 use vr_model::dhcp::DnsmasqState;
 use vr_model::lb::{LbEdit, LbMode, LbState};
 use vr_model::{Edit, Eip, Model, PortForward};
@@ -109,39 +109,17 @@ pub struct Engine {
     sys: Sys,
     model: Model,
     generation: u64,
-    /// What our nft table holds; None when unknown (then the next change
-    /// replaces the whole table).
-    applied: Option<Ruleset>,
     agent_port: u16,
-    /// The dnsmasq files in use; None when dnsmasq is not running.
-    dnsmasq_files: Option<Files>,
-    /// The haproxy files in use; None when haproxy is not running.
-    haproxy_files: Option<haproxy::Files>,
-    /// A certificate in use changed on disk: reload even if the config
-    /// text is the same.
-    haproxy_reload_pending: bool,
-    /// Certificates being uploaded (uuid -> PEM): staged for the check,
-    /// written live only once it passed.
-    new_certs: std::collections::BTreeMap<String, String>,
-    /// The box's facts haproxy's config depends on (read once at start).
-    lb_host: haproxy::Host,
-    /// The udp listener table last applied; None when unknown.
-    lb_udp: Option<String>,
     /// The links (MAC -> name) the NAT table and dnsmasq's files were
     /// rendered with; None when unknown.
     links_seen: Option<std::collections::BTreeMap<common::net::Mac, common::net::IfName>>,
-    /// Our static routes (management node networks) in force; None when unknown.
-    routes: Option<BTreeSet<Route>>,
-    /// Digest of each of our nft tables as the kernel listed it right after
-    /// our last change to it: the drift check compares content with it.
-    listed: std::collections::BTreeMap<&'static str, u64>,
-    /// Tables changed since they were last listed.
-    relist: BTreeSet<&'static str>,
-    conntrack_tx: mpsc::UnboundedSender<BTreeSet<plan::nat::FlowMatch>>,
-    conntrack_deleted: Arc<AtomicU64>,
+    /// Each reconciler's memory of what it put in force, in its own file.
+    nat: nat::NatCache,
+    dhcp: dhcp::DhcpCache,
+    lb: lb::LbCache,
+    routes: routes_sync::RoutesCache,
+    tables: drift::Listings,
     pub stats: Stats,
-    /// Probes in a row each child failed: (dnsmasq, haproxy).
-    failed_probes: (u32, u32),
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -183,22 +161,14 @@ impl Engine {
             sys,
             model,
             generation,
-            applied: None,
             agent_port,
-            dnsmasq_files: None,
-            haproxy_files: None,
-            haproxy_reload_pending: false,
-            new_certs: Default::default(),
-            lb_host: crate::sys::haproxy::host(),
-            lb_udp: None,
             links_seen: None,
-            routes: None,
-            listed: Default::default(),
-            relist: BTreeSet::new(),
-            conntrack_tx,
-            conntrack_deleted,
+            nat: nat::NatCache::new(conntrack_tx, conntrack_deleted),
+            dhcp: dhcp::DhcpCache::default(),
+            lb: lb::LbCache::new(crate::sys::haproxy::host()),
+            routes: routes_sync::RoutesCache::default(),
+            tables: drift::Listings::default(),
             stats: Stats::default(),
-            failed_probes: (0, 0),
         };
         let t = Instant::now();
         let r = engine.reconcile().await;
@@ -237,10 +207,10 @@ impl Engine {
         // through `nft monitor` moments later, which also compares its counts
         // with the rendering (see `check_drift`). The small LB table, and
         // everything after a failure, is listed at once.
-        let defer_nat = r.is_ok() && self.relist.remove(plan::nat::TABLE);
+        let defer_nat = r.is_ok() && self.tables.relist.remove(plan::nat::TABLE);
         self.take_listings().await;
         if defer_nat {
-            self.relist.insert(plan::nat::TABLE);
+            self.tables.relist.insert(plan::nat::TABLE);
         }
         if edit.is_bulk() || edit.is_sync() {
             crate::sys::memory::trim();
@@ -324,7 +294,11 @@ impl Engine {
         };
         let ops = plan::links::plan(Some(&self.model), &next, Some(edit), &links)?;
         let dhcp_files = match redo.dhcp {
-            true => Some(self.render_dhcp(&next.dhcp, &links)?),
+            true => Some(dhcp::DhcpCache::render(
+                self.sys.dnsmasq.as_ref(),
+                &next.dhcp,
+                &links,
+            )?),
             false => None,
         };
         let lb_plan = match redo.lb {
@@ -334,12 +308,12 @@ impl Engine {
 
         let change = ruleset
             .as_ref()
-            .and_then(|r| plan::nat::change(self.applied.as_ref(), r));
+            .and_then(|r| plan::nat::change(self.nat.applied.as_ref(), r));
         if let (Some(c), Some(r)) = (&change, &ruleset) {
             self.apply_nft(c, r).await?;
         }
-        let routes_change =
-            self.routes.is_none() || routes::mgmt_routes(&self.model) != routes::mgmt_routes(&next);
+        let routes_change = self.routes.in_force.is_none()
+            || routes::mgmt_routes(&self.model) != routes::mgmt_routes(&next);
         let snap = if ops.is_empty() && !routes_change {
             None
         } else {
@@ -347,7 +321,8 @@ impl Engine {
         };
         let mut put = self.run_link_ops(&ops).await;
         if put.is_ok() && routes_change {
-            put = self.sync_routes(&next, &links).await;
+            let nl = self.sys.netlink.as_ref();
+            put = self.routes.sync(nl, &next, &links).await;
         }
         if let Err(e) = put {
             // Put links, routes and the firewall back as they were.
@@ -361,12 +336,12 @@ impl Engine {
                         .is_ok(),
                     None => false,
                 };
-                self.applied = if restored { old } else { None };
+                self.nat.applied = if restored { old } else { None };
             }
             return Err(e);
         }
         if let Some(r) = ruleset {
-            self.applied = Some(r);
+            self.nat.applied = Some(r);
         }
         if let Some(c) = change {
             self.defer_conntrack(c.stale);
@@ -374,7 +349,14 @@ impl Engine {
         let mut r = Ok(());
         if let Some(files) = dhcp_files {
             r = self
-                .sync_dnsmasq(&self.model.dhcp.clone(), &next.dhcp, files, &links)
+                .dhcp
+                .sync(
+                    self.sys.dnsmasq.as_ref(),
+                    &self.model.dhcp,
+                    &next.dhcp,
+                    files,
+                    &links,
+                )
                 .await;
         }
         if let (Ok(()), Some(plan)) = (&r, lb_plan) {
@@ -394,7 +376,7 @@ impl Engine {
 
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
-        s.conntrack_deleted = self.conntrack_deleted.load(Ordering::Relaxed);
+        s.conntrack_deleted = self.nat.conntrack_deleted.load(Ordering::Relaxed);
         s.dnsmasq_restarts = self.sys.dnsmasq.restarts();
         s.haproxy_restarts = self.sys.haproxy.restarts();
         s
@@ -413,19 +395,20 @@ impl Engine {
     /// Count a round of child probes; a child that failed
     /// [`PROBES_BEFORE_RESTART`] in a row is restarted.
     pub async fn children_probed(&mut self, dnsmasq_ok: bool, haproxy_ok: bool) {
-        let (d, h) = &mut self.failed_probes;
+        let d = &mut self.dhcp.failed_probes;
         *d = if dnsmasq_ok { 0 } else { *d + 1 };
+        let h = &mut self.lb.failed_probes;
         *h = if haproxy_ok { 0 } else { *h + 1 };
-        if *d >= PROBES_BEFORE_RESTART {
-            *d = 0;
+        if self.dhcp.failed_probes >= PROBES_BEFORE_RESTART {
+            self.dhcp.failed_probes = 0;
             tracing::error!("dnsmasq does not answer DNS on loopback; restarting it");
             self.stats.hung_restarts += 1;
             if let Err(e) = self.sys.dnsmasq.restart().await {
                 tracing::error!(error = %e, "restarting dnsmasq failed");
             }
         }
-        if self.failed_probes.1 >= PROBES_BEFORE_RESTART {
-            self.failed_probes.1 = 0;
+        if self.lb.failed_probes >= PROBES_BEFORE_RESTART {
+            self.lb.failed_probes = 0;
             tracing::error!(
                 "haproxy (master or worker) does not answer on its socket; restarting it"
             );
@@ -437,7 +420,7 @@ impl Engine {
             };
             if let Err(e) = r {
                 tracing::error!(error = %e, "restarting haproxy failed");
-                self.haproxy_files = None;
+                self.lb.files = None;
             }
         }
     }
@@ -462,25 +445,25 @@ impl Engine {
         };
         let ops = plan::links::plan(None, &self.model, None, &links)?;
         self.run_link_ops(&ops).await?;
-        let model = self.model.clone();
-        self.sync_routes(&model, &links).await?;
+        self.sync_routes(&links).await?;
         let ruleset = plan::nat::render(&self.model, &obs)?;
-        self.applied = None;
-        self.lb_udp = None;
+        self.nat.applied = None;
+        self.lb.udp = None;
         // Both tables replaced whole in one transaction, whatever the kernel
         // holds (a killed agent's last change, a foreign edit).
         let lb_script = lbudp::render(&self.model.lb);
         let script = format!("{}{lb_script}", plan::nat::full(None, &ruleset).script);
         self.nft(plan::nat::TABLE, &script).await?;
-        self.relist.insert(lbudp::TABLE);
+        self.tables.relist.insert(lbudp::TABLE);
         self.stats.full_renders += 1;
-        self.applied = Some(ruleset);
-        self.lb_udp = Some(lb_script);
-        let files = self.render_dhcp(&self.model.dhcp, &links)?;
-        self.dnsmasq_files = None;
-        let state = self.model.dhcp.clone();
-        self.sync_dnsmasq(&state, &state, files, &links).await?;
-        self.haproxy_files = None;
+        self.nat.applied = Some(ruleset);
+        self.lb.udp = Some(lb_script);
+        let dnsmasq = self.sys.dnsmasq.as_ref();
+        let files = dhcp::DhcpCache::render(dnsmasq, &self.model.dhcp, &links)?;
+        self.dhcp.files = None;
+        let state = &self.model.dhcp;
+        self.dhcp.sync(dnsmasq, state, state, files, &links).await?;
+        self.lb.files = None;
         let lb = self.model.lb.clone();
         let plan = self.prepare_lb(&lb).await?;
         self.sync_lb(&LbState::default(), &lb, plan).await?;

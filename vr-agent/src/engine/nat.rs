@@ -5,13 +5,36 @@
 use super::*;
 use crate::plan::nat;
 
+/// What the NAT reconciler put in force, and where stale flows go.
+pub(super) struct NatCache {
+    /// What our nft table holds; None when unknown (then the next change
+    /// replaces the whole table).
+    pub applied: Option<Ruleset>,
+    conntrack_tx: mpsc::UnboundedSender<BTreeSet<nat::FlowMatch>>,
+    /// Flows the background cleaner removed (for `/metrics`).
+    pub conntrack_deleted: Arc<AtomicU64>,
+}
+
+impl NatCache {
+    pub fn new(
+        conntrack_tx: mpsc::UnboundedSender<BTreeSet<nat::FlowMatch>>,
+        conntrack_deleted: Arc<AtomicU64>,
+    ) -> NatCache {
+        NatCache {
+            applied: None,
+            conntrack_tx,
+            conntrack_deleted,
+        }
+    }
+}
+
 impl Engine {
     /// Edits that add or remove single PF/EIP entries change only their own
     /// elements: check the new entries against the rest, apply their element
     /// delta, and edit the model in place. None when the edit needs the
     /// general path.
     pub(super) async fn apply_entries(&mut self, edit: &Edit) -> Option<Result<(), EngineError>> {
-        self.applied.as_ref()?;
+        self.nat.applied.as_ref()?;
         let links = match self.sys.netlink.links().await {
             Ok(l) => l,
             Err(e) => return Some(Err(e.into())),
@@ -67,18 +90,18 @@ impl Engine {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
-        let change = nat::delta(self.applied.as_ref()?, &gone, &came);
+        let change = nat::delta(self.nat.applied.as_ref()?, &gone, &came);
         if let Some(c) = change {
             if let Err(e) = self.nft(nat::TABLE, &c.script).await {
                 // Our table drifted; the general path replaces it whole.
                 tracing::warn!(error = %e, "element change refused; taking the full path");
-                self.applied = None;
+                self.nat.applied = None;
                 self.stats.drift_repairs += 1;
                 return None;
             }
             self.defer_conntrack(c.stale);
         }
-        if let Some(r) = self.applied.as_mut() {
+        if let Some(r) = self.nat.applied.as_mut() {
             r.commit(gone, came);
         }
         // Applied in place with an undo of the few entries it touches: a
@@ -125,7 +148,7 @@ impl Engine {
     /// the reply. The cleaner runs within milliseconds of the change.
     pub(super) fn defer_conntrack(&self, stale: BTreeSet<nat::FlowMatch>) {
         if !stale.is_empty() {
-            let _ = self.conntrack_tx.send(stale);
+            let _ = self.nat.conntrack_tx.send(stale);
         }
     }
 }

@@ -36,15 +36,15 @@ impl Engine {
         let old = &self.model;
         let links_same = self.links_seen.as_ref() == Some(links);
         Redo {
-            nat: self.applied.is_none() || !links_same || nat_inputs(old) != nat_inputs(next),
-            dhcp: self.dnsmasq_files.is_none() || !links_same || old.dhcp != next.dhcp,
+            nat: self.nat.applied.is_none() || !links_same || nat_inputs(old) != nat_inputs(next),
+            dhcp: self.dhcp.files.is_none() || !links_same || old.dhcp != next.dhcp,
             // haproxy names no link; a failed reload (files unknown) or a
             // replaced certificate is retried by any edit.
             lb: old.lb != next.lb
-                || self.haproxy_reload_pending
-                || !self.new_certs.is_empty()
-                || self.lb_udp.is_none()
-                || (self.haproxy_files.is_none() && next.lb.proxied().next().is_some()),
+                || self.lb.reload_pending
+                || !self.lb.new_certs.is_empty()
+                || self.lb.udp.is_none()
+                || (self.lb.files.is_none() && next.lb.proxied().next().is_some()),
         }
     }
 }

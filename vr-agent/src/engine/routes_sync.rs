@@ -9,20 +9,28 @@ use common::net::{IfName, Mac};
 use super::{Engine, EngineError};
 use crate::plan::links::{self, LinkOp};
 use crate::plan::routes::{self, Route};
-use crate::sys::netlink::Snapshot;
+use crate::sys::netlink::{Netlink, Snapshot};
 use vr_model::Model;
 
-impl Engine {
+/// What the routes reconciler put in force.
+#[derive(Default)]
+pub(super) struct RoutesCache {
+    /// Our static routes (management node networks) in force; None when
+    /// unknown.
+    pub in_force: Option<BTreeSet<Route>>,
+}
+
+impl RoutesCache {
     /// Make our routes in the kernel those `model` wants: remove ours that
     /// it does not want, add (or replace) the missing ones.
-    pub(super) async fn sync_routes(
+    pub async fn sync(
         &mut self,
+        nl: &dyn Netlink,
         model: &Model,
         links: &BTreeMap<Mac, IfName>,
     ) -> Result<(), EngineError> {
         let want = routes::resolve(&routes::mgmt_routes(model), links)?;
-        self.routes = None;
-        let nl = &self.sys.netlink;
+        self.in_force = None;
         let have: BTreeSet<Route> = nl.owned_routes().await?.into_iter().collect();
         for r in have.difference(&want) {
             nl.del_route(r).await?;
@@ -32,13 +40,21 @@ impl Engine {
             nl.replace_route(r).await?;
             tracing::info!(dst = %r.dst, via = %r.gateway, dev = %r.ifname, "route to the management node added");
         }
-        self.routes = Some(want);
+        self.in_force = Some(want);
         Ok(())
     }
+}
 
-    /// What the kernel holds for the links `ops` touch and the main routing
-    /// table; None (logged) when it cannot be read: the undo then replays
-    /// the plan backwards.
+impl Engine {
+    /// Our routes as the model in force wants them.
+    pub(super) async fn sync_routes(
+        &mut self,
+        links: &BTreeMap<Mac, IfName>,
+    ) -> Result<(), EngineError> {
+        let nl = self.sys.netlink.as_ref();
+        self.routes.sync(nl, &self.model, links).await
+    }
+
     pub(super) async fn link_snapshot(&self, ops: &[LinkOp]) -> Option<Snapshot> {
         let ifnames: BTreeSet<IfName> = ops.iter().map(|op| op.ifname().clone()).collect();
         match self.sys.netlink.snapshot(&ifnames).await {
@@ -64,8 +80,7 @@ impl Engine {
             match self.sys.netlink.restore(snap).await {
                 Ok(()) => {
                     // Our routes came back with the snapshot; relearn them.
-                    let model = self.model.clone();
-                    if let Err(e) = self.sync_routes(&model, links).await {
+                    if let Err(e) = self.sync_routes(links).await {
                         tracing::error!(error = %e, "restoring routes after a failed edit failed");
                     }
                     return;
@@ -75,7 +90,7 @@ impl Engine {
                 }
             }
         }
-        match links::plan(Some(next), &self.model.clone(), None, links) {
+        match links::plan(Some(next), &self.model, None, links) {
             Ok(ops) => {
                 if let Err(e) = self.run_link_ops(&ops).await {
                     tracing::error!(error = %e, "undoing a failed edit's links failed");
@@ -83,15 +98,14 @@ impl Engine {
             }
             Err(e) => tracing::error!(error = %e, "cannot plan the undo of a failed edit"),
         }
-        let model = self.model.clone();
-        if let Err(e) = self.sync_routes(&model, links).await {
+        if let Err(e) = self.sync_routes(links).await {
             tracing::error!(error = %e, "restoring routes after a failed edit failed");
         }
     }
 
     /// Our routes: someone deleted or changed one -> put them back.
     pub(super) async fn check_route_drift(&mut self) -> Result<(), EngineError> {
-        let Some(want) = &self.routes else {
+        let Some(want) = &self.routes.in_force else {
             return Ok(());
         };
         let have: BTreeSet<Route> = self.sys.netlink.owned_routes().await?.into_iter().collect();
@@ -99,8 +113,7 @@ impl Engine {
             tracing::warn!("our routes differ from the desired state; putting them back");
             self.stats.drift_repairs += 1;
             let links = self.sys.netlink.links().await?;
-            let model = self.model.clone();
-            self.sync_routes(&model, &links).await?;
+            self.sync_routes(&links).await?;
         }
         Ok(())
     }
