@@ -6,7 +6,6 @@
 //! a second one started meanwhile with EBUSY ("Device or resource busy"):
 //! the agent's dumps take turns.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kvm_agent::sys::netlink::{Netlink, RtNetlink};
@@ -24,47 +23,17 @@ fn listings_from_several_tasks_at_once_do_not_fail() {
         .unwrap();
     ns.sh("ip addr add 10.9.0.1/24 dev v1 && ip link set v1 up && ip link set w1 up")
         .unwrap();
-    let failures: Vec<String> = ns.run(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(TASKS)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let nl = Arc::new(RtNetlink::new().unwrap());
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|i| {
-                    let nl = nl.clone();
-                    tokio::spawn(async move {
-                        let mut failures = vec![];
-                        for _ in 0..LISTINGS {
-                            let r = match i % 4 {
-                                // Nobody answers 10.9.0.2: a few neighbour
-                                // dumps, then false.
-                                3 => nl
-                                    .neighbour_answers(
-                                        "v1",
-                                        "10.9.0.2".parse().unwrap(),
-                                        Duration::from_millis(5),
-                                    )
-                                    .await
-                                    .map(drop),
-                                _ => nl.dump().await.map(|o| assert!(o.links.len() >= 80)),
-                            };
-                            if let Err(e) = r {
-                                failures.push(e.to_string());
-                            }
-                        }
-                        failures
-                    })
-                })
-                .collect();
-            let mut all = vec![];
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            all
-        })
+    let setup = || RtNetlink::new().unwrap();
+    let failures = testbed::concurrent_failures(&ns, TASKS, LISTINGS, setup, |nl, i| async move {
+        let r = match i % 4 {
+            // Nobody answers 10.9.0.2: a few neighbour dumps, then false.
+            3 => nl
+                .neighbour_answers("v1", "10.9.0.2".parse().unwrap(), Duration::from_millis(5))
+                .await
+                .map(drop),
+            _ => nl.dump().await.map(|o| assert!(o.links.len() >= 80)),
+        };
+        r.map_err(|e| e.to_string())
     });
     assert!(
         failures.is_empty(),

@@ -25,6 +25,7 @@
 //! - `netns`: [`Netns`], a namespace guard; commands and Rust code inside it.
 //! - `links`: veth pairs, bridges, ports, addresses, routes, MACs.
 //! - `process`: [`Proc`], a background process guard with its output logged.
+//! - `concurrency`: many calls from several tasks at once in a namespace, failures kept.
 //! - `tempdir`: [`TempDir`], a unique directory removed on Drop.
 //! - `wait`: polling until a condition holds or a timeout passes.
 //! - `server_thread`: the stoppable thread behind the test servers (crate-private).
@@ -49,6 +50,7 @@ pub mod pki;
 
 mod callbacks;
 mod command;
+mod concurrency;
 mod dhcp;
 mod dns;
 mod http;
@@ -67,6 +69,7 @@ mod tempdir;
 mod wait;
 
 pub use callbacks::{CallbackReceiver, Recorded};
+pub use concurrency::concurrent_failures;
 pub use dhcp::dhcp_lease;
 pub use dns::upstream_dns;
 pub use http::{http, http_get, http_post};

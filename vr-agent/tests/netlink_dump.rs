@@ -5,8 +5,6 @@
 //! Seen as a 500 "list links on *: ... Device or resource busy" from
 //! /configurenic. The agent's dumps take turns.
 
-use std::sync::Arc;
-
 use testbed::Netns;
 use vr_agent::sys::netlink::{Netlink, RtNetlink};
 
@@ -20,38 +18,13 @@ fn listings_from_several_tasks_at_once_do_not_fail() {
     // Enough links that one dump spans several netlink messages.
     ns.sh("for i in $(seq 1 40); do ip link add v$i type veth peer name w$i; done")
         .unwrap();
-    let failures: Vec<String> = ns.run(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(TASKS)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let nl = Arc::new(RtNetlink::new().unwrap());
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|i| {
-                    let nl = nl.clone();
-                    tokio::spawn(async move {
-                        let mut failures = vec![];
-                        for _ in 0..LISTINGS {
-                            let r = match i % 2 {
-                                0 => nl.links().await.map(|l| assert!(l.len() >= 80)),
-                                _ => nl.owned_routes().await.map(drop),
-                            };
-                            if let Err(e) = r {
-                                failures.push(e.to_string());
-                            }
-                        }
-                        failures
-                    })
-                })
-                .collect();
-            let mut all = vec![];
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            all
-        })
+    let setup = || RtNetlink::new().unwrap();
+    let failures = testbed::concurrent_failures(&ns, TASKS, LISTINGS, setup, |nl, i| async move {
+        let r = match i % 2 {
+            0 => nl.links().await.map(|l| assert!(l.len() >= 80)),
+            _ => nl.owned_routes().await.map(drop),
+        };
+        r.map_err(|e| e.to_string())
     });
     assert!(
         failures.is_empty(),

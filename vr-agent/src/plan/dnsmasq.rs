@@ -85,6 +85,16 @@ pub struct Files {
 }
 
 impl Files {
+    /// Files with only these two set, for tests of what changes trigger.
+    #[cfg(test)]
+    pub(crate) fn conf_and_hosts(conf: &str, hosts: &str) -> Files {
+        Files {
+            conf: conf.into(),
+            hosts: hosts.into(),
+            ..Files::default()
+        }
+    }
+
     /// (path, contents) of every file, the main config last.
     pub fn by_path(&self, p: &Paths) -> [(PathBuf, &str); 4] {
         [

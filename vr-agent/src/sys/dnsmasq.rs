@@ -400,14 +400,6 @@ impl Dnsmasq for FakeDnsmasq {
 mod tests {
     use super::*;
 
-    fn files(conf: &str, hosts: &str) -> Files {
-        Files {
-            conf: conf.into(),
-            hosts: hosts.into(),
-            ..Files::default()
-        }
-    }
-
     #[test]
     fn runs_as_the_first_user_the_box_has_and_never_root() {
         let id = identity().expect("this box has dnsmasq or nobody");
@@ -429,7 +421,7 @@ mod tests {
         // An older agent's world-readable hosts file with the same contents.
         std::fs::write(d.paths.hosts(), "h").unwrap();
         std::fs::set_permissions(d.paths.hosts(), std::fs::Permissions::from_mode(0o644)).unwrap();
-        d.write(&files("c", "h")).await.unwrap();
+        d.write(&Files::conf_and_hosts("c", "h")).await.unwrap();
         d.prepare_leases().unwrap();
         let meta = |p: PathBuf| std::fs::metadata(p).unwrap();
         assert_eq!(meta(dir.clone()).mode() & 0o7777, DIR_MODE);
