@@ -446,3 +446,34 @@ fn test_driver_lifecycle_events_arrive() {
 }
 
 mod ops;
+
+/// `vmNics` (`VmNicInventory`, typed since the node sends it): a wrongly
+/// typed list or entry is a 400 naming the field, and the VM is left
+/// running and defined.
+#[tokio::test]
+async fn malformed_vm_nics_are_refused_and_the_vm_is_untouched() {
+    let hv = test_driver();
+    let e = env("vmnics", hv.clone());
+    let uuid = unique_uuid();
+    let (s, v) = post(&e.app, "/vm/start", &start_body(&e, &uuid, 64 << 20)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (path, nics) in [
+        ("/vm/stop", json!("eth0")),
+        ("/vm/stop", json!([{"uuid": "n", "deviceId": "zero"}])),
+        ("/vm/destroy", json!({"mac": "fa:00:00:00:00:01"})),
+        ("/vm/destroy", json!([{"mac": 7}])),
+        ("/vm/destroy", json!([null, 1])),
+    ] {
+        let body = json!({"uuid": uuid, "type": "cold", "vmNics": nics}).to_string();
+        let (s, v) = post(&e.app, path, &body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path} {nics}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains("vmNics"),
+            "{path} {nics}: {v}"
+        );
+        let d = hv.lookup(&uuid).unwrap().expect("still defined");
+        assert!(d.state.is_active(), "{path} {nics}: still running");
+    }
+    let (s, _) = post(&e.app, "/vm/destroy", &json!({"uuid": uuid}).to_string()).await;
+    assert_eq!(s, StatusCode::OK);
+}
