@@ -440,6 +440,18 @@ privateMac = "fa:26:9c:aa:00:03"
             e.contains("in nics[0]") && e.contains("\"category\""),
             "{e}"
         );
+        // A key skipped on serialise when empty is still a key of its place.
+        let json = r#"{"vips":[{"ip6":"2001:db8::1","netmsk":"ffff::"}],
+            "dhcpServers":[{"nicMac":"m","dhcpInfos":[{"ip":"10.0.0.2","vrNicMc":"m"}]}]}"#;
+        let e = RouterSpec::parse(json, true, "r.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(did you mean \"netmask\"?)"), "{e}");
+        let json = json.replace("netmsk", "netmask");
+        let e = RouterSpec::parse(&json, true, "r.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(did you mean \"vrNicMac\"?)"), "{e}");
         // Maps keep keys of the user's choosing; the good file parses.
         let ok = format!("{SPEC}\n[certificates]\nc1 = \"PEM\"\n");
         assert!(RouterSpec::parse(&ok, false, "r.toml").is_ok());
