@@ -3,6 +3,16 @@
 //! command classes exactly: camelCase, `is*` booleans kept. Every struct takes
 //! defaults for missing fields and ignores unknown ones; values stay strings
 //! here and are validated when converted into the agent's model.
+//!
+//! The same types are what a sender (vrctl) serialises, so the field names
+//! are written once. Serialised and with JSON nulls left out (vrctl's
+//! `client::body`), a value is what the node's Gson writes for the Java
+//! class (zstackio/zstack 5a29293bd5): the class's fields only, primitives
+//! always, a null never. A `String` or list here that stands for a Java
+//! field the node may leave null is skipped when empty. The one field the
+//! Java command classes lack, `NicInfo::device_name` (the bootstrap info's),
+//! is for the sender to clear. vrctl's `tests/bodies.rs` checks each body
+//! against the conformance fixtures' fields.
 
 mod bootstrap;
 #[cfg(test)]

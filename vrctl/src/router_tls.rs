@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use common::pki::{Authority, Issued};
 use common::tls::ServerPem;
@@ -41,18 +41,22 @@ impl AgentAuth {
     pub fn bootstrap_keys(&self) -> serde_json::Map<String, Value> {
         let mut m = serde_json::Map::new();
         if let Some(t) = &self.tls {
-            m.insert("agentTls".into(), tls_json(t));
+            m.insert("agentTls".into(), crate::client::body(&agent_tls(t)));
         }
         if !self.tokens.is_empty() {
-            m.insert("agentTokens".into(), json!(self.tokens));
+            m.insert("agentTokens".into(), Value::from(self.tokens.clone()));
         }
         m
     }
 }
 
-/// `agentTls` / `/agent/credentials`' `tls`.
-pub fn tls_json(t: &ServerPem) -> Value {
-    json!({"certificate": t.certificate, "privateKey": t.private_key, "clientCa": t.client_ca})
+/// `agentTls` / `/agent/credentials`' `tls`, as the agent reads it.
+pub fn agent_tls(t: &ServerPem) -> common::vr::AgentTls {
+    common::vr::AgentTls {
+        certificate: t.certificate.clone(),
+        private_key: t.private_key.clone(),
+        client_ca: t.client_ca.clone(),
+    }
 }
 
 /// One router's certificate as kept on disk.
@@ -144,6 +148,7 @@ pub fn describe(pem: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_router_keeps_its_certificate_until_its_address_changes() {
@@ -191,29 +196,35 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// `/agent/credentials` as rotate-cert sends it: the `tls` of
-    /// [`tls_json`], and `tokens` only when there are some.
+    /// `/agent/credentials` as rotate-cert sends it: `tls` with the
+    /// agent's field names, and `tokens` only when there are some.
     #[test]
-    fn credentials_body_is_the_tls_json_and_the_tokens() {
+    fn credentials_body_is_the_tls_and_the_tokens() {
         let pem = ServerPem {
             certificate: "C".into(),
             private_key: "K".into(),
             client_ca: "A".into(),
         };
-        let tls = common::vr::AgentTls {
-            certificate: "C".into(),
-            private_key: "K".into(),
-            client_ca: "A".into(),
-        };
+        let tls = json!({"certificate": "C", "privateKey": "K", "clientCa": "A"});
+        assert_eq!(crate::client::body(&agent_tls(&pem)), tls);
         let mut cmd = common::vr::AgentCredentialsCmd {
-            tls: Some(tls),
+            tls: Some(agent_tls(&pem)),
             tokens: None,
         };
-        assert_eq!(crate::client::body(&cmd), json!({"tls": tls_json(&pem)}));
+        assert_eq!(crate::client::body(&cmd), json!({"tls": tls}));
         cmd.tokens = Some(vec!["t".into()]);
         assert_eq!(
             crate::client::body(&cmd),
-            json!({"tls": tls_json(&pem), "tokens": ["t"]})
+            json!({"tls": tls, "tokens": ["t"]})
+        );
+        let keys = AgentAuth {
+            tls: Some(pem),
+            tokens: vec!["t".into()],
+        }
+        .bootstrap_keys();
+        assert_eq!(
+            Value::Object(keys),
+            json!({"agentTls": tls, "agentTokens": ["t"]})
         );
     }
 }

@@ -9,8 +9,13 @@ pub struct DhcpInfo {
     pub mac: String,
     pub netmask: Option<String>,
     pub gateway: Option<String>,
+    /// Java null (skipped) when empty, as `VyosDhcpBackend` leaves it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
     pub hostname: Option<String>,
+    /// Java null (skipped) when empty: a `/refreshDhcpServer` entry leaves
+    /// it to its server's `nicMac`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub vr_nic_mac: String,
     pub dns_domain: Option<String>,
     pub is_default_l3_network: bool,

@@ -23,7 +23,10 @@ pub struct NicInfo {
     pub gateway6: Option<String>,
     pub address_mode: Option<String>,
     pub state: Option<String>,
-    /// Bootstrap info names the device; commands from the controller do not.
+    /// Bootstrap info names the device (`ApplianceVmNicTO`); the commands'
+    /// `VirtualRouterCommands.NicInfo` has no such field, so a sender
+    /// clears it (vrctl's `wire::configure_nic`). Not skipped on serialise:
+    /// a router description (vrctl's lab) keeps it.
     pub device_name: Option<String>,
 }
 

@@ -17,6 +17,8 @@ pub struct InitCmd {
     pub uuid: String,
     #[serde(rename = "restartDnsmasqAfterNumberOfSIGUSER1")]
     pub restart_dnsmasq_after_sigusr1: i64,
+    /// Java null (skipped) when empty: no management network given.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub mgt_cidr: String,
     pub log_level: String,
     pub time_servers: Vec<String>,

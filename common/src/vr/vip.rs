@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct VipInfo {
+    /// Java null (skipped) when empty: an IPv6 VIP has only `ip6`
+    /// (`VipTO.valueOf`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub ip: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub netmask: String,
     pub gateway: Option<String>,
     pub ip6: Option<String>,
@@ -20,6 +24,8 @@ pub struct VipInfo {
 #[serde(default, rename_all = "camelCase")]
 pub struct NicIpInfo {
     pub ip: String,
+    /// Java null (skipped) when empty: the NIC has none.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub netmask: String,
     pub owner_ethernet_mac: String,
 }

@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
+use crate::client::body;
 use crate::wire;
 use common::command::Command;
 use common::vr;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use vr_model::dhcp::{self, DhcpEdit};
 use vr_model::lb::{self, LbEdit};
 use vr_model::{Edit, Model, dns, from_wire};
@@ -146,8 +147,9 @@ impl RouterSpec {
     /// `conf/springConfigXml/vyos.xml`): `/init`, NICs, the guest NICs'
     /// firewall default actions, DNS, DHCP, SNAT, VIPs,
     /// port forwarding, EIPs, certificates (only when there are any, as
-    /// `refreshCertsAndListeners` does), load balancers. The bodies are the
-    /// Java command classes' (see [`crate::wire`]).
+    /// `refreshCertsAndListeners` does), load balancers. Each body is a
+    /// common::vr command value as the client sends it, with the Java
+    /// command class's fields (see `common::vr` and [`crate::wire`]).
     ///
     /// The node itself configures a router's NICs through the bootstrap
     /// info and sends `/configurenic` only for a NIC attached later; vrctl
@@ -157,78 +159,81 @@ impl RouterSpec {
     /// removes what the description no longer has.
     pub fn commands(&self) -> Vec<(&'static str, Value)> {
         let vm = self.vm.clone().unwrap_or_default();
-        let nic_ips: Vec<Value> = self
-            .nics
-            .iter()
-            .filter(|n| n.ip.as_deref().is_some_and(|ip| !ip.is_empty()))
-            .map(wire::nic_ip)
-            .collect();
-        let mut parms = serde_json::Map::new();
+        let mut parms = BTreeMap::new();
         if !self.lbs.is_empty() {
             // `VyosConnectFlow`: the port range goes when the router has a
             // load balancer (`virtualRouter.ipv4LocalPortRange`, "0-0").
-            parms.insert("ipv4LocalPortRange".into(), json!("0-0"));
+            parms.insert("ipv4LocalPortRange".into(), "0-0".into());
         }
-        let init = json!({
-            "uuid": self.uuid,
-            "restartDnsmasqAfterNumberOfSIGUSER1": 0,
-            "mgtCidr": self.management_node_cidr,
-            "logLevel": "info",
-            "timeServers": vm.management_node_ip.iter().collect::<Vec<_>>(),
-            "parms": parms,
-        });
-        let actions: Vec<Value> = self
-            .nics
-            .iter()
-            .filter_map(wire::nic_default_action)
-            .collect();
-        let mut cmds = vec![
-            (vr::InitCmd::PATH, init),
-            (
-                "/configurenic",
-                json!({"nics": self.nics.iter().map(wire::configure_nic).collect::<Vec<_>>()}),
-            ),
-            // The node skips it when no guest NIC has an action.
-            ("/configurenicdefaultaction", json!({"nics": actions})),
+        let init = vr::InitCmd {
+            uuid: self.uuid.clone(),
+            restart_dnsmasq_after_sigusr1: 0,
+            mgt_cidr: self.management_node_cidr.clone().unwrap_or_default(),
+            log_level: "info".into(),
+            time_servers: vm.management_node_ip.iter().cloned().collect(),
+            parms,
+        };
+        let nics = vr::NicsCmd {
+            nics: self.nics.iter().map(wire::configure_nic).collect(),
+        };
+        let actions = vr::NicsCmd {
+            nics: self
+                .nics
+                .iter()
+                .filter_map(wire::nic_default_action)
+                .collect(),
+        };
+        let vips = vr::CreateVipCmd {
+            vips: self.vips.clone(),
+            sync_vip: true,
+            nic_ips: self.nics.iter().filter_map(wire::nic_ip).collect(),
+        };
+        // Bodies shared by several paths (`NicsCmd`, `DnsCmd`, ...) have no
+        // `Command::PATH`: their path is written next to them.
+        let mut cmds = vec![typed(&init), ("/configurenic", body(&nics))];
+        // The node skips it when no guest NIC has an action.
+        if !actions.nics.is_empty() {
+            cmds.push(("/configurenicdefaultaction", body(&actions)));
+        }
+        cmds.extend([
             (
                 "/setdns",
-                json!({"dns": self.dns.iter().map(wire::dns).collect::<Vec<_>>()}),
+                body(&vr::DnsCmd {
+                    dns: self.dns.clone(),
+                }),
             ),
             (
                 "/refreshDhcpServer",
-                json!({"dhcpServers": self.dhcp_servers.iter().map(wire::dhcp_server).collect::<Vec<_>>()}),
+                body(&vr::DhcpServersCmd {
+                    dhcp_servers: self.dhcp_servers.clone(),
+                }),
             ),
-            (
-                vr::SyncSnatCmd::PATH,
-                json!({"snats": self.snats.iter().map(wire::snat).collect::<Vec<_>>(), "enable": true}),
-            ),
-            (
-                vr::CreateVipCmd::PATH,
-                json!({"vips": self.vips.iter().map(wire::vip).collect::<Vec<_>>(),
-                       "syncVip": true, "nicIps": nic_ips}),
-            ),
+            typed(&vr::SyncSnatCmd {
+                snats: self.snats.clone(),
+                enable: true,
+            }),
+            typed(&vips),
             (
                 "/syncportforwarding",
-                json!({"rules": self.port_forwards.iter().map(wire::port_forward).collect::<Vec<_>>()}),
+                body(&vr::PortForwardingCmd {
+                    rules: self.port_forwards.clone(),
+                }),
             ),
-            (
-                vr::SyncEipCmd::PATH,
-                json!({"eips": self.eips.iter().map(wire::eip).collect::<Vec<_>>()}),
-            ),
-        ];
-        if cmds[2].1["nics"].as_array().is_some_and(|a| a.is_empty()) {
-            cmds.remove(2);
-        }
+            typed(&vr::SyncEipCmd {
+                eips: self.eips.clone(),
+            }),
+        ]);
         if !self.certificates.is_empty() {
-            cmds.push((
-                vr::CertificatesCmd::PATH,
-                json!({"certs": self.certificates}),
-            ));
+            cmds.push(typed(&vr::CertificatesCmd {
+                certs: self.certificates.clone(),
+            }));
         }
         cmds.push((
             "/lb/refresh",
-            json!({"lbs": self.lbs.iter().map(wire::lb).collect::<Vec<_>>(),
-                   "enableHaproxyLog": true}),
+            body(&vr::LbCmd {
+                lbs: self.lbs.iter().map(wire::lb).collect(),
+                enable_haproxy_log: true,
+            }),
         ));
         cmds
     }
@@ -298,6 +303,11 @@ impl RouterSpec {
         m.validate().map_err(|e| bad(&e))?;
         Ok(m)
     }
+}
+
+/// A body with a path of its own, as the client sends it.
+fn typed<C: Command>(cmd: &C) -> (&'static str, Value) {
+    (C::PATH, body(cmd))
 }
 
 #[cfg(test)]
@@ -430,6 +440,18 @@ privateMac = "fa:26:9c:aa:00:03"
             e.contains("in nics[0]") && e.contains("\"category\""),
             "{e}"
         );
+        // A key skipped on serialise when empty is still a key of its place.
+        let json = r#"{"vips":[{"ip6":"2001:db8::1","netmsk":"ffff::"}],
+            "dhcpServers":[{"nicMac":"m","dhcpInfos":[{"ip":"10.0.0.2","vrNicMc":"m"}]}]}"#;
+        let e = RouterSpec::parse(json, true, "r.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(did you mean \"netmask\"?)"), "{e}");
+        let json = json.replace("netmsk", "netmask");
+        let e = RouterSpec::parse(&json, true, "r.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(did you mean \"vrNicMac\"?)"), "{e}");
         // Maps keep keys of the user's choosing; the good file parses.
         let ok = format!("{SPEC}\n[certificates]\nc1 = \"PEM\"\n");
         assert!(RouterSpec::parse(&ok, false, "r.toml").is_ok());

@@ -48,8 +48,9 @@ pub(super) fn unknown_key(spec: &RouterSpec, dotted: &str, path: &str) -> SpecEr
         }
     }
     // The keys of that place are those of the parsed value there (every
-    // field serialises, defaults included).
-    let mut here = serde_json::to_value(spec).unwrap_or_default();
+    // field serialises, defaults included, once the fields skipped when
+    // empty are filled).
+    let mut here = serde_json::to_value(every_field_written(spec)).unwrap_or_default();
     for p in &parts {
         here = match p.parse::<usize>() {
             Ok(i) => here.get(i).cloned().unwrap_or_default(),
@@ -83,6 +84,29 @@ pub(super) fn unknown_key(spec: &RouterSpec, dotted: &str, path: &str) -> SpecEr
         },
         hint,
     }
+}
+
+/// The description with the fields common::vr skips on serialise when
+/// empty (those the node may leave null) set, so that they count as keys
+/// of their place.
+fn every_field_written(spec: &RouterSpec) -> RouterSpec {
+    let mut spec = spec.clone();
+    let fill = |s: &mut String| {
+        if s.is_empty() {
+            s.push('?');
+        }
+    };
+    for v in &mut spec.vips {
+        fill(&mut v.ip);
+        fill(&mut v.netmask);
+    }
+    for d in spec.dhcp_servers.iter_mut().flat_map(|s| &mut s.dhcp_infos) {
+        fill(&mut d.vr_nic_mac);
+        if d.dns.is_empty() {
+            d.dns.push(String::new());
+        }
+    }
+    spec
 }
 
 /// Levenshtein distance, for the "did you mean" of an unknown key.
