@@ -4,7 +4,7 @@
 
 use super::{Engine, EngineError};
 use crate::plan::{lbudp, nat};
-use crate::sys::firewall::{FirewallError, census, digest};
+use crate::sys::firewall::{census, digest};
 
 /// What the kernel listed of our tables.
 #[derive(Default)]
@@ -17,17 +17,6 @@ pub(super) struct Listings {
 }
 
 impl Engine {
-    /// Every change to one of our tables goes through here, so the table is
-    /// listed again afterwards.
-    pub(super) async fn nft(
-        &mut self,
-        table: &'static str,
-        script: &str,
-    ) -> Result<(), FirewallError> {
-        self.tables.relist.insert(table);
-        self.sys.firewall.apply(script).await
-    }
-
     /// Record the kernel's listing of the tables we changed: the content the
     /// drift check expects.
     pub(super) async fn take_listings(&mut self) {

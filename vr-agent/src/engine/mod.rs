@@ -240,6 +240,17 @@ impl Engine {
         r
     }
 
+    /// Every change to one of our tables goes through here, so the table is
+    /// listed again afterwards.
+    pub(super) async fn nft(
+        &mut self,
+        table: &'static str,
+        script: &str,
+    ) -> Result<(), FirewallError> {
+        self.tables.relist.insert(table);
+        self.sys.firewall.apply(script).await
+    }
+
     fn persist(&self, edit: &Edit) -> Result<(), EngineError> {
         crate::sys::blocking::run(|| self.sys.store.record(self.generation, edit, &self.model))
             .map_err(EngineError::Persist)
