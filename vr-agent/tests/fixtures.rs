@@ -1,4 +1,5 @@
-//! The protocol reference's fixture bodies (section 4: F1-F3, F7-F10) are
+//! The protocol reference's fixture bodies (section 4: F1-F11, files in
+//! vr-model/testdata, `vr_model::fixtures`) are
 //! accepted, through the real router and engine with fake side effects (no
 //! root needed), and what they render is checked.
 
@@ -17,6 +18,9 @@ use vr_agent::sys::firewall::FakeFirewall;
 use vr_agent::sys::haproxy::{Call, FakeHaproxy};
 use vr_agent::sys::netlink::FakeNetlink;
 use vr_agent::sys::store::FileStore;
+use vr_model::fixtures::{
+    F1, F2, F3, F4, F5, F6, F7, F8, F9, F10_ONE, F10_SYNC, F11, SYNC_VIP_DUAL_STACK,
+};
 
 struct Box {
     app: axum::Router,
@@ -88,35 +92,6 @@ async fn post(b: &Box, path: &str, body: &str) -> (u16, Value) {
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
-
-const F1: &str = r#"{"uuid":"4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11","restartDnsmasqAfterNumberOfSIGUSER1":0,
- "mgtCidr":"10.0.0.0/16","logLevel":"info","timeServers":["10.0.0.2"],
- "parms":{"ipv4LocalPortRange":"0-0"}}"#;
-const F2: &str = r#"{"uuid":"4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11"}"#;
-const F3: &str = r#"{"nics":[{"ip":"192.168.100.1","mac":"fa:26:9c:aa:00:03","gateway":"192.168.100.1",
- "netmask":"255.255.255.0","isDefaultRoute":false,"category":"Private",
- "physicalInterface":"eth0","l2type":"L2VlanNetwork","vni":100,
- "firewallDefaultAction":"reject","mtu":1500}]}"#;
-const F7: &str = r#"{"snats":[{"publicNicMac":"fa:26:9c:aa:00:02","publicIp":"172.20.10.5",
- "privateNicMac":"fa:26:9c:aa:00:03","privateNicIp":"192.168.100.1",
- "privateGatewayIp":"192.168.100.1","snatNetmask":"255.255.255.0","state":true}],
- "enable":true}"#;
-const F8: &str = r#"{"syncVip":true,
- "vips":[{"ip":"172.20.10.100","netmask":"255.255.0.0","gateway":"172.20.0.1",
-   "prefixLength":0,"ownerEthernetMac":"fa:26:9c:aa:00:02",
-   "vipUuid":"a3c9e0b1d2f34a5b8c7d6e5f4a3b2c1d","isSystem":false}],
- "nicIps":[{"ip":"172.20.10.5","netmask":"255.255.0.0","ownerEthernetMac":"fa:26:9c:aa:00:02"},
-   {"ip":"192.168.100.1","netmask":"255.255.255.0","ownerEthernetMac":"fa:26:9c:aa:00:03"}]}"#;
-const F9: &str = r#"{"rules":[{"uuid":"0e5c7a1f2b3d4e6f8091a2b3c4d5e6f7","vipPortStart":8080,"vipPortEnd":8080,
- "privatePortStart":80,"privatePortEnd":80,"protocolType":"TCP","vipIp":"172.20.10.100",
- "publicMac":"fa:26:9c:aa:00:02","privateIp":"192.168.100.10",
- "privateMac":"fa:26:9c:aa:00:03","allowedCidr":"203.0.113.0/24",
- "snatInboundTraffic":false}]}"#;
-const F10_ONE: &str = r#"{"eip":{"vipIp":"172.20.10.101","privateMac":"fa:26:9c:aa:00:03","publicMac":"fa:26:9c:aa:00:02",
- "guestIp":"192.168.100.10","snatInboundTraffic":false,"needCleanGuestIp":false}}"#;
-const F10_SYNC: &str = r#"{"eips":[{"vipIp":"172.20.10.101","privateMac":"fa:26:9c:aa:00:03",
- "publicMac":"fa:26:9c:aa:00:02","guestIp":"192.168.100.10",
- "snatInboundTraffic":false,"needCleanGuestIp":false}]}"#;
 
 /// `/init`'s `ipv4LocalPortRange` goes through the sysctl port (zero
 /// values are ignored, as zvr does; a bad range is 400 and writes nothing).
@@ -201,20 +176,6 @@ async fn reference_fixtures_are_accepted() {
     assert_eq!(b.netlink.announced.lock().unwrap().len(), 1);
 }
 
-const F4: &str = r#"{"dhcpServers":[{"nicMac":"fa:26:9c:aa:00:03","subnet":"192.168.100.0/24",
- "netmask":"255.255.255.0","gateway":"192.168.100.1","dnsDomain":"zstack.local",
- "dnsServer":"192.168.100.1","mtu":1500,
- "dhcpInfos":[{"ip":"192.168.100.10","mac":"fa:a1:5e:12:34:56",
-   "hostname":"web-01.zstack.local","isDefaultL3Network":true},
-  {"ip":"192.168.100.11","mac":"fa:a1:5e:12:34:57",
-   "hostname":"192-168-100-11","isDefaultL3Network":false}]}]}"#;
-const F5: &str = r#"{"dhcpEntries":[{"ip":"192.168.100.10","mac":"fa:a1:5e:12:34:56","netmask":"255.255.255.0",
- "gateway":"192.168.100.1","dns":["192.168.100.1"],"hostname":"web-01.zstack.local",
- "vrNicMac":"fa:26:9c:aa:00:03","dnsDomain":"zstack.local","isDefaultL3Network":true,
- "mtu":1500}],"rebuild":false}"#;
-const F6: &str = r#"{"dns":[{"dnsAddress":"223.5.5.5","nicMac":"fa:26:9c:aa:00:03"},
-        {"dnsAddress":"8.8.8.8","nicMac":"fa:26:9c:aa:00:03"}]}"#;
-
 #[tokio::test]
 async fn dhcp_and_dns_fixtures_are_accepted() {
     let b = vr().await;
@@ -251,19 +212,6 @@ async fn negative_fixtures() {
         "only the start-up table"
     );
 }
-
-const F11: &str = r#"{"enableHaproxyLog":true,"lbs":[{"lbUuid":"f2c7b2ff2f834e1ea20363f49122a3b4",
- "listenerUuid":"23fb656e4f324e74a4889582104fcbf0","vip":"172.20.10.102",
- "publicNic":"fa:26:9c:aa:00:02","nicIps":["192.168.100.10"],"instancePort":80,
- "loadBalancerPort":80,"mode":"http","securityPolicyType":"tls_cipher_policy_default",
- "enableFullLog":false,
- "parameters":["balancerWeight::192.168.100.10::100","connectionIdleTimeout::60","Nbprocess::1",
-  "balancerAlgorithm::roundrobin","healthCheckTimeout::2","healthCheckTarget::tcp:default",
-  "maxConnection::2000000","httpMode::http-server-close","accessControlStatus::disable",
-  "healthyThreshold::2","healthCheckInterval::5","unhealthyThreshold::2","aclEntry::"],
- "serverGroups":[{"name":"sg-web","serverGroupUuid":"9b8a7c6d5e4f40312a1b0c9d8e7f6a5b",
-   "backendServers":[{"ip":"192.168.100.10","weight":100}],"isDefault":false}],
- "redirectRules":[]}]}"#;
 
 #[tokio::test]
 async fn lb_fixture_f11_is_accepted() {
@@ -335,17 +283,6 @@ async fn lb_fixture_f11_is_accepted() {
     let (s, v) = post(&b, "/lb/log/level", r#"{"level":"debug"}"#).await;
     assert_eq!(s, 200, "{v}");
 }
-
-/// VirtualRouterSyncVipFlow on a dual-stack router: every VIP in one
-/// /createvip, the IPv6 one as VipTO.valueOf makes it (ip6, no ip), and the
-/// IPv6-only NIC's address among nicIps.
-const SYNC_VIP_DUAL_STACK: &str = r#"{"syncVip":true,
- "vips":[{"ip":"172.20.10.100","netmask":"255.255.0.0","gateway":"172.20.0.1",
-   "prefixLength":0,"ownerEthernetMac":"fa:26:9c:aa:00:02","vipUuid":"v4","isSystem":false},
-  {"ip6":"2001:db8:20::100","netmask":"ffff:ffff:ffff:ffff::","gateway6":"2001:db8:20::1",
-   "prefixLength":64,"ownerEthernetMac":"fa:26:9c:aa:00:02","vipUuid":"v6","isSystem":false}],
- "nicIps":[{"ip":"172.20.10.5","netmask":"255.255.0.0","ownerEthernetMac":"fa:26:9c:aa:00:02"},
-   {"ip":"2001:db8:30::5","netmask":"ffff:ffff:ffff:ffff::","ownerEthernetMac":"fa:26:9c:aa:00:04"}]}"#;
 
 #[tokio::test]
 async fn ipv6_vip_in_a_sync_is_applied_and_announced() {

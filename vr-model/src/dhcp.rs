@@ -334,9 +334,7 @@ pub fn server_macs(cmd: &vr::DhcpServersCmd) -> Result<Vec<Mac>, FieldError> {
 pub mod fixtures {
     use super::*;
 
-    pub const F4: &str = include_str!("../testdata/refreshDhcpServer.json");
-    pub const F5: &str = include_str!("../testdata/addDhcp.json");
-    pub const F6: &str = include_str!("../testdata/setDns.json");
+    use crate::fixtures::{F4, F5, F6};
 
     pub fn state() -> DnsmasqState {
         let f4: vr::DhcpServersCmd = serde_json::from_str(F4).unwrap();
@@ -365,7 +363,8 @@ mod tests {
     use super::*;
     use common::vr;
 
-    use fixtures::{F4, F5, state as fixtures_state};
+    use crate::fixtures::{F4, F5};
+    use fixtures::state as fixtures_state;
 
     fn mac(s: &str) -> Mac {
         s.parse().unwrap()

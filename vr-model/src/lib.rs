@@ -13,6 +13,8 @@ pub mod checks;
 pub mod dhcp;
 pub mod dns;
 pub mod field;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod from_wire;
 pub mod invalid;
 pub mod lb;
