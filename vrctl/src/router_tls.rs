@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use common::pki::{Authority, Issued};
 use common::tls::ServerPem;
+use common::vr::AgentTls;
 
 use crate::spec::RouterSpec;
 
@@ -37,16 +38,18 @@ pub struct AgentAuth {
 }
 
 impl AgentAuth {
-    /// The bootstrap info's keys for this (none when nothing is required).
-    pub fn bootstrap_keys(&self) -> serde_json::Map<String, Value> {
-        let mut m = serde_json::Map::new();
-        if let Some(t) = &self.tls {
-            m.insert("agentTls".into(), tls_json(t));
-        }
-        if !self.tokens.is_empty() {
-            m.insert("agentTokens".into(), json!(self.tokens));
-        }
-        m
+    /// The bootstrap info's `agentTls` (None: plain HTTP).
+    pub fn agent_tls(&self) -> Option<AgentTls> {
+        self.tls.as_ref().map(|t| AgentTls {
+            certificate: t.certificate.clone(),
+            private_key: t.private_key.clone(),
+            client_ca: t.client_ca.clone(),
+        })
+    }
+
+    /// The bootstrap info's `agentTokens` (None when none are required).
+    pub fn agent_tokens(&self) -> Option<Vec<String>> {
+        (!self.tokens.is_empty()).then(|| self.tokens.clone())
     }
 }
 
@@ -171,23 +174,20 @@ mod tests {
         let c = current_or_issue(&ca, &dir, &spec).unwrap();
         assert_ne!(c.certificate, a.certificate);
         assert_eq!(c.ip, "10.0.0.26");
-        let keys = AgentAuth {
+        let auth = AgentAuth {
             tls: Some(ServerPem {
                 certificate: c.certificate,
                 private_key: c.private_key,
                 client_ca: ca.certificate_pem().into(),
             }),
             tokens: vec!["t".repeat(32)],
-        }
-        .bootstrap_keys();
-        assert!(
-            keys["agentTls"]["privateKey"]
-                .as_str()
-                .unwrap()
-                .contains("PRIVATE KEY")
-        );
-        assert_eq!(keys["agentTokens"][0], "t".repeat(32));
-        assert!(AgentAuth::default().bootstrap_keys().is_empty());
+        };
+        let tls = auth.agent_tls().unwrap();
+        assert!(tls.private_key.contains("PRIVATE KEY"));
+        assert_eq!(tls.client_ca, ca.certificate_pem());
+        assert_eq!(auth.agent_tokens(), Some(vec!["t".repeat(32)]));
+        assert!(AgentAuth::default().agent_tls().is_none());
+        assert!(AgentAuth::default().agent_tokens().is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
