@@ -5,8 +5,12 @@
 
 use std::path::Path;
 
-use common::kvm::vm::{SetBootstrapInfoCmd, VmNicInventory};
-use serde_json::{Value, json};
+use common::kvm::vm::{
+    Addons, ChannelTo, DirectKernelBootTo, NicTo, SetBootstrapInfoCmd, StartVmCmd, VHostAddOn,
+    VmNicInventory, VolumeTo,
+};
+use common::vr::{ApplianceVmNicTo, BootstrapInfo, NicInfo};
+use serde_json::Value;
 
 use crate::router_tls::AgentAuth;
 use crate::spec::{RouterSpec, VmSpec};
@@ -26,7 +30,8 @@ pub fn url_host(url: &str) -> &str {
     rest.split([':', '/']).next().unwrap_or("")
 }
 
-/// The `/vm/start` body for the router: `StartVmCmd` as `KVMHost.startVm`
+/// The `/vm/start` command for the router (sent as
+/// [`crate::client::body`] writes it): `StartVmCmd` as `KVMHost.startVm`
 /// fills it for an appliance VM (zstackio/zstack 5a29293bd5,
 /// `plugin/kvm/.../KVMHost.java`, `KVMAgentCommands.StartVmCmd`), with the
 /// node's global-config defaults (`conf/globalConfig/{vm,kvm}.xml`: video
@@ -37,69 +42,128 @@ pub fn url_host(url: &str) -> &str {
 /// choose, and the splash would only delay every boot; the node then sends
 /// no `bootMenuSplashTimeout`. `addons` carries the appliance VM's channel
 /// (`ApplianceVmKvmBackend`) and, our extension, a direct kernel boot.
-pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path, host: &str) -> Value {
-    let nics: Vec<Value> = spec
+/// Fields the node fills from its database (account, SMBIOS serial, NIC
+/// metadata and L2 uuid, volume WWN, ...) are left out; see
+/// `tests/start_typed.rs` for the list.
+pub fn start_cmd(spec: &RouterSpec, vm: &VmSpec, disk: &Path, host: &str) -> StartVmCmd {
+    let nics = spec
         .nics
         .iter()
         .enumerate()
-        .map(|(i, n)| {
-            json!({"mac": n.mac, "ips": n.ip.iter().collect::<Vec<_>>(),
-                   "bridgeName": vm.bridges[&n.mac],
-                   "physicalInterface": n.physical_interface,
-                   "uuid": nic_uuid(spec, i),
-                   "nicInternalName": format!("vr{}.{i}", &spec.uuid[..8]),
-                   "deviceId": i, "useVirtio": true, "bootOrder": 0,
-                   "mtu": n.mtu.unwrap_or(1500), "driverType": "virtio",
-                   "vHostAddOn": {"queueNum": 1}, "type": "VNIC",
-                   "cleanTraffic": false, "isolated": false})
+        .map(|(i, n)| NicTo {
+            mac: n.mac.clone(),
+            ips: n.ip.iter().cloned().collect(),
+            bridge_name: vm.bridges[&n.mac].clone(),
+            physical_interface: n.physical_interface.clone().unwrap_or_default(),
+            uuid: nic_uuid(spec, i),
+            nic_internal_name: format!("vr{}.{i}", &spec.uuid[..8]),
+            device_id: i as i64,
+            use_virtio: Some(true),
+            boot_order: 0,
+            // An MTU outside u32 is refused before (`router::vm_spec`).
+            mtu: n.mtu.map_or(Some(1500), |m| u32::try_from(m).ok()),
+            driver_type: "virtio".into(),
+            v_host_add_on: Some(VHostAddOn { queue_num: 1 }),
+            kind: Some("VNIC".into()),
+            clean_traffic: Some(false),
+            isolated: Some(false),
+            ..Default::default()
         })
         .collect();
-    let mut addons = json!({"channel": {"socketPath": socket_path(spec, vm),
-                                        "targetName": "applianceVm.vport"}});
-    if let Some(kernel) = &vm.kernel {
-        addons["directKernelBoot"] = json!({"kernel": kernel, "initrd": vm.initrd,
-            "cmdline": vm.cmdline.clone().unwrap_or_else(|| "root=/dev/vda rw console=ttyS0 quiet".into())});
-    }
+    let addons = Addons {
+        channel: Some(ChannelTo {
+            socket_path: socket_path(spec, vm),
+            target_name: "applianceVm.vport".into(),
+        }),
+        direct_kernel_boot: vm.kernel.as_ref().map(|kernel| DirectKernelBootTo {
+            kernel: kernel.clone(),
+            initrd: vm.initrd.clone().unwrap_or_default(),
+            cmdline: vm
+                .cmdline
+                .clone()
+                .unwrap_or_else(|| "root=/dev/vda rw console=ttyS0 quiet".into()),
+        }),
+    };
     let cpu = vm.cpu_num.max(1);
     let memory = vm.memory_mb.max(128) << 20;
     let root = format!("{}root", &spec.uuid[..8]);
-    let mut cmd = json!({
-        "vmInstanceUuid": spec.uuid, "vmInternalId": 1,
-        "vmName": if vm.name.is_empty() { format!("vrouter.{}", spec.uuid) } else { vm.name.clone() },
-        "imagePlatform": "Linux", "imageArchitecture": "x86_64",
-        "memory": memory, "maxMemory": memory, "cpuNum": cpu, "maxVcpuNum": cpu, "cpuSpeed": 0,
-        "socketNum": 1, "cpuOnSocket": cpu, "threadsPerCore": 1,
-        "bootDev": ["hd"], "bootMode": "Legacy", "machineType": "pc",
-        "useBootMenu": false,
-        "clock": "utc", "consoleMode": "vnc", "videoType": "virtio", "soundType": "ich6",
-        "nestedVirtualization": "none", "hostManagementIp": url_host(host),
-        "timeout": 300, "isApplianceVm": true,
-    });
-    let devices = json!({
-        "rootVolume": {"installPath": disk, "deviceId": 0, "deviceType": "file",
-                       "volumeUuid": root, "resourceUuid": root, "format": "qcow2",
-                       "useVirtio": true, "useVirtioSCSI": false, "shareable": false,
-                       "cacheMode": "none", "aioNative": false, "bootOrder": 0,
-                       "physicalBlockSize": 0, "ioThreadId": 0, "controllerIndex": 0},
-        "dataVolumes": [], "cacheVolumes": [],
-        "nics": nics, "addons": addons,
-    });
-    // The boolean switches, at the node's defaults.
-    let flags = json!({
-        "instanceOfferingOnlineChange": false, "useNuma": false, "usbRedirect": false,
-        "enableSecurityElement": false, "createPaused": false, "kvmHiddenState": false,
-        "vmPortOff": false, "emulateHyperV": false, "hypervClock": false,
-        "suspendToRam": false, "suspendToDisk": false, "additionalQmp": true,
-        "secureBoot": false, "fromForeignHypervisor": false, "useHugePage": false,
-        "coloPrimary": false, "coloSecondary": false, "consoleLogToFile": false,
-        "acpi": true, "x2apic": true, "cpuHypervisorFeature": true, "useColoBinary": false,
-    });
-    for part in [devices, flags] {
-        if let (Value::Object(c), Value::Object(f)) = (&mut cmd, part) {
-            c.extend(f);
-        }
+    let root_volume = VolumeTo {
+        install_path: disk.display().to_string(),
+        device_id: 0,
+        device_type: "file".into(),
+        volume_uuid: root.clone(),
+        resource_uuid: root,
+        format: "qcow2".into(),
+        use_virtio: Some(true),
+        use_virtio_scsi: Some(false),
+        shareable: false,
+        cache_mode: "none".into(),
+        aio_native: false,
+        boot_order: 0,
+        physical_block_size: 0,
+        io_thread_id: 0,
+        controller_index: 0,
+    };
+    StartVmCmd {
+        vm_instance_uuid: spec.uuid.clone(),
+        vm_internal_id: 1,
+        vm_name: if vm.name.is_empty() {
+            format!("vrouter.{}", spec.uuid)
+        } else {
+            vm.name.clone()
+        },
+        image_platform: "Linux".into(),
+        image_architecture: "x86_64".into(),
+        memory,
+        max_memory: i64::try_from(memory).unwrap_or(i64::MAX),
+        cpu_num: cpu,
+        max_vcpu_num: cpu,
+        cpu_speed: 0,
+        socket_num: Some(1),
+        cpu_on_socket: Some(cpu),
+        threads_per_core: Some(1),
+        boot_dev: vec!["hd".into()],
+        boot_mode: Some("Legacy".into()),
+        machine_type: "pc".into(),
+        use_boot_menu: false,
+        clock: "utc".into(),
+        console_mode: "vnc".into(),
+        video_type: "virtio".into(),
+        sound_type: Some("ich6".into()),
+        nested_virtualization: "none".into(),
+        host_management_ip: url_host(host).into(),
+        timeout: Some(300),
+        is_appliance_vm: true,
+        root_volume: Some(root_volume),
+        data_volumes: vec![],
+        cache_volumes: vec![],
+        nics,
+        addons,
+        // The switches, at the node's defaults.
+        instance_offering_online_change: false,
+        use_numa: false,
+        usb_redirect: false,
+        enable_security_element: false,
+        create_paused: false,
+        kvm_hidden_state: false,
+        vm_port_off: false,
+        emulate_hyper_v: false,
+        hyperv_clock: false,
+        suspend_to_ram: false,
+        suspend_to_disk: false,
+        additional_qmp: true,
+        secure_boot: false,
+        from_foreign_hypervisor: false,
+        use_huge_page: false,
+        colo_primary: false,
+        colo_secondary: false,
+        console_log_to_file: false,
+        acpi: Some(true),
+        x2apic: true,
+        cpu_hypervisor_feature: true,
+        use_colo_binary: false,
+        ..Default::default()
     }
-    cmd
 }
 
 /// The uuid of the router's NIC `i` (the description names NICs by MAC).
@@ -140,14 +204,27 @@ const ABNORMAL_FILE_MAX_SIZE: i64 = 100;
 const VR_SSH_PORT: i64 = 22;
 const VYOS_PASSWORD: &str = "vrouter12#";
 
-/// One NIC of the bootstrap info: `ApplianceVmNicTO`'s fields only (no
+/// One NIC of the bootstrap info: `ApplianceVmNicTO` (no
 /// `firewallDefaultAction` or `state`: those come by command).
-fn appliance_nic(n: &common::vr::NicInfo, device: String, default_route: bool) -> Value {
-    json!({"ip": n.ip, "netmask": n.netmask, "gateway": n.gateway, "mac": n.mac,
-           "deviceName": device, "isDefaultRoute": default_route, "category": n.category,
-           "l2type": n.l2type, "vni": n.vni, "physicalInterface": n.physical_interface,
-           "mtu": n.mtu, "ip6": n.ip6, "prefixLength": n.prefix_length,
-           "gateway6": n.gateway6, "addressMode": n.address_mode})
+fn appliance_nic(n: &NicInfo, device: String, default_route: bool) -> ApplianceVmNicTo {
+    ApplianceVmNicTo {
+        ip: n.ip.clone(),
+        netmask: n.netmask.clone(),
+        gateway: n.gateway.clone(),
+        mac: n.mac.clone(),
+        device_name: device,
+        meta_data: None,
+        is_default_route: default_route,
+        category: n.category.clone(),
+        l2type: n.l2type.clone(),
+        vni: n.vni,
+        physical_interface: n.physical_interface.clone(),
+        mtu: n.mtu,
+        ip6: n.ip6.clone(),
+        prefix_length: n.prefix_length,
+        gateway6: n.gateway6.clone(),
+        address_mode: n.address_mode.clone(),
+    }
 }
 
 /// The `/appliancevm/setbootstrapinfo` body: `PrepareBootstrapInfoCmd` as
@@ -162,36 +239,34 @@ fn appliance_nic(n: &common::vr::NicInfo, device: String, default_route: bool) -
 /// speaks mutual TLS only) and `agentTokens` (bearer tokens required).
 pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec, auth: &AgentAuth) -> SetBootstrapInfoCmd {
     let mgmt = spec.management_nic().cloned().unwrap_or_default();
-    let mut others: Vec<&common::vr::NicInfo> =
-        spec.nics.iter().filter(|n| n.mac != mgmt.mac).collect();
+    let mut others: Vec<&NicInfo> = spec.nics.iter().filter(|n| n.mac != mgmt.mac).collect();
     if !mgmt.is_default_route {
         // A stable sort keeps the rest in the description's order.
         others.sort_by_key(|n| !n.is_default_route);
     }
-    let additional: Vec<Value> = others
+    let additional_nics = others
         .iter()
         .enumerate()
         .map(|(i, n)| appliance_nic(n, format!("eth{}", i + 1), n.is_default_route))
         .collect();
-    let mut info = json!({
-        "applianceVmSubType": "vrouter",
-        "managementNic": appliance_nic(&mgmt, "eth0".into(), mgmt.is_default_route),
-        "additionalNics": additional,
-        "publicKey": vm.public_key.clone().unwrap_or_default(),
-        "uuid": spec.uuid,
-        "managementNodeIp": vm.management_node_ip,
-        "managementNodeCidr": spec.management_node_cidr,
-        "vyosPassword": VYOS_PASSWORD,
-        "sshPort": VR_SSH_PORT,
-        "EnableVyosCmd": ENABLE_VYOS_CMD,
-        "ConfigTcForVipQos": CONFIG_TC_FOR_VIP_QOS,
-        "abnormalFileMaxSize": ABNORMAL_FILE_MAX_SIZE,
-    });
-    if let Value::Object(o) = &mut info {
-        o.extend(auth.bootstrap_keys());
-    }
-    let Value::Object(info) = crate::client::gson(&info) else {
-        unreachable!("the info is built as an object")
+    let info = BootstrapInfo::<ApplianceVmNicTo> {
+        appliance_vm_sub_type: Some("vrouter".into()),
+        management_nic: appliance_nic(&mgmt, "eth0".into(), mgmt.is_default_route),
+        additional_nics,
+        public_key: Some(vm.public_key.clone().unwrap_or_default()),
+        uuid: Some(spec.uuid.clone()),
+        management_node_ip: vm.management_node_ip.clone(),
+        management_node_cidr: spec.management_node_cidr.clone(),
+        vyos_password: Some(VYOS_PASSWORD.into()),
+        ssh_port: Some(VR_SSH_PORT),
+        enable_vyos_cmd: Some(ENABLE_VYOS_CMD),
+        config_tc_for_vip_qos: Some(CONFIG_TC_FOR_VIP_QOS),
+        abnormal_file_max_size: Some(ABNORMAL_FILE_MAX_SIZE),
+        agent_tls: auth.agent_tls(),
+        agent_tokens: auth.agent_tokens(),
+    };
+    let Value::Object(info) = crate::client::body(&info) else {
+        unreachable!("the info is a struct, written as an object")
     };
     SetBootstrapInfoCmd {
         info,

@@ -14,10 +14,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use common::pki::{Authority, Issued};
 use common::tls::ServerPem;
+use common::vr::AgentTls;
 
 use crate::spec::RouterSpec;
 
@@ -37,22 +37,20 @@ pub struct AgentAuth {
 }
 
 impl AgentAuth {
-    /// The bootstrap info's keys for this (none when nothing is required).
-    pub fn bootstrap_keys(&self) -> serde_json::Map<String, Value> {
-        let mut m = serde_json::Map::new();
-        if let Some(t) = &self.tls {
-            m.insert("agentTls".into(), crate::client::body(&agent_tls(t)));
-        }
-        if !self.tokens.is_empty() {
-            m.insert("agentTokens".into(), Value::from(self.tokens.clone()));
-        }
-        m
+    /// The bootstrap info's `agentTls` (None: plain HTTP).
+    pub fn agent_tls(&self) -> Option<AgentTls> {
+        self.tls.as_ref().map(agent_tls)
+    }
+
+    /// The bootstrap info's `agentTokens` (None when none are required).
+    pub fn agent_tokens(&self) -> Option<Vec<String>> {
+        (!self.tokens.is_empty()).then(|| self.tokens.clone())
     }
 }
 
 /// `agentTls` / `/agent/credentials`' `tls`, as the agent reads it.
-pub fn agent_tls(t: &ServerPem) -> common::vr::AgentTls {
-    common::vr::AgentTls {
+pub fn agent_tls(t: &ServerPem) -> AgentTls {
+    AgentTls {
         certificate: t.certificate.clone(),
         private_key: t.private_key.clone(),
         client_ca: t.client_ca.clone(),
@@ -176,23 +174,20 @@ mod tests {
         let c = current_or_issue(&ca, &dir, &spec).unwrap();
         assert_ne!(c.certificate, a.certificate);
         assert_eq!(c.ip, "10.0.0.26");
-        let keys = AgentAuth {
+        let auth = AgentAuth {
             tls: Some(ServerPem {
                 certificate: c.certificate,
                 private_key: c.private_key,
                 client_ca: ca.certificate_pem().into(),
             }),
             tokens: vec!["t".repeat(32)],
-        }
-        .bootstrap_keys();
-        assert!(
-            keys["agentTls"]["privateKey"]
-                .as_str()
-                .unwrap()
-                .contains("PRIVATE KEY")
-        );
-        assert_eq!(keys["agentTokens"][0], "t".repeat(32));
-        assert!(AgentAuth::default().bootstrap_keys().is_empty());
+        };
+        let tls = auth.agent_tls().unwrap();
+        assert!(tls.private_key.contains("PRIVATE KEY"));
+        assert_eq!(tls.client_ca, ca.certificate_pem());
+        assert_eq!(auth.agent_tokens(), Some(vec!["t".repeat(32)]));
+        assert!(AgentAuth::default().agent_tls().is_none());
+        assert!(AgentAuth::default().agent_tokens().is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -217,14 +212,11 @@ mod tests {
             crate::client::body(&cmd),
             json!({"tls": tls, "tokens": ["t"]})
         );
-        let keys = AgentAuth {
+        let auth = AgentAuth {
             tls: Some(pem),
             tokens: vec!["t".into()],
-        }
-        .bootstrap_keys();
-        assert_eq!(
-            Value::Object(keys),
-            json!({"agentTls": tls, "agentTokens": ["t"]})
-        );
+        };
+        assert_eq!(crate::client::body(&auth.agent_tls()), tls);
+        assert_eq!(auth.agent_tokens(), Some(vec!["t".into()]));
     }
 }

@@ -203,12 +203,12 @@ fn router_commands_have_the_java_classes_fields() {
 fn start_vm_carries_every_primitive_of_start_vm_cmd() {
     let spec = lab_spec();
     let vm = spec.vm.clone().unwrap();
-    let body = start_cmd(
+    let body = body(&start_cmd(
         &spec,
         &vm,
         Path::new("/disks/vr.qcow2"),
         "http://10.0.0.21:7070",
-    );
+    ));
     assert_no_nulls(&body, "/vm/start");
     // KVMHost.startVm: five minutes, the node's video default, the host's
     // management IP, the appliance VM's channel.
@@ -357,7 +357,12 @@ fn bodies_use_the_field_names_of_the_conformance_fixtures() {
     ));
     ours.push((
         "kvm/vm/start".into(),
-        start_cmd(&spec, &vm, Path::new("/d"), "http://10.0.0.21:7070"),
+        body(&start_cmd(
+            &spec,
+            &vm,
+            Path::new("/d"),
+            "http://10.0.0.21:7070",
+        )),
     ));
     for (p, b) in [
         (

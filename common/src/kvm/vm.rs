@@ -1,129 +1,14 @@
 //! VM plugin wire types (reference sections 4 and 5): `/vm/*` and
-//! `/appliancevm/setbootstrapinfo`. Only the fields a VR or a plain Linux VM
-//! needs are typed; every other `StartVmCmd` field is accepted and ignored.
+//! `/appliancevm/setbootstrapinfo`. `/vm/start`'s command is in `start`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 mod ops;
+mod start;
 pub use ops::*;
-
-/// `StartVmCmd`. Memory is in bytes, as the MN sends it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct StartVmCmd {
-    pub vm_instance_uuid: String,
-    pub vm_internal_id: i64,
-    pub vm_name: String,
-    pub image_platform: String,
-    pub image_architecture: String,
-    pub cpu_num: u32,
-    pub max_vcpu_num: u32,
-    pub socket_num: Option<u32>,
-    pub cpu_on_socket: Option<u32>,
-    pub threads_per_core: Option<u32>,
-    pub memory: u64,
-    pub nested_virtualization: String,
-    pub boot_dev: Vec<String>,
-    pub machine_type: String,
-    pub use_boot_menu: bool,
-    pub boot_menu_splash_timeout: Option<u32>,
-    pub acpi: Option<bool>,
-    pub clock: String,
-    pub console_mode: String,
-    pub console_password: String,
-    pub video_type: String,
-    /// Seconds to wait for the domain to run (the MN sends 300).
-    pub timeout: Option<u64>,
-    pub create_paused: bool,
-    pub is_appliance_vm: bool,
-    pub host_management_ip: String,
-    pub root_volume: Option<VolumeTo>,
-    pub data_volumes: Vec<VolumeTo>,
-    pub nics: Vec<NicTo>,
-    pub addons: Addons,
-    /// The balloon's address from the previous start's `memBalloonInfo`
-    /// (the node keeps it so the guest sees the same PCI slot again).
-    pub mem_balloon: Option<MemBalloonTo>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct MemBalloonTo {
-    pub resource_uuid: String,
-    pub device_address: Option<DeviceAddress>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Addons {
-    /// The bootstrap channel for a VR, the guest-agent channel otherwise.
-    pub channel: Option<ChannelTo>,
-    /// Our extension (ZStack's `StartVmCmd` has no such field): boot the
-    /// kernel and initramfs from host files instead of the disk's boot
-    /// loader (libvirt `<os><kernel>/<initrd>/<cmdline>`), for images built
-    /// without a boot loader, such as our VR image (`images/`).
-    /// `addons.directKernelBoot = {"kernel": "/abs/vmlinuz",
-    /// "initrd": "/abs/initrd.img", "cmdline": "root=/dev/vda rw console=ttyS0"}`.
-    pub direct_kernel_boot: Option<DirectKernelBootTo>,
-}
-
-/// `addons.directKernelBoot` (our extension, see [`Addons`]). `initrd` and
-/// `cmdline` are optional; paths must be absolute host paths.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct DirectKernelBootTo {
-    pub kernel: String,
-    pub initrd: String,
-    pub cmdline: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ChannelTo {
-    pub socket_path: String,
-    pub target_name: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct VolumeTo {
-    pub install_path: String,
-    pub device_id: i64,
-    pub device_type: String,
-    pub volume_uuid: String,
-    pub resource_uuid: String,
-    pub use_virtio: Option<bool>,
-    #[serde(rename = "useVirtioSCSI")]
-    pub use_virtio_scsi: Option<bool>,
-    pub cache_mode: String,
-    pub format: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct NicTo {
-    pub mac: String,
-    pub ips: Vec<String>,
-    pub bridge_name: String,
-    pub physical_interface: String,
-    pub uuid: String,
-    pub nic_internal_name: String,
-    pub device_id: i64,
-    pub meta_data: String,
-    pub use_virtio: Option<bool>,
-    pub mtu: Option<u32>,
-    pub driver_type: String,
-    pub state: String,
-    pub resource_uuid: String,
-    /// Anti-spoofing on the tap (source MAC, IPs and ARP must be the NIC's
-    /// own); see `crate::plan::antispoof`.
-    pub clean_traffic: Option<bool>,
-    /// Port isolation of the tap (guests on the bridge do not reach each
-    /// other); bridges created isolated isolate every guest tap anyway.
-    pub isolated: Option<bool>,
-}
+pub use start::*;
 
 /// A PCI (or drive) address as the MN reads it (`DeviceAddress`): hex
 /// strings, all optional. Absent fields are left out (the envelope does not

@@ -5,21 +5,62 @@ use serde::{Deserialize, Serialize};
 
 use super::nic::NicInfo;
 
+/// The bootstrap info (`ApplianceVmFacadeImpl.prepareBootstrapInformation`
+/// plus the vrouter keys of `VyosVmBaseFactory.applianceVmPrepareBootstrapInfo`,
+/// zstackio/zstack 5a29293bd5). The router reads its NICs as the looser
+/// [`NicInfo`]; the controller writes them as [`ApplianceVmNicTo`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct BootstrapInfo {
-    pub management_nic: NicInfo,
-    pub additional_nics: Vec<NicInfo>,
+pub struct BootstrapInfo<Nic = NicInfo> {
+    pub management_nic: Nic,
+    pub additional_nics: Vec<Nic>,
     pub public_key: Option<String>,
     pub ssh_port: Option<i64>,
     pub uuid: Option<String>,
     pub management_node_ip: Option<String>,
     pub management_node_cidr: Option<String>,
     pub appliance_vm_sub_type: Option<String>,
+    /// `vyosPassword` (`virtualRouter.vrouter.password`).
+    pub vyos_password: Option<String>,
+    /// `EnableVyosCmd` (`vyos.enable.vyos.cmd`), capitalised as the node
+    /// writes it (`VyosConstants.CONFIG_ENABLE_VYOS`).
+    #[serde(rename = "EnableVyosCmd")]
+    pub enable_vyos_cmd: Option<bool>,
+    /// `ConfigTcForVipQos` (`virtualRouter.tc.for.vipqos`,
+    /// `VirtualRouterConstant.TC_FOR_VIPQOS`).
+    #[serde(rename = "ConfigTcForVipQos")]
+    pub config_tc_for_vip_qos: Option<bool>,
+    /// `abnormalFileMaxSize` (`applianceVm.abnormalFileMaxSize`, MB).
+    pub abnormal_file_max_size: Option<i64>,
     /// Our extension: mutual TLS on the agent's port with these (issue 14).
     pub agent_tls: Option<AgentTls>,
     /// Our extension: bearer tokens the agent requires.
     pub agent_tokens: Option<Vec<String>>,
+}
+
+/// One NIC of the bootstrap info as the controller writes it:
+/// `ApplianceVmNicTO` (zstackio/zstack 5a29293bd5,
+/// `plugin/applianceVm/.../ApplianceVmNicTO.java`), its fields only. Java's
+/// `Integer`s are `i64` here, as in [`NicInfo`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ApplianceVmNicTo {
+    pub ip: Option<String>,
+    pub netmask: Option<String>,
+    pub gateway: Option<String>,
+    pub mac: String,
+    pub device_name: String,
+    pub meta_data: Option<String>,
+    pub is_default_route: bool,
+    pub category: Option<String>,
+    pub l2type: Option<String>,
+    pub vni: Option<i64>,
+    pub physical_interface: Option<String>,
+    pub mtu: Option<i64>,
+    pub ip6: Option<String>,
+    pub prefix_length: Option<i64>,
+    pub gateway6: Option<String>,
+    pub address_mode: Option<String>,
 }
 
 /// The router's own credentials for mutual TLS, PEM: its certificate

@@ -89,6 +89,13 @@ fn vm_spec(spec: &RouterSpec) -> Result<&VmSpec, RouterError> {
                 n.mac
             )));
         }
+        // `NicTO.mtu` is an Integer, and kvm-agent's a u32.
+        if let Some(m) = n.mtu.filter(|m| u32::try_from(*m).is_err()) {
+            return Err(RouterError::Description(format!(
+                "NIC {}: mtu {m} is out of range",
+                n.mac
+            )));
+        }
     }
     if vm.image.is_empty() || vm.disk_dir.is_empty() || vm.socket_dir.is_empty() {
         return Err(RouterError::Description(
@@ -204,7 +211,8 @@ impl Ctx<'_> {
         for h in &hosts {
             let c = self.host_client(h);
             self.say(&format!("starting {} on {h}", spec.uuid));
-            match c.call("/vm/start", &start_cmd(spec, vm, &disk, h)).await {
+            let cmd = crate::client::body(&start_cmd(spec, vm, &disk, h));
+            match c.call("/vm/start", &cmd).await {
                 Ok(_) => {
                     placed = Some((h.clone(), c));
                     break;
