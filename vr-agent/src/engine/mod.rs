@@ -200,7 +200,7 @@ impl Engine {
 
     pub async fn apply(&mut self, edit: Edit) -> Result<(), EngineError> {
         let t = Instant::now();
-        let r = self.apply_inner(&edit).await;
+        let r = self.put_in_force(&edit).await;
         // Listing a NAT table of 20 000 elements costs ~0.4 s (50x a
         // one-entry edit, 2x a 10 000-entry sync): after a successful change
         // its listing is left to the drift check that our own change wakes
@@ -288,8 +288,8 @@ impl Engine {
         }
     }
 
-    async fn apply_inner(&mut self, edit: &Edit) -> Result<(), EngineError> {
-        if let Some(r) = self.apply_entries(edit).await {
+    async fn put_in_force(&mut self, edit: &Edit) -> Result<(), EngineError> {
+        if let Some(r) = self.edit_entries_in_place(edit).await {
             return r;
         }
         let next = self.model.edited(edit)?;

@@ -33,7 +33,10 @@ impl Engine {
     /// elements: check the new entries against the rest, apply their element
     /// delta, and edit the model in place. None when the edit needs the
     /// general path.
-    pub(super) async fn apply_entries(&mut self, edit: &Edit) -> Option<Result<(), EngineError>> {
+    pub(super) async fn edit_entries_in_place(
+        &mut self,
+        edit: &Edit,
+    ) -> Option<Result<(), EngineError>> {
         self.nat.applied.as_ref()?;
         let links = match self.sys.netlink.links().await {
             Ok(l) => l,
