@@ -85,6 +85,15 @@ impl Drop for Pending {
 /// Queue `body` for delivery to `url`; returns at once. Dropped (with an
 /// error log) when [`MAX_PENDING`] replies are already pending.
 pub fn enqueue(url: String, task: String, body: Value) {
+    enqueue_with(url, (HEADER_TASK_UUID, task), body);
+}
+
+/// [`enqueue`] for a message that is not a task's reply: `header` names
+/// it instead of `taskuuid` (the VR's HA status report carries
+/// `commandpath: /vpc/hastatus`, dispatched on by the node's
+/// `/asyncrest/sendcommand`).
+pub fn enqueue_with(url: String, header: (&'static str, String), body: Value) {
+    let task = header.1.clone();
     let Some(pending) = reserve() else {
         let n = queue().dropped.fetch_add(1, Ordering::SeqCst) + 1;
         // One line per hundred drops: a dead controller would flood the log.
@@ -101,7 +110,7 @@ pub fn enqueue(url: String, task: String, body: Value) {
     };
     tokio::spawn(async move {
         let _pending = pending;
-        deliver(&url, &task, &body).await;
+        deliver_with(&url, (header.0, &header.1), &body).await;
     });
 }
 
@@ -121,6 +130,12 @@ fn reserve() -> Option<Pending> {
 /// Deliver `body` now (through the same limit on attempts in flight),
 /// retrying until [`DEADLINE`].
 pub async fn deliver(url: &str, task: &str, body: &Value) -> Outcome {
+    deliver_with(url, (HEADER_TASK_UUID, task), body).await
+}
+
+/// [`deliver`] with `header` in place of `taskuuid`.
+pub async fn deliver_with(url: &str, header: (&str, &str), body: &Value) -> Outcome {
+    let task = header.1;
     let start = Instant::now();
     let deadline = start + DEADLINE;
     let mut delay = FIRST_DELAY;
@@ -128,23 +143,23 @@ pub async fn deliver(url: &str, task: &str, body: &Value) -> Outcome {
     let text = body.to_string();
     loop {
         attempt += 1;
-        let problem = match tokio::time::timeout_at(deadline, attempt_once(url, task, &text)).await
-        {
-            Ok(Ok(())) => {
-                tracing::debug!(task, url, attempt, "callback delivered");
-                return Outcome::Delivered;
-            }
-            Ok(Err(Problem::Gone)) => {
-                tracing::info!(
-                    task,
-                    url,
-                    "controller no longer waits for this task (404); not retrying"
-                );
-                return Outcome::Gone;
-            }
-            Ok(Err(Problem::Failed(p))) => p,
-            Err(_) => "deadline reached waiting for a delivery slot or an answer".to_string(),
-        };
+        let problem =
+            match tokio::time::timeout_at(deadline, attempt_once(url, header, &text)).await {
+                Ok(Ok(())) => {
+                    tracing::debug!(task, url, attempt, "callback delivered");
+                    return Outcome::Delivered;
+                }
+                Ok(Err(Problem::Gone)) => {
+                    tracing::info!(
+                        task,
+                        url,
+                        "controller no longer waits for this task (404); not retrying"
+                    );
+                    return Outcome::Gone;
+                }
+                Ok(Err(Problem::Failed(p))) => p,
+                Err(_) => "deadline reached waiting for a delivery slot or an answer".to_string(),
+            };
         if Instant::now() + delay >= deadline {
             tracing::error!(task, url, attempt, problem, "giving up on callback");
             return Outcome::GaveUp;
@@ -169,7 +184,7 @@ enum Problem {
 
 /// One POST, holding one of the [`MAX_IN_FLIGHT`] slots (not during the
 /// backoff between attempts).
-async fn attempt_once(url: &str, task: &str, body: &str) -> Result<(), Problem> {
+async fn attempt_once(url: &str, header: (&str, &str), body: &str) -> Result<(), Problem> {
     let _slot = queue()
         .attempts
         .acquire()
@@ -177,7 +192,7 @@ async fn attempt_once(url: &str, task: &str, body: &str) -> Result<(), Problem> 
         .map_err(|e| Problem::Failed(e.to_string()))?;
     let sent = client()
         .post(url)
-        .header(HEADER_TASK_UUID, task)
+        .header(header.0, header.1)
         .header("Content-Type", "application/json")
         .body(body.to_string())
         .send()

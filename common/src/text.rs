@@ -58,6 +58,27 @@ pub fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time, like `uptime -s` on a UTC
+/// host (Howard Hinnant's civil-from-days).
+pub fn format_utc(secs: u64) -> String {
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +105,12 @@ mod tests {
             super::strip_ansi("\u{1b}[32m INFO\u{1b}[0m serving \u{1b}[3mlisten\u{1b}[0m=1"),
             " INFO serving listen=1"
         );
+    }
+
+    #[test]
+    fn utc_is_the_calendar_date() {
+        assert_eq!(super::format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(super::format_utc(1_796_300_000), "2026-12-03 12:13:20");
     }
 }

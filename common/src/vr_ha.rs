@@ -1,5 +1,6 @@
 //! Wire types of the virtual router's HA pair (issue 17), as ZStack's
-//! management node and zvr speak it. Fixtures: `conformance/vr/ha/`.
+//! management node and zvr speak it. Fixtures: `conformance/vr/ha/`, and
+//! the served ones in `conformance/vr/`.
 //!
 //! Sources (read, not copied):
 //! - zstackio/zstack `5a29293bd53c98a38488fb8b71d54531012d3dae`,
@@ -66,6 +67,17 @@ pub enum HaStatus {
     Backup,
 }
 
+impl HaStatus {
+    /// The Java name (what `/ping`'s string `haStatus` carries).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaStatus::NoHa => "NoHa",
+            HaStatus::Master => "Master",
+            HaStatus::Backup => "Backup",
+        }
+    }
+}
+
 /// `VyosHaVip`: one shared address. The enableHa caller fills `nicMac`,
 /// `nicVip` and `netmask` (IPv4 only; IPv6 VIPs are skipped); `category`
 /// and `prefixLen` (an `Integer`) are never set by it, so Gson omits them.
@@ -128,16 +140,18 @@ mod tests {
     use crate::objects_only::ObjectsOnly;
     use serde_json::{Value, json};
 
+    /// `name` is relative to `conformance/vr/`: the served HA fixtures sit there,
+    /// the ones that need a real pair in `ha/`.
     fn fixture(name: &str) -> Value {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../conformance/vr/ha")
+            .join("../conformance/vr")
             .join(name);
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
     }
 
     #[test]
     fn the_enable_fixture_is_read_field_for_field() {
-        let f = fixture("enableVyosha.json");
+        let f = fixture("ha/enableVyosha.json");
         let cmd = EnableVyosHaCmd::deserialize(ObjectsOnly(f["request"].clone())).unwrap();
         assert_eq!(cmd.keepalive, Some(1));
         assert_eq!(cmd.heartbeat_nic.as_deref(), Some("fa:26:9c:aa:00:01"));
@@ -166,12 +180,13 @@ mod tests {
             (HaStatus::Backup, "Backup"),
         ] {
             assert_eq!(serde_json::to_value(s).unwrap(), json!(name));
+            assert_eq!(s.as_str(), name);
         }
         let r = HaStatusReport {
             virtual_router_uuid: "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11".into(),
             ha_status: HaStatus::Master,
         };
-        let f = fixture("hastatus-report.json");
+        let f = fixture("ha/hastatus-report.json");
         assert_eq!(serde_json::to_value(&r).unwrap(), f["request"]);
         let rsp = serde_json::to_value(SyncHaRsp {
             ha_status: HaStatus::Backup,
@@ -183,7 +198,7 @@ mod tests {
 
     #[test]
     fn empty_commands_take_an_empty_object() {
-        for name in ["syncVpcRouterHa.json", "restartKeepalived.json"] {
+        for name in ["syncVpcRouterHa.json", "ha/restartKeepalived.json"] {
             let f = fixture(name);
             EmptyCmd::deserialize(ObjectsOnly(f["request"].clone())).unwrap();
         }

@@ -386,6 +386,7 @@ pub fn routes_in(source: &str) -> Vec<String> {
         "/metrics",
         "/metrics/zstack",
         "/agent/credentials",
+        "/ha",
     ];
     let body = source
         .find("pub fn router(")

@@ -45,8 +45,10 @@
 
 pub mod conformance;
 pub mod dos;
+pub mod failover;
 pub mod libvirt;
 pub mod pki;
+pub mod vr_pair;
 
 mod callbacks;
 mod command;

@@ -19,6 +19,7 @@ pub mod api;
 pub mod boot;
 pub mod credentials;
 pub mod engine;
+pub mod ha;
 pub mod metrics;
 pub mod plan;
 pub mod sys;
@@ -55,7 +56,13 @@ pub struct Config {
     /// `--console`: where the serving line is said (warnings and errors
     /// reach it through the log set-up).
     pub console: Option<common::logging::Console>,
+    /// `--ha-advert-ms`: the HA pair's VRRP advertisement interval, in
+    /// centiseconds (master-down after about 3.6 of them).
+    pub ha_advert_cs: u16,
 }
+
+/// 100 ms: a failover (master-down) in about 0.36 s.
+pub const DEFAULT_HA_ADVERT_CS: u16 = 10;
 
 /// The real side-effect implementations.
 pub fn real_sys(state_dir: &std::path::Path) -> anyhow::Result<Sys> {
@@ -91,7 +98,13 @@ pub async fn run(
     enable_forwarding(sys.sysctl.as_ref());
     let port = cfg.listen.map_or(boot::AGENT_PORT, |l| l.port());
     vr_model::checks::set_agent_port(port);
-    let mut engine = Engine::start(sys, port).await?;
+    let ha_paths = ha::Ha::paths(&cfg.state_dir);
+    let ha_before = ha::Ha::persisted(&ha_paths);
+    let hold = ha_before.as_ref().map(|(_, hold)| hold.clone());
+    if hold.is_some() {
+        tracing::info!("an HA pair was enabled before: starting as backup");
+    }
+    let mut engine = Engine::start_held(sys, port, hold).await?;
     let mut mgmt_ip = None;
     let mut sources = if cfg.allow_any_source {
         api::guard::Sources::any()
@@ -132,11 +145,28 @@ pub async fn run(
     let tls = credentials.credentials.tls.clone();
     let listen = boot::listen_addr(cfg.listen, mgmt_ip);
     let engine = Arc::new(Mutex::new(engine));
+    let uuid = Arc::new(RwLock::new(String::new()));
+    let ha = match ha::Ha::new(engine.clone(), ha_paths, uuid.clone(), cfg.ha_advert_cs) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!(error = %e, "HA unavailable");
+            None
+        }
+    };
+    if let (Some(ha), Some((cmd, _))) = (ha.clone(), ha_before) {
+        tokio::spawn(async move {
+            match ha.enable(&cmd).await {
+                Ok(role) => tracing::info!(?role, "HA pair started again"),
+                Err(e) => tracing::error!(error = %e, "cannot start the HA pair again"),
+            }
+        });
+    }
     let state = api::AppState {
         engine: engine.clone(),
-        uuid: Arc::new(RwLock::new(String::new())),
+        uuid,
         sources: Arc::new(sources),
         credentials: Arc::new(credentials),
+        ha: ha.clone(),
     };
     let drift = tokio::spawn(drift_loop(engine.clone(), cfg.drift_check));
     let health = tokio::spawn(health_loop(engine));
@@ -163,6 +193,9 @@ pub async fn run(
     .await?;
     drift.abort();
     health.abort();
+    if let Some(ha) = ha {
+        ha.stop().await;
+    }
     Ok(())
 }
 

@@ -68,6 +68,12 @@ struct Args {
     /// "vr-agent serving on ADDR" and a fatal "vr-agent: ERROR".
     #[arg(long, env = "VR_AGENT_CONSOLE")]
     console: Option<PathBuf>,
+    /// The HA pair's VRRP advertisement interval in milliseconds (10 ms
+    /// steps, 10..=40950). The node's `keepalive` (whole seconds) is only
+    /// checked: a backup takes over after about 3.6 intervals.
+    #[arg(long, env = "VR_AGENT_HA_ADVERT_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(10..=40950))]
+    ha_advert_ms: u32,
 }
 
 #[tokio::main]
@@ -117,6 +123,7 @@ async fn serve(args: Args, console: Option<common::logging::Console>) -> anyhow:
         tls_files,
         token_file: args.auth_token_file,
         console,
+        ha_advert_cs: (args.ha_advert_ms / 10) as u16,
     };
     vr_agent::run(cfg, sys, shutdown()).await
 }

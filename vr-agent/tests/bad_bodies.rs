@@ -71,6 +71,7 @@ async fn router_over_fakes() -> Router {
         uuid: Default::default(),
         sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
         credentials: std::sync::Arc::new(vr_agent::credentials::Live::none()),
+        ha: None,
     };
     Router {
         app: router(state),

@@ -46,9 +46,14 @@ fn files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         if name.ends_with(".pid") || name.ends_with(".sock") || name.contains("lease") {
             continue;
         }
-        if p.is_dir() {
+        // Only directories and regular files: opening keepalived's FIFO
+        // would block until a writer comes.
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
             files(&p, out);
-        } else if let Ok(b) = std::fs::read(&p) {
+        } else if kind.is_file()
+            && let Ok(b) = std::fs::read(&p)
+        {
             out.push((p.display().to_string(), b));
         }
     }

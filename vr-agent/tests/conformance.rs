@@ -42,6 +42,7 @@ async fn router_over_fakes(dir: &std::path::Path) -> axum::Router {
         uuid: Default::default(),
         sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
         credentials: std::sync::Arc::new(vr_agent::credentials::Live::none()),
+        ha: None,
     })
 }
 

@@ -66,6 +66,7 @@ async fn vr() -> Box {
         uuid: Default::default(),
         sources: std::sync::Arc::new(vr_agent::api::guard::Sources::any()),
         credentials: std::sync::Arc::new(vr_agent::credentials::Live::none()),
+        ha: None,
     };
     Box {
         app: router(state),

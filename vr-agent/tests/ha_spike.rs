@@ -1,6 +1,6 @@
 //! Groundwork of issue 17 (router HA pair), with real packets.
 //!
-//! - The HA fixtures (`conformance/vr/ha/`) parse as fixtures and their
+//! - The HA fixtures (`conformance/vr/ha/` and the served ones in `conformance/vr/`) parse as fixtures and their
 //!   requests fit `common::vr_ha`.
 //! - The configs `plan::keepalived` and `plan::conntrackd` render are
 //!   accepted by the programs: `keepalived -t` (it also checks that the
@@ -71,8 +71,11 @@ const RUNS: usize = 5;
 
 #[test]
 fn ha_fixtures_parse_and_fit_the_wire_types() {
-    let dir = testbed::conformance::fixture_dir("vr").join("ha");
-    let all = testbed::conformance::load_dir(&dir).unwrap();
+    // Served ones moved up to conformance/vr/, where the conformance test
+    // sends them; the rest wait in ha/.
+    let dir = testbed::conformance::fixture_dir("vr");
+    let mut all = testbed::conformance::load_dir(&dir.join("ha")).unwrap();
+    all.extend(testbed::conformance::load_dir(&dir).unwrap());
     let paths: Vec<&str> = all.iter().map(|f| f.path.as_str()).collect();
     for p in [
         vr_ha::ENABLE_HA_PATH,

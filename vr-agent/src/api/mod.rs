@@ -22,6 +22,7 @@ use vr_model::{CidrSource, Edit, from_wire};
 mod dhcp_dns;
 mod errors;
 pub mod guard;
+mod ha;
 mod lb_certs;
 
 use dhcp_dns::*;
@@ -38,6 +39,9 @@ pub struct AppState {
     pub sources: Arc<guard::Sources>,
     /// Client certificate and token requirements, and their rotation.
     pub credentials: Arc<crate::credentials::Live>,
+    /// The HA pair (`crate::ha`); None in tests that run without a state
+    /// directory.
+    pub ha: Option<Arc<crate::ha::Ha>>,
 }
 
 /// The node posts `/echo` and `/type` with `syncJsonPost`/`echo` (any
@@ -86,6 +90,14 @@ pub fn router(state: AppState) -> Router {
         .route("/certificates/create", cmd(ASYNC, certificates_create))
         .route("/certificate/delete", cmd(ASYNC, certificate_delete))
         .route("/agent/credentials", cmd(ASYNC, agent_credentials))
+        .route(common::vr_ha::ENABLE_HA_PATH, cmd(ASYNC, ha::enable_ha))
+        .route(common::vr_ha::SYNC_HA_PATH, cmd(ASYNC, ha::sync_ha))
+        .route(
+            common::vr_ha::RESTART_KEEPALIVED_PATH,
+            cmd(ASYNC, ha::restart_keepalived),
+        )
+        .route(common::vr_ha::GARP_PATH, axum::routing::post(ha::garp))
+        .route("/ha", get(ha::status))
         .route("/healthz", get(healthz))
         .route("/state", get(state_json))
         .route("/readyz", get(readyz))
@@ -237,7 +249,13 @@ async fn ping(s: AppState, _: vr::UuidCmd) -> Result<vr::PingRsp, ApiError> {
     Result::Ok(vr::PingRsp {
         uuid: s.uuid.read().unwrap().clone(),
         version: ZVR_VERSION.into(),
-        ha_status: "NoHa".into(),
+        ha_status: s
+            .ha
+            .as_deref()
+            .map(|h| h.role().wire())
+            .unwrap_or_default()
+            .as_str()
+            .into(),
         healthy: true,
         health_detail: String::new(),
         service_health_list: services,

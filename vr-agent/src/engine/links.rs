@@ -7,7 +7,11 @@ impl Engine {
     pub(super) async fn run_link_ops(&self, ops: &[LinkOp]) -> Result<(), EngineError> {
         let nl = &self.sys.netlink;
         let mut announce = vec![];
+        let held = self.held_links().await?;
         for op in ops {
+            if self.held_back(op, &held) {
+                continue;
+            }
             match op {
                 LinkOp::Up { ifname, mtu } => nl.up(ifname, *mtu).await,
                 LinkOp::AddAddr { ifname, ip, prefix } => nl.add_addr(ifname, *ip, *prefix).await,

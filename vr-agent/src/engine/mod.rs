@@ -29,6 +29,7 @@ use vr_model::{Edit, Eip, Model, PortForward};
 mod dhcp;
 mod drift;
 mod entry_undo;
+mod ha;
 mod lb;
 mod links;
 mod nat;
@@ -38,6 +39,7 @@ mod routes_sync;
 use crate::plan::PlanError;
 use crate::plan::{self, haproxy, lbudp};
 use crate::sys::Sys;
+
 use crate::sys::dnsmasq::DnsmasqError;
 use crate::sys::firewall::FirewallError;
 use crate::sys::haproxy::HaproxyError;
@@ -45,6 +47,7 @@ use crate::sys::netlink::NetlinkError;
 use crate::sys::store::StoreError;
 pub use dhcp::update_dnsmasq;
 use entry_undo::EntryUndo;
+pub use ha::{HaHold, PairVip};
 use vr_model::Invalid;
 
 /// Why an edit is not in force, by cause; the API maps each cause to its
@@ -119,6 +122,8 @@ pub struct Engine {
     lb: lb::LbCache,
     routes: routes_sync::RoutesCache,
     tables: drift::Listings,
+    /// An HA pair's hold on the shared NICs (`ha.rs`); None without HA.
+    ha: Option<HaHold>,
     pub stats: Stats,
 }
 
@@ -148,6 +153,17 @@ impl Engine {
     /// Load the persisted state and put it back on the box, so a restarted
     /// agent serves its networks before the controller says anything.
     pub async fn start(sys: Sys, agent_port: u16) -> Result<Engine, EngineError> {
+        Engine::start_held(sys, agent_port, None).await
+    }
+
+    /// [`Engine::start`] for one router of an HA pair: the hold stands
+    /// before the persisted state is put back, so a restarted backup never
+    /// brings the shared NICs up, not even for a moment.
+    pub async fn start_held(
+        sys: Sys,
+        agent_port: u16,
+        hold: Option<HaHold>,
+    ) -> Result<Engine, EngineError> {
         let (generation, model) =
             crate::sys::blocking::run(|| sys.store.load())?.unwrap_or_default();
         let (conntrack_tx, rx) = mpsc::unbounded_channel();
@@ -168,8 +184,15 @@ impl Engine {
             lb: lb::LbCache::new(crate::sys::haproxy::host()),
             routes: routes_sync::RoutesCache::default(),
             tables: drift::Listings::default(),
+            ha: hold,
             stats: Stats::default(),
         };
+        if engine.ha.is_some() {
+            // Down before the reconcile below adds their addresses.
+            if let Err(e) = engine.ha_standby().await {
+                tracing::error!(error = %e, "cannot set the shared NICs down");
+            }
+        }
         let t = Instant::now();
         let r = engine.reconcile().await;
         engine.take_listings().await;

@@ -224,7 +224,10 @@ pub fn render(spec: &HaSpec) -> Result<String, HaSpecError> {
     s.push_str("    }\n");
     s.push_str("    virtual_ipaddress {\n");
     for a in &spec.shared {
-        let _ = writeln!(s, "        {}/{} dev {}", a.addr, a.prefix, a.nic);
+        // no_track: the backup holds the shared NICs down, and keepalived
+        // would otherwise go FAULT for a VIP on a down interface and never
+        // take over.
+        let _ = writeln!(s, "        {}/{} dev {} no_track", a.addr, a.prefix, a.nic);
     }
     s.push_str("    }\n");
     let n = &spec.notify;

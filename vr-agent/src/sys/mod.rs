@@ -6,6 +6,7 @@ pub mod conntrack;
 pub mod credentials;
 pub mod dnsmasq;
 pub mod firewall;
+pub mod ha;
 pub mod haproxy;
 pub mod health;
 pub mod memory;

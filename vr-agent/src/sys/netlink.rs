@@ -45,6 +45,9 @@ pub trait Netlink: Send + Sync {
     /// Every link that has a MAC address: MAC -> name.
     async fn links(&self) -> Result<BTreeMap<Mac, IfName>, NetlinkError>;
     async fn up(&self, ifname: &IfName, mtu: Option<u32>) -> Result<(), NetlinkError>;
+    /// Set the link down (an HA backup's shared NICs): its addresses stay,
+    /// it answers for none of them.
+    async fn down(&self, ifname: &IfName) -> Result<(), NetlinkError>;
     /// IPv4 addresses in kernel order (the primary first).
     async fn addrs(&self, ifname: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError>;
     /// Add an address; already present is fine. IPv6 addresses skip
@@ -160,6 +163,16 @@ impl Netlink for RtNetlink {
             .execute()
             .await
             .map_err(kernel("set link up", ifname))
+    }
+
+    async fn down(&self, ifname: &IfName) -> Result<(), NetlinkError> {
+        let index = self.index(ifname).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).down().build())
+            .execute()
+            .await
+            .map_err(kernel("set link down", ifname))
     }
 
     async fn addrs(&self, ifname: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {
@@ -423,6 +436,8 @@ pub struct FakeNetlink {
     pub announced: Mutex<Vec<(IfName, IpAddr)>>,
     /// An address whose adding fails, as a kernel refusal would.
     pub refuse_addr: Mutex<Option<IpAddr>>,
+    /// Links set down and not up since.
+    pub down: Mutex<BTreeSet<IfName>>,
 }
 
 #[cfg(any(test, feature = "fakes"))]
@@ -438,7 +453,12 @@ impl Netlink for FakeNetlink {
     async fn links(&self) -> Result<BTreeMap<Mac, IfName>, NetlinkError> {
         Ok(self.links.lock().unwrap().clone())
     }
-    async fn up(&self, _: &IfName, _: Option<u32>) -> Result<(), NetlinkError> {
+    async fn up(&self, ifname: &IfName, _: Option<u32>) -> Result<(), NetlinkError> {
+        self.down.lock().unwrap().remove(ifname);
+        Ok(())
+    }
+    async fn down(&self, ifname: &IfName) -> Result<(), NetlinkError> {
+        self.down.lock().unwrap().insert(ifname.clone());
         Ok(())
     }
     async fn addrs(&self, ifname: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {

@@ -4,7 +4,7 @@
 //! haproxy, pain point P11). Restarts are counted for `/metrics`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -25,8 +25,9 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 struct Shared {
     /// Pid of the running child, 0 when none.
     pid: AtomicU32,
-    /// Unplanned exits since creation.
-    restarts: AtomicU64,
+    /// Unplanned exits since creation; watched by whoever must act on
+    /// one at once (the HA pair stops answering when keepalived dies).
+    exits: watch::Sender<u64>,
 }
 
 struct Running {
@@ -56,7 +57,13 @@ impl Supervised {
 
     /// How often the child died and was started again.
     pub fn restarts(&self) -> u64 {
-        self.shared.restarts.load(Ordering::SeqCst)
+        *self.shared.exits.borrow()
+    }
+
+    /// Changes on every unplanned exit (not on a stop or a restart asked
+    /// for), before the backoff.
+    pub fn exits(&self) -> watch::Receiver<u64> {
+        self.shared.exits.subscribe()
     }
 
     /// (Re)start: end the current child, then run `make()` and keep it
@@ -172,7 +179,8 @@ async fn supervise(
             }
             status = c.wait() => {
                 shared.pid.store(0, Ordering::SeqCst);
-                let n = shared.restarts.fetch_add(1, Ordering::SeqCst) + 1;
+                let n = *shared.exits.borrow() + 1;
+                shared.exits.send_replace(n);
                 if started.elapsed() >= STABLE {
                     backoff = BACKOFF_MIN;
                 }

@@ -2,68 +2,11 @@
 //! connection through SNAT), the master's host killed, and what the
 //! traffic saw.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::pair::{OUTSIDE, Pair, build};
+use testbed::failover::{echo_stream, ping_replies};
 
-/// One TCP connection tenant -> outside through SNAT, 8 bytes each way
-/// every 10 ms; counts round trips and remembers the first error.
-struct Stream {
-    stop: Arc<AtomicBool>,
-    worker: std::thread::JoinHandle<(u64, Option<String>, Vec<Instant>)>,
-    _server: std::thread::JoinHandle<()>,
-}
-
-fn stream(p: &Pair) -> Stream {
-    let listener = p.out.run(|| TcpListener::bind((OUTSIDE, 9000)).unwrap());
-    let server = std::thread::spawn(move || {
-        if let Ok((mut s, _)) = listener.accept() {
-            let mut b = [0u8; 8];
-            while s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {}
-        }
-    });
-    let mut c = p
-        .ten
-        .run(|| {
-            TcpStream::connect_timeout(
-                &format!("{OUTSIDE}:9000").parse().unwrap(),
-                Duration::from_secs(2),
-            )
-        })
-        .unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.set_nodelay(true).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let st = stop.clone();
-    let worker = std::thread::spawn(move || {
-        let (mut n, mut when) = (0u64, vec![]);
-        let mut b = [0u8; 8];
-        while !st.load(Ordering::Relaxed) {
-            let r = c
-                .write_all(&n.to_be_bytes())
-                .and_then(|_| c.read_exact(&mut b));
-            if let Err(e) = r {
-                return (n, Some(e.to_string()), when);
-            }
-            if u64::from_be_bytes(b) != n {
-                return (n, Some(format!("echo {b:?} for {n}")), when);
-            }
-            n += 1;
-            when.push(Instant::now());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        (n, None, when)
-    });
-    Stream {
-        stop,
-        worker,
-        _server: server,
-    }
-}
+use super::pair::{OUTSIDE, build};
 
 #[derive(Debug)]
 pub struct Run {
@@ -104,7 +47,13 @@ pub fn one_run(with_conntrackd: bool) -> Run {
         "no path through router 0"
     );
 
-    let tcp = stream(&p);
+    let tcp = echo_stream(
+        &p.ten,
+        &format!("{OUTSIDE}:9000"),
+        &p.out,
+        &format!("{OUTSIDE}:9000"),
+    )
+    .unwrap();
     let ping = p
         .ten
         .spawn(
@@ -139,22 +88,7 @@ pub fn one_run(with_conntrackd: bool) -> Run {
         .filter_map(|w| w.parse().ok())
         .collect();
     let lost = nums[0] - nums[1];
-    // "[1764652000.123456] 64 bytes from ...: icmp_seq=17 ...": the longest
-    // silence between two replies, by the clock and by sequence numbers.
-    let replies: Vec<(f64, u64)> = log
-        .lines()
-        .filter_map(|l| {
-            let t = l.strip_prefix('[')?.split(']').next()?.parse().ok()?;
-            let seq = l
-                .split("icmp_seq=")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((t, seq))
-        })
-        .collect();
+    let replies = ping_replies(&log);
     let silence_ms = replies
         .windows(2)
         .map(|w| ((w[1].0 - w[0].0) * 1000.0) as u64)
@@ -167,14 +101,9 @@ pub fn one_run(with_conntrackd: bool) -> Run {
         .unwrap_or(0);
 
     std::thread::sleep(Duration::from_millis(300));
-    tcp.stop.store(true, Ordering::Relaxed);
-    let (n, err, when) = tcp.worker.join().unwrap();
-    let after = when.iter().filter(|w| **w > t0).count();
-    let tcp_stall_ms = when
-        .windows(2)
-        .map(|w| (w[1] - w[0]).as_millis() as u64)
-        .max()
-        .unwrap_or(0);
+    let tcp = tcp.finish();
+    let (n, err, after) = (tcp.round_trips, tcp.error.clone(), tcp.after(t0));
+    let tcp_stall_ms = tcp.longest_stall_ms();
     let tcp_ok = err.is_none() && after > 10;
     Run {
         gap_ms: lost * 10,

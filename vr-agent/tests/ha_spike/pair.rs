@@ -3,7 +3,6 @@
 //! keepalived and conntrackd configs our plan renders for them.
 
 use std::io::Write;
-use std::process::Command;
 
 use testbed::{Netns, Proc, TempDir, addr, bridge, enslave, route, veth};
 use vr_agent::plan::{conntrackd, keepalived};
@@ -179,19 +178,6 @@ impl Pair {
 
     /// The router's host is gone: every process in it killed, links down.
     pub fn kill(&self, i: usize) {
-        let ns = self.routers[i].name();
-        let out = Command::new("ip")
-            .args(["netns", "pids", ns])
-            .output()
-            .unwrap();
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid.parse().unwrap()),
-                nix::sys::signal::SIGKILL,
-            );
-        }
-        for l in ["eth0", "eth1", "eth2"] {
-            let _ = self.routers[i].ip(&format!("link set {l} down"));
-        }
+        testbed::failover::kill_host(&self.routers[i], &["eth0", "eth1", "eth2"]);
     }
 }

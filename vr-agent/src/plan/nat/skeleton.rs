@@ -80,6 +80,15 @@ pub(super) fn skeleton(
         input.push(format!(
             "tcp dport {agent_port} iifname != \"{m}\" reject with tcp reset"
         ));
+        // The HA pair's heartbeat is the management NIC: VRRP adverts and
+        // conntrackd's sync from a tenant or the outside could demote the
+        // master or plant NAT bindings.
+        // 112 is VRRP: the image has no /etc/protocols to name it.
+        input.push(format!("ip protocol 112 iifname != \"{m}\" drop"));
+        input.push(format!(
+            "udp dport {} iifname != \"{m}\" drop",
+            crate::plan::conntrackd::SYNC_PORT
+        ));
     }
     let l4 = "meta l4proto { tcp, udp }";
     let key = "ip daddr . meta l4proto . th dport";

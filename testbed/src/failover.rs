@@ -1,0 +1,168 @@
+//! What traffic sees when a router is lost: one TCP connection echoing
+//! through it, the ping log's silences, and a router namespace's processes
+//! killed as if its host were gone. Shared by the HA pair's tests.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::netns::Netns;
+
+/// One TCP connection from `client` to `to`, accepted on `listen` in
+/// `server` (the same address, or the one a port forward maps `to` to),
+/// 8 bytes each way every 10 ms, until [`EchoStream::finish`].
+pub struct EchoStream {
+    stop: Arc<AtomicBool>,
+    worker: std::thread::JoinHandle<EchoReport>,
+    _server: std::thread::JoinHandle<()>,
+}
+
+#[derive(Debug)]
+pub struct EchoReport {
+    pub round_trips: u64,
+    /// The first error (a reset, a 5 s stall, a wrong echo), if any.
+    pub error: Option<String>,
+    /// When each round trip completed.
+    pub replies: Vec<Instant>,
+}
+
+impl EchoReport {
+    pub fn after(&self, t: Instant) -> usize {
+        self.replies.iter().filter(|w| **w > t).count()
+    }
+
+    /// The longest time between two round trips (10 ms when nothing stalls).
+    pub fn longest_stall_ms(&self) -> u64 {
+        self.replies
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+pub fn echo_stream(client: &Netns, to: &str, server: &Netns, listen: &str) -> Result<EchoStream> {
+    let listener = server
+        .run(|| TcpListener::bind(listen))
+        .with_context(|| format!("listen on {listen} in {}", server.name()))?;
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut b = [0u8; 8];
+            while s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {}
+        }
+    });
+    let addr = to.parse().with_context(|| format!("address {to:?}"))?;
+    let mut c = client
+        .run(|| TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
+        .with_context(|| format!("connect to {to} from {}", client.name()))?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    c.set_nodelay(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let worker = std::thread::spawn(move || {
+        let mut r = EchoReport {
+            round_trips: 0,
+            error: None,
+            replies: vec![],
+        };
+        let mut b = [0u8; 8];
+        while !st.load(Ordering::Relaxed) {
+            let n = r.round_trips;
+            let sent = c
+                .write_all(&n.to_be_bytes())
+                .and_then(|_| c.read_exact(&mut b));
+            if let Err(e) = sent {
+                r.error = Some(e.to_string());
+                return r;
+            }
+            if u64::from_be_bytes(b) != n {
+                r.error = Some(format!("echo {b:?} for {n}"));
+                return r;
+            }
+            r.round_trips += 1;
+            r.replies.push(Instant::now());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        r
+    });
+    Ok(EchoStream {
+        stop,
+        worker,
+        _server: server,
+    })
+}
+
+impl EchoStream {
+    pub fn finish(self) -> EchoReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.worker.join().expect("echo worker panicked")
+    }
+}
+
+/// `ping -D` replies as (timestamp s, icmp_seq).
+pub fn ping_replies(log: &str) -> Vec<(f64, u64)> {
+    log.lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| {
+            let t = l.strip_prefix('[')?.split(']').next()?.parse().ok()?;
+            let seq = l
+                .split("icmp_seq=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((t, seq))
+        })
+        .collect()
+}
+
+/// The longest silence between two replies of `ping -D`; `u64::MAX`
+/// with fewer than two replies.
+pub fn longest_silence_ms(log: &str) -> u64 {
+    ping_replies(log)
+        .windows(2)
+        .map(|w| ((w[1].0 - w[0].0) * 1000.0).round() as u64)
+        .max()
+        .unwrap_or(u64::MAX)
+}
+
+/// A router's host is gone: every process in `ns` SIGKILLed, then each of
+/// `links` set down.
+pub fn kill_host(ns: &Netns, links: &[&str]) {
+    if let Ok(out) = std::process::Command::new("ip")
+        .args(["netns", "pids", ns.name()])
+        .output()
+    {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if let Ok(pid) = pid.parse() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+    }
+    for l in links {
+        let _ = ns.ip(&format!("link set {l} down"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silences_come_from_the_timestamps() {
+        let log = "PING 1.2.3.4\n[100.000] 64 bytes from 1.2.3.4: icmp_seq=1 ttl=64\n\
+                   [100.010] 64 bytes from 1.2.3.4: icmp_seq=2 ttl=64\n\
+                   [100.380] 64 bytes from 1.2.3.4: icmp_seq=24 ttl=64\n";
+        assert_eq!(ping_replies(log).len(), 3);
+        assert_eq!(longest_silence_ms(log), 370);
+        assert_eq!(longest_silence_ms("nothing"), u64::MAX);
+    }
+}
