@@ -129,28 +129,6 @@ pub async fn tool_version(program: &str) -> Option<String> {
     version_token(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// "YYYY-MM-DD HH:MM:SS" (UTC) of a Unix time, like `uptime -s` on a UTC host.
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Civil-from-days (Howard Hinnant).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 impl HostProbe {
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
         HostProbe {
@@ -292,7 +270,7 @@ impl HostProbe {
                     .find_map(|l| l.strip_prefix("btime "))
                     .and_then(|v| v.trim().parse::<u64>().ok())
             })
-            .map(format_utc);
+            .map(common::text::format_utc);
         let iscsi = self.read("etc/iscsi/initiatorname.iscsi").and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("InitiatorName="))

@@ -279,6 +279,29 @@ fields(START_PATH, {
                                   "1MB": "/" + MB, "newline": "$TMP/agentSocket/a\nb"},
     "addons.channel.targetName": {"ctrl": "applianceVm\u0001"},
 })
+# The StartVmCmd/VolumeTO/NicTO fields the agent decodes but does not use
+# (Java's boxed and primitive types): a wrong type or range is refused by
+# the strict decode, naming the field.
+fields(START_PATH, {
+    "x2apic": {"string": "yes", "null-like": "null"},
+    "useNuma": {"number": 1},
+    "acpi": {"string": "on"},
+    "createPaused": {"string": "false"},
+    "socketNum": {"negative": -1, "string": "2"},
+    "cpuOnSocket": {"u32 overflow": 2 ** 32},
+    "threadsPerCore": {"float": 1.5},
+    "maxVcpuNum": {"negative": -1},
+    "vmInternalId": {"string": "5", "i64 overflow": 2 ** 63},
+    "bootMenuSplashTimeout": {"negative": -1},
+    "soundType": {"number": 5},
+    "memBalloon": {"string": "x"},
+    "rootVolume.bootOrder": {"string": "1", "i32 overflow": 2 ** 31},
+    "rootVolume.physicalBlockSize": {"string": "512"},
+    "rootVolume.useVirtio": {"string": "true"},
+    "nics.0.bootOrder": {"string": "1"},
+    "nics.0.useVirtio": {"number": 1},
+    "nics.0.isolated": {"string": "no"},
+})
 for field, label in (("mac", "the same MAC"), ("nicInternalName", "the same tap name")):
     nics = copy.deepcopy(NEW_START["nics"])
     nics[1][field] = nics[0][field]
