@@ -77,6 +77,30 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: VmCmd,
     },
+    /// The recovery loop, run as a service: ping every router of FILES;
+    /// a lost one is started again (its host answers without it), moved
+    /// (host gone, `vm.storage = "shared"`), re-created elsewhere (host gone,
+    /// local storage) or rebooted (its VM runs, it stays silent). One line
+    /// per event on stdout (JSON lines with --json); runs until stopped.
+    Watch {
+        /// Router descriptions with a [vm] section (re-read every ping), or
+        /// directories of them (their *.toml and *.json, read at the start).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Milliseconds between pings of a router.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
+        interval_ms: u64,
+        /// Pings missed in a row before a router counts as lost.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        misses: u32,
+        /// Seconds a router's host may stay silent before it counts as gone.
+        #[arg(long, default_value_t = 10)]
+        host_gone_secs: u64,
+        /// Seconds a router may stay silent while its VM runs before it is
+        /// rebooted.
+        #[arg(long, default_value_t = 120)]
+        reboot_after_secs: u64,
+    },
     /// The seed topology on this machine, driven and verified.
     Lab {
         #[command(subcommand)]

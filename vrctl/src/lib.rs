@@ -8,6 +8,9 @@
 //!   order, and diffs.
 //! * `router`: the router's life as a VM through kvm-agent (create, start,
 //!   reboot, stop, destroy, re-create, vmsync-driven state).
+//! * `watch`: the recovery loop (`vrctl watch`): ping every router, and
+//!   when one is lost start, move, re-create or reboot it, by the table in
+//!   `watch::decide`.
 //! * `diagnose`: why a router does not come up, decided from the agent's
 //!   port, the console and the domain state instead of a timeout.
 //! * `lab`: the whole seed topology on one machine, driven and verified.
@@ -30,6 +33,7 @@ pub mod pki;
 pub mod router;
 pub mod router_tls;
 pub mod spec;
+pub mod watch;
 pub mod wire;
 
 /// What `--version` prints: the package version, the git commit of a

@@ -68,6 +68,7 @@ async fn run(args: &Args) -> Result<Exit> {
     match &args.cmd {
         Cmd::Lab { cmd } => cmd::lab::run(args, cmd).await,
         Cmd::Vr { cmd } => cmd::vr::run(args, cmd).await,
+        Cmd::Watch { .. } => cmd::watch::run(args).await,
         Cmd::Host { agent, cmd } => cmd::host::run(args, agent, cmd).await,
         Cmd::Vm { agent, cmd } => cmd::vm::run(args, agent, cmd).await,
         Cmd::Pki { cmd } => cmd::docs::pki(args, cmd),

@@ -5,62 +5,8 @@ use std::time::Duration;
 
 mod common;
 
-use common::start_kvm_agent;
+use common::{Agent, start_kvm_agent};
 use testbed::{Netns, TempDir};
-
-/// Runs vr-agent in `ns` on a thread of its own until the guard drops.
-struct Agent {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Agent {
-    fn start(ns: &Netns, state: &std::path::Path) -> Agent {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let path = format!("/run/netns/{}", ns.name());
-        let state = state.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let f = std::fs::File::open(path).unwrap();
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let sys = vr_agent::real_sys(&state).unwrap();
-                let cfg = vr_agent::Config {
-                    listen: Some("10.0.0.25:7272".parse().unwrap()),
-                    bootstrap: None,
-                    bootstrap_timeout: Duration::from_secs(1),
-                    state_dir: state,
-                    drift_check: Duration::ZERO,
-                    allow_from: vec!["10.0.0.2".parse().unwrap()],
-                    allow_any_source: false,
-                    tls_files: None,
-                    token_file: None,
-                    console: None,
-                };
-                vr_agent::run(cfg, sys, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        Agent {
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        let _ = self.thread.take().map(|t| t.join());
-    }
-}
 
 const SPEC: &str = r#"
 agent = "http://10.0.0.25:7272"
@@ -167,6 +113,8 @@ fn apply_diff_and_status_through_callbacks() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["uuid"], "4d8c1c0e6a0c4e0f9a5b0b7f2d6c9e11");
     assert_eq!(v["eips"], 1);
+    assert_eq!(v["ha"]["status"], "NoHa", "{v}");
+    assert_eq!(v["ha"]["role"], "Off", "{v}");
     // The VIP is really on the router.
     assert!(
         vr.sh("ip -4 addr show dev eth1")

@@ -23,6 +23,7 @@ pub mod vm;
 pub mod vr;
 pub mod vr_status;
 pub mod vr_vm;
+pub mod watch;
 
 /// The callback receiver for commands to `url` (None in sync mode): it
 /// listens on `--callback-bind`, and agents are told this host's address

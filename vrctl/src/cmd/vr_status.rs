@@ -48,6 +48,15 @@ pub async fn run(args: &Args, agent: &Option<String>, file: &Option<PathBuf>) ->
                 host
             );
         }
+        // What `vrctl watch` did for it, newest last.
+        if let Some(r) = records.get(&spec.uuid) {
+            if !args.json {
+                for a in &r.actions {
+                    println!("{}", recovery_line(a));
+                }
+            }
+            vm_state["recoveries"] = serde_json::to_value(&r.actions)?;
+        }
     }
     let c = client(args, &agent).await?;
     let version = handshake(&c).await?;
@@ -58,10 +67,17 @@ pub async fn run(args: &Args, agent: &Option<String>, file: &Option<PathBuf>) ->
             format!("{}/state is not JSON: {e}", c.base()),
         )
     })?;
+    // The HA pair's view of this router: the role keepalived gave it
+    // (GET /ha; an agent without it is not in a pair).
+    let role = match c.get("/ha").await {
+        Ok(text) => serde_json::from_str::<Value>(&text).map_or(Value::Null, |v| v["role"].clone()),
+        Err(_) => Value::Null,
+    };
+    let ha = json!({"status": ping["haStatus"], "role": role});
     let count = |k: &str| state["model"][k].as_object().map_or(0, |o| o.len());
     let summary = json!({
         "agent": agent, "version": version, "vm": vm_state,
-        "uuid": ping["uuid"], "healthy": ping["healthy"],
+        "uuid": ping["uuid"], "healthy": ping["healthy"], "ha": ha,
         "generation": state["generation"],
         "nics": count("nics"), "snats": count("snats"), "vips": count("vips"),
         "port_forwards": count("port_forwards"), "eips": count("eips"),
@@ -81,6 +97,13 @@ pub async fn run(args: &Args, agent: &Option<String>, file: &Option<PathBuf>) ->
                 format!("yes, uuid {uuid}")
             }
         );
+        println!(
+            "ha            {}",
+            match ha["status"].as_str() {
+                None | Some("") | Some("NoHa") => "not in a pair".to_string(),
+                Some(s) => format!("{s} (keepalived: {})", ha["role"].as_str().unwrap_or("?")),
+            }
+        );
         for k in [
             "generation",
             "nics",
@@ -95,4 +118,18 @@ pub async fn run(args: &Args, agent: &Option<String>, file: &Option<PathBuf>) ->
         }
     }
     Ok(Exit::Ok)
+}
+
+/// One recovery `vrctl watch` ran, as a status line.
+fn recovery_line(a: &vrctl::router::Action) -> String {
+    let when = format!("{}Z", common::text::format_utc(a.at));
+    let outcome = match &a.error {
+        None if a.action == "destroy-stray" => "done".to_string(),
+        None => format!("back in {:.1} s", a.secs),
+        Some(e) => format!("FAILED after {:.1} s: {e}", a.secs),
+    };
+    format!(
+        "recovery      {when} {} on {} ({}): {outcome}",
+        a.action, a.host, a.why
+    )
 }

@@ -32,7 +32,7 @@ mod records;
 pub use apply::{Step, apply, progress};
 pub use auth::Rotated;
 pub use host_view::Host;
-pub use records::{Record, Records};
+pub use records::{Action, Record, Records};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
@@ -192,6 +192,35 @@ impl Ctx<'_> {
     /// Start on the first host that fits (or only `on`), push the bootstrap
     /// info, wait for the agent, resync it.
     pub async fn start(&self, spec: &RouterSpec, on: Option<&str>) -> Result<Up, RouterError> {
+        let hosts: Vec<String> = match on {
+            Some(h) => vec![h.to_string()],
+            None => vm_spec(spec)?.hosts.clone(),
+        };
+        self.start_on(spec, &hosts).await
+    }
+
+    /// `hosts` with the HA peer's host last: two halves of a pair on one
+    /// host would both go with it.
+    pub fn away_from_peer(&self, spec: &RouterSpec, hosts: &[String]) -> Vec<String> {
+        let peer_host = spec
+            .ha
+            .as_ref()
+            .and_then(|ha| ha.peer_uuid.as_deref())
+            .and_then(|uuid| self.records.get(uuid))
+            .filter(|r| r.keep_running)
+            .map(|r| r.host);
+        let (mut order, peers): (Vec<String>, Vec<String>) = hosts
+            .iter()
+            .cloned()
+            .partition(|h| Some(h) != peer_host.as_ref());
+        order.extend(peers);
+        order
+    }
+
+    /// [`Ctx::start`] on the first of `hosts` that fits (the HA peer's host
+    /// last).
+    pub async fn start_on(&self, spec: &RouterSpec, hosts: &[String]) -> Result<Up, RouterError> {
+        let hosts = &self.away_from_peer(spec, hosts);
         spec.desired()?; // a bad description fails before any VM exists
         let vm = vm_spec(spec)?;
         let disk = disk_path(spec, vm);
@@ -201,14 +230,10 @@ impl Ctx<'_> {
                 disk.display()
             )));
         }
-        let hosts: Vec<String> = match on {
-            Some(h) => vec![h.to_string()],
-            None => vm.hosts.clone(),
-        };
         let mut reasons = vec![];
         let t0 = Instant::now();
         let mut placed = None;
-        for h in &hosts {
+        for h in hosts {
             let c = self.host_client(h);
             self.say(&format!("starting {} on {h}", spec.uuid));
             let cmd = crate::client::body(&start_cmd(spec, vm, &disk, h));
@@ -235,12 +260,12 @@ impl Ctx<'_> {
                 "no host could start the VR:\n{reasons}"
             )));
         };
-        self.records.put(&Record {
-            uuid: spec.uuid.clone(),
-            host: host.clone(),
-            state: "Running".into(),
-            disk: disk.display().to_string(),
-        })?;
+        let mut r = self.record_of(spec, vm);
+        r.host = host.clone();
+        r.state = "Running".into();
+        r.disk = disk.display().to_string();
+        r.keep_running = true;
+        self.records.put(&r)?;
         self.wait_and_apply(spec, vm, &host, &c, t0).await
     }
 
@@ -359,8 +384,14 @@ impl Ctx<'_> {
     }
 
     pub async fn stop(&self, spec: &RouterSpec, grace_secs: u64) -> Result<(), RouterError> {
+        // Stopped on purpose: said before the stop, so that `vrctl watch`
+        // does not start it again while it goes down.
+        let mut r = self.record_of(spec, vm_spec(spec)?);
+        r.keep_running = false;
+        self.records.put(&r)?;
         self.host_send(spec, &stop_cmd(spec, grace_secs)).await?;
-        self.mark(spec, "Stopped")
+        r.state = "Stopped".into();
+        self.records.put(&r)
     }
 
     pub async fn reboot(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
@@ -385,24 +416,42 @@ impl Ctx<'_> {
     /// The seed's "a VR that lost its network is deleted and re-created":
     /// destroy wherever it is, a fresh disk from the image, start, resync.
     pub async fn recreate(&self, spec: &RouterSpec) -> Result<Up, RouterError> {
-        let vm = vm_spec(spec)?;
         if let Err(e) = self.host_send(spec, &destroy_cmd(spec)).await {
             self.say(&format!("destroying the old VR failed ({e}); going on"));
         }
+        let hosts = vm_spec(spec)?.hosts.clone();
+        self.recreate_on(spec, &hosts).await
+    }
+
+    /// A fresh disk from the image, then [`Ctx::start_on`] `hosts` (the old
+    /// VM is not touched: its host may be gone).
+    pub async fn recreate_on(
+        &self,
+        spec: &RouterSpec,
+        hosts: &[String],
+    ) -> Result<Up, RouterError> {
+        let vm = vm_spec(spec)?;
         let disk = disk_path(spec, vm);
         let _ = std::fs::remove_file(&disk);
         create_overlay(&vm.image, &disk)?;
-        self.start(spec, None).await
+        self.start_on(spec, hosts).await
+    }
+
+    /// The router's record, or a new one on its first host.
+    pub fn record_of(&self, spec: &RouterSpec, vm: &VmSpec) -> Record {
+        self.records.get(&spec.uuid).unwrap_or_else(|| Record {
+            uuid: spec.uuid.clone(),
+            host: vm.hosts[0].clone(),
+            state: String::new(),
+            disk: disk_path(spec, vm).display().to_string(),
+            keep_running: true,
+            left_on: vec![],
+            actions: vec![],
+        })
     }
 
     fn mark(&self, spec: &RouterSpec, state: &str) -> Result<(), RouterError> {
-        let vm = vm_spec(spec)?;
-        let mut r = self.records.get(&spec.uuid).unwrap_or_else(|| Record {
-            uuid: spec.uuid.clone(),
-            host: vm.hosts[0].clone(),
-            disk: disk_path(spec, vm).display().to_string(),
-            ..Default::default()
-        });
+        let mut r = self.record_of(spec, vm_spec(spec)?);
         r.state = state.into();
         self.records.put(&r)
     }
@@ -500,5 +549,43 @@ mod tests {
             gson(&json!({"uuid": spec.uuid, "vmNics": nics}))
         );
         assert_eq!(body(&destroy_cmd(&spec))["vmNics"][1].get("ip"), None);
+    }
+
+    /// The second half of a pair goes to a host its peer is not on, when
+    /// `vm.hosts` has one.
+    #[test]
+    fn a_pair_half_is_placed_away_from_its_peer() {
+        let dir = std::env::temp_dir().join(format!("vrctl-peer-{}", std::process::id()));
+        let records = Records::new(&dir);
+        let ctx = Ctx {
+            records: &records,
+            callbacks: None,
+            quiet: true,
+            credentials: Credentials::default(),
+            pki: None,
+        };
+        let hosts: Vec<String> = ["h1", "h2", "h3"].map(String::from).to_vec();
+        let half: RouterSpec = serde_json::from_value(json!({
+            "uuid": "aa000000000000000000000000000002",
+            "ha": {"peerIp": "10.0.0.25", "peerUuid": "aa000000000000000000000000000001"},
+            "vm": {"hosts": hosts}
+        }))
+        .unwrap();
+        // No record of the peer yet: the description's order.
+        assert_eq!(ctx.away_from_peer(&half, &hosts), hosts);
+        let peer = Record {
+            uuid: "aa000000000000000000000000000001".into(),
+            host: "h1".into(),
+            state: "Running".into(),
+            disk: String::new(),
+            keep_running: true,
+            left_on: vec![],
+            actions: vec![],
+        };
+        records.put(&peer).unwrap();
+        assert_eq!(ctx.away_from_peer(&half, &hosts), ["h2", "h3", "h1"]);
+        // Only the peer's host is left: it is still tried.
+        assert_eq!(ctx.away_from_peer(&half, &hosts[..1]), ["h1"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,7 @@ use super::RouterError;
 use crate::router_tls;
 
 /// What vrctl remembers about one router.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     pub uuid: String,
@@ -19,6 +19,51 @@ pub struct Record {
     /// the operator when the host is gone for good).
     pub state: String,
     pub disk: String,
+    /// Whether it should run: `vr stop` clears it, a start sets it, and
+    /// `vrctl watch` only brings back routers that should run.
+    #[serde(default = "yes")]
+    pub keep_running: bool,
+    /// Hosts it was moved away from while they did not answer: it may
+    /// still be defined there, and `vrctl watch` destroys that copy when
+    /// the host answers again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_on: Vec<String>,
+    /// What `vrctl watch` did for it, newest last (the last few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One recovery `vrctl watch` ran.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    /// Unix seconds when it ended.
+    pub at: u64,
+    /// `start`, `reboot`, `move`, `recreate`, `destroy-stray`.
+    pub action: String,
+    pub host: String,
+    /// What was seen that led to it.
+    pub why: String,
+    /// Seconds from the first unanswered ping to the router answering again
+    /// (or to the failure).
+    pub secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How many actions a record keeps.
+pub const ACTIONS_KEPT: usize = 10;
+
+impl Record {
+    pub fn push_action(&mut self, a: Action) {
+        self.actions.push(a);
+        let over = self.actions.len().saturating_sub(ACTIONS_KEPT);
+        self.actions.drain(..over);
+    }
 }
 
 pub struct Records {
@@ -45,7 +90,9 @@ impl Records {
         };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         let path = self.dir.join(format!("{}.json", r.uuid));
-        let tmp = path.with_extension("tmp");
+        // A temp file per process: vrctl watch and a vrctl command may
+        // write the same record at once.
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec_pretty(r).unwrap_or_default()).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)
     }

@@ -45,6 +45,29 @@ pub struct RouterSpec {
     pub lbs: Vec<vr::LbInfo>,
     /// Where and how the router runs as a VM (`vrctl vr create` and friends).
     pub vm: Option<VmSpec>,
+    /// One half of an HA pair: `/enableVyosha` ends every resync.
+    pub ha: Option<HaSpec>,
+}
+
+/// The router as one half of an active/standby pair (issue 17). The other
+/// half has its own description: its own uuid, management NIC and MACs,
+/// the same services and shared addresses, and `ha.peerIp` this one's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HaSpec {
+    /// The other half's management IP (keepalived's unicast peer).
+    pub peer_ip: String,
+    /// The other half's uuid: the two are placed on different hosts when
+    /// `vm.hosts` allows.
+    pub peer_uuid: Option<String>,
+    /// VRRP advert interval in seconds as the node sends it
+    /// (`vpcHa.keepalived.interval`, 1..60; default 1). The agent
+    /// advertises faster (`--ha-advert-ms`).
+    pub keepalive: Option<i64>,
+    /// Addresses keepalived pings; each unanswered one lowers the priority.
+    pub monitors: Vec<String>,
+    /// Addresses the pair shares besides its NICs' (the master holds them).
+    pub vips: Vec<common::vr_ha::HaVip>,
 }
 
 /// The router as a VM: which hosts may run it, its size, its disk and which
@@ -76,6 +99,21 @@ pub struct VmSpec {
     pub public_key: Option<String>,
     /// How long the router may take from start to its agent answering.
     pub boot_timeout_secs: u64,
+    /// Whether `diskDir` is shared by the hosts: `vrctl watch` starts a
+    /// router whose host is gone on another host from the same disk
+    /// (`shared`), or re-creates it there from the image (`local`).
+    pub storage: Storage,
+}
+
+/// Where a router's disk lives (`vm.storage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// On its host only: lost with the host.
+    #[default]
+    Local,
+    /// Seen by every host in `vm.hosts` (NFS, Ceph, ...).
+    Shared,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +273,12 @@ impl RouterSpec {
                 enable_haproxy_log: true,
             }),
         ));
+        // The node pairs a router once it is configured (`enableHa` runs
+        // after the VR's services are applied): the backup then holds the
+        // same services, its shared NICs down.
+        if let Some(ha) = &self.ha {
+            cmds.push((common::vr_ha::ENABLE_HA_PATH, body(&self.enable_ha(ha))));
+        }
         cmds
     }
 
@@ -260,8 +304,49 @@ impl RouterSpec {
             .or(self.nics.first())
     }
 
+    /// `/enableVyosha` for this half, as the node fills it (`enableHa`):
+    /// the management NIC is the heartbeat, its address `localIp`.
+    pub fn enable_ha(&self, ha: &HaSpec) -> common::vr_ha::EnableVyosHaCmd {
+        let mgmt = self.management_nic();
+        common::vr_ha::EnableVyosHaCmd {
+            keepalive: Some(ha.keepalive.unwrap_or(1)),
+            heartbeat_nic: mgmt.map(|n| n.mac.clone()),
+            local_ip: mgmt.and_then(|n| n.ip.clone()),
+            peer_ip: Some(ha.peer_ip.clone()),
+            monitors: ha.monitors.clone(),
+            vips: ha.vips.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The `[ha]` section's own checks (the agent checks the rest).
+    fn check_ha(&self, ha: &HaSpec) -> Result<(), SpecError> {
+        let bad = |why: String| Err(SpecError::Invalid(format!("ha: {why}")));
+        let peer: std::net::Ipv4Addr = match ha.peer_ip.parse() {
+            Ok(ip) => ip,
+            Err(_) => return bad(format!("peerIp {:?} is not an IPv4 address", ha.peer_ip)),
+        };
+        let mine = self.management_nic().and_then(|n| n.ip.as_deref());
+        if mine.is_none() {
+            return bad("the pair needs a Management NIC with an ip (the heartbeat)".into());
+        }
+        if mine == Some(peer.to_string().as_str()) {
+            return bad(format!("peerIp {peer} is this router's own management IP"));
+        }
+        if let Some(k) = ha.keepalive.filter(|k| !(1..=60).contains(k)) {
+            return bad(format!("keepalive {k}: must be 1..=60 seconds"));
+        }
+        if ha.peer_uuid.as_deref() == Some(self.uuid.as_str()) {
+            return bad("peerUuid is this router's own uuid".into());
+        }
+        Ok(())
+    }
+
     /// The desired state the router's agent would hold after `commands`.
     pub fn desired(&self) -> Result<Model, SpecError> {
+        if let Some(ha) = &self.ha {
+            self.check_ha(ha)?;
+        }
         let bad = |e: &dyn Display| SpecError::Invalid(e.to_string());
         let servers = vr::DhcpServersCmd {
             dhcp_servers: self.dhcp_servers.clone(),
@@ -313,6 +398,7 @@ fn typed<C: Command>(cmd: &C) -> (&'static str, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const SPEC: &str = r#"
 agent = "http://10.0.0.25:7272"
@@ -465,5 +551,54 @@ privateMac = "fa:26:9c:aa:00:03"
         spec.eips[0].vip_ip = "nope".into();
         let e = spec.desired().unwrap_err().to_string();
         assert!(e.contains("eips[0]") && e.contains("vipIp"), "{e}");
+    }
+
+    /// A pair half's resync ends with `/enableVyosha` as the node fills it
+    /// (the fixture's fields: heartbeat = the management NIC); a bad `[ha]`
+    /// is refused before anything is sent.
+    #[test]
+    fn a_pair_half_is_paired_last_and_a_bad_ha_section_is_refused() {
+        let text = format!(
+            "{SPEC}\n[ha]\npeerIp = \"10.0.0.26\"\nkeepalive = 2\n\
+             [[ha.vips]]\nnicMac = \"fa:26:9c:aa:00:02\"\nnicVip = \"172.20.10.9\"\nnetmask = \"255.255.0.0\"\n"
+        );
+        let spec = RouterSpec::parse(&text, false, "pair.toml").unwrap();
+        spec.desired().unwrap();
+        let cmds = spec.commands();
+        let (path, body) = cmds.last().unwrap();
+        assert_eq!(*path, "/enableVyosha");
+        let mgmt = spec.management_nic().unwrap();
+        assert_eq!(
+            *body,
+            json!({"keepalive": 2, "heartbeatNic": mgmt.mac, "localIp": mgmt.ip, "peerIp": "10.0.0.26",
+                   "monitors": [], "vips": [{"nicMac": "fa:26:9c:aa:00:02", "nicVip": "172.20.10.9",
+                   "netmask": "255.255.0.0"}]})
+        );
+        let mine = mgmt.ip.clone().unwrap();
+        for (edit, words) in [
+            (json!({"peerIp": "ten"}), "peerIp \"ten\""),
+            (json!({"peerIp": mine}), "own management IP"),
+            (
+                json!({"peerIp": "10.0.0.26", "keepalive": 0}),
+                "keepalive 0",
+            ),
+            (
+                json!({"peerIp": "10.0.0.26", "peerUuid": spec.uuid}),
+                "own uuid",
+            ),
+        ] {
+            let mut bad = spec.clone();
+            bad.ha = Some(serde_json::from_value(edit).unwrap());
+            let e = bad.desired().unwrap_err().to_string();
+            assert!(e.starts_with("ha: ") && e.contains(words), "{e}");
+        }
+        let e = RouterSpec::parse(
+            &format!("{SPEC}\n[ha]\npeerIP = \"10.0.0.26\"\n"),
+            false,
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("peerIP") && e.contains("peerIp"), "{e}");
     }
 }

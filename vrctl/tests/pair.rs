@@ -1,0 +1,165 @@
+//! An HA pair made by vrctl from two descriptions with an `[ha]` section
+//! (issue 17): two real vr-agents in their router namespaces, each resync
+//! ending with `/enableVyosha`; `vr status` names the master and the
+//! backup; the master's host killed, the backup takes over; the lost half
+//! back (a new agent, resynced by `vr apply` as `vrctl watch` does after a
+//! re-create) rejoins as backup and the survivor stays master.
+//!
+//! The topology is `testbed::vr_pair`'s (vrctl in its `ctl` namespace,
+//! 10.0.0.2; the routers' management NICs 10.0.0.25 and .26).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod common;
+
+use serde_json::{Value, json};
+use testbed::Netns;
+use testbed::vr_pair::{MACS, MGMT_IP, PAIR_VIP};
+
+const UUIDS: [&str; 2] = [
+    "bb000000000000000000000000000001",
+    "bb000000000000000000000000000002",
+];
+
+fn description(i: usize) -> Value {
+    json!({
+        "agent": format!("http://{}:7272", MGMT_IP[i]),
+        "uuid": UUIDS[i],
+        "managementNodeCidr": "10.0.0.0/24",
+        "nics": [
+            {"mac": MACS[i][0], "ip": MGMT_IP[i], "netmask": "255.255.255.0",
+             "category": "Management"},
+            {"mac": MACS[i][1], "ip": "172.20.10.5", "netmask": "255.255.0.0",
+             "gateway": "172.20.0.1", "isDefaultRoute": true, "category": "Public"}
+        ],
+        "ha": {"peerIp": MGMT_IP[1 - i], "peerUuid": UUIDS[1 - i], "keepalive": 1,
+               "vips": [{"nicMac": MACS[i][1], "nicVip": PAIR_VIP, "netmask": "255.255.0.0"}]}
+    })
+}
+
+/// `vrctl --json vr status FILE`'s `ha.status` ("" when it does not answer).
+fn ha_status(ctl: &Netns, file: &Path) -> String {
+    let r = common::vrctl(
+        &[
+            "--json",
+            "--netns",
+            ctl.name(),
+            "vr",
+            "status",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    serde_json::from_str::<Value>(r.stdout.trim())
+        .map(|v| v["ha"]["status"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+fn statuses(ctl: &Netns, files: &[PathBuf]) -> [String; 2] {
+    [ha_status(ctl, &files[0]), ha_status(ctl, &files[1])]
+}
+
+fn apply(ctl: &Netns, file: &Path) {
+    let r = common::vrctl(
+        &["--netns", ctl.name(), "vr", "apply", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(
+        r.code,
+        0,
+        "vr apply {}: {}{}",
+        file.display(),
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("/enableVyosha"), "{}", r.stdout);
+}
+
+#[test]
+fn vrctl_pairs_two_routers_and_a_lost_half_rejoins_as_backup() {
+    testbed::require_privileged!();
+    for prog in ["keepalived", "conntrackd"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {prog}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "{prog} is missing (scripts/install-deps installs it)"
+        );
+    }
+    let vrctl_bin = Path::new(env!("CARGO_BIN_EXE_vrctl"));
+    let mut pair = testbed::vr_pair::build(&vrctl_bin.with_file_name("vr-agent"));
+    let tmp = testbed::TempDir::new("vrpair").unwrap();
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let f = tmp.path().join(format!("r{i}.json"));
+            std::fs::write(&f, description(i).to_string()).unwrap();
+            f
+        })
+        .collect();
+    // r0 first: it is master before r1 exists, and stays so (nopreempt).
+    apply(&pair.ctl, &files[0]);
+    apply(&pair.ctl, &files[1]);
+    let paired = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        statuses(&pair.ctl, &files) == ["Master", "Backup"]
+    });
+    assert!(paired, "statuses {:?}", statuses(&pair.ctl, &files));
+    assert!(
+        testbed::ping(&pair.out, PAIR_VIP, 2),
+        "the pair VIP from the outside"
+    );
+    let st = common::vrctl(
+        &[
+            "--netns",
+            pair.ctl.name(),
+            "vr",
+            "status",
+            files[1].to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        st.stdout.contains("Backup (keepalived: Backup)"),
+        "{}",
+        st.stdout
+    );
+
+    // The master's host is gone: the backup takes over.
+    pair.kill(0);
+    let took_over =
+        testbed::wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            ha_status(&pair.ctl, &files[1]) == "Master"
+        });
+    assert!(took_over, "r1: {}", ha_status(&pair.ctl, &files[1]));
+    assert!(vip(&pair.out), "the pair VIP after the failover");
+
+    // The lost half comes back (a new VM: links up, a new agent) and is
+    // resynced: it joins as backup, r1 stays master.
+    for l in ["eth0", "eth1", "eth2"] {
+        pair.routers[0].ip(&format!("link set {l} up")).unwrap();
+    }
+    // A new VM: nothing of the old agent's state.
+    let state = pair.states[0].path().to_path_buf();
+    for e in std::fs::read_dir(&state).unwrap().flatten() {
+        let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+    }
+    pair.start_agent(0);
+    apply(&pair.ctl, &files[0]);
+    let rejoined = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        statuses(&pair.ctl, &files) == ["Backup", "Master"]
+    });
+    assert!(rejoined, "statuses {:?}", statuses(&pair.ctl, &files));
+    // And stays so (no preemption flap).
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(statuses(&pair.ctl, &files), ["Backup", "Master"]);
+    assert!(vip(&pair.out), "the pair VIP after the return");
+}
+
+/// The pair's VIP answers from `out` within 5 s (ARP moves with it).
+fn vip(out: &Netns) -> bool {
+    testbed::wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        testbed::ping(out, PAIR_VIP, 1)
+    })
+}
