@@ -1,17 +1,18 @@
 //! Benchmark harness (DESIGN.md section 9). Run as root:
 //!
 //! ```text
-//! cargo run --release -p bench -- nat|dhcp|bridge|lb [--out BENCHMARKS.md] [--no-build]
+//! cargo run --release -p bench -- nat|dhcp|bridge|lb|ha [--out BENCHMARKS.md] [--no-build]
 //! ```
 //!
-//! It builds the agent it measures (`vr-agent` for nat, dhcp and lb,
-//! `kvm-agent` for bridge) in release (unless `--no-build`), measures in
+//! It builds the agent it measures (`vr-agent` for nat, dhcp, lb and ha,
+//! `kvm-agent` for bridge; `ha` needs keepalived and conntrackd) in release (unless `--no-build`), measures in
 //! namespaces of its own, prints the tables and replaces its section of
 //! BENCHMARKS.md (between `<!-- AREA:begin -->` and `<!-- AREA:end -->`).
 //! The exit status is 1 when a budget fails (the file is written anyway).
 
 mod bridge;
 mod dhcp;
+mod ha;
 mod lab;
 mod lb;
 mod nat;
@@ -24,7 +25,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: bench nat|dhcp|bridge|lb [--out FILE] [--no-build]";
+const USAGE: &str = "usage: bench nat|dhcp|bridge|lb|ha [--out FILE] [--no-build]";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -60,6 +61,10 @@ fn main() -> Result<()> {
         Some("lb") => {
             let agent = release_binary(&root, build, "vr-agent")?;
             lb::run(&agent)?
+        }
+        Some("ha") => {
+            let agent = release_binary(&root, build, "vr-agent")?;
+            ha::run(&agent)?
         }
         Some("bridge") => {
             let agent = release_binary(&root, build, "kvm-agent")?;
