@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::netns::Netns;
+use crate::netns::{Netns, run_in};
 
 /// One TCP connection from `client` to `to`, accepted on `listen` in
 /// `server` (the same address, or the one a port forward maps `to` to),
@@ -46,9 +46,18 @@ impl EchoReport {
 }
 
 pub fn echo_stream(client: &Netns, to: &str, server: &Netns, listen: &str) -> Result<EchoStream> {
-    let listener = server
-        .run(|| TcpListener::bind(listen))
-        .with_context(|| format!("listen on {listen} in {}", server.name()))?;
+    echo_stream_between(client.name(), to, server.name(), listen)
+}
+
+/// [`echo_stream`] between namespaces known by name (the lab's).
+pub fn echo_stream_between(
+    client: &str,
+    to: &str,
+    server: &str,
+    listen: &str,
+) -> Result<EchoStream> {
+    let listener = run_in(server, || TcpListener::bind(listen))
+        .with_context(|| format!("listen on {listen} in {server}"))?;
     let server = std::thread::spawn(move || {
         if let Ok((mut s, _)) = listener.accept() {
             let mut b = [0u8; 8];
@@ -56,9 +65,10 @@ pub fn echo_stream(client: &Netns, to: &str, server: &Netns, listen: &str) -> Re
         }
     });
     let addr = to.parse().with_context(|| format!("address {to:?}"))?;
-    let mut c = client
-        .run(|| TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
-        .with_context(|| format!("connect to {to} from {}", client.name()))?;
+    let mut c = run_in(client, || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+    })
+    .with_context(|| format!("connect to {to} from {client}"))?;
     c.set_read_timeout(Some(Duration::from_secs(5)))?;
     c.set_nodelay(true)?;
     let stop = Arc::new(AtomicBool::new(false));

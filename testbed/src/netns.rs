@@ -76,19 +76,25 @@ impl Netns {
     /// its result, so Rust code can open sockets inside the namespace.
     /// Sockets keep their namespace afterwards and may be used from any thread.
     pub fn run<T: Send, F: FnOnce() -> T + Send>(&self, f: F) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            let handle = s.spawn(move || {
-                let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-                f()
-            });
-            handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_in(&self.name, f)
     }
+}
+
+/// [`Netns::run`] for a namespace this process does not own (the lab's,
+/// found by name): `f` on a fresh thread inside `/run/netns/<name>`.
+pub fn run_in<T: Send, F: FnOnce() -> T + Send>(name: &str, f: F) -> T {
+    let path = format!("/run/netns/{name}");
+    std::thread::scope(|s| {
+        let handle = s.spawn(move || {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+            f()
+        });
+        handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 impl Drop for Netns {

@@ -115,6 +115,18 @@ pub async fn run(
     if let Some(path) = &cfg.bootstrap {
         let document = boot::read_or_recall(path, cfg.bootstrap_timeout, &cfg.state_dir).await?;
         let info = &document.info;
+        if info.in_ha_pair() && engine.ha_hold().is_none() {
+            // A new half of a pair (re-created, or never enabled): its
+            // shared NICs stay down until /enableVyosha and the election,
+            // or it would answer for the master's addresses meanwhile.
+            tracing::info!(ha_status = ?info.ha_status, "bootstrap info says HA pair: shared NICs held down until elected");
+            engine
+                .set_ha_hold(Some(engine::HaHold {
+                    keep_up: Default::default(),
+                    standby: true,
+                }))
+                .await?;
+        }
         sources.add_management_node(info.management_node_ip.as_deref(), boot::node_cidr(info));
         let (edits, ip) = boot::plan(info)?;
         let (prelude, dropped) = boot::prelude(info, engine.model());

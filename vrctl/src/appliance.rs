@@ -264,6 +264,9 @@ pub fn bootstrap_info(spec: &RouterSpec, vm: &VmSpec, auth: &AgentAuth) -> SetBo
         abnormal_file_max_size: Some(ABNORMAL_FILE_MAX_SIZE),
         agent_tls: auth.agent_tls(),
         agent_tokens: auth.agent_tokens(),
+        // A half of a pair comes up as backup (its shared NICs down) until
+        // keepalived elects it.
+        ha_status: spec.ha.as_ref().map(|_| "Backup".into()),
     };
     let Value::Object(info) = crate::client::body(&info) else {
         unreachable!("the info is a struct, written as an object")

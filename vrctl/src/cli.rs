@@ -153,6 +153,11 @@ pub enum LabCmd {
         /// Stop once the host and its bridges are ready (no router).
         #[arg(long)]
         host_only: bool,
+        /// Two compute hosts on the same networks and an HA pair of
+        /// routers, one on each; the report kills the master under traffic
+        /// and re-creates it.
+        #[arg(long)]
+        ha: bool,
     },
     /// Remove the lab: processes, namespaces (bridges, taps), domain, files.
     Down {

@@ -32,6 +32,11 @@ pub struct BootstrapInfo<Nic = NicInfo> {
     pub config_tc_for_vip_qos: Option<bool>,
     /// `abnormalFileMaxSize` (`applianceVm.abnormalFileMaxSize`, MB).
     pub abnormal_file_max_size: Option<i64>,
+    /// `haStatus`: `NoHa`, or the router is a half of an HA pair and must
+    /// not answer for the pair's addresses before keepalived has elected it
+    /// (zstackio/zstack-vyos `utils/bootStrapInfo.go` `IsHaEnabled`, at
+    /// 1f64cc76: any value but `NoHa`, case-insensitive).
+    pub ha_status: Option<String>,
     /// Our extension: mutual TLS on the agent's port with these (issue 14).
     pub agent_tls: Option<AgentTls>,
     /// Our extension: bearer tokens the agent requires.
@@ -72,6 +77,16 @@ pub struct AgentTls {
     pub certificate: String,
     pub private_key: String,
     pub client_ca: String,
+}
+
+impl<Nic> BootstrapInfo<Nic> {
+    /// Whether the router is a half of an HA pair (`haStatus` other than
+    /// `NoHa`).
+    pub fn in_ha_pair(&self) -> bool {
+        self.ha_status
+            .as_deref()
+            .is_some_and(|s| !s.trim().eq_ignore_ascii_case("NoHa"))
+    }
 }
 
 impl std::fmt::Debug for AgentTls {

@@ -15,6 +15,7 @@ pub async fn run(args: &Args, cmd: &LabCmd) -> Result<Exit> {
             mode,
             image_dir,
             host_only,
+            ha,
         } => {
             let image_dir = image_dir.clone().unwrap_or_else(|| {
                 // The repository's images/out, seen from target/<profile>/vrctl.
@@ -32,6 +33,7 @@ pub async fn run(args: &Args, cmd: &LabCmd) -> Result<Exit> {
                 image_dir,
                 bin_dir: lab::topo::bin_dir(),
                 host_only: *host_only,
+                ha: *ha,
             };
             let report = tokio::task::spawn_blocking(move || lab::up(&opts)).await??;
             if args.json {

@@ -20,6 +20,7 @@
 
 pub mod addresses;
 pub mod checks;
+mod ha;
 pub mod layout;
 pub mod secure;
 pub mod topo;
@@ -42,7 +43,7 @@ use serde_json::{Value, json};
 use topo::{nsh, sh};
 
 use layout::{MN_IP, OUTSIDE_IP, VIP_EIP, VIP_LB, VIP_PF, VR_PUB_IP, build};
-pub use layout::{TENANT1_MAC, TENANT2_MAC, router_spec};
+pub use layout::{TENANT1_MAC, TENANT2_MAC, pair_specs, router_spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -72,6 +73,9 @@ pub struct Options {
     /// Stop after the host is ready (bridges), before the VR: tests use the
     /// lab's host to provoke failures with their own router descriptions.
     pub host_only: bool,
+    /// Two compute hosts and an HA pair, one router on each; the report
+    /// kills the master under traffic.
+    pub ha: bool,
 }
 
 /// Names and places of one lab.
@@ -213,8 +217,13 @@ pub fn up(opts: &Options) -> Result<Report, LabError> {
     preflight(opts, mode)?;
     let kvm = mode == Mode::Vm && topo::kvm_usable();
     say(&format!(
-        "lab {}: router as {}",
+        "lab {}: {} as {}",
         opts.name,
+        if opts.ha {
+            "an HA pair of routers, one on each of two hosts,"
+        } else {
+            "router"
+        },
         match (mode, kvm) {
             (Mode::Vm, true) => "a VM (KVM)".to_string(),
             (Mode::Vm, false) => "a VM (TCG: no usable KVM here)".to_string(),
@@ -227,24 +236,32 @@ pub fn up(opts: &Options) -> Result<Report, LabError> {
     // Leftovers of an interrupted run with the same name.
     topo::remove_all(&opts.name, &names.state);
     let built = build(&names, opts, mode, kvm);
-    let uri = match built {
+    let uris = match built {
         Ok(u) => u,
         Err(e) => {
             topo::remove_all(&opts.name, &names.state);
             return Err(e);
         }
     };
-    let spec = router_spec(&names, &opts.image_dir);
-    let spec_path = names.state.join("router.json");
-    let _ = std::fs::write(
-        &spec_path,
-        serde_json::to_string_pretty(&spec).unwrap_or_default(),
-    );
+    let specs = if opts.ha {
+        pair_specs(&names, &opts.image_dir).to_vec()
+    } else {
+        vec![router_spec(&names, &opts.image_dir)]
+    };
+    let spec_files: Vec<PathBuf> = (0..specs.len())
+        .map(|i| match i {
+            0 => names.state.join("router.json"),
+            i => names.state.join(format!("router{}.json", i + 1)),
+        })
+        .collect();
+    for (spec, file) in specs.iter().zip(&spec_files) {
+        let _ = std::fs::write(file, serde_json::to_string_pretty(spec).unwrap_or_default());
+    }
     let (n2, bin, host_only, s2) = (
         names.clone(),
         opts.bin_dir.clone(),
         opts.host_only,
-        spec.clone(),
+        specs.clone(),
     );
     let mut rows = in_netns(&names.ns("mn"), async move || {
         drive(n2, mode, bin, host_only, s2).await
@@ -252,7 +269,18 @@ pub fn up(opts: &Options) -> Result<Report, LabError> {
     if rows.iter().all(|r| r.pass) && !opts.host_only {
         say("proving the services with real traffic");
         rows.extend(verify(&names));
+        if let [a, b] = &specs[..] {
+            say("killing the master under traffic");
+            rows.extend(ha::prove(
+                &names,
+                mode,
+                &opts.bin_dir,
+                &uris,
+                &[a.clone(), b.clone()],
+            ));
+        }
     }
+    let vm = mode == Mode::Vm;
     let report = Report {
         name: opts.name.clone(),
         router: match (mode, kvm) {
@@ -260,9 +288,12 @@ pub fn up(opts: &Options) -> Result<Report, LabError> {
             (Mode::Vm, false) => "vm (qemu TCG)".into(),
             _ => "namespace".into(),
         },
+        ha: opts.ha,
         why_not_vm,
-        libvirt_uri: uri,
-        router_spec: spec_path.display().to_string(),
+        libvirt_uri: uris.first().filter(|_| vm).cloned(),
+        libvirt_uris: if vm { uris } else { vec![] },
+        router_spec: spec_files[0].display().to_string(),
+        router_specs: spec_files.iter().map(|f| f.display().to_string()).collect(),
         rows,
         seconds: t0.elapsed().as_secs_f64(),
     };

@@ -19,10 +19,20 @@ pub struct Report {
     pub name: String,
     /// "vm (qemu)", "vm (kvm)" or "namespace".
     pub router: String,
+    /// Two hosts and an HA pair (`--ha`).
+    #[serde(default)]
+    pub ha: bool,
     /// Why the router is not a VM, when it is not.
     pub why_not_vm: Option<String>,
+    /// The first host's libvirt (VM mode).
     pub libvirt_uri: Option<String>,
+    /// Each host's, in order.
+    #[serde(default)]
+    pub libvirt_uris: Vec<String>,
     pub router_spec: String,
+    /// Each router's description (two with `--ha`).
+    #[serde(default)]
+    pub router_specs: Vec<String>,
     pub rows: Vec<Row>,
     pub seconds: f64,
 }
@@ -34,7 +44,12 @@ impl Report {
 
     pub fn print(&self) {
         println!();
-        println!("lab {}: router as {}", self.name, self.router);
+        println!(
+            "lab {}: {} as {}",
+            self.name,
+            if self.ha { "HA pair" } else { "router" },
+            self.router
+        );
         if let Some(why) = &self.why_not_vm {
             println!("  (not a VM: {why})");
         }
@@ -52,7 +67,11 @@ impl Report {
             self.rows.len() - failed,
             self.rows.len(),
             self.seconds,
-            self.router_spec
+            if self.router_specs.len() > 1 {
+                self.router_specs.join(", ")
+            } else {
+                self.router_spec.clone()
+            }
         );
         let me = std::env::current_exe()
             .map(|p| p.display().to_string())

@@ -4,8 +4,8 @@
 //! a restart.
 //!
 //! `<state>/pki` is a vrctl PKI directory (`vrctl pki init`) plus
-//! kvm-agent's server certificate (`kvm-agent.pem`, `.key`, for the host's
-//! lab IP) and the token file (`token`): `VRCTL_PKI_DIR=<state>/pki
+//! kvm-agent's server certificate (`kvm-agent.pem`, `.key`, for the hosts'
+//! lab IPs) and the token file (`token`): `VRCTL_PKI_DIR=<state>/pki
 //! VRCTL_TOKEN_FILE=<state>/pki/token` lets any vrctl command drive the lab.
 
 use std::io::{Read, Write};
@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::LabError;
-use super::addresses::{HOST_IP, KVM, VR_AGENT, VR_MGMT_IP};
+use super::addresses::{HOST_IP, HOST2_IP, KVM, VR_AGENT, VR_MGMT_IP};
 use crate::client::{Client, ClientError};
 use crate::credentials::{CredentialFiles, Credentials};
 use crate::router::Ctx;
@@ -53,10 +53,15 @@ pub fn create(state: &Path) -> Result<(), LabError> {
     let dir = pki_dir(state);
     let err = |e: &dyn std::fmt::Display| LabError::Other(format!("lab PKI: {e}"));
     crate::pki::init(&dir, "vrctl lab CA", true).map_err(|e| err(&e))?;
-    let ip = HOST_IP.parse().map_err(|e| err(&e))?;
+    // One certificate for both hosts of `--ha` (a lab, not a cloud).
+    let ips = [HOST_IP, HOST2_IP]
+        .iter()
+        .map(|ip| ip.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(&e))?;
     let ca = common::pki::Authority::load(&dir).map_err(|e| err(&e))?;
     let kvm = ca
-        .issue_server("kvm-agent lab host", &[ip], &[], 30)
+        .issue_server("kvm-agent lab host", &ips, &[], 30)
         .map_err(|e| err(&e))?;
     common::pki::write_private(&dir.join("kvm-agent.pem"), &kvm.certificate)
         .map_err(|e| err(&e))?;

@@ -1,0 +1,263 @@
+//! `lab up --ha`: the pair's failover proven with real traffic. Under a
+//! 100/s ping through SNAT and one to the EIP, and one TCP session echoing
+//! every 10 ms through SNAT and one through a port forward, the master is
+//! killed (its VM destroyed, or every process of its namespace killed and
+//! its links down); then the services are asked again through the new
+//! master, and the lost half is re-created and must rejoin as backup.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testbed::failover::{EchoReport, EchoStream, echo_stream_between, longest_silence_ms};
+
+use super::addresses::*;
+use super::drive::{half_status, pair_status, recreate_half};
+use super::topo::{self, nsh, sh};
+use super::{Mode, Names, Row, checks, in_netns, row};
+use crate::spec::RouterSpec;
+
+/// A failover's silence above this fails the row (the budget).
+const MAX_SILENCE_MS: u64 = 1000;
+
+/// The rows of the failover and the rejoin.
+pub fn prove(
+    names: &Names,
+    mode: Mode,
+    bin: &std::path::Path,
+    uris: &[String],
+    specs: &[RouterSpec; 2],
+) -> Vec<Row> {
+    let n = |r: &str| names.ns(r);
+    let (out, t1, t2) = (n("out"), n("ten1"), n("ten2"));
+    let mut rows = vec![];
+    let echo = format!("{OUTSIDE_IP}:{ECHO_PORT}");
+    let sessions = echo_stream_between(&t2, &echo, &out, &echo).and_then(|snat| {
+        let pf = echo_stream_between(
+            &out,
+            &format!("{VIP_PF}:{ECHO_PORT}"),
+            &t1,
+            &format!("192.168.100.10:{ECHO_PORT}"),
+        )?;
+        Ok((snat, pf))
+    });
+    let (snat, pf) = match sessions {
+        Ok(s) => s,
+        Err(e) => {
+            rows.push(row(
+                "HA failover: TCP sessions through SNAT and the port forward",
+                Err(format!("{e:#}")),
+            ));
+            return rows;
+        }
+    };
+    let pings = [ping(&t2, OUTSIDE_IP), ping(&out, VIP_EIP)];
+    std::thread::sleep(Duration::from_secs(1));
+    let killed_at = Instant::now();
+    let killed = kill_master(names, mode, uris);
+    let n2 = names.clone();
+    let master = in_netns(&n("mn"), async move || {
+        while killed_at.elapsed() < Duration::from_secs(5) {
+            // Only the survivor: the lost half would hold each question up.
+            if half_status(n2.clone(), 1).await == "Master" {
+                return Some(killed_at.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    })
+    .ok()
+    .flatten();
+    let logs: Vec<String> = pings.into_iter().map(finish_ping).collect();
+    rows.push(row(
+        "HA failover: the master killed, the backup takes over",
+        match (killed, master) {
+            (Err(e), _) => Err(format!("killing {}: {e}", n("vr"))),
+            (Ok(how), Some(t)) if t < Duration::from_secs(2) => Ok(format!(
+                "{how}; {} reports Master {} ms after",
+                n("vr2"),
+                t.as_millis()
+            )),
+            (Ok(how), Some(t)) => Err(format!(
+                "{how}; {} reports Master only {} ms after",
+                n("vr2"),
+                t.as_millis()
+            )),
+            (Ok(how), None) => Err(format!("{how}; {} never reported Master", n("vr2"))),
+        },
+    ));
+    for (what, log) in [
+        (format!("ping {OUTSIDE_IP} through SNAT"), &logs[0]),
+        (format!("ping the EIP {VIP_EIP}"), &logs[1]),
+    ] {
+        let silence = longest_silence_ms(log);
+        rows.push(row(
+            &format!("HA failover: {what} (100/s) silent under 1 s"),
+            if silence < MAX_SILENCE_MS {
+                Ok(format!("longest silence {silence} ms"))
+            } else if silence == u64::MAX {
+                Err("fewer than two replies".into())
+            } else {
+                Err(format!("silent for {silence} ms"))
+            },
+        ));
+    }
+    for (what, s) in [
+        (format!("TCP to {echo} through SNAT"), snat),
+        (
+            format!("TCP through the port forward {VIP_PF}:{ECHO_PORT}"),
+            pf,
+        ),
+    ] {
+        rows.push(row(
+            &format!("HA failover: {what} kept"),
+            kept(finish(s), killed_at),
+        ));
+    }
+    rows.push(row(
+        "HA after failover: web-01's DHCP renewal keeps its address",
+        checks::dhcp(
+            names,
+            &t1,
+            "192.168.100.10 192.168.100.1 192.168.100.1 zstack.local web-01",
+        ),
+    ));
+    rows.push(row(
+        "HA after failover: DNS answers",
+        checks::dns(&t1, "db-01.zstack.local", "192.168.100.20"),
+    ));
+    let mut lb = Err("not tried".to_string());
+    topo::wait_until(Duration::from_secs(30), || {
+        lb = checks::reaches(&out, &format!("{VIP_LB}:80"), "web-01", "192.168.100.1");
+        lb.is_ok()
+    });
+    rows.push(row("HA after failover: the load balancer answers", lb));
+    rows.push(row(
+        "HA: the lost half re-created rejoins as backup, the other stays master",
+        rejoin(names, mode, bin, &specs[0]),
+    ));
+    rows.push(row(
+        "HA: one router answers for the shared addresses",
+        one_holder(names),
+    ));
+    rows
+}
+
+/// `ping -D` at 100/s for 4 s from `ns`.
+fn ping(ns: &str, ip: &str) -> std::io::Result<Child> {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-n", "-D", "-i", "0.01"])
+        .args(["-W", "1", "-c", "400", ip])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+fn finish_ping(p: std::io::Result<Child>) -> String {
+    p.and_then(Child::wait_with_output)
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn finish(s: EchoStream) -> EchoReport {
+    s.finish()
+}
+
+/// A session kept: no error, and it went on after the kill.
+fn kept(r: EchoReport, killed_at: Instant) -> Result<String, String> {
+    let after = r.after(killed_at);
+    match r.error {
+        Some(e) => Err(format!("{e} after {} round trips", r.round_trips)),
+        None if after > 10 => Ok(format!(
+            "{after} round trips after the kill, longest stall {} ms",
+            r.longest_stall_ms()
+        )),
+        None => Err(format!("only {after} round trips after the kill")),
+    }
+}
+
+/// The master's host gone: its VM destroyed, or its namespace's processes
+/// killed and its links down. How, for the report.
+fn kill_master(names: &Names, mode: Mode, uris: &[String]) -> Result<String, String> {
+    let vr = names.ns("vr");
+    if mode == Mode::Vm {
+        let uri = uris.first().ok_or("no libvirt URI")?;
+        topo::virsh(uri, &["destroy", VR_UUID]).map_err(|e| e.to_string())?;
+        return Ok(format!("VM {VR_UUID} destroyed"));
+    }
+    let pids = sh(&format!("ip netns pids {vr}")).map_err(|e| e.to_string())?;
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    sh(&format!("kill -9 {} 2>/dev/null; true", pids.join(" "))).map_err(|e| e.to_string())?;
+    for l in ["eth0", "eth1", "eth2"] {
+        let _ = sh(&format!("ip -n {vr} link set {l} down"));
+    }
+    Ok(format!(
+        "{} processes of {vr} killed, its links down",
+        pids.len()
+    ))
+}
+
+/// The first half made again; it must come up Backup and both must hold
+/// their roles for 2 s (no preemption flap).
+fn rejoin(
+    names: &Names,
+    mode: Mode,
+    bin: &std::path::Path,
+    spec: &RouterSpec,
+) -> Result<String, String> {
+    let (n2, bin, spec) = (names.clone(), PathBuf::from(bin), spec.clone());
+    let made = in_netns(&names.ns("mn"), async move || {
+        recreate_half(n2, mode, bin, 0, spec).await
+    })
+    .map_err(|e| e.to_string())??;
+    let want = ["Backup", "Master"];
+    let n2 = names.clone();
+    let seen = in_netns(&names.ns("mn"), async move || {
+        let t0 = Instant::now();
+        let mut seen = pair_status(n2.clone()).await;
+        while seen != want && t0.elapsed() < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            seen = pair_status(n2.clone()).await;
+        }
+        if seen == want {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            seen = pair_status(n2.clone()).await;
+        }
+        seen
+    })
+    .map_err(|e| e.to_string())?;
+    if seen == want {
+        Ok(format!(
+            "{made}; {} Backup, {} Master, 2 s later still",
+            names.ns("vr"),
+            names.ns("vr2")
+        ))
+    } else {
+        Err(format!("{made}; haStatus {seen:?}, expected {want:?}"))
+    }
+}
+
+/// ARP for the public and the private address: only the master's MACs
+/// answer.
+fn one_holder(names: &Names) -> Result<String, String> {
+    let mut seen = vec![];
+    for (ns, ip, want) in [
+        (names.ns("out"), VR_PUB_IP, PUB2_MAC),
+        (names.ns("ten1"), "192.168.100.1", PRIV2_MAC),
+    ] {
+        let got = nsh(&ns, &format!("arping -c 3 -w 4 -I eth0 {ip}"))
+            .map_err(|e| format!("arping {ip}: {e}"))?;
+        let mut macs: Vec<String> = got
+            .lines()
+            .filter_map(|l| Some(l.split_once('[')?.1.split_once(']')?.0.to_lowercase()))
+            .collect();
+        macs.sort();
+        macs.dedup();
+        if macs != [want] {
+            return Err(format!("{ip} answered by {macs:?}, expected only {want}"));
+        }
+        seen.push(format!("{ip} by {want} only"));
+    }
+    Ok(seen.join(", "))
+}
