@@ -342,6 +342,13 @@ pub enum VrCmd {
         /// The router description, with a [vm] section.
         file: PathBuf,
     },
+    /// Split brain: make this half of an HA pair backup, as the node does
+    /// when both report Master: `/syncVpcRouterHa` to the peer, and only
+    /// if it is Master too, `/restartKeepalived` here.
+    Demote {
+        /// The router description, with an [ha] section.
+        file: PathBuf,
+    },
     /// Send one raw command, e.g. `vrctl vr call --agent URL /createeip '{"eip":{...}}'`.
     Call {
         /// The router's agent, e.g. http://10.0.0.25:7272.

@@ -163,3 +163,79 @@ fn vip(out: &Netns) -> bool {
         testbed::ping(out, PAIR_VIP, 1)
     })
 }
+
+/// `vr demote`: refused while the peer is not Master (the pair would be
+/// left without one); with the heartbeat cut (VRRP and the sync dropped
+/// on r1's management NIC, the API still reachable) both are Master, and
+/// `vr demote r1.json` asks r0 (/syncVpcRouterHa: Master) and restarts
+/// r1's keepalived: r1 gives the shared addresses up at once. Healed, the
+/// pair is Master/Backup.
+#[test]
+fn vr_demote_answers_two_masters_as_the_node_does() {
+    testbed::require_privileged!();
+    let vrctl_bin = Path::new(env!("CARGO_BIN_EXE_vrctl"));
+    let pair = testbed::vr_pair::build(&vrctl_bin.with_file_name("vr-agent"));
+    let tmp = testbed::TempDir::new("vrdemote").unwrap();
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let f = tmp.path().join(format!("r{i}.json"));
+            std::fs::write(&f, description(i).to_string()).unwrap();
+            f
+        })
+        .collect();
+    apply(&pair.ctl, &files[0]);
+    apply(&pair.ctl, &files[1]);
+    assert!(
+        testbed::wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            statuses(&pair.ctl, &files) == ["Master", "Backup"]
+        }),
+        "statuses {:?}",
+        statuses(&pair.ctl, &files)
+    );
+    let demote = |i: usize| {
+        common::vrctl(
+            &[
+                "--json",
+                "--netns",
+                pair.ctl.name(),
+                "vr",
+                "demote",
+                files[i].to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    // r0 is the only master: not demoted.
+    let r = demote(0);
+    assert_eq!(r.code, 69, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("without a master"), "{}", r.stderr);
+    assert_eq!(ha_status(&pair.ctl, &files[0]), "Master");
+
+    let cut = "nft -f - <<'EOF'
+table inet vrcut {
+  chain in { type filter hook input priority -300; iifname \"eth0\" ip protocol 112 drop; iifname \"eth0\" udp dport 3780 drop; }
+  chain out { type filter hook output priority -300; oifname \"eth0\" ip protocol 112 drop; oifname \"eth0\" udp dport 3780 drop; }
+}
+EOF";
+    pair.routers[1].sh(cut).unwrap();
+    assert!(
+        testbed::wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+            statuses(&pair.ctl, &files) == ["Master", "Master"]
+        }),
+        "no split brain: {:?}",
+        statuses(&pair.ctl, &files)
+    );
+    let r = demote(1);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let d: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(d, json!({"peer": "Master", "now": "Backup"}));
+    assert!(!pair.link_up(1, "eth1"), "r1 still answers for the pair");
+    pair.routers[1].sh("nft delete table inet vrcut").unwrap();
+    assert!(
+        testbed::wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+            statuses(&pair.ctl, &files) == ["Master", "Backup"]
+        }),
+        "after the heal: {:?}",
+        statuses(&pair.ctl, &files)
+    );
+}

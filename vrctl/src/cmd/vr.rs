@@ -89,6 +89,28 @@ pub async fn run(args: &Args, cmd: &VrCmd) -> Result<Exit> {
             })
         }
         VrCmd::Status { agent, file } => super::vr_status::run(args, agent, file).await,
+        VrCmd::Demote { file } => {
+            let spec = RouterSpec::load(file)?;
+            let peer = vrctl::router::peer_agent(&spec)
+                .map_err(|e| coded(Exit::BadInput, e.to_string()))?;
+            let me = client(args, &spec.agent_url()?).await?;
+            let peer = client(args, &peer).await?;
+            let d = vrctl::router::demote(&me, &peer)
+                .await
+                .map_err(|e| coded(Exit::AgentFailed, e.to_string()))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&d)?);
+            } else {
+                println!(
+                    "{}: keepalived restarted, now {}; the peer {} is {}",
+                    me.base(),
+                    d.now,
+                    peer.base(),
+                    d.peer
+                );
+            }
+            Ok(Exit::Ok)
+        }
         VrCmd::Call { agent, path, body } => {
             let body: Value = serde_json::from_str(body)
                 .map_err(|e| coded(Exit::BadInput, format!("the body must be JSON: {e}")))?;

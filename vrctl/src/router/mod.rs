@@ -27,11 +27,13 @@ use crate::spec::{RouterSpec, SpecError, VmSpec};
 mod apply;
 mod auth;
 mod host_view;
+mod pair;
 mod records;
 
 pub use apply::{Step, apply, progress};
 pub use auth::Rotated;
 pub use host_view::Host;
+pub use pair::{Demoted, demote, peer_agent};
 pub use records::{Action, Record, Records};
 
 #[derive(Debug, thiserror::Error)]
