@@ -153,6 +153,14 @@ impl HaDaemons {
 
     /// (Re)start conntrackd (FTFW sync) on its config, in the foreground.
     pub async fn start_conntrackd(&self) -> Result<(), HaSysError> {
+        if !protocols_resolve() {
+            // Found in the VR image (no netbase): conntrackd only warns,
+            // syncs nothing, and every session through SNAT is lost on
+            // failover.
+            tracing::error!(
+                "/etc/protocols does not name tcp and udp (package netbase): conntrackd cannot sync sessions, a failover will reset them"
+            );
+        }
         let conf = self.paths.conntrackd_conf();
         let conf_s = conf.display().to_string();
         kill_strays("conntrackd", |a| a.contains(&conf_s.as_bytes()));
@@ -204,4 +212,13 @@ impl HaDaemons {
     pub fn restarts(&self) -> (u64, u64) {
         (self.keepalived.restarts(), self.conntrackd.restarts())
     }
+}
+
+/// Whether conntrackd's `Protocol Accept { TCP UDP ICMP }` can resolve:
+/// it looks the names up in /etc/protocols.
+fn protocols_resolve() -> bool {
+    let text = std::fs::read_to_string("/etc/protocols").unwrap_or_default();
+    ["tcp", "udp", "icmp"]
+        .iter()
+        .all(|p| text.lines().any(|l| l.split_whitespace().next() == Some(p)))
 }
