@@ -383,12 +383,11 @@ pub(super) async fn start_router(
     ))
 }
 
-/// `--ha`: half `i` lost and made again as the controller would: in VM
-/// mode `vr recreate` (a fresh disk, start, resync), in namespace mode a
-/// new namespace and a new agent with no state, resynced.
+/// `--ha` in namespace mode: half `i` lost and made again, a new
+/// namespace and a new agent with no state, resynced (VM mode leaves it to
+/// `vrctl watch`).
 pub(super) async fn recreate_half(
     names: Names,
-    mode: Mode,
     bin: PathBuf,
     i: usize,
     spec: RouterSpec,
@@ -409,17 +408,10 @@ pub(super) async fn recreate_half(
         pki: Some(secure::pki_dir(&names.state)),
     };
     let half = &HALVES[i];
-    if mode == Mode::Vm {
-        return ctx
-            .recreate(&spec)
-            .await
-            .map(|up| format!("re-created on {} ({:.1} s boot)", up.host, up.boot_secs))
-            .map_err(|e| e.to_string());
-    }
     let files = router_files(&names, half.role);
     let _ = std::fs::remove_dir_all(&files.state);
     let _ = super::topo::sh(&format!("ip netns del {}", names.ns(half.role)));
-    start_router(&ctx, &names, mode, &bin, half, &spec).await
+    start_router(&ctx, &names, Mode::Namespace, &bin, half, &spec).await
 }
 
 /// Half `i`'s haStatus, as the node reads it on `/ping`.

@@ -136,10 +136,17 @@ pub fn prove(
         lb.is_ok()
     });
     rows.push(row("HA after failover: the load balancer answers", lb));
-    rows.push(row(
-        "HA: the lost half re-created rejoins as backup, the other stays master",
-        rejoin(names, mode, bin, &specs[0]),
-    ));
+    rows.push(if mode == Mode::Vm {
+        row(
+            "HA: vrctl watch starts the lost half again, it rejoins as backup, the other stays master",
+            rejoin_by_watch(names, killed_at),
+        )
+    } else {
+        row(
+            "HA: the lost half re-created rejoins as backup, the other stays master",
+            rejoin(names, bin, &specs[0]),
+        )
+    });
     rows.push(row(
         "HA: one router answers for the shared addresses",
         one_holder(names),
@@ -202,17 +209,75 @@ fn kill_master(names: &Names, mode: Mode, uris: &[String]) -> Result<String, Str
     ))
 }
 
-/// The first half made again; it must come up Backup and both must hold
-/// their roles for 2 s (no preemption flap).
-fn rejoin(
-    names: &Names,
-    mode: Mode,
-    bin: &std::path::Path,
-    spec: &RouterSpec,
-) -> Result<String, String> {
+/// VM mode: `vrctl watch router.json` (1 s pings, 2 misses) finds the
+/// destroyed half, asks its host (it answers without the VM) and starts it
+/// again from its disk; the resync pairs it, and it must come up Backup
+/// with the other still Master, as in [`rejoin`].
+fn rejoin_by_watch(names: &Names, killed_at: Instant) -> Result<String, String> {
+    let vrctl = std::env::current_exe().map_err(|e| e.to_string())?;
+    let pki = super::secure::pki_dir(&names.state);
+    let env = [
+        format!("VRCTL_STATE_DIR={}", names.state.join("vrctl").display()),
+        format!("VRCTL_PKI_DIR={}", pki.display()),
+        format!(
+            "VRCTL_TOKEN_FILE={}",
+            super::secure::token_file(&names.state).display()
+        ),
+    ];
+    let file = names.state.join("router.json").display().to_string();
+    let log = names.state.join("logs/vrctl-watch.log");
+    let mut args: Vec<String> = env.to_vec();
+    args.push(vrctl.display().to_string());
+    for a in ["watch", &file, "--interval-ms", "1000", "--misses", "2"] {
+        args.push(a.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let pid = topo::spawn(&names.ns("mn"), "env", &args, &log).map_err(|e| e.to_string())?;
+    let n2 = names.clone();
+    let seen = in_netns(&names.ns("mn"), async move || {
+        let want = ["Backup", "Master"];
+        let mut seen = pair_status(n2.clone()).await;
+        while seen != want && killed_at.elapsed() < Duration::from_secs(90) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            seen = pair_status(n2.clone()).await;
+        }
+        let back = killed_at.elapsed();
+        if seen == want {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            seen = pair_status(n2.clone()).await;
+        }
+        (seen, back)
+    });
+    let _ = sh(&format!("kill {pid} 2>/dev/null; true"));
+    let (seen, back) = seen.map_err(|e| e.to_string())?;
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let started = said
+        .lines()
+        .find(|l| l.contains(" start "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if seen == ["Backup", "Master"] {
+        Ok(format!(
+            "watch: {started:?}; paired again {:.1} s after the kill, {} Backup, {} Master, 2 s later still",
+            back.as_secs_f64(),
+            names.ns("vr"),
+            names.ns("vr2")
+        ))
+    } else {
+        Err(format!(
+            "haStatus {seen:?} {:.0} s after the kill; the watch said:\n{said}",
+            back.as_secs_f64()
+        ))
+    }
+}
+
+/// Namespace mode: the first half made again; it must come up Backup and
+/// both must hold their roles for 2 s (no preemption flap).
+fn rejoin(names: &Names, bin: &std::path::Path, spec: &RouterSpec) -> Result<String, String> {
     let (n2, bin, spec) = (names.clone(), PathBuf::from(bin), spec.clone());
     let made = in_netns(&names.ns("mn"), async move || {
-        recreate_half(n2, mode, bin, 0, spec).await
+        recreate_half(n2, bin, 0, spec).await
     })
     .map_err(|e| e.to_string())??;
     let want = ["Backup", "Master"];
