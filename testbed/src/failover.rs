@@ -131,14 +131,33 @@ pub fn ping_replies(log: &str) -> Vec<(f64, u64)> {
         .collect()
 }
 
-/// The longest silence between two replies of `ping -D`; `u64::MAX`
-/// with fewer than two replies.
+/// The longest silence of `ping -D`: between two replies, or after the
+/// last one when requests went on unanswered (from ping's summary, "N
+/// packets transmitted": each missing request counts as the average time
+/// per request of the replies seen); `u64::MAX` with fewer than two
+/// replies. Without the tail a backup that never took over would leave
+/// only the replies before the kill, and a short silence.
 pub fn longest_silence_ms(log: &str) -> u64 {
-    ping_replies(log)
+    let replies = ping_replies(log);
+    let between = replies
         .windows(2)
         .map(|w| ((w[1].0 - w[0].0) * 1000.0).round() as u64)
-        .max()
-        .unwrap_or(u64::MAX)
+        .max();
+    let Some(between) = between else {
+        return u64::MAX;
+    };
+    let (first, last) = (replies[0], replies[replies.len() - 1]);
+    let sent = log
+        .lines()
+        .find_map(|l| l.split(" packets transmitted").next()?.trim().parse::<u64>().ok());
+    let tail = match sent {
+        Some(sent) if sent > last.1 && last.1 > first.1 => {
+            let per_request = (last.0 - first.0) * 1000.0 / (last.1 - first.1) as f64;
+            ((sent - last.1) as f64 * per_request).round() as u64
+        }
+        _ => 0,
+    };
+    between.max(tail)
 }
 
 /// A router's host is gone: every process in `ns` SIGKILLed, then each of
@@ -174,5 +193,14 @@ mod tests {
         assert_eq!(ping_replies(log).len(), 3);
         assert_eq!(longest_silence_ms(log), 370);
         assert_eq!(longest_silence_ms("nothing"), u64::MAX);
+        // Replies stop: the unanswered requests after the last are silence.
+        let stopped = "[100.000] 64 bytes from 1.2.3.4: icmp_seq=1 ttl=64\n\
+                       [100.010] 64 bytes from 1.2.3.4: icmp_seq=2 ttl=64\n\
+                       [100.020] 64 bytes from 1.2.3.4: icmp_seq=3 ttl=64\n\
+                       --- 1.2.3.4 ping statistics ---\n\
+                       300 packets transmitted, 3 received, 99% packet loss, time 3000ms\n";
+        assert_eq!(longest_silence_ms(stopped), 2970);
+        let all = format!("{log}--- 1.2.3.4 ping statistics ---\n24 packets transmitted, 3 received\n");
+        assert_eq!(longest_silence_ms(&all), 370);
     }
 }
