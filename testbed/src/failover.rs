@@ -147,9 +147,13 @@ pub fn longest_silence_ms(log: &str) -> u64 {
         return u64::MAX;
     };
     let (first, last) = (replies[0], replies[replies.len() - 1]);
-    let sent = log
-        .lines()
-        .find_map(|l| l.split(" packets transmitted").next()?.trim().parse::<u64>().ok());
+    let sent = log.lines().find_map(|l| {
+        l.split(" packets transmitted")
+            .next()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    });
     let tail = match sent {
         Some(sent) if sent > last.1 && last.1 > first.1 => {
             let per_request = (last.0 - first.0) * 1000.0 / (last.1 - first.1) as f64;
@@ -200,7 +204,8 @@ mod tests {
                        --- 1.2.3.4 ping statistics ---\n\
                        300 packets transmitted, 3 received, 99% packet loss, time 3000ms\n";
         assert_eq!(longest_silence_ms(stopped), 2970);
-        let all = format!("{log}--- 1.2.3.4 ping statistics ---\n24 packets transmitted, 3 received\n");
+        let all =
+            format!("{log}--- 1.2.3.4 ping statistics ---\n24 packets transmitted, 3 received\n");
         assert_eq!(longest_silence_ms(&all), 370);
     }
 }
