@@ -155,7 +155,8 @@ pub enum LabCmd {
         host_only: bool,
         /// Two compute hosts on the same networks and an HA pair of
         /// routers, one on each; the report kills the master under traffic
-        /// and re-creates it.
+        /// and brings it back (VMs: `vrctl watch` starts it again;
+        /// namespaces: re-created).
         #[arg(long)]
         ha: bool,
     },

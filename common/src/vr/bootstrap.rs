@@ -81,11 +81,13 @@ pub struct AgentTls {
 
 impl<Nic> BootstrapInfo<Nic> {
     /// Whether the router is a half of an HA pair (`haStatus` other than
-    /// `NoHa`).
+    /// `NoHa`; an empty one counts as absent, unlike zvr, so a stray empty
+    /// key cannot hold a lone router's NICs down).
     pub fn in_ha_pair(&self) -> bool {
         self.ha_status
             .as_deref()
-            .is_some_and(|s| !s.trim().eq_ignore_ascii_case("NoHa"))
+            .map(str::trim)
+            .is_some_and(|s| !s.is_empty() && !s.eq_ignore_ascii_case("NoHa"))
     }
 }
 

@@ -56,14 +56,22 @@ impl Engine {
         self.ha.as_ref()
     }
 
-    /// The links a backup keeps down, by name.
-    fn shared_links(&self, links: &BTreeMap<Mac, IfName>) -> BTreeSet<IfName> {
+    /// The links a backup keeps down, by name: the shared NICs of the
+    /// model, and of `next` (an edit that adds a NIC, e.g. the bootstrap
+    /// info's on a router with no state yet).
+    fn shared_links(
+        &self,
+        links: &BTreeMap<Mac, IfName>,
+        next: Option<&vr_model::Model>,
+    ) -> BTreeSet<IfName> {
         let Some(hold) = &self.ha else {
             return BTreeSet::new();
         };
+        let next = next.into_iter().flat_map(|m| m.nics.values());
         self.model
             .nics
             .values()
+            .chain(next)
             .filter(|n| n.category != NicCategory::Management && !hold.keep_up.contains(&n.mac))
             .filter_map(|n| links.get(&n.mac).cloned())
             .collect()
@@ -79,14 +87,17 @@ impl Engine {
             && shared.contains(op.ifname())
     }
 
-    /// The names of the shared links now, for [`held_back`]; empty when no
-    /// hold is standing.
-    pub(super) async fn held_links(&self) -> Result<BTreeSet<IfName>, EngineError> {
+    /// The names of the shared links now (with `next`'s), for
+    /// [`held_back`]; empty when no hold is standing.
+    pub(super) async fn held_links(
+        &self,
+        next: Option<&vr_model::Model>,
+    ) -> Result<BTreeSet<IfName>, EngineError> {
         if !self.ha.as_ref().is_some_and(|h| h.standby) {
             return Ok(BTreeSet::new());
         }
         let links = self.sys.netlink.links().await?;
-        Ok(self.shared_links(&links))
+        Ok(self.shared_links(&links, next))
     }
 
     /// Backup (or fault): every shared NIC down.
@@ -95,7 +106,7 @@ impl Engine {
             h.standby = true;
         }
         let links = self.sys.netlink.links().await?;
-        for l in self.shared_links(&links) {
+        for l in self.shared_links(&links, None) {
             self.sys.netlink.down(&l).await?;
         }
         Ok(())
@@ -121,7 +132,7 @@ impl Engine {
         self.run_link_ops(&ops).await?;
         let nl = self.sys.netlink.clone();
         let mut announced = vec![];
-        for l in self.shared_links(&links) {
+        for l in self.shared_links(&links, None) {
             for (ip, _) in nl.addrs(&l).await? {
                 nl.announce(&l, IpAddr::V4(ip));
                 announced.push((l.clone(), ip));

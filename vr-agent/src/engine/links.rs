@@ -5,9 +5,26 @@ use super::*;
 
 impl Engine {
     pub(super) async fn run_link_ops(&self, ops: &[LinkOp]) -> Result<(), EngineError> {
+        self.run_link_ops_towards(ops, None).await
+    }
+
+    /// [`run_link_ops`] for an edit towards `next`: on a backup the shared
+    /// links of both models are held, and set down first (a NIC may come
+    /// up by itself before it is configured: it must not answer for the
+    /// pair's addresses once it has them).
+    pub(super) async fn run_link_ops_towards(
+        &self,
+        ops: &[LinkOp],
+        next: Option<&vr_model::Model>,
+    ) -> Result<(), EngineError> {
         let nl = &self.sys.netlink;
         let mut announce = vec![];
-        let held = self.held_links().await?;
+        let held = self.held_links(next).await?;
+        for l in &held {
+            if ops.iter().any(|op| op.ifname() == l) {
+                nl.down(l).await?;
+            }
+        }
         for op in ops {
             if self.held_back(op, &held) {
                 continue;

@@ -353,7 +353,7 @@ impl Engine {
         } else {
             self.link_snapshot(&ops).await
         };
-        let mut put = self.run_link_ops(&ops).await;
+        let mut put = self.run_link_ops_towards(&ops, Some(&next)).await;
         if put.is_ok() && routes_change {
             let nl = self.sys.netlink.as_ref();
             put = self.routes.sync(nl, &next, &links).await;

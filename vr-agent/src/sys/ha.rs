@@ -158,7 +158,7 @@ impl HaDaemons {
             // syncs nothing, and every session through SNAT is lost on
             // failover.
             tracing::error!(
-                "/etc/protocols does not name tcp and udp (package netbase): conntrackd cannot sync sessions, a failover will reset them"
+                "/etc/protocols does not name tcp, udp and icmp (package netbase): conntrackd cannot sync sessions, a failover will reset them"
             );
         }
         let conf = self.paths.conntrackd_conf();

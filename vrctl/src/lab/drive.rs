@@ -340,10 +340,7 @@ pub(super) async fn start_router(
         "starting vr-agent in the router namespace {}",
         names.ns(half.role)
     ));
-    let host_role = HOSTS
-        .iter()
-        .find(|h| h.kvm == half.kvm)
-        .map_or("host", |h| h.role);
+    let host_role = super::layout::host_of(half);
     let auth = ctx.agent_auth(spec).map_err(|e| e.to_string())?;
     let pid = start_namespace_router(names, (half.role, host_role), spec, bin, &auth)
         .map_err(|e| e.to_string())?;
@@ -410,7 +407,29 @@ pub(super) async fn recreate_half(
     let half = &HALVES[i];
     let files = router_files(&names, half.role);
     let _ = std::fs::remove_dir_all(&files.state);
-    let _ = super::topo::sh(&format!("ip netns del {}", names.ns(half.role)));
+    // Nothing may outlive the namespace's name (a process left in it would
+    // be a second master `lab down` cannot find), and the host's ends of
+    // its veths go with it before they are made again.
+    let (vr, host) = (names.ns(half.role), super::layout::host_of(half));
+    for _ in 0..10 {
+        let pids = super::topo::sh(&format!("ip netns pids {vr}")).unwrap_or_default();
+        if pids.trim().is_empty() {
+            break;
+        }
+        let _ = super::topo::sh(&format!(
+            "kill -9 {} 2>/dev/null; true",
+            pids.split_whitespace().collect::<Vec<_>>().join(" ")
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = super::topo::sh(&format!("ip netns del {vr}"));
+    for i in 0..spec.nics.len() {
+        let _ = super::topo::sh(&format!(
+            "ip -n {} link del {}.{i} 2>/dev/null; true",
+            names.ns(host),
+            half.role
+        ));
+    }
     start_router(&ctx, &names, Mode::Namespace, &bin, half, &spec).await
 }
 

@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use testbed::failover::{EchoReport, EchoStream, echo_stream_between, longest_silence_ms};
@@ -276,10 +278,38 @@ fn rejoin_by_watch(names: &Names, killed_at: Instant) -> Result<String, String> 
 /// both must hold their roles for 2 s (no preemption flap).
 fn rejoin(names: &Names, bin: &std::path::Path, spec: &RouterSpec) -> Result<String, String> {
     let (n2, bin, spec) = (names.clone(), PathBuf::from(bin), spec.clone());
+    // Watched all along the re-creation (bootstrap, resync, election): the
+    // new half must never have a shared address on a link that is up.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, ns) = (stop.clone(), names.ns("vr"));
+        std::thread::spawn(move || {
+            let shared = [VR_PUB_IP, VIP_PF, VIP_EIP, VIP_LB, HA_VIP, "192.168.100.1"];
+            while !stop.load(Ordering::Relaxed) {
+                // `show up`: only links that are up.
+                let up =
+                    sh(&format!("ip -n {ns} -o -4 addr show up 2>/dev/null")).unwrap_or_default();
+                for line in up.lines() {
+                    if let Some(ip) = shared.iter().find(|ip| line.contains(&format!(" {ip}/"))) {
+                        return Some(format!("{ip} up: {}", line.trim()));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            None
+        })
+    };
     let made = in_netns(&names.ns("mn"), async move || {
         recreate_half(n2, bin, 0, spec).await
-    })
-    .map_err(|e| e.to_string())??;
+    });
+    stop.store(true, Ordering::Relaxed);
+    let held = watcher.join().unwrap_or(None);
+    let made = made.map_err(|e| e.to_string())??;
+    if let Some(seen) = held {
+        return Err(format!(
+            "{made}; while it came back the re-created half held a shared address: {seen}"
+        ));
+    }
     let want = ["Backup", "Master"];
     let n2 = names.clone();
     let seen = in_netns(&names.ns("mn"), async move || {
@@ -307,6 +337,18 @@ fn rejoin(names: &Names, bin: &std::path::Path, spec: &RouterSpec) -> Result<Str
     }
 }
 
+/// The MACs in arping's replies ("... reply from IP [MAC] ..."), lower
+/// case, each once.
+fn answered_by(out: &str) -> Vec<String> {
+    let mut macs: Vec<String> = out
+        .lines()
+        .filter_map(|l| Some(l.split_once('[')?.1.split_once(']')?.0.to_lowercase()))
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
+}
+
 /// ARP for the public and the private address: only the master's MACs
 /// answer.
 fn one_holder(names: &Names) -> Result<String, String> {
@@ -317,12 +359,7 @@ fn one_holder(names: &Names) -> Result<String, String> {
     ] {
         let got = nsh(&ns, &format!("arping -c 3 -w 4 -I eth0 {ip}"))
             .map_err(|e| format!("arping {ip}: {e}"))?;
-        let mut macs: Vec<String> = got
-            .lines()
-            .filter_map(|l| Some(l.split_once('[')?.1.split_once(']')?.0.to_lowercase()))
-            .collect();
-        macs.sort();
-        macs.dedup();
+        let macs = answered_by(&got);
         if macs != [want] {
             return Err(format!("{ip} answered by {macs:?}, expected only {want}"));
         }

@@ -81,6 +81,11 @@ pub const HALVES: [Half; 2] = [
     },
 ];
 
+/// The role of the host a half runs on (`host`, `host2`).
+pub fn host_of(half: &Half) -> &'static str {
+    if half.kvm == KVM2 { "host2" } else { "host" }
+}
+
 /// The router's description in the lab (also written to
 /// `<state>/router.json` for `vrctl vr apply|diff|status`).
 pub fn router_spec(names: &Names, image_dir: &Path) -> RouterSpec {
