@@ -120,12 +120,15 @@ pub async fn run(
             // shared NICs stay down until /enableVyosha and the election,
             // or it would answer for the master's addresses meanwhile.
             tracing::info!(ha_status = ?info.ha_status, "bootstrap info says HA pair: shared NICs held down until elected");
-            engine
-                .set_ha_hold(Some(engine::HaHold {
-                    keep_up: Default::default(),
-                    standby: true,
-                }))
-                .await?;
+            let hold = engine::HaHold {
+                keep_up: Default::default(),
+                standby: true,
+            };
+            // The bootstrap's own edits hold the NICs down even if this
+            // first pass fails; serving matters more than the error.
+            if let Err(e) = engine.set_ha_hold(Some(hold)).await {
+                tracing::error!(error = %e, "cannot set the shared NICs down");
+            }
         }
         sources.add_management_node(info.management_node_ip.as_deref(), boot::node_cidr(info));
         let (edits, ip) = boot::plan(info)?;

@@ -205,11 +205,18 @@ fn vr_demote_answers_two_masters_as_the_node_does() {
             &[],
         )
     };
-    // r0 is the only master: not demoted.
+    // r0 is the only master: not demoted; r1 is backup: nothing to give up.
     let r = demote(0);
     assert_eq!(r.code, 69, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("without a master"), "{}", r.stderr);
     assert_eq!(ha_status(&pair.ctl, &files[0]), "Master");
+    let r = demote(1);
+    assert_eq!(r.code, 69, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not Master: nothing to demote"),
+        "{}",
+        r.stderr
+    );
 
     let cut = "nft -f - <<'EOF'
 table inet vrcut {

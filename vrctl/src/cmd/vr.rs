@@ -91,13 +91,12 @@ pub async fn run(args: &Args, cmd: &VrCmd) -> Result<Exit> {
         VrCmd::Status { agent, file } => super::vr_status::run(args, agent, file).await,
         VrCmd::Demote { file } => {
             let spec = RouterSpec::load(file)?;
-            let peer = vrctl::router::peer_agent(&spec)
-                .map_err(|e| coded(Exit::BadInput, e.to_string()))?;
+            let peer = vrctl::router::peer_agent(&spec)?;
             let me = client(args, &spec.agent_url()?).await?;
             let peer = client(args, &peer).await?;
-            let d = vrctl::router::demote(&me, &peer)
-                .await
-                .map_err(|e| coded(Exit::AgentFailed, e.to_string()))?;
+            // Exit by cause: 69 when a half is not Master, the client's
+            // own codes when an agent cannot be reached or refuses.
+            let d = vrctl::router::demote(&me, &peer).await?;
             if args.json {
                 println!("{}", serde_json::to_string(&d)?);
             } else {

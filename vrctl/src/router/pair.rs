@@ -37,9 +37,17 @@ pub fn peer_agent(spec: &RouterSpec) -> Result<String, RouterError> {
     Ok(format!("{scheme}://{}:{port}", ha.peer_ip))
 }
 
-/// `/syncVpcRouterHa` to `peer`, then `/restartKeepalived` to `me` if the
-/// peer is Master.
+/// `/syncVpcRouterHa` to `peer`, then `/restartKeepalived` to `me` if
+/// both are Master (a half that is not master has nothing to give up).
 pub async fn demote(me: &Client, peer: &Client) -> Result<Demoted, RouterError> {
+    let mine = me.call("/ping", &json!({})).await?;
+    let mine = mine["haStatus"].as_str().unwrap_or("");
+    if mine != "Master" {
+        return Err(RouterError::Unavailable(format!(
+            "{} is {mine:?}, not Master: nothing to demote",
+            me.base()
+        )));
+    }
     let answer = peer.call("/syncVpcRouterHa", &json!({})).await?;
     let peer_role = answer["haStatus"].as_str().unwrap_or("").to_string();
     if peer_role != "Master" {
