@@ -105,3 +105,43 @@ pub struct AgentCredentialsCmd {
     pub tls: Option<AgentTls>,
     pub tokens: Option<Vec<String>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(ha: serde_json::Value) -> Result<BootstrapInfo, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({"uuid": "u", "haStatus": ha}))
+    }
+
+    /// `haStatus` as zvr reads it (anything but NoHa, any case, is a pair),
+    /// except that an empty or blank one is none; a value of another type
+    /// makes the document unreadable like any other mistyped field.
+    #[test]
+    fn ha_status_says_pair_only_for_a_real_value() {
+        let none: BootstrapInfo = serde_json::from_value(serde_json::json!({"uuid": "u"})).unwrap();
+        assert!(!none.in_ha_pair());
+        for (value, pair) in [
+            ("NoHa", false),
+            ("noha", false),
+            (" NOHA ", false),
+            ("", false),
+            ("  ", false),
+            ("Backup", true),
+            ("Master", true),
+            ("anything", true),
+        ] {
+            assert_eq!(with(value.into()).unwrap().in_ha_pair(), pair, "{value:?}");
+        }
+        assert!(with(serde_json::Value::Null).unwrap().ha_status.is_none());
+        assert!(with("x".repeat(100_000).into()).unwrap().in_ha_pair());
+        for bad in [
+            serde_json::json!(1),
+            serde_json::json!(true),
+            serde_json::json!(["Backup"]),
+        ] {
+            let e = with(bad.clone()).unwrap_err().to_string();
+            assert!(e.contains("invalid type"), "{bad}: {e}");
+        }
+    }
+}
