@@ -76,6 +76,29 @@ fn apply(ctl: &Netns, file: &Path) {
     assert!(r.stdout.contains("/enableVyosha"), "{}", r.stdout);
 }
 
+/// Both agents of `testbed::vr_pair`, their descriptions written to a
+/// temporary directory and applied by vrctl, r0 first: it is master before
+/// r1 exists, and stays so (nopreempt). Waits for Master/Backup.
+fn paired_by_vrctl(tag: &str) -> (testbed::vr_pair::Pair, testbed::TempDir, Vec<PathBuf>) {
+    let vrctl_bin = Path::new(env!("CARGO_BIN_EXE_vrctl"));
+    let pair = testbed::vr_pair::build(&vrctl_bin.with_file_name("vr-agent"));
+    let tmp = testbed::TempDir::new(tag).unwrap();
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let f = tmp.path().join(format!("r{i}.json"));
+            std::fs::write(&f, description(i).to_string()).unwrap();
+            f
+        })
+        .collect();
+    apply(&pair.ctl, &files[0]);
+    apply(&pair.ctl, &files[1]);
+    let paired = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        statuses(&pair.ctl, &files) == ["Master", "Backup"]
+    });
+    assert!(paired, "statuses {:?}", statuses(&pair.ctl, &files));
+    (pair, tmp, files)
+}
+
 #[test]
 fn vrctl_pairs_two_routers_and_a_lost_half_rejoins_as_backup() {
     testbed::require_privileged!();
@@ -89,23 +112,7 @@ fn vrctl_pairs_two_routers_and_a_lost_half_rejoins_as_backup() {
             "{prog} is missing (scripts/install-deps installs it)"
         );
     }
-    let vrctl_bin = Path::new(env!("CARGO_BIN_EXE_vrctl"));
-    let mut pair = testbed::vr_pair::build(&vrctl_bin.with_file_name("vr-agent"));
-    let tmp = testbed::TempDir::new("vrpair").unwrap();
-    let files: Vec<PathBuf> = (0..2)
-        .map(|i| {
-            let f = tmp.path().join(format!("r{i}.json"));
-            std::fs::write(&f, description(i).to_string()).unwrap();
-            f
-        })
-        .collect();
-    // r0 first: it is master before r1 exists, and stays so (nopreempt).
-    apply(&pair.ctl, &files[0]);
-    apply(&pair.ctl, &files[1]);
-    let paired = testbed::wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
-        statuses(&pair.ctl, &files) == ["Master", "Backup"]
-    });
-    assert!(paired, "statuses {:?}", statuses(&pair.ctl, &files));
+    let (mut pair, _tmp, files) = paired_by_vrctl("vrpair");
     assert!(
         testbed::ping(&pair.out, PAIR_VIP, 2),
         "the pair VIP from the outside"
@@ -173,25 +180,7 @@ fn vip(out: &Netns) -> bool {
 #[test]
 fn vr_demote_answers_two_masters_as_the_node_does() {
     testbed::require_privileged!();
-    let vrctl_bin = Path::new(env!("CARGO_BIN_EXE_vrctl"));
-    let pair = testbed::vr_pair::build(&vrctl_bin.with_file_name("vr-agent"));
-    let tmp = testbed::TempDir::new("vrdemote").unwrap();
-    let files: Vec<PathBuf> = (0..2)
-        .map(|i| {
-            let f = tmp.path().join(format!("r{i}.json"));
-            std::fs::write(&f, description(i).to_string()).unwrap();
-            f
-        })
-        .collect();
-    apply(&pair.ctl, &files[0]);
-    apply(&pair.ctl, &files[1]);
-    assert!(
-        testbed::wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
-            statuses(&pair.ctl, &files) == ["Master", "Backup"]
-        }),
-        "statuses {:?}",
-        statuses(&pair.ctl, &files)
-    );
+    let (pair, _tmp, files) = paired_by_vrctl("vrdemote");
     let demote = |i: usize| {
         common::vrctl(
             &[

@@ -411,17 +411,7 @@ pub(super) async fn recreate_half(
     // be a second master `lab down` cannot find), and the host's ends of
     // its veths go with it before they are made again.
     let (vr, host) = (names.ns(half.role), super::layout::host_of(half));
-    for _ in 0..10 {
-        let pids = super::topo::sh(&format!("ip netns pids {vr}")).unwrap_or_default();
-        if pids.trim().is_empty() {
-            break;
-        }
-        let _ = super::topo::sh(&format!(
-            "kill -9 {} 2>/dev/null; true",
-            pids.split_whitespace().collect::<Vec<_>>().join(" ")
-        ));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    super::topo::kill_in(&vr);
     let _ = super::topo::sh(&format!("ip netns del {vr}"));
     for i in 0..spec.nics.len() {
         let _ = super::topo::sh(&format!(

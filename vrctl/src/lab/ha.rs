@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use testbed::failover::{EchoReport, EchoStream, echo_stream_between, longest_silence_ms};
+use testbed::failover::{EchoReport, echo_stream_between, longest_silence_ms};
 
 use super::addresses::*;
 use super::drive::{half_status, pair_status, recreate_half};
@@ -118,7 +118,7 @@ pub fn prove(
     ] {
         rows.push(row(
             &format!("HA failover: {what} kept"),
-            kept(finish(s), killed_at),
+            kept(s.finish(), killed_at),
         ));
     }
     rows.push(row(
@@ -174,10 +174,6 @@ fn finish_ping(p: std::io::Result<Child>) -> String {
         .unwrap_or_default()
 }
 
-fn finish(s: EchoStream) -> EchoReport {
-    s.finish()
-}
-
 /// A session kept: no error, and it went on after the kill.
 fn kept(r: EchoReport, killed_at: Instant) -> Result<String, String> {
     let after = r.after(killed_at);
@@ -200,16 +196,11 @@ fn kill_master(names: &Names, mode: Mode, uris: &[String]) -> Result<String, Str
         topo::virsh(uri, &["destroy", VR_UUID]).map_err(|e| e.to_string())?;
         return Ok(format!("VM {VR_UUID} destroyed"));
     }
-    let pids = sh(&format!("ip netns pids {vr}")).map_err(|e| e.to_string())?;
-    let pids: Vec<&str> = pids.split_whitespace().collect();
-    sh(&format!("kill -9 {} 2>/dev/null; true", pids.join(" "))).map_err(|e| e.to_string())?;
+    let killed = topo::kill_in(&vr);
     for l in ["eth0", "eth1", "eth2"] {
         let _ = sh(&format!("ip -n {vr} link set {l} down"));
     }
-    Ok(format!(
-        "{} processes of {vr} killed, its links down",
-        pids.len()
-    ))
+    Ok(format!("{killed} processes of {vr} killed, its links down"))
 }
 
 /// VM mode: `vrctl watch router.json` (1 s pings, 2 misses) finds the

@@ -91,6 +91,23 @@ pub fn namespaces(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// SIGKILLs every process in namespace `ns` until none is left (a process
+/// may fork while the first are killed); how many the first pass found.
+pub fn kill_in(ns: &str) -> usize {
+    let mut first = None;
+    for _ in 0..10 {
+        let pids = sh(&format!("ip netns pids {ns}")).unwrap_or_default();
+        let pids: Vec<&str> = pids.split_whitespace().collect();
+        first.get_or_insert(pids.len());
+        if pids.is_empty() {
+            break;
+        }
+        let _ = sh(&format!("kill -9 {} 2>/dev/null; true", pids.join(" ")));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.unwrap_or(0)
+}
+
 /// Kills every process in the lab's namespaces, deletes the namespaces
 /// (and with them the bridges, veths and taps) and the state directory.
 /// Returns what it removed.
