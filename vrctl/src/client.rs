@@ -214,8 +214,13 @@ impl Client {
     }
 
     /// The error of a request that got no HTTP answer.
-    fn unanswered(&self, url: &str, e: &reqwest::Error) -> ClientError {
-        match self.credentials.refusal(url, e) {
+    async fn unanswered(&self, url: &str, e: &reqwest::Error) -> ClientError {
+        let mut refusal = self.credentials.refusal(url, e);
+        // Connected, but no alert in the error: ask the agent ourselves.
+        if refusal.is_none() && url.starts_with("https://") && !e.is_connect() && !e.is_timeout() {
+            refusal = self.credentials.probe_refusal(url).await;
+        }
+        match refusal {
             Some(reason) => ClientError::Tls {
                 url: url.to_string(),
                 reason,
@@ -305,7 +310,7 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 forget();
-                return Err(self.unanswered(&url, &e));
+                return Err(self.unanswered(&url, &e).await);
             }
         };
         let status = rsp.status().as_u16();
@@ -379,11 +384,10 @@ impl Client {
     /// A GET of one of our extensions (`/state`, `/metrics`, `/healthz`).
     pub async fn get(&self, path: &str) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
-        let rsp = self
-            .authorize(self.http.get(&url))
-            .send()
-            .await
-            .map_err(|e| self.unanswered(&url, &e))?;
+        let rsp = match self.authorize(self.http.get(&url)).send().await {
+            Ok(r) => r,
+            Err(e) => return Err(self.unanswered(&url, &e).await),
+        };
         let status = rsp.status().as_u16();
         let body = rsp.text().await.unwrap_or_default();
         if status == 401 {

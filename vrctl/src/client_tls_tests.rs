@@ -150,3 +150,51 @@ async fn tls_and_token_refusals_are_named() {
         other => panic!("expected 401, got {other:?}"),
     }
 }
+
+/// The probe that names a refusal the request's own error lost (a TLS 1.3
+/// alert after our side finished the handshake, seen by hyper as a
+/// cancelled connection): it reads the agent's alert itself.
+#[tokio::test]
+async fn a_probe_reads_the_alert_a_request_may_lose() {
+    let ca = Authority::create("agents CA").unwrap();
+    let lo = ["127.0.0.1".parse().unwrap()];
+    let server = ca.issue_server("agent", &lo, &[], 30).unwrap();
+    let tls = start(Some(tls_of(&ca, &server))).await;
+    let url = format!("https://{tls}/echo");
+
+    let other = Authority::create("another CA").unwrap();
+    let stranger = other.issue_client("stranger", 30).unwrap();
+    let foreign_cert = Credentials::from_pem(
+        ca.certificate_pem(),
+        Some((&stranger.certificate, &stranger.private_key)),
+        vec![],
+    )
+    .unwrap();
+    let r = foreign_cert.probe_refusal(&url).await.expect("a refusal");
+    assert!(r.contains("does not accept our client certificate"), "{r}");
+
+    let no_cert = Credentials::from_pem(ca.certificate_pem(), None, vec![]).unwrap();
+    let r = no_cert.probe_refusal(&url).await.expect("a refusal");
+    assert!(r.contains("requires a client certificate"), "{r}");
+
+    // Accepted credentials: nothing to name (the agent waits for a request).
+    let client = ca.issue_client("vrctl", 30).unwrap();
+    let good = Credentials::from_pem(
+        ca.certificate_pem(),
+        Some((&client.certificate, &client.private_key)),
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(good.probe_refusal(&url).await, None);
+    // Nothing listening: not a refusal either.
+    let closed = format!("https://127.0.0.1:{}/echo", free_port());
+    assert_eq!(good.probe_refusal(&closed).await, None);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -237,6 +237,37 @@ impl Credentials {
         None
     }
 
+    /// Why the agent at `url` refuses our TLS, learnt by a handshake of
+    /// our own, or None when it does not refuse it. Under TLS 1.3 the agent
+    /// judges our certificate after our side has finished the handshake: a
+    /// request sent at once can fail as a closed or cancelled connection
+    /// without the agent's alert in its error (a race in hyper's pool), so
+    /// the alert is read here on a connection that sends nothing.
+    pub async fn probe_refusal(&self, url: &str) -> Option<String> {
+        use tokio::io::AsyncReadExt;
+        let tls = self.tls.clone()?;
+        let url = reqwest::Url::parse(url).ok()?;
+        let host = url.host_str()?.trim_matches(|c| c == '[' || c == ']');
+        let port = url.port_or_known_default()?;
+        let name = rustls::pki_types::ServerName::try_from(host.to_string()).ok()?;
+        let wait = std::time::Duration::from_secs(2);
+        let tcp = tokio::time::timeout(wait, tokio::net::TcpStream::connect((host, port)))
+            .await
+            .ok()?
+            .ok()?;
+        let connector = tokio_rustls::TlsConnector::from(tls);
+        let mut stream = match tokio::time::timeout(wait, connector.connect(name, tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return find_rustls(&e).map(|r| self.tls_refusal(&r)),
+            Err(_) => return None,
+        };
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(wait, stream.read(&mut byte)).await {
+            Ok(Err(e)) => find_rustls(&e).map(|r| self.tls_refusal(&r)),
+            _ => None,
+        }
+    }
+
     fn tls_refusal(&self, e: &rustls::Error) -> String {
         use rustls::{AlertDescription as A, CertificateError as C, Error as E};
         match e {
