@@ -419,6 +419,87 @@ fn stale_conntrack_entries_are_removed() {
     assert_eq!(source(&seen), "172.20.0.1");
 }
 
+/// Revoking a port-range forward removes every flow it left in conntrack,
+/// hundreds at once, through a few filtered deletes (one per port with
+/// flows, not one per flow), and leaves the flows of a rule that stays.
+#[test]
+fn many_stale_flows_of_a_port_range_go_and_other_flows_stay() {
+    testbed::require_privileged!();
+    let lab = Lab::new().unwrap();
+    lab.base_config();
+    lab.ok("/createvip", json!({"vips": [vip("172.20.10.100")]}));
+    let range = pf(
+        "range",
+        "172.20.10.100",
+        "UDP",
+        9000,
+        9009,
+        9000,
+        9009,
+        None,
+    );
+    let kept = pf("kept", "172.20.10.100", "UDP", 9100, 9100, 9100, 9100, None);
+    lab.ok(
+        "/createportforwarding",
+        json!({"rules": [range.clone(), kept]}),
+    );
+    // 300 flows into the range and 20 to the kept rule, each from its own
+    // source port (unanswered UDP: conntrack keeps them 30 s).
+    lab.public.run(|| {
+        // Neighbours resolved first: a burst into an unresolved one loses packets.
+        let warm = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        warm.send_to(b"x", ("172.20.10.100", 9200)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // Kept open until all are sent: a closed one's port could be reused.
+        let mut open = vec![];
+        for i in 0..320u16 {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            let port = if i < 300 { 9000 + i % 10 } else { 9100 };
+            s.send_to(b"x", ("172.20.10.100", port)).unwrap();
+            open.push(s);
+        }
+    });
+    let count = |filter: &str| -> usize {
+        lab.vr
+            .sh(&format!(
+                "conntrack -L -f ipv4 -p udp -d 172.20.10.100 {filter} 2>/dev/null | wc -l"
+            ))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let in_range = || {
+        (9000..=9009)
+            .map(|p| count(&format!("--dport {p}")))
+            .sum::<usize>()
+    };
+    assert_eq!(in_range(), 300);
+    assert_eq!(count("--dport 9100"), 20);
+    lab.ok("/revokeportforwarding", json!({"rules": [range]}));
+    let revoked = std::time::Instant::now();
+    testbed::wait_ok(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || match in_range() {
+            0 => Ok(()),
+            n => anyhow::bail!("{n} stale flows left"),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.log()));
+    eprintln!(
+        "300 stale flows gone {:?} after the reply",
+        revoked.elapsed()
+    );
+    assert_eq!(count("--dport 9100"), 20, "the kept rule's flows stay");
+    assert!(
+        lab.log()
+            .contains("removed stale conntrack entries flows=300"),
+        "{}",
+        lab.log()
+    );
+}
+
 #[test]
 fn vips_are_added_announced_ordered_and_removed() {
     testbed::require_privileged!();
