@@ -420,8 +420,7 @@ fn stale_conntrack_entries_are_removed() {
 }
 
 /// Revoking a port-range forward removes every flow it left in conntrack,
-/// hundreds at once, through a few filtered deletes (one per port with
-/// flows, not one per flow), and leaves the flows of a rule that stays.
+/// hundreds at once, and leaves the flows of a rule that stays.
 #[test]
 fn many_stale_flows_of_a_port_range_go_and_other_flows_stay() {
     testbed::require_privileged!();

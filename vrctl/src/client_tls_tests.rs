@@ -51,6 +51,16 @@ fn tls_of(ca: &Authority, server: &Issued) -> Arc<ServerTls> {
     .unwrap()
 }
 
+/// Credentials that trust `ca`'s agents and present `cert`, if any.
+fn presenting(ca: &Authority, cert: Option<&Issued>, tokens: Vec<String>) -> Credentials {
+    Credentials::from_pem(
+        ca.certificate_pem(),
+        cert.map(|c| (c.certificate.as_str(), c.private_key.as_str())),
+        tokens,
+    )
+    .unwrap()
+}
+
 async fn echo(addr: SocketAddr, creds: &Credentials, path: &str) -> Result<(), ClientError> {
     Client::with(&format!("http://{addr}"), None, creds)
         .call(path, &json!({}))
@@ -74,17 +84,12 @@ async fn tls_and_token_refusals_are_named() {
     let tls = start(Some(tls_of(&ca, &server))).await;
     let plain = start(None).await;
     let token = vec!["s".repeat(32)];
-    let good = Credentials::from_pem(
-        ca.certificate_pem(),
-        Some((&client.certificate, &client.private_key)),
-        token.clone(),
-    )
-    .unwrap();
+    let good = presenting(&ca, Some(&client), token.clone());
 
     echo(tls, &good, "/echo").await.unwrap();
     echo(tls, &good, "/secret").await.unwrap();
 
-    let no_cert = Credentials::from_pem(ca.certificate_pem(), None, vec![]).unwrap();
+    let no_cert = presenting(&ca, None, vec![]);
     let r = reason(echo(tls, &no_cert, "/echo").await);
     assert!(
         r.contains("requires a client certificate (use --cert/--key)"),
@@ -93,31 +98,16 @@ async fn tls_and_token_refusals_are_named() {
 
     let other = Authority::create("another CA").unwrap();
     let foreign_client = other.issue_client("stranger", 30).unwrap();
-    let trusts_other = Credentials::from_pem(
-        other.certificate_pem(),
-        Some((&foreign_client.certificate, &foreign_client.private_key)),
-        vec![],
-    )
-    .unwrap();
+    let trusts_other = presenting(&other, Some(&foreign_client), vec![]);
     let r = reason(echo(tls, &trusts_other, "/echo").await);
     assert!(r.contains("not signed by --ca"), "{r}");
 
-    let foreign_cert = Credentials::from_pem(
-        ca.certificate_pem(),
-        Some((&foreign_client.certificate, &foreign_client.private_key)),
-        vec![],
-    )
-    .unwrap();
+    let foreign_cert = presenting(&ca, Some(&foreign_client), vec![]);
     let r = reason(echo(tls, &foreign_cert, "/echo").await);
     assert!(r.contains("does not accept our client certificate"), "{r}");
 
     // A server certificate used as a client's (EKU serverAuth only).
-    let as_client = Credentials::from_pem(
-        ca.certificate_pem(),
-        Some((&server.certificate, &server.private_key)),
-        vec![],
-    )
-    .unwrap();
+    let as_client = presenting(&ca, Some(&server), vec![]);
     let r = reason(echo(tls, &as_client, "/echo").await);
     assert!(r.contains("refuses our client certificate"), "{r}");
 
@@ -137,12 +127,7 @@ async fn tls_and_token_refusals_are_named() {
         }
         other => panic!("expected 401, got {other:?}"),
     }
-    let wrong = Credentials::from_pem(
-        ca.certificate_pem(),
-        Some((&client.certificate, &client.private_key)),
-        vec!["w".repeat(32)],
-    )
-    .unwrap();
+    let wrong = presenting(&ca, Some(&client), vec!["w".repeat(32)]);
     match echo(tls, &wrong, "/secret").await {
         Err(ClientError::Unauthorized { reason, .. }) => {
             assert!(reason.contains("refuses our bearer token"), "{reason}")
@@ -164,27 +149,17 @@ async fn a_probe_reads_the_alert_a_request_may_lose() {
 
     let other = Authority::create("another CA").unwrap();
     let stranger = other.issue_client("stranger", 30).unwrap();
-    let foreign_cert = Credentials::from_pem(
-        ca.certificate_pem(),
-        Some((&stranger.certificate, &stranger.private_key)),
-        vec![],
-    )
-    .unwrap();
+    let foreign_cert = presenting(&ca, Some(&stranger), vec![]);
     let r = foreign_cert.probe_refusal(&url).await.expect("a refusal");
     assert!(r.contains("does not accept our client certificate"), "{r}");
 
-    let no_cert = Credentials::from_pem(ca.certificate_pem(), None, vec![]).unwrap();
+    let no_cert = presenting(&ca, None, vec![]);
     let r = no_cert.probe_refusal(&url).await.expect("a refusal");
     assert!(r.contains("requires a client certificate"), "{r}");
 
     // Accepted credentials: nothing to name (the agent waits for a request).
     let client = ca.issue_client("vrctl", 30).unwrap();
-    let good = Credentials::from_pem(
-        ca.certificate_pem(),
-        Some((&client.certificate, &client.private_key)),
-        vec![],
-    )
-    .unwrap();
+    let good = presenting(&ca, Some(&client), vec![]);
     assert_eq!(good.probe_refusal(&url).await, None);
     // Nothing listening: not a refusal either.
     let closed = format!("https://127.0.0.1:{}/echo", free_port());
