@@ -391,8 +391,11 @@ fn udp_is_spread_over_backends() {
     lab.ok("/lb/refresh", json!({"lbs": [l]}));
     let seen = lab.public.run(|| {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        // A new socket per datagram, each kept open to the end: a new flow
+        // each time (a closed socket's port may be picked again, and its
+        // datagram would then follow the old flow's conntrack entry).
+        let mut open = Vec::new();
         for _ in 0..30 {
-            // A new socket per datagram: a new flow each time.
             let s = UdpSocket::bind("0.0.0.0:0").unwrap();
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             s.send_to(b"q", format!("{VIP}:53")).unwrap();
@@ -403,6 +406,7 @@ fn udp_is_spread_over_backends() {
                     .entry(String::from_utf8_lossy(&buf[..n]).into())
                     .or_default() += 1;
             }
+            open.push(s);
         }
         seen
     });
