@@ -8,8 +8,9 @@
 //!                           |
 //!                  tenant (192.168.100.10, gw .1)
 //! ```
-//! `pub` routes the benchmark VIP ranges (172.21/16, 172.22/16, 172.23/16)
-//! to the router's public address, so no VIP needs to be an address.
+//! `pub` routes the benchmark VIP ranges (172.21/16, 172.22/16 and the
+//! bulk ranges in 10.64/10) to the router's public address, so no VIP needs
+//! to be an address.
 //!
 //! [`Lab::with_backends`] (as in vr-agent/tests/common) puts the VR's eth2,
 //! the tenant and `n` backend guests (192.168.100.11, .12, ...) on a bridge
@@ -62,7 +63,7 @@ impl Lab {
         for b in &backends {
             b.sysctl("net.ipv4.tcp_max_tw_buckets", "0")?;
         }
-        for net in ["172.21.0.0/16", "172.22.0.0/16", "172.23.0.0/16"] {
+        for net in ["172.21.0.0/16", "172.22.0.0/16", "10.64.0.0/10"] {
             testbed::route(&public, &format!("{net} via 172.20.10.5"))?;
         }
         // Many short connections: use every port, not just the default range.

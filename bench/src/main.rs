@@ -1,8 +1,12 @@
 //! Benchmark harness (DESIGN.md section 9). Run as root:
 //!
 //! ```text
-//! cargo run --release -p bench -- nat|dhcp|bridge|lb|ha [--out BENCHMARKS.md] [--no-build]
+//! cargo run --release -p bench -- nat|dhcp|bridge|lb|ha [--n N] [--out BENCHMARKS.md] [--no-build]
 //! ```
+//!
+//! `--n` is the scale of the nat area (port forwards and EIPs each, 10 000
+//! unless told); a scale other than the default gets its own section,
+//! `nat-N`, so BENCHMARKS.md carries both.
 //!
 //! It builds the agent it measures (`vr-agent` for nat, dhcp, lb and ha,
 //! `kvm-agent` for bridge; `ha` needs keepalived and conntrackd) in release (unless `--no-build`), measures in
@@ -25,17 +29,29 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: bench nat|dhcp|bridge|lb|ha [--out FILE] [--no-build]";
+const USAGE: &str = "usage: bench nat|dhcp|bridge|lb|ha [--n N] [--out FILE] [--no-build]";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut area = None;
     let mut out = None;
     let mut build = true;
+    let mut n = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = Some(PathBuf::from(args.next().context(USAGE)?)),
             "--no-build" => build = false,
+            "--n" => {
+                let v = args.next().context(USAGE)?;
+                n = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=nat::MAX_N).contains(n))
+                        .with_context(|| {
+                            format!("--n {v:?}: a number of rules, 1 to {}", nat::MAX_N)
+                        })?,
+                );
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -49,10 +65,14 @@ fn main() -> Result<()> {
     if let Some(reason) = testbed::unprivileged_reason() {
         bail!("the benchmarks need root and network namespaces: {reason}");
     }
+    if n.is_some() && area.as_deref() != Some("nat") {
+        bail!("--n applies to the nat area only\n{USAGE}");
+    }
+    let n = n.unwrap_or(nat::DEFAULT_N);
     let section = match area.as_deref() {
         Some("nat") => {
             let agent = release_binary(&root, build, "vr-agent")?;
-            nat::run(&agent)?
+            nat::run(&agent, n)?
         }
         Some("dhcp") => {
             let agent = release_binary(&root, build, "vr-agent")?;
@@ -72,7 +92,10 @@ fn main() -> Result<()> {
         }
         _ => bail!("{USAGE}"),
     };
-    let area = area.unwrap_or_default();
+    let mut area = area.unwrap_or_default();
+    if area == "nat" && n != nat::DEFAULT_N {
+        area = format!("nat-{n}");
+    }
     println!("{}", section.markdown());
     report::write_section(&out, &area, &section.markdown())?;
     println!("wrote section {area} of {}", out.display());

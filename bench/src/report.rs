@@ -12,7 +12,7 @@ Measured by the `bench` harness (DESIGN.md section 9) on the machine named in
 each section. Run as root from the workspace root:
 
 ```text
-cargo run --release -p bench -- nat|dhcp|bridge|lb|ha [--out BENCHMARKS.md] [--no-build]
+cargo run --release -p bench -- nat|dhcp|bridge|lb|ha [--n N] [--out BENCHMARKS.md] [--no-build]
 ```
 
 Each area rewrites only its own section (between `<!-- AREA:begin -->` and

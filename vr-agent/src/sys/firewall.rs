@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::runner::{self, RunError};
+use super::{blocking, nft_elements};
 use crate::plan::nat::FAMILY;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,8 @@ pub enum FirewallError {
     Run(RunError),
     #[error("cannot parse nft output: {0}")]
     Parse(String),
+    #[error(transparent)]
+    Netlink(super::nft_elements::SendError),
 }
 
 #[async_trait]
@@ -33,6 +36,19 @@ pub struct Nft;
 #[async_trait]
 impl Firewall for Nft {
     async fn apply(&self, script: &str) -> Result<(), FirewallError> {
+        // Element changes of the NAT table (every one-rule change, most
+        // syncs) go straight to the kernel; the rest to nft.
+        match nft_elements::encode(script) {
+            Ok(Some(batch)) => {
+                return blocking::run(|| nft_elements::send(&batch)).map_err(|e| match e {
+                    nft_elements::SendError::Refused(e) => FirewallError::Rejected(e.to_string()),
+                    e => FirewallError::Netlink(e),
+                });
+            }
+            Ok(None) => {}
+            // nft has the last word on what the plan rendered.
+            Err(e) => tracing::warn!(error = %e, "element change left to nft"),
+        }
         match runner::run("nft", &["-f", "-"], Some(script)).await {
             Ok(_) => Ok(()),
             Err(RunError::Failed { stderr, .. }) => Err(FirewallError::Rejected(stderr)),

@@ -13,6 +13,7 @@ pub mod memory;
 pub mod monitor;
 pub mod ndisc;
 pub mod netlink;
+pub mod nft_elements;
 pub mod power;
 pub mod runner;
 pub mod store;

@@ -18,7 +18,8 @@ use std::net::Ipv4Addr;
 
 use common::net::{IfName, Ipv4Net, Mac, PortRange, Proto};
 
-use skeleton::{SETS, skeleton};
+pub use skeleton::SETS;
+use skeleton::skeleton;
 use vr_model::{DefaultAction, Model, NicCategory};
 
 pub use elements::{Element, eip_elements, pf_elements, snat_counter};

@@ -9,7 +9,7 @@ use common::net::IfName;
 use super::{FAMILY, PF_INBOUND_MARK, TABLE};
 
 /// Declarations of every set and map: (name, declaration body).
-pub(super) const SETS: &[(&str, &str)] = &[
+pub const SETS: &[(&str, &str)] = &[
     ("eip_dnat", "type ipv4_addr : ipv4_addr;"),
     ("eip_snat", "type ifname . ipv4_addr : ipv4_addr;"),
     ("eip_inbound", "type ifname . ipv4_addr;"),
