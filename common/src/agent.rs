@@ -359,6 +359,8 @@ where
                         return (status, axum::Json(reply)).into_response();
                     }
                 };
+                // A sync body is tens of MB at scale: not kept while it runs.
+                drop(body);
                 let run = tokio::spawn(async move {
                     let result = f(state, req).await;
                     if let Err(e) = &result {

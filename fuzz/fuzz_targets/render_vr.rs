@@ -8,7 +8,8 @@
 //! * no control character but newline reaches any file (a newline inside
 //!   a value would forge a directive);
 //! * an element-level change (one PF or EIP) leaves the same elements as
-//!   rendering the whole model again.
+//!   rendering the whole model again;
+//! * every rendered element encodes as the netlink batch the agent sends.
 //!
 //! With `FUZZ_PARSE_BACK=1` the rendered files also go through the real
 //! parsers: `nft -c -f` (in a new network namespace), `dnsmasq --test`,
@@ -184,6 +185,13 @@ fn render_all(m: &Model, ruleset: Option<nat::Ruleset>) {
     let Some(ruleset) = ruleset else { return };
     let nft = nat::full(None, &ruleset).script;
     no_control_chars("nft", &nft);
+    // Every element the plan renders goes to the kernel as our own
+    // netlink batch: each must encode.
+    let bare = nat::Ruleset { skeleton: ruleset.skeleton.clone(), ..Default::default() };
+    if let Some(adds) = nat::change(Some(&bare), &ruleset) {
+        let batch = vr_agent::sys::nft_elements::encode(&adds.script);
+        assert!(matches!(batch, Ok(Some(_))), "elements that do not encode: {batch:?}\n{}", adds.script);
+    }
     let dir = scratch();
     let dpaths = dnsmasq::Paths::new(dir.join("dnsmasq"));
     let dns = dnsmasq::render(&m.dhcp, &links, &dpaths).files;

@@ -418,11 +418,11 @@ async fn revoke_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError
 
 async fn sync_pf(s: AppState, c: vr::PortForwardingCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    submit(
-        &s,
-        Edit::SyncPortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?),
-    )
-    .await
+    let edit = Edit::SyncPortForwards(from_wire::port_forwards(&c.rules).map_err(bad)?);
+    // The wire form of 100 000 rules is tens of MB: freed before the
+    // apply, whose heap trim then returns it.
+    drop(c);
+    submit(&s, edit).await
 }
 
 async fn create_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
@@ -442,7 +442,9 @@ async fn remove_eip(s: AppState, c: vr::EipCmd) -> Result<Ok, ApiError> {
 
 async fn sync_eip(s: AppState, c: vr::SyncEipCmd) -> Result<Ok, ApiError> {
     bounded(&c)?;
-    submit(&s, Edit::SyncEips(from_wire::eips(&c.eips).map_err(bad)?)).await
+    let edit = Edit::SyncEips(from_wire::eips(&c.eips).map_err(bad)?);
+    drop(c); // as in sync_pf
+    submit(&s, edit).await
 }
 
 /// Our extension: new TLS material and/or tokens, in force for the next
