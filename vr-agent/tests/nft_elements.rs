@@ -5,14 +5,14 @@
 //! batch the kernel refuses leaves nothing of itself behind.
 
 use testbed::Netns;
-use vr_agent::sys::firewall::digest;
+use vr_agent::sys::firewall::fingerprint_of;
 use vr_agent::sys::nft_elements::{SendError, encode, send};
 
 const GOLDEN: &str = include_str!("../src/plan/testdata/nat_small.nft");
 
 fn listing(ns: &Netns) -> u64 {
     let out = ns.sh("nft -j list table ip vragent").unwrap();
-    digest(Some(&serde_json::from_str(&out).unwrap()))
+    fingerprint_of(&out).unwrap().digest
 }
 
 fn nft(ns: &Netns, script: &str) {

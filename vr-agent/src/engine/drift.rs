@@ -4,7 +4,7 @@
 
 use super::{Engine, EngineError};
 use crate::plan::{lbudp, nat};
-use crate::sys::firewall::{census, digest};
+use crate::sys::firewall::Fingerprint;
 
 /// What the kernel listed of our tables.
 #[derive(Default)]
@@ -14,22 +14,39 @@ pub(super) struct Listings {
     pub listed: std::collections::BTreeMap<&'static str, u64>,
     /// Tables changed since they were last listed.
     pub relist: std::collections::BTreeSet<&'static str>,
+    /// The NAT table's counts at its last listing.
+    pub nat_counts: Option<Fingerprint>,
+}
+
+/// A listing's digest; a missing table has one of its own.
+fn digest(f: Option<&Fingerprint>) -> u64 {
+    f.map_or(0x6e6f_6e65, |f| f.digest)
 }
 
 impl Engine {
     /// Record the kernel's listing of the tables we changed: the content the
     /// drift check expects.
     pub(super) async fn take_listings(&mut self) {
+        let mut listed_nat = false;
         for table in std::mem::take(&mut self.tables.relist) {
-            match self.sys.firewall.list(table).await {
-                Ok(l) => {
-                    self.tables.listed.insert(table, digest(l.as_ref()));
+            listed_nat |= table == nat::TABLE;
+            match self.sys.firewall.fingerprint(table).await {
+                Ok(f) => {
+                    self.tables.listed.insert(table, digest(f.as_ref()));
+                    if table == nat::TABLE {
+                        self.tables.nat_counts = f;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(table, error = %e, "cannot list our nft table");
                     self.tables.listed.remove(table);
                 }
             }
+        }
+        // The JSON of a large NAT table is many times its text (a listing
+        // of 200 000 elements: 18 MB of text); give the heap it took back.
+        if listed_nat {
+            crate::sys::memory::trim();
         }
     }
 
@@ -43,28 +60,26 @@ impl Engine {
         }
     }
 
-    /// Whether the kernel's NAT table has as many elements per set and
-    /// rules per chain as the ruleset we applied.
-    async fn nat_counts_match(&self) -> Result<bool, EngineError> {
+    /// Whether the kernel's NAT table, as last listed, has as many elements
+    /// per set and rules per chain as the ruleset we applied.
+    fn nat_counts_match(&self) -> bool {
         let Some(expected) = &self.nat.applied else {
-            return Ok(true);
+            return true;
         };
-        let listing = self.sys.firewall.list(nat::TABLE).await?;
-        let Some(l) = listing else {
-            return Ok(false);
+        let Some(listed) = &self.tables.nat_counts else {
+            return false;
         };
-        let (sets, chains) = census(&l);
         let want_sets = expected
             .elements
             .iter()
             .map(|(k, v)| (k.to_string(), v.len()))
-            .collect();
+            .collect::<std::collections::BTreeMap<_, _>>();
         let want_chains = expected
             .chain_rules
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-        Ok(sets == want_sets && chains == want_chains)
+            .collect::<std::collections::BTreeMap<_, _>>();
+        listed.sets == want_sets && listed.chains == want_chains
     }
 
     /// Compare our tables (and routes) in the kernel with what we applied;
@@ -78,7 +93,7 @@ impl Engine {
         // A foreign change right after ours would be taken as ours: the
         // NAT table's counts (elements per set, rules per chain) must at
         // least be what we rendered, or it is compared (and replaced).
-        if fresh.contains(nat::TABLE) && !self.nat_counts_match().await? {
+        if fresh.contains(nat::TABLE) && !self.nat_counts_match() {
             fresh.remove(nat::TABLE);
             self.tables.listed.insert(nat::TABLE, 0);
         }
@@ -90,8 +105,7 @@ impl Engine {
             if fresh.contains(table) {
                 continue;
             }
-            let listing = self.sys.firewall.list(table).await?;
-            let have = digest(listing.as_ref());
+            let have = digest(self.sys.firewall.fingerprint(table).await?.as_ref());
             match self.tables.listed.get(table) {
                 Some(want) if *want == have => continue,
                 None => {

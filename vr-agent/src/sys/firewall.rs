@@ -3,7 +3,10 @@
 #[cfg(any(test, feature = "fakes"))]
 use std::sync::Mutex;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use super::runner::{self, RunError};
@@ -29,6 +32,9 @@ pub trait Firewall: Send + Sync {
     /// One of our tables (`vragent`, `vragent_lb`) as nft JSON, or None
     /// when it does not exist.
     async fn list(&self, table: &str) -> Result<Option<Value>, FirewallError>;
+    /// What the drift check compares of one of our tables (None: no
+    /// table), read from nft's listing without building it in memory.
+    async fn fingerprint(&self, table: &str) -> Result<Option<Fingerprint>, FirewallError>;
 }
 
 pub struct Nft;
@@ -57,17 +63,30 @@ impl Firewall for Nft {
     }
 
     async fn list(&self, table: &str) -> Result<Option<Value>, FirewallError> {
-        match runner::run("nft", &["-j", "list", "table", FAMILY, table], None).await {
-            Ok(out) => serde_json::from_str(&out)
-                .map(Some)
-                .map_err(|e| FirewallError::Parse(e.to_string())),
-            Err(RunError::Failed { stderr, .. })
-                if stderr.contains("No such file or directory") =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(FirewallError::Run(e)),
+        let Some(out) = listing(table).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&out)
+            .map(Some)
+            .map_err(|e| FirewallError::Parse(e.to_string()))
+    }
+
+    async fn fingerprint(&self, table: &str) -> Result<Option<Fingerprint>, FirewallError> {
+        let Some(out) = listing(table).await? else {
+            return Ok(None);
+        };
+        blocking::run(|| fingerprint_of(&out)).map(Some)
+    }
+}
+
+/// `nft -j list table` of one of our tables; None when there is none.
+async fn listing(table: &str) -> Result<Option<String>, FirewallError> {
+    match runner::run("nft", &["-j", "list", "table", FAMILY, table], None).await {
+        Ok(out) => Ok(Some(out)),
+        Err(RunError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => {
+            Ok(None)
         }
+        Err(e) => Err(FirewallError::Run(e)),
     }
 }
 
@@ -92,103 +111,234 @@ impl Firewall for FakeFirewall {
     async fn list(&self, _table: &str) -> Result<Option<Value>, FirewallError> {
         Ok(None)
     }
+    async fn fingerprint(&self, _table: &str) -> Result<Option<Fingerprint>, FirewallError> {
+        Ok(None)
+    }
 }
 
-/// Number of elements in each set/map and rules in each chain of a
-/// `nft -j list table` answer, for comparing with what we rendered.
-pub fn census(
-    listing: &Value,
-) -> (
-    std::collections::BTreeMap<String, usize>,
-    std::collections::BTreeMap<String, usize>,
-) {
-    let mut sets = std::collections::BTreeMap::new();
-    let mut chains = std::collections::BTreeMap::new();
-    let objects = listing
-        .get("nftables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for o in objects {
-        for kind in ["set", "map"] {
-            if let Some(s) = o.get(kind) {
-                let name = s
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let n = s.get("elem").and_then(Value::as_array).map_or(0, Vec::len);
-                sets.insert(name, n);
+/// What the drift check compares of a table: a digest of its content and
+/// the number of elements in each set/map and rules in each chain (to
+/// compare with what we rendered).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint {
+    /// Equal digests: same rules, same elements. Rule handles, the order
+    /// the kernel lists set elements in, element counters and nft's
+    /// version are left out: they change without a change of content.
+    pub digest: u64,
+    pub sets: BTreeMap<String, usize>,
+    pub chains: BTreeMap<String, usize>,
+}
+
+/// The fingerprint of a `nft -j list table` answer, read in one pass
+/// without building its JSON: the `Value` of a 600 000-element table
+/// took gigabytes.
+pub fn fingerprint_of(json: &str) -> Result<Fingerprint, FirewallError> {
+    let parse = |e: serde_json::Error| FirewallError::Parse(e.to_string());
+    let mut de = serde_json::Deserializer::from_str(json);
+    let digest = Hashed(Context::Root)
+        .deserialize(&mut de)
+        .and_then(|h| de.end().map(|()| h))
+        .map_err(parse)?;
+    let top: Listing = serde_json::from_str(json).map_err(parse)?;
+    let mut sets = BTreeMap::new();
+    let mut chains = BTreeMap::new();
+    for o in top.nftables {
+        for s in [o.set, o.map].into_iter().flatten() {
+            sets.insert(s.name, s.elem.0);
+        }
+        if let Some(c) = o.chain {
+            chains.entry(c.name).or_insert(0);
+        }
+        if let Some(r) = o.rule {
+            *chains.entry(r.chain).or_insert(0) += 1;
+        }
+    }
+    Ok(Fingerprint {
+        digest,
+        sets,
+        chains,
+    })
+}
+
+/// The parts of a listing the census reads; the rest is skipped unread.
+#[derive(serde::Deserialize)]
+struct Listing {
+    #[serde(default)]
+    nftables: Vec<ListedObject>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedObject {
+    set: Option<ListedSet>,
+    map: Option<ListedSet>,
+    chain: Option<ListedChain>,
+    rule: Option<ListedRule>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedSet {
+    name: String,
+    #[serde(default)]
+    elem: Count,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedChain {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedRule {
+    chain: String,
+}
+
+/// The length of a JSON array, its items skipped.
+#[derive(Default)]
+struct Count(usize);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
             }
         }
-        if let Some(c) = o.get("chain") {
-            let name = c
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            chains.entry(name).or_insert(0);
-        }
-        if let Some(r) = o.get("rule") {
-            let name = r
-                .get("chain")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            *chains.entry(name).or_insert(0) += 1;
-        }
+        d.deserialize_seq(V)
     }
-    (sets, chains)
 }
 
-/// A digest of a `nft -j list table` answer (None: no table) that ignores
-/// what changes without a change of content: rule handles and the order
-/// the kernel lists set elements in. Equal digests: same rules, same
-/// elements.
-pub fn digest(listing: Option<&Value>) -> u64 {
+/// Where a value sits, for what the digest leaves out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Context {
+    Root,
+    /// An item of the top-level `nftables` list (a metainfo one is skipped).
+    TopItem,
+    /// The items of an `elem` list: their order is the kernel's, not ours.
+    Elements,
+    Other,
+}
+
+/// A value's hash: objects and lists in order, except an `elem` list's
+/// items (summed, so their order does not count), `handle` fields and an
+/// element's `counter`.
+struct Hashed(Context);
+
+fn hash_of(tag: u8, parts: &[u64]) -> u64 {
     use std::hash::{Hash, Hasher};
-    fn normalise(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .filter(|(k, _)| k.as_str() != "handle")
-                    // An element's counter moves with traffic, not content.
-                    .filter(|(k, _)| !(k.as_str() == "counter" && m.contains_key("val")))
-                    .map(|(k, v)| {
-                        let v = match (k.as_str(), v) {
-                            ("elem", Value::Array(a)) => {
-                                let mut a: Vec<Value> = a.iter().map(normalise).collect();
-                                a.sort_by_cached_key(|e| e.to_string());
-                                Value::Array(a)
-                            }
-                            _ => normalise(v),
-                        };
-                        (k.clone(), v)
-                    })
-                    .collect(),
-            ),
-            Value::Array(a) => Value::Array(a.iter().map(normalise).collect()),
-            _ => v.clone(),
-        }
-    }
-    let text = listing.map(|l| {
-        // The metainfo object names the nft version, not our content.
-        let objects: Vec<Value> = l
-            .get("nftables")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter(|o| o.get("metainfo").is_none())
-                    .map(normalise)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Value::Array(objects).to_string()
-    });
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
+    tag.hash(&mut h);
+    parts.hash(&mut h);
     h.finish()
 }
+
+fn hash_str(tag: u8, s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tag.hash(&mut h);
+    s.hash(&mut h);
+    h.finish()
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Hashed {
+    type Value = u64;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Hashed {
+    type Value = u64;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("nft JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<u64, E> {
+        Ok(hash_of(1, &[v as u64]))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<u64, E> {
+        Ok(hash_str(2, &v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<u64, E> {
+        Ok(hash_str(2, &v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<u64, E> {
+        Ok(hash_str(2, &v.to_string()))
+    }
+    fn visit_unit<E>(self) -> Result<u64, E> {
+        Ok(hash_of(3, &[]))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<u64, E> {
+        Ok(hash_str(4, v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<u64, A::Error> {
+        let item = match self.0 {
+            Context::Root => Context::TopItem,
+            _ => Context::Other,
+        };
+        if self.0 == Context::Elements {
+            let mut sum = 0u64;
+            while let Some(h) = a.next_element_seed(Hashed(Context::Other))? {
+                sum = sum.wrapping_add(h);
+            }
+            return Ok(hash_of(5, &[sum]));
+        }
+        let mut parts = vec![];
+        while let Some(h) = a.next_element_seed(Hashed(item))? {
+            // The metainfo object names nft's version, not our content.
+            if h != METAINFO {
+                parts.push(h);
+            }
+        }
+        Ok(hash_of(6, &parts))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<u64, A::Error> {
+        let mut parts = vec![];
+        // An element's counter (beside its `val`, in either order) moves
+        // with traffic, not content.
+        let (mut has_val, mut counter) = (false, None);
+        while let Some(k) = a.next_key::<std::borrow::Cow<'de, str>>()? {
+            if k == "metainfo" && self.0 == Context::TopItem {
+                a.next_value::<serde::de::IgnoredAny>()?;
+                return Ok(METAINFO);
+            }
+            if k == "handle" {
+                a.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            has_val |= k == "val";
+            if k == "counter" {
+                counter = Some(a.next_value_seed(Hashed(Context::Other))?);
+                continue;
+            }
+            let ctx = if k == "elem" {
+                Context::Elements
+            } else if self.0 == Context::Root && k == "nftables" {
+                Context::Root
+            } else {
+                Context::Other
+            };
+            let v = a.next_value_seed(Hashed(ctx))?;
+            parts.push(hash_str(7, &k));
+            parts.push(v);
+        }
+        if let (Some(c), false) = (counter, has_val) {
+            parts.push(hash_str(7, "counter"));
+            parts.push(c);
+        }
+        Ok(hash_of(8, &parts))
+    }
+}
+
+/// The hash a metainfo item stands for: left out of its list.
+const METAINFO: u64 = 0x6d65_7461_696e_666f;
 
 #[cfg(test)]
 mod tests {
@@ -196,6 +346,7 @@ mod tests {
 
     #[test]
     fn digest_ignores_handles_and_element_order_but_not_content() {
+        let digest = |v: &Value| fingerprint_of(&v.to_string()).unwrap().digest;
         let a = serde_json::json!({"nftables": [
             {"metainfo": {"version": "1.0.6"}},
             {"set": {"name": "pf", "handle": 3, "elem": ["b", "a"]}},
@@ -207,13 +358,36 @@ mod tests {
         let c = serde_json::json!({"nftables": [
             {"set": {"name": "pf", "elem": ["a", "b"]}},
             {"rule": {"chain": "in", "expr": [{"drop": null}]}}]});
-        assert_eq!(digest(Some(&a)), digest(Some(&b)));
+        assert_eq!(digest(&a), digest(&b));
         let counted = |p: u64| {
             serde_json::json!({"nftables": [{"set": {"name": "c", "elem": [
                 {"elem": {"val": "1.2.3.4", "counter": {"packets": p, "bytes": p * 60}}}]}}]})
         };
-        assert_eq!(digest(Some(&counted(0))), digest(Some(&counted(7))));
-        assert_ne!(digest(Some(&a)), digest(Some(&c)));
-        assert_ne!(digest(Some(&a)), digest(None));
+        assert_eq!(digest(&counted(0)), digest(&counted(7)));
+        assert_ne!(digest(&a), digest(&c));
+        // Two elements swapped between sets are a change.
+        let d = serde_json::json!({"nftables": [
+            {"set": {"name": "x", "elem": ["a"]}}, {"set": {"name": "y", "elem": ["b"]}}]});
+        let e = serde_json::json!({"nftables": [
+            {"set": {"name": "x", "elem": ["b"]}}, {"set": {"name": "y", "elem": ["a"]}}]});
+        assert_ne!(digest(&d), digest(&e));
+    }
+
+    #[test]
+    fn the_census_counts_elements_and_rules() {
+        let l = serde_json::json!({"nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"table": {"family": "ip", "name": "vragent"}},
+            {"set": {"name": "s", "elem": ["a", "b", "c"]}},
+            {"map": {"name": "m", "type": "ipv4_addr", "map": "ipv4_addr"}},
+            {"chain": {"name": "empty"}},
+            {"chain": {"name": "in"}},
+            {"rule": {"chain": "in", "expr": []}},
+            {"rule": {"chain": "in", "expr": []}}]});
+        let f = fingerprint_of(&l.to_string()).unwrap();
+        let want = |v: &[(&str, usize)]| v.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        assert_eq!(f.sets, want(&[("s", 3), ("m", 0)]));
+        assert_eq!(f.chains, want(&[("empty", 0), ("in", 2)]));
+        assert!(fingerprint_of("{").is_err());
     }
 }
