@@ -5,8 +5,8 @@
 //! batch the kernel refuses leaves nothing of itself behind.
 
 use testbed::Netns;
-use vr_agent::sys::firewall::fingerprint_of;
 use vr_agent::sys::nft_elements::{SendError, encode, send};
+use vr_agent::sys::nft_fingerprint::fingerprint_of;
 
 const GOLDEN: &str = include_str!("../src/plan/testdata/nat_small.nft");
 

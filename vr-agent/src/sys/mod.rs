@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod ndisc;
 pub mod netlink;
 pub mod nft_elements;
+pub mod nft_fingerprint;
 pub mod power;
 pub mod runner;
 pub mod store;
