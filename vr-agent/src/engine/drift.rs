@@ -14,7 +14,8 @@ pub(super) struct Listings {
     pub listed: std::collections::BTreeMap<&'static str, u64>,
     /// Tables changed since they were last listed.
     pub relist: std::collections::BTreeSet<&'static str>,
-    /// The NAT table's counts at its last listing.
+    /// The NAT table's fingerprint at its last listing (its counts are
+    /// compared with the rendering).
     pub nat_counts: Option<Fingerprint>,
 }
 
@@ -43,8 +44,8 @@ impl Engine {
                 }
             }
         }
-        // The JSON of a large NAT table is many times its text (a listing
-        // of 200 000 elements: 18 MB of text); give the heap it took back.
+        // nft's JSON of a large NAT table is read whole from its stdout (18 MB
+        // for 200 000 elements); give the heap it took back.
         if listed_nat {
             crate::sys::memory::trim();
         }
